@@ -1,0 +1,21 @@
+//! What the Notation plugin, the PKCS#11 module and the gateway share.
+//!
+//! - [`protocol`]: the wire types of SignPath's hash-signing API (and our extensions).
+//! - [`config`]: SignPath's Crypto Provider settings (`CryptoProvidersConfig.json`, `SIGNPATH_*`).
+//! - [`client`]: the gateway client (reqwest + rustls, all I/O on the calling thread).
+//! - [`remote_key`]: a signing policy as a key: sign a digest remotely, verify the answer locally.
+//! - [`keys`], [`encoding`], [`pubkey`], [`x509`]: algorithms, DigestInfo and ECDSA encodings, keys, certificates.
+
+pub mod client;
+pub mod config;
+pub mod encoding;
+pub mod error;
+pub mod keys;
+pub mod metadata;
+pub mod protocol;
+pub mod pubkey;
+pub mod remote_key;
+pub mod secret;
+pub mod x509;
+
+pub use error::Error;

@@ -1,0 +1,3 @@
+//! signpath-gateway: filled in by the gateway work.
+
+fn main() {}

@@ -1,0 +1,3 @@
+//! notation-signpath: filled in by the Notation plugin work.
+
+fn main() {}

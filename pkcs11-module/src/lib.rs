@@ -1,0 +1,1 @@
+//! The PKCS#11 module: filled in by the module work.
