@@ -11,6 +11,7 @@ pub mod config;
 pub mod encoding;
 pub mod error;
 pub mod keys;
+pub mod logging;
 pub mod metadata;
 pub mod protocol;
 pub mod pubkey;
