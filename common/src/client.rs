@@ -40,13 +40,18 @@ pub struct RetryPolicy {
 impl Default for RetryPolicy {
     fn default() -> Self {
         // SignPath's Crypto Providers start at 1.16 s and double.
-        Self { first_delay: Duration::from_millis(1000), max_delay: Duration::from_secs(30) }
+        Self {
+            first_delay: Duration::from_millis(1000),
+            max_delay: Duration::from_secs(30),
+        }
     }
 }
 
 impl RetryPolicy {
     fn delay(&self, attempt: u32) -> Duration {
-        let exp = self.first_delay.saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
+        let exp = self
+            .first_delay
+            .saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
         let base = exp.min(self.max_delay);
         // Jitter from the OS random source via a v4 UUID: enough to spread clients, no extra dependency.
         let jitter = f64::from(uuid::Uuid::new_v4().as_bytes()[0]) / 255.0 * 0.2;
@@ -64,7 +69,10 @@ pub struct ClientOptions {
 impl ClientOptions {
     pub fn new(component: &str, version: &str) -> Self {
         Self {
-            user_agent: format!("SignPath.ContainerSigning.{component}/{version} (Rust; {})", std::env::consts::OS),
+            user_agent: format!(
+                "SignPath.ContainerSigning.{component}/{version} (Rust; {})",
+                std::env::consts::OS
+            ),
             retry: RetryPolicy::default(),
         }
     }
@@ -91,7 +99,9 @@ pub struct GatewayClient {
 
 impl std::fmt::Debug for GatewayClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GatewayClient").field("base", &self.base.as_str()).finish_non_exhaustive()
+        f.debug_struct("GatewayClient")
+            .field("base", &self.base.as_str())
+            .finish_non_exhaustive()
     }
 }
 
@@ -105,7 +115,11 @@ impl GatewayClient {
         let tls = Arc::new(tls_config(config)?);
         let proxy = match &config.http_proxy {
             Some(proxy) if !is_loopback_host(&base) => {
-                let url = if proxy.contains("://") { proxy.clone() } else { format!("http://{proxy}") };
+                let url = if proxy.contains("://") {
+                    proxy.clone()
+                } else {
+                    format!("http://{proxy}")
+                };
                 Some(reqwest::Proxy::all(&url).map_err(|e| Error::InvalidApiUrl {
                     url: url.clone(),
                     reason: format!("HttpProxy is not a valid proxy: {e}"),
@@ -169,10 +183,17 @@ impl GatewayClient {
         Ok(parsed)
     }
 
-    fn wait_for_approval(&self, first: SignHashResponse, headers: &HeaderMap) -> Result<SignHashResponse, Error> {
+    fn wait_for_approval(
+        &self,
+        first: SignHashResponse,
+        headers: &HeaderMap,
+    ) -> Result<SignHashResponse, Error> {
         let request_id = first.signing_request_id.clone();
         let location = match headers.get(LOCATION).and_then(|v| v.to_str().ok()) {
-            Some(l) => self.base.join(l).map_err(|e| Error::InvalidResponse(format!("bad Location {l:?}: {e}")))?,
+            Some(l) => self
+                .base
+                .join(l)
+                .map_err(|e| Error::InvalidResponse(format!("bad Location {l:?}: {e}")))?,
             None => self.url(&format!("SigningRequests/{request_id}"))?,
         };
         let mut web_link = first.web_link.clone();
@@ -204,13 +225,20 @@ impl GatewayClient {
                         detail: format!("status {}", current.status.unwrap_or_default()),
                     })
                 }
-                _ => delay = retry_after(&response.headers).unwrap_or(delay).min(Duration::from_secs(10)),
+                _ => {
+                    delay = retry_after(&response.headers)
+                        .unwrap_or(delay)
+                        .min(Duration::from_secs(10))
+                }
             }
         }
     }
 
     fn url(&self, path: &str) -> Result<Url, Error> {
-        self.base.join(path).map_err(|e| Error::InvalidApiUrl { url: self.base.to_string(), reason: e.to_string() })
+        self.base.join(path).map_err(|e| Error::InvalidApiUrl {
+            url: self.base.to_string(),
+            reason: e.to_string(),
+        })
     }
 
     fn checkout(&self) -> Result<Transport, Error> {
@@ -230,7 +258,10 @@ impl GatewayClient {
 
     fn checkin(&self, transport: Transport) {
         if transport.pid == std::process::id() {
-            self.transports.lock().unwrap_or_else(|p| p.into_inner()).push(transport);
+            self.transports
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(transport);
         }
     }
 
@@ -269,9 +300,18 @@ impl GatewayClient {
         loop {
             attempt += 1;
             let remaining = self.budget.saturating_sub(start.elapsed());
-            let timeout = self.request_timeout.min(remaining.max(Duration::from_millis(100)));
+            let timeout = self
+                .request_timeout
+                .min(remaining.max(Duration::from_millis(100)));
             let transport = self.checkout()?;
-            let outcome = self.send_once(&transport, &method, &url, body.as_deref(), idempotency_key, timeout);
+            let outcome = self.send_once(
+                &transport,
+                &method,
+                &url,
+                body.as_deref(),
+                idempotency_key,
+                timeout,
+            );
             self.checkin(transport);
             let (failure, wait) = match outcome {
                 Ok(r) if is_retryable_status(r.status) => {
@@ -306,16 +346,23 @@ impl GatewayClient {
         idempotency_key: Option<&str>,
         timeout: Duration,
     ) -> Result<RawResponse, reqwest::Error> {
-        let mut request = transport.http.request(method.clone(), url.clone()).timeout(timeout);
+        let mut request = transport
+            .http
+            .request(method.clone(), url.clone())
+            .timeout(timeout);
         let mut auth = HeaderValue::from_str(&format!("Bearer {}", self.token.expose_secret()))
             .unwrap_or_else(|_| HeaderValue::from_static("Bearer invalid"));
         auth.set_sensitive(true);
-        request = request.header(AUTHORIZATION, auth).header("Accept", "application/json");
+        request = request
+            .header(AUTHORIZATION, auth)
+            .header("Accept", "application/json");
         if let Some(key) = idempotency_key {
             request = request.header(IDEMPOTENCY_KEY, key);
         }
         if let Some(body) = body {
-            request = request.header(CONTENT_TYPE, "application/json").body(body.to_vec());
+            request = request
+                .header(CONTENT_TYPE, "application/json")
+                .body(body.to_vec());
         }
         transport.runtime.block_on(async move {
             let mut response = request.send().await?;
@@ -328,7 +375,11 @@ impl GatewayClient {
                 }
                 body.extend_from_slice(&chunk);
             }
-            Ok(RawResponse { status, headers, body })
+            Ok(RawResponse {
+                status,
+                headers,
+                body,
+            })
         })
     }
 }
@@ -355,15 +406,25 @@ impl Failure {
     fn into_error(self, url: &Url, attempts: u32, elapsed: Duration) -> Error {
         let seconds = elapsed.as_secs();
         match self {
-            Self::Status(r) if r.status == StatusCode::TOO_MANY_REQUESTS => {
-                Error::Throttled { seconds, detail: problem_detail(&r) }
-            }
-            Self::Status(r) => Error::Unavailable { status: r.status.as_u16(), seconds, detail: problem_detail(&r) },
+            Self::Status(r) if r.status == StatusCode::TOO_MANY_REQUESTS => Error::Throttled {
+                seconds,
+                detail: problem_detail(&r),
+            },
+            Self::Status(r) => Error::Unavailable {
+                status: r.status.as_u16(),
+                seconds,
+                detail: problem_detail(&r),
+            },
             Self::Network(e) if e.is_timeout() => Error::Timeout { attempts, seconds },
             Self::Network(e) => {
                 let mut shown = url.clone();
                 shown.set_query(None);
-                Error::Unreachable { url: shown.to_string(), attempts, seconds, reason: error_chain(&e) }
+                Error::Unreachable {
+                    url: shown.to_string(),
+                    attempts,
+                    seconds,
+                    reason: error_chain(&e),
+                }
             }
         }
     }
@@ -389,7 +450,11 @@ fn status_error(response: &RawResponse) -> Error {
             let problem_type = serde_json::from_slice::<Problem>(&response.body)
                 .map(|p| crate::protocol::problem_types::short(&p.problem_type).to_owned())
                 .unwrap_or_else(|_| "about:blank".to_owned());
-            Error::Rejected { status, problem_type, detail }
+            Error::Rejected {
+                status,
+                problem_type,
+                detail,
+            }
         }
         status => Error::Server { status, detail },
     }
@@ -405,10 +470,17 @@ fn problem_detail(response: &RawResponse) -> String {
             return problem.title;
         }
     }
-    let text: String = String::from_utf8_lossy(&response.body).chars().take(200).collect();
+    let text: String = String::from_utf8_lossy(&response.body)
+        .chars()
+        .take(200)
+        .collect();
     let text = text.trim();
     if text.is_empty() || text.contains('\u{fffd}') {
-        response.status.canonical_reason().unwrap_or("no details").to_owned()
+        response
+            .status
+            .canonical_reason()
+            .unwrap_or("no details")
+            .to_owned()
     } else {
         text.to_owned()
     }
@@ -434,7 +506,10 @@ fn error_chain(error: &dyn std::error::Error) -> String {
 
 /// `{ApiUrl}/v1/{OrganizationId}/`, enforcing HTTPS (plain HTTP only to loopback, and only when allowed).
 pub fn api_base(api_url: &str, organization: &str, allow_loopback_http: bool) -> Result<Url, Error> {
-    let invalid = |reason: &str| Error::InvalidApiUrl { url: api_url.to_owned(), reason: reason.to_owned() };
+    let invalid = |reason: &str| Error::InvalidApiUrl {
+        url: api_url.to_owned(),
+        reason: reason.to_owned(),
+    };
     let mut url = Url::parse(api_url.trim()).map_err(|e| invalid(&e.to_string()))?;
     match url.scheme() {
         "https" => {}
@@ -448,16 +523,23 @@ pub fn api_base(api_url: &str, organization: &str, allow_loopback_http: bool) ->
         _ => return Err(invalid("the scheme must be https")),
     }
     if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
-        return Err(invalid("the URL must not carry a query, a fragment or credentials"));
+        return Err(invalid(
+            "the URL must not carry a query, a fragment or credentials",
+        ));
     }
-    if organization.is_empty() || organization.contains(['/', '?', '#', '\\']) || organization.trim() != organization {
+    if organization.is_empty()
+        || organization.contains(['/', '?', '#', '\\'])
+        || organization.trim() != organization
+    {
         return Err(Error::Config(crate::config::ConfigError::Invalid {
             setting: crate::config::ORGANIZATION_ID.key,
             reason: "it must be an organization id such as a UUID".into(),
         }));
     }
     {
-        let mut segments = url.path_segments_mut().map_err(|_| invalid("the URL cannot be a base"))?;
+        let mut segments = url
+            .path_segments_mut()
+            .map_err(|_| invalid("the URL cannot be a base"))?;
         segments.pop_if_empty().push("v1").push(organization).push("");
     }
     Ok(url)
@@ -488,7 +570,9 @@ fn tls_config(config: &Config) -> Result<rustls::ClientConfig, Error> {
             for der in crate::x509::pem_certificates(&pem, &path.display().to_string())
                 .map_err(|e| Error::Tls(format!("TlsCaBundle: {e}")))?
             {
-                roots.add(der.into()).map_err(|e| Error::Tls(format!("TlsCaBundle {}: {e}", path.display())))?;
+                roots
+                    .add(der.into())
+                    .map_err(|e| Error::Tls(format!("TlsCaBundle {}: {e}", path.display())))?;
             }
         }
         None => {

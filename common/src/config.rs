@@ -76,7 +76,10 @@ pub const CONFIG_FILE_ENV: &str = "SIGNPATH_CONFIG_FILE";
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
     #[error("{setting} is not set: set {env} (or \"{setting}\" in the file named by SIGNPATH_CONFIG_FILE)")]
-    Missing { setting: &'static str, env: &'static str },
+    Missing {
+        setting: &'static str,
+        env: &'static str,
+    },
     #[error("{setting} has an invalid value: {reason}")]
     Invalid { setting: &'static str, reason: String },
     #[error("cannot read the configuration file {path} (SIGNPATH_CONFIG_FILE): {reason}")]
@@ -108,7 +111,9 @@ impl LogLevel {
             _ => {
                 return Err(ConfigError::Invalid {
                     setting,
-                    reason: format!("{value:?} is not one of none, fatal, error, warning, info, debug, verbose"),
+                    reason: format!(
+                        "{value:?} is not one of none, fatal, error, warning, info, debug, verbose"
+                    ),
                 })
             }
         })
@@ -191,7 +196,10 @@ fn lookup(root: &serde_json::Value, path: &str) -> Option<String> {
     let mut node = root;
     for segment in path.split('.') {
         let object = node.as_object()?;
-        node = object.iter().find(|(k, _)| k.eq_ignore_ascii_case(segment)).map(|(_, v)| v)?;
+        node = object
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(segment))
+            .map(|(_, v)| v)?;
     }
     match node {
         serde_json::Value::String(s) if !s.is_empty() => Some(s.clone()),
@@ -210,9 +218,14 @@ impl Config {
     /// Reads the configuration with per-call overrides (setting name → value, e.g. Notation's pluginConfig).
     /// Unknown override keys are ignored, as SignPath's plugin does.
     pub fn load(overrides: &BTreeMap<String, String>, env: &dyn Environment) -> Result<Self, ConfigError> {
-        let overrides: BTreeMap<String, String> =
-            overrides.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.clone())).collect();
-        let config_file = env.var(CONFIG_FILE_ENV).filter(|p| !p.is_empty()).map(PathBuf::from);
+        let overrides: BTreeMap<String, String> = overrides
+            .iter()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+            .collect();
+        let config_file = env
+            .var(CONFIG_FILE_ENV)
+            .filter(|p| !p.is_empty())
+            .map(PathBuf::from);
         let file = match &config_file {
             Some(path) => Some(read_file(path)?),
             None => None,
@@ -221,21 +234,30 @@ impl Config {
         let text = |s: &Setting| sources.get(s);
         let seconds = |s: &'static Setting| -> Result<Duration, ConfigError> {
             let value = text(s).unwrap_or_default();
-            value.trim().parse::<u64>().map(Duration::from_secs).map_err(|_| ConfigError::Invalid {
-                setting: s.key,
-                reason: format!("{value:?} is not a whole number of seconds"),
-            })
+            value
+                .trim()
+                .parse::<u64>()
+                .map(Duration::from_secs)
+                .map_err(|_| ConfigError::Invalid {
+                    setting: s.key,
+                    reason: format!("{value:?} is not a whole number of seconds"),
+                })
         };
         let flag = |s: &'static Setting| -> Result<bool, ConfigError> {
             match text(s).unwrap_or_default().to_ascii_lowercase().as_str() {
                 "true" | "1" | "yes" => Ok(true),
                 "false" | "0" | "no" | "" => Ok(false),
-                other => Err(ConfigError::Invalid { setting: s.key, reason: format!("{other:?} is not true or false") }),
+                other => Err(ConfigError::Invalid {
+                    setting: s.key,
+                    reason: format!("{other:?} is not true or false"),
+                }),
             }
         };
         let level = |s: &'static Setting| LogLevel::parse(s.key, &text(s).unwrap_or_default());
         let path = |s: &Setting| text(s).map(PathBuf::from);
-        let stream = text(&LOG_CONSOLE_OUTPUT_STREAM).unwrap_or_default().to_ascii_lowercase();
+        let stream = text(&LOG_CONSOLE_OUTPUT_STREAM)
+            .unwrap_or_default()
+            .to_ascii_lowercase();
         let log_console_to_stdout = match stream.as_str() {
             "stdout" => true,
             "stderr" => false,
@@ -280,7 +302,10 @@ impl Config {
 
     /// The API token, or an error that says which variable to set.
     pub fn require_api_token(&self) -> Result<&ApiToken, ConfigError> {
-        self.api_token.as_ref().ok_or(ConfigError::Missing { setting: API_TOKEN.key, env: API_TOKEN.env[0] })
+        self.api_token.as_ref().ok_or(ConfigError::Missing {
+            setting: API_TOKEN.key,
+            env: API_TOKEN.env[0],
+        })
     }
 
     /// Whether the configuration file can be read by users other than its owner (it may hold the token).
@@ -294,11 +319,14 @@ impl Config {
 }
 
 fn read_file(path: &Path) -> Result<serde_json::Value, ConfigError> {
-    let err = |reason: String| ConfigError::File { path: path.display().to_string(), reason };
+    let err = |reason: String| ConfigError::File {
+        path: path.display().to_string(),
+        reason,
+    };
     let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
     // The file may start with a UTF-8 BOM when written by Windows tools.
-    let value: serde_json::Value =
-        serde_json::from_str(text.trim_start_matches('\u{feff}')).map_err(|e| err(format!("not JSON: {e}")))?;
+    let value: serde_json::Value = serde_json::from_str(text.trim_start_matches('\u{feff}'))
+        .map_err(|e| err(format!("not JSON: {e}")))?;
     if !value.is_object() {
         return Err(err("the top level must be a JSON object".into()));
     }
@@ -311,7 +339,12 @@ mod tests {
     use secrecy::ExposeSecret;
 
     fn env_of(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
-        move |name| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| (*v).to_owned())
+        move |name| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+        }
     }
 
     #[test]
@@ -358,16 +391,27 @@ mod tests {
 
     #[test]
     fn bad_values_name_the_setting() {
-        let err = Config::load(&BTreeMap::new(), &env_of(&[("SIGNPATH_HTTP_REQUEST_TIMEOUT_IN_SECONDS", "soon")]))
-            .unwrap_err();
-        assert_eq!(err.to_string(), "HttpRequestTimeoutInSeconds has an invalid value: \"soon\" is not a whole number of seconds");
-        let err = Config::load(&BTreeMap::new(), &env_of(&[(CONFIG_FILE_ENV, "/nonexistent/x.json")])).unwrap_err();
+        let err = Config::load(
+            &BTreeMap::new(),
+            &env_of(&[("SIGNPATH_HTTP_REQUEST_TIMEOUT_IN_SECONDS", "soon")]),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "HttpRequestTimeoutInSeconds has an invalid value: \"soon\" is not a whole number of seconds"
+        );
+        let err = Config::load(
+            &BTreeMap::new(),
+            &env_of(&[(CONFIG_FILE_ENV, "/nonexistent/x.json")]),
+        )
+        .unwrap_err();
         assert!(matches!(err, ConfigError::File { .. }));
     }
 
     #[test]
     fn legacy_token_variable_is_accepted() {
-        let config = Config::load(&BTreeMap::new(), &env_of(&[("SIGNPATH_CI_USER_TOKEN", "legacy")])).unwrap();
+        let config =
+            Config::load(&BTreeMap::new(), &env_of(&[("SIGNPATH_CI_USER_TOKEN", "legacy")])).unwrap();
         assert_eq!(config.require_api_token().unwrap().expose_secret(), "legacy");
     }
 }

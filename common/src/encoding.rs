@@ -16,9 +16,17 @@ pub enum EncodingError {
     #[error("the DigestInfo names hash algorithm {0}, which is not SHA-1, SHA-256, SHA-384 or SHA-512")]
     UnsupportedHash(String),
     #[error("the DigestInfo's {hash} digest has {actual} bytes; it must have {expected}")]
-    DigestLength { hash: HashAlgorithm, expected: usize, actual: usize },
+    DigestLength {
+        hash: HashAlgorithm,
+        expected: usize,
+        actual: usize,
+    },
     #[error("an ECDSA {curve} signature must have {expected} bytes as r||s, got {actual}")]
-    RawSignatureLength { curve: &'static str, expected: usize, actual: usize },
+    RawSignatureLength {
+        curve: &'static str,
+        expected: usize,
+        actual: usize,
+    },
     #[error("not a DER ECDSA signature for {curve}: {reason}")]
     BadDerSignature { curve: &'static str, reason: String },
 }
@@ -35,14 +43,21 @@ pub fn parse_digest_info(data: &[u8]) -> Result<(HashAlgorithm, Vec<u8>), Encodi
     // Parameters must be absent or NULL (RFC 8017 §9.2 note 1 allows both).
     if let Some(params) = info.digest_algorithm.parameters {
         if params.decode_as::<Null>().is_err() {
-            return Err(EncodingError::NotDigestInfo("hash algorithm parameters are not NULL".into()));
+            return Err(EncodingError::NotDigestInfo(
+                "hash algorithm parameters are not NULL".into(),
+            ));
         }
     }
     let oid = info.digest_algorithm.oid;
-    let hash = HashAlgorithm::from_oid(&oid).ok_or_else(|| EncodingError::UnsupportedHash(oid.to_string()))?;
+    let hash =
+        HashAlgorithm::from_oid(&oid).ok_or_else(|| EncodingError::UnsupportedHash(oid.to_string()))?;
     let digest = info.digest.as_bytes();
     if digest.len() != hash.output_len() {
-        return Err(EncodingError::DigestLength { hash, expected: hash.output_len(), actual: digest.len() });
+        return Err(EncodingError::DigestLength {
+            hash,
+            expected: hash.output_len(),
+            actual: digest.len(),
+        });
     }
     Ok((hash, digest.to_vec()))
 }
@@ -51,7 +66,10 @@ pub fn parse_digest_info(data: &[u8]) -> Result<(HashAlgorithm, Vec<u8>), Encodi
 pub fn encode_digest_info(hash: HashAlgorithm, digest: &[u8]) -> Vec<u8> {
     // A NULL and a digest of at most 64 bytes always encode; `expect` documents that, it cannot fire.
     let info = DigestInfo {
-        digest_algorithm: AlgorithmIdentifierRef { oid: hash.oid(), parameters: Some(der::asn1::AnyRef::NULL) },
+        digest_algorithm: AlgorithmIdentifierRef {
+            oid: hash.oid(),
+            parameters: Some(der::asn1::AnyRef::NULL),
+        },
         digest: OctetStringRef::new(digest).expect("a digest fits in an OCTET STRING"),
     };
     info.to_der().expect("a DigestInfo always encodes")
@@ -65,14 +83,20 @@ struct EcdsaSigValue<'a> {
 
 /// Converts a DER ECDSA signature to fixed-length r||s, each half left-padded to the curve's size.
 pub fn ecdsa_der_to_raw(curve: Curve, der_sig: &[u8]) -> Result<Vec<u8>, EncodingError> {
-    let bad = |reason: String| EncodingError::BadDerSignature { curve: curve.name(), reason };
+    let bad = |reason: String| EncodingError::BadDerSignature {
+        curve: curve.name(),
+        reason,
+    };
     let value = EcdsaSigValue::from_der(der_sig).map_err(|e| bad(e.to_string()))?;
     let n = curve.field_len();
     let mut out = vec![0u8; 2 * n];
     for (i, part) in [value.r, value.s].iter().enumerate() {
         let bytes = part.as_bytes();
         if bytes.len() > n {
-            return Err(bad(format!("an integer has {} bytes, more than {n}", bytes.len())));
+            return Err(bad(format!(
+                "an integer has {} bytes, more than {n}",
+                bytes.len()
+            )));
         }
         out[i * n + n - bytes.len()..(i + 1) * n].copy_from_slice(bytes);
     }
@@ -83,10 +107,20 @@ pub fn ecdsa_der_to_raw(curve: Curve, der_sig: &[u8]) -> Result<Vec<u8>, Encodin
 pub fn ecdsa_raw_to_der(curve: Curve, raw: &[u8]) -> Result<Vec<u8>, EncodingError> {
     let n = curve.field_len();
     if raw.len() != 2 * n {
-        return Err(EncodingError::RawSignatureLength { curve: curve.name(), expected: 2 * n, actual: raw.len() });
+        return Err(EncodingError::RawSignatureLength {
+            curve: curve.name(),
+            expected: 2 * n,
+            actual: raw.len(),
+        });
     }
-    let bad = |e: der::Error| EncodingError::BadDerSignature { curve: curve.name(), reason: e.to_string() };
-    let value = EcdsaSigValue { r: UintRef::new(&raw[..n]).map_err(bad)?, s: UintRef::new(&raw[n..]).map_err(bad)? };
+    let bad = |e: der::Error| EncodingError::BadDerSignature {
+        curve: curve.name(),
+        reason: e.to_string(),
+    };
+    let value = EcdsaSigValue {
+        r: UintRef::new(&raw[..n]).map_err(bad)?,
+        s: UintRef::new(&raw[n..]).map_err(bad)?,
+    };
     value.to_der().map_err(bad)
 }
 
@@ -99,7 +133,10 @@ mod tests {
         // The 51-byte DigestInfo crypto11 (cosign) sends with CKM_RSA_PKCS.
         let mut data = hex::decode("3031300d060960864801650304020105000420").unwrap();
         data.extend_from_slice(&[7u8; 32]);
-        assert_eq!(parse_digest_info(&data).unwrap(), (HashAlgorithm::Sha256, vec![7u8; 32]));
+        assert_eq!(
+            parse_digest_info(&data).unwrap(),
+            (HashAlgorithm::Sha256, vec![7u8; 32])
+        );
         assert_eq!(encode_digest_info(HashAlgorithm::Sha256, &[7u8; 32]), data);
     }
 
@@ -108,9 +145,16 @@ mod tests {
         let data = encode_digest_info(HashAlgorithm::Sha384, &[1u8; 32]);
         assert_eq!(
             parse_digest_info(&data),
-            Err(EncodingError::DigestLength { hash: HashAlgorithm::Sha384, expected: 48, actual: 32 })
+            Err(EncodingError::DigestLength {
+                hash: HashAlgorithm::Sha384,
+                expected: 48,
+                actual: 32
+            })
         );
-        assert!(matches!(parse_digest_info(&[1u8; 32]), Err(EncodingError::NotDigestInfo(_))));
+        assert!(matches!(
+            parse_digest_info(&[1u8; 32]),
+            Err(EncodingError::NotDigestInfo(_))
+        ));
     }
 
     #[test]

@@ -18,7 +18,12 @@ pub enum Error {
     Tls(String),
 
     #[error("could not reach the signing gateway at {url} after {attempts} attempt(s) in {seconds} s: {reason}; check ApiUrl (SIGNPATH_API_URL), the network and any proxy")]
-    Unreachable { url: String, attempts: u32, seconds: u64, reason: String },
+    Unreachable {
+        url: String,
+        attempts: u32,
+        seconds: u64,
+        reason: String,
+    },
 
     #[error("the signing gateway did not answer within {seconds} s ({attempts} attempt(s)); raise HttpRequestTimeoutInSeconds or ServiceUnavailableTimeoutInSeconds, or check the gateway")]
     Timeout { attempts: u32, seconds: u64 },
@@ -36,13 +41,21 @@ pub enum Error {
     PolicyNotFound { project: String, policy: String },
 
     #[error("the signing gateway refused the request (HTTP {status}, {problem_type}): {detail}")]
-    Rejected { status: u16, problem_type: String, detail: String },
+    Rejected {
+        status: u16,
+        problem_type: String,
+        detail: String,
+    },
 
     #[error("the signing gateway is throttling requests (HTTP 429) and still was after {seconds} s; try again later or raise ServiceUnavailableTimeoutInSeconds")]
     Throttled { seconds: u64, detail: String },
 
     #[error("the signing gateway is unavailable (HTTP {status}) and still was after {seconds} s: {detail}")]
-    Unavailable { status: u16, seconds: u64, detail: String },
+    Unavailable {
+        status: u16,
+        seconds: u64,
+        detail: String,
+    },
 
     #[error("the signing gateway failed (HTTP {status}): {detail}")]
     Server { status: u16, detail: String },
@@ -51,7 +64,11 @@ pub enum Error {
     Denied { request_id: String, detail: String },
 
     #[error("signing request {request_id} still waits for approval after {seconds} s{}; approve it and sign again, or raise ApprovalWaitTimeoutInSeconds", web_link.as_deref().map(|l| format!(" at {l}")).unwrap_or_default())]
-    ApprovalTimeout { request_id: String, web_link: Option<String>, seconds: u64 },
+    ApprovalTimeout {
+        request_id: String,
+        web_link: Option<String>,
+        seconds: u64,
+    },
 
     #[error("the signing gateway sent an invalid response: {0}")]
     InvalidResponse(String),
@@ -60,7 +77,10 @@ pub enum Error {
     BadSignature { key_id: String, source: VerifyError },
 
     #[error("the certificate of {key_id}: {source}")]
-    Certificate { key_id: String, source: CertificateError },
+    Certificate {
+        key_id: String,
+        source: CertificateError,
+    },
 
     #[error("{key_id}: {reason}")]
     PolicyKey { key_id: String, reason: String },
@@ -80,9 +100,9 @@ impl Error {
             Self::Forbidden { .. } => Some(403),
             Self::NotFound { .. } => Some(404),
             Self::Throttled { .. } => Some(429),
-            Self::Rejected { status, .. } | Self::Unavailable { status, .. } | Self::Server { status, .. } => {
-                Some(*status)
-            }
+            Self::Rejected { status, .. }
+            | Self::Unavailable { status, .. }
+            | Self::Server { status, .. } => Some(*status),
             _ => None,
         }
     }
@@ -91,7 +111,10 @@ impl Error {
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            Self::Unreachable { .. } | Self::Timeout { .. } | Self::Throttled { .. } | Self::Unavailable { .. }
+            Self::Unreachable { .. }
+                | Self::Timeout { .. }
+                | Self::Throttled { .. }
+                | Self::Unavailable { .. }
         )
     }
 }

@@ -57,7 +57,9 @@ impl HashAlgorithm {
 
     /// Parses SignPath's `hashAlgorithmName`, case-insensitively (its server binds names that way).
     pub fn from_signpath_name(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|h| h.signpath_name().eq_ignore_ascii_case(name))
+        Self::ALL
+            .into_iter()
+            .find(|h| h.signpath_name().eq_ignore_ascii_case(name))
     }
 
     /// The Notation plugin protocol's spelling (`SHA-256`).
@@ -71,12 +73,16 @@ impl HashAlgorithm {
     }
 
     pub fn from_notation_name(name: &str) -> Option<Self> {
-        [Self::Sha256, Self::Sha384, Self::Sha512].into_iter().find(|h| h.notation_name() == name)
+        [Self::Sha256, Self::Sha384, Self::Sha512]
+            .into_iter()
+            .find(|h| h.notation_name() == name)
     }
 
     /// The SHA-2 hash whose output has this length (ECDSA requests carry no hash name).
     pub fn from_output_len(len: usize) -> Option<Self> {
-        [Self::Sha256, Self::Sha384, Self::Sha512].into_iter().find(|h| h.output_len() == len)
+        [Self::Sha256, Self::Sha384, Self::Sha512]
+            .into_iter()
+            .find(|h| h.output_len() == len)
     }
 
     pub fn digest(self, data: &[u8]) -> Vec<u8> {
@@ -187,8 +193,14 @@ pub enum KeySpec {
 }
 
 impl KeySpec {
-    pub const ALL: [KeySpec; 6] =
-        [Self::Ec256, Self::Ec384, Self::Ec521, Self::Rsa2048, Self::Rsa3072, Self::Rsa4096];
+    pub const ALL: [KeySpec; 6] = [
+        Self::Ec256,
+        Self::Ec384,
+        Self::Ec521,
+        Self::Rsa2048,
+        Self::Rsa3072,
+        Self::Rsa4096,
+    ];
 
     pub fn kind(self) -> KeyKind {
         match self {
@@ -308,8 +320,14 @@ mod tests {
 
     #[test]
     fn hash_names() {
-        assert_eq!(HashAlgorithm::from_signpath_name("sha384"), Some(HashAlgorithm::Sha384));
-        assert_eq!(HashAlgorithm::from_oid(&HashAlgorithm::Sha512.oid()), Some(HashAlgorithm::Sha512));
+        assert_eq!(
+            HashAlgorithm::from_signpath_name("sha384"),
+            Some(HashAlgorithm::Sha384)
+        );
+        assert_eq!(
+            HashAlgorithm::from_oid(&HashAlgorithm::Sha512.oid()),
+            Some(HashAlgorithm::Sha512)
+        );
         assert_eq!(HashAlgorithm::from_notation_name("SHA-1"), None);
         assert_eq!(HashAlgorithm::Sha256.digest(b"abc").len(), 32);
     }

@@ -27,22 +27,36 @@ fn filter(level: LogLevel) -> LevelFilter {
 
 /// The log file for an interface (`Notation`, `Cryptoki`).
 pub fn log_file_path(config: &Config, interface: &str) -> PathBuf {
-    config.log_file_directory.join(format!("SignPath.CryptoProviders.{interface}.txt"))
+    config
+        .log_file_directory
+        .join(format!("SignPath.CryptoProviders.{interface}.txt"))
 }
 
 /// Installs the global subscriber once per process; later calls (a second C_Initialize) are no-ops. A log file
 /// that cannot be opened disables file logging rather than failing the signature.
 pub fn init(config: &Config, interface: &str, console_allowed: bool) {
     let file_level = filter(config.log_file_level);
-    let console_level = if console_allowed { filter(config.log_console_level) } else { LevelFilter::OFF };
+    let console_level = if console_allowed {
+        filter(config.log_console_level)
+    } else {
+        LevelFilter::OFF
+    };
 
     let file = (file_level != LevelFilter::OFF)
         .then(|| {
             std::fs::create_dir_all(&config.log_file_directory).ok()?;
-            OpenOptions::new().create(true).append(true).open(log_file_path(config, interface)).ok()
+            OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(log_file_path(config, interface))
+                .ok()
         })
         .flatten();
-    let file_level = if file.is_some() { file_level } else { LevelFilter::OFF };
+    let file_level = if file.is_some() {
+        file_level
+    } else {
+        LevelFilter::OFF
+    };
     let file_writer = Mutex::new(FileOrSink(file)).with_max_level(level_of(file_level));
     let to_stdout = config.log_console_to_stdout;
     let console_on = console_level != LevelFilter::OFF;

@@ -14,8 +14,12 @@ pub fn current_source_process() -> SourceProcess {
             .collect();
         redact_command_line(&words.join(" "))
     });
-    let user = std::env::var("USER").ok().or_else(|| std::env::var("LOGNAME").ok());
-    let version = std::fs::read_to_string("/proc/sys/kernel/osrelease").ok().map(|v| v.trim().to_owned());
+    let user = std::env::var("USER")
+        .ok()
+        .or_else(|| std::env::var("LOGNAME").ok());
+    let version = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .ok()
+        .map(|v| v.trim().to_owned());
     SourceProcess {
         command_line,
         user,

@@ -16,7 +16,9 @@ use crate::keys::{Curve, HashAlgorithm, KeyKind, SignatureScheme};
 pub enum KeyError {
     #[error("the public key is not a valid SubjectPublicKeyInfo: {0}")]
     Malformed(String),
-    #[error("unsupported public key algorithm {0}; only RSA and ECDSA on P-256, P-384 and P-521 are supported")]
+    #[error(
+        "unsupported public key algorithm {0}; only RSA and ECDSA on P-256, P-384 and P-521 are supported"
+    )]
     Unsupported(String),
 }
 
@@ -25,7 +27,11 @@ pub enum VerifyError {
     #[error("a {scheme} signature cannot come from a {kind} key")]
     SchemeMismatch { scheme: SignatureScheme, kind: KeyKind },
     #[error("the {kind} signature has {actual} bytes; it must have {expected}")]
-    Length { kind: KeyKind, expected: usize, actual: usize },
+    Length {
+        kind: KeyKind,
+        expected: usize,
+        actual: usize,
+    },
     #[error(transparent)]
     Encoding(#[from] EncodingError),
     #[error("the signature does not verify with the policy's public key")]
@@ -64,7 +70,10 @@ impl PublicKey {
 
     pub fn from_spki(spki: &SubjectPublicKeyInfoRef<'_>) -> Result<Self, KeyError> {
         let malformed = |e: &dyn std::fmt::Display| KeyError::Malformed(e.to_string());
-        let key_bytes = spki.subject_public_key.as_bytes().ok_or_else(|| malformed(&"unaligned key bits"))?;
+        let key_bytes = spki
+            .subject_public_key
+            .as_bytes()
+            .ok_or_else(|| malformed(&"unaligned key bits"))?;
         match spki.algorithm.oid {
             const_oid::db::rfc5912::RSA_ENCRYPTION => {
                 let key = pkcs1::RsaPublicKey::from_der(key_bytes).map_err(|e| malformed(&e))?;
@@ -73,12 +82,11 @@ impl PublicKey {
                 Ok(Self::Rsa(RsaPublicKey::new(n, e).map_err(|e| malformed(&e))?))
             }
             const_oid::db::rfc5912::ID_EC_PUBLIC_KEY => {
-                let curve_oid = spki
-                    .algorithm
-                    .parameters_oid()
-                    .map_err(|_| KeyError::Unsupported("EC key with explicit or missing curve parameters".into()))?;
-                let curve =
-                    Curve::from_oid(&curve_oid).ok_or_else(|| KeyError::Unsupported(format!("curve {curve_oid}")))?;
+                let curve_oid = spki.algorithm.parameters_oid().map_err(|_| {
+                    KeyError::Unsupported("EC key with explicit or missing curve parameters".into())
+                })?;
+                let curve = Curve::from_oid(&curve_oid)
+                    .ok_or_else(|| KeyError::Unsupported(format!("curve {curve_oid}")))?;
                 Self::from_ec_point(curve, key_bytes)
             }
             other => Err(KeyError::Unsupported(other.to_string())),
@@ -97,7 +105,9 @@ impl PublicKey {
 
     pub fn kind(&self) -> KeyKind {
         match self {
-            Self::Rsa(key) => KeyKind::Rsa { bits: u32::try_from(key.n().bits()).unwrap_or(u32::MAX) },
+            Self::Rsa(key) => KeyKind::Rsa {
+                bits: u32::try_from(key.n().bits()).unwrap_or(u32::MAX),
+            },
             Self::P256(_) => KeyKind::Ec(Curve::P256),
             Self::P384(_) => KeyKind::Ec(Curve::P384),
             Self::P521(_) => KeyKind::Ec(Curve::P521),
@@ -129,9 +139,12 @@ impl PublicKey {
                 let n = key.n().to_bytes_be();
                 let e = key.e().to_bytes_be();
                 match (pkcs1::UintRef::new(&n), pkcs1::UintRef::new(&e)) {
-                    (Ok(modulus), Ok(public_exponent)) => {
-                        pkcs1::RsaPublicKey { modulus, public_exponent }.to_der().unwrap_or_default()
+                    (Ok(modulus), Ok(public_exponent)) => pkcs1::RsaPublicKey {
+                        modulus,
+                        public_exponent,
                     }
+                    .to_der()
+                    .unwrap_or_default(),
                     _ => Vec::new(),
                 }
             }
@@ -152,26 +165,32 @@ impl PublicKey {
             return Err(VerifyError::SchemeMismatch { scheme, kind });
         }
         if scheme != SignatureScheme::EcdsaAsn1 && signature.len() != kind.signature_len() {
-            return Err(VerifyError::Length { kind, expected: kind.signature_len(), actual: signature.len() });
+            return Err(VerifyError::Length {
+                kind,
+                expected: kind.signature_len(),
+                actual: signature.len(),
+            });
         }
         let ok = match self {
             Self::Rsa(key) => {
                 let padding = |scheme| -> Result<bool, VerifyError> {
                     Ok(match (scheme, hash) {
-                        (SignatureScheme::RsaPkcs1, HashAlgorithm::Sha1) => {
-                            key.verify(Pkcs1v15Sign::new::<sha1::Sha1>(), digest, signature).is_ok()
-                        }
-                        (SignatureScheme::RsaPkcs1, HashAlgorithm::Sha256) => {
-                            key.verify(Pkcs1v15Sign::new::<sha2::Sha256>(), digest, signature).is_ok()
-                        }
-                        (SignatureScheme::RsaPkcs1, HashAlgorithm::Sha384) => {
-                            key.verify(Pkcs1v15Sign::new::<sha2::Sha384>(), digest, signature).is_ok()
-                        }
-                        (SignatureScheme::RsaPkcs1, HashAlgorithm::Sha512) => {
-                            key.verify(Pkcs1v15Sign::new::<sha2::Sha512>(), digest, signature).is_ok()
-                        }
+                        (SignatureScheme::RsaPkcs1, HashAlgorithm::Sha1) => key
+                            .verify(Pkcs1v15Sign::new::<sha1::Sha1>(), digest, signature)
+                            .is_ok(),
+                        (SignatureScheme::RsaPkcs1, HashAlgorithm::Sha256) => key
+                            .verify(Pkcs1v15Sign::new::<sha2::Sha256>(), digest, signature)
+                            .is_ok(),
+                        (SignatureScheme::RsaPkcs1, HashAlgorithm::Sha384) => key
+                            .verify(Pkcs1v15Sign::new::<sha2::Sha384>(), digest, signature)
+                            .is_ok(),
+                        (SignatureScheme::RsaPkcs1, HashAlgorithm::Sha512) => key
+                            .verify(Pkcs1v15Sign::new::<sha2::Sha512>(), digest, signature)
+                            .is_ok(),
                         // Pss::new fixes the salt length to the hash length, as Notary's COSE verifier demands.
-                        (_, HashAlgorithm::Sha1) => key.verify(Pss::new::<sha1::Sha1>(), digest, signature).is_ok(),
+                        (_, HashAlgorithm::Sha1) => {
+                            key.verify(Pss::new::<sha1::Sha1>(), digest, signature).is_ok()
+                        }
                         (_, HashAlgorithm::Sha256) => {
                             key.verify(Pss::new::<sha2::Sha256>(), digest, signature).is_ok()
                         }

@@ -34,15 +34,22 @@ impl RemoteKey {
     /// claims. `chain_file` supplies the CA certificates when the gateway returns only the leaf.
     pub fn from_policy_info(info: SigningPolicyInfo, chain_file: Option<&Path>) -> Result<Self, Error> {
         let key_id = format!("{}/{}", info.project_slug, info.signing_policy_slug);
-        let cert_error = |source| Error::Certificate { key_id: key_id.clone(), source };
-        let leaf_der = BASE64.decode(info.certificate_bytes.trim()).map_err(|e| Error::PolicyKey {
+        let cert_error = |source| Error::Certificate {
             key_id: key_id.clone(),
-            reason: format!("certificateBytes is not base64: {e}"),
-        })?;
+            source,
+        };
+        let leaf_der = BASE64
+            .decode(info.certificate_bytes.trim())
+            .map_err(|e| Error::PolicyKey {
+                key_id: key_id.clone(),
+                reason: format!("certificateBytes is not base64: {e}"),
+            })?;
         let certificate = ParsedCertificate::from_der(&leaf_der).map_err(cert_error)?;
         let public_key = certificate.public_key().map_err(cert_error)?;
         let expected = match info.key_type {
-            WireKeyType::Rsa => KeyKind::Rsa { bits: info.key_size_in_bits },
+            WireKeyType::Rsa => KeyKind::Rsa {
+                bits: info.key_size_in_bits,
+            },
             WireKeyType::Ecdsa => match crate::keys::Curve::from_bits(info.key_size_in_bits) {
                 Some(curve) => KeyKind::Ec(curve),
                 None => {
@@ -56,7 +63,10 @@ impl RemoteKey {
         if public_key.kind() != expected {
             return Err(Error::PolicyKey {
                 key_id,
-                reason: format!("the policy says {expected} but its certificate holds a {} key", public_key.kind()),
+                reason: format!(
+                    "the policy says {expected} but its certificate holds a {} key",
+                    public_key.kind()
+                ),
             });
         }
         let mut chain = match &info.certificate_chain {
@@ -125,7 +135,10 @@ impl RemoteKey {
             .map_err(|e| Error::InvalidResponse(format!("the signature is not base64: {e}")))?;
         self.public_key
             .verify_digest(scheme, hash, digest, &signature)
-            .map_err(|source| Error::BadSignature { key_id: self.key_id(), source })?;
+            .map_err(|source| Error::BadSignature {
+                key_id: self.key_id(),
+                source,
+            })?;
         Ok(signature)
     }
 
@@ -140,7 +153,11 @@ impl RemoteKey {
         if digest.len() != hash.output_len() {
             return Err(Error::PolicyKey {
                 key_id: self.key_id(),
-                reason: format!("a {hash} digest has {} bytes, not {}", hash.output_len(), digest.len()),
+                reason: format!(
+                    "a {hash} digest has {} bytes, not {}",
+                    hash.output_len(),
+                    digest.len()
+                ),
             });
         }
         if !scheme.fits(self.kind()) {
@@ -193,12 +210,23 @@ impl RemoteKey {
 
 impl GatewayClient {
     /// Fetches one policy's key (`GET MySigningPolicies?projectSlug=..&signingPolicySlug=..`).
-    pub fn fetch_key(&self, project: &str, policy: &str, chain_file: Option<&Path>) -> Result<RemoteKey, Error> {
+    pub fn fetch_key(
+        &self,
+        project: &str,
+        policy: &str,
+        chain_file: Option<&Path>,
+    ) -> Result<RemoteKey, Error> {
         let policies = self.my_signing_policies(Some(project), Some(policy))?;
         let info = policies
             .into_iter()
-            .find(|p| p.project_slug.eq_ignore_ascii_case(project) && p.signing_policy_slug.eq_ignore_ascii_case(policy))
-            .ok_or_else(|| Error::PolicyNotFound { project: project.to_owned(), policy: policy.to_owned() })?;
+            .find(|p| {
+                p.project_slug.eq_ignore_ascii_case(project)
+                    && p.signing_policy_slug.eq_ignore_ascii_case(policy)
+            })
+            .ok_or_else(|| Error::PolicyNotFound {
+                project: project.to_owned(),
+                policy: policy.to_owned(),
+            })?;
         RemoteKey::from_policy_info(info, chain_file)
     }
 }

@@ -21,7 +21,10 @@ pub fn redact_command_line(command_line: &str) -> String {
             continue;
         }
         let lower = word.to_ascii_lowercase();
-        if matches!(lower.as_str(), "--api-token" | "--pin" | "--password" | "-p" | "bearer") {
+        if matches!(
+            lower.as_str(),
+            "--api-token" | "--pin" | "--password" | "-p" | "bearer"
+        ) {
             redact_next_word = true;
             out.push_str(word);
             continue;
@@ -37,7 +40,9 @@ fn redact_word(word: &str) -> String {
     for key in KEYS {
         if let Some(pos) = lower.find(key) {
             let start = pos + key.len();
-            let end = word[start..].find(['&', ';', '"', '\'']).map_or(word.len(), |e| start + e);
+            let end = word[start..]
+                .find(['&', ';', '"', '\''])
+                .map_or(word.len(), |e| start + e);
             return format!("{}***{}", &word[..start], redact_word(&word[end..]));
         }
     }
@@ -54,7 +59,10 @@ mod tests {
             redact_command_line("cosign sign --key pkcs11:token=SignPath;object=a%2Fb?module-path=/x.so&pin-value=org:tok%2Bx img"),
             "cosign sign --key pkcs11:token=SignPath;object=a%2Fb?module-path=/x.so&pin-value=*** img"
         );
-        assert_eq!(redact_command_line("tool --api-token secret --x"), "tool --api-token *** --x");
+        assert_eq!(
+            redact_command_line("tool --api-token secret --x"),
+            "tool --api-token *** --x"
+        );
         assert_eq!(redact_command_line("tool --pin=1234"), "tool --pin=***");
         assert_eq!(redact_command_line("plain words only"), "plain words only");
     }

@@ -29,7 +29,10 @@ pub struct ParsedCertificate {
 impl ParsedCertificate {
     pub fn from_der(der: &[u8]) -> Result<Self, CertificateError> {
         let cert = Certificate::from_der(der).map_err(|e| CertificateError::Malformed(e.to_string()))?;
-        Ok(Self { der: der.to_vec(), cert })
+        Ok(Self {
+            der: der.to_vec(),
+            cert,
+        })
     }
 
     pub fn der(&self) -> &[u8] {
@@ -41,9 +44,14 @@ impl ParsedCertificate {
     }
 
     pub fn public_key(&self) -> Result<PublicKey, CertificateError> {
-        let spki = self.cert.tbs_certificate.subject_public_key_info.to_der().map_err(|e| {
-            CertificateError::Malformed(format!("cannot re-encode the SubjectPublicKeyInfo: {e}"))
-        })?;
+        let spki = self
+            .cert
+            .tbs_certificate
+            .subject_public_key_info
+            .to_der()
+            .map_err(|e| {
+                CertificateError::Malformed(format!("cannot re-encode the SubjectPublicKeyInfo: {e}"))
+            })?;
         Ok(PublicKey::from_spki_der(&spki)?)
     }
 
@@ -59,7 +67,11 @@ impl ParsedCertificate {
 
     /// DER INTEGER of the serial number (PKCS#11 CKA_SERIAL_NUMBER).
     pub fn serial_der(&self) -> Vec<u8> {
-        self.cert.tbs_certificate.serial_number.to_der().unwrap_or_default()
+        self.cert
+            .tbs_certificate
+            .serial_number
+            .to_der()
+            .unwrap_or_default()
     }
 
     /// RFC 4514 form of the subject, for messages.
