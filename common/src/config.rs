@@ -415,3 +415,26 @@ mod tests {
         assert_eq!(config.require_api_token().unwrap().expose_secret(), "legacy");
     }
 }
+
+#[cfg(test)]
+mod documentation {
+    use super::ALL_SETTINGS;
+
+    #[test]
+    fn every_setting_is_documented() {
+        let doc = include_str!("../../docs/configuration.md");
+        for setting in ALL_SETTINGS {
+            assert!(
+                doc.contains(&format!("| `{}` |", setting.key)),
+                "{} is not in docs/configuration.md",
+                setting.key
+            );
+            for env in setting.env {
+                assert!(
+                    doc.contains(&format!("`{env}`")),
+                    "{env} is not in docs/configuration.md"
+                );
+            }
+        }
+    }
+}

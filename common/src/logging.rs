@@ -76,7 +76,12 @@ pub fn init(config: &Config, interface: &str, console_allowed: bool) {
         .with_max_level(file_level.max(console_level))
         .with_writer(file_writer.and(console_writer))
         .finish();
-    let _ = tracing::subscriber::set_global_default(subscriber);
+    if tracing::subscriber::set_global_default(subscriber).is_ok() && config.config_file_is_shared() {
+        tracing::warn!(
+            file = %config.config_file.as_deref().map(|p| p.display().to_string()).unwrap_or_default(),
+            "the configuration file can be read by other users and may hold the API token; chmod 600 it"
+        );
+    }
 }
 
 fn level_of(filter: LevelFilter) -> tracing::Level {
