@@ -1,0 +1,261 @@
+//! One signing operation: from `C_SignInit` to the gateway's verified signature.
+//!
+//! The signature's length is known from the key alone (RSA: the modulus; ECDSA: twice the field), so a length
+//! query or a too-small buffer is answered without a gateway call and leaves the operation active. The input is
+//! checked and reduced to a digest before the call; only then does the operation leave the session (so no lock is
+//! held across the network) and end, whatever the gateway answers.
+
+use std::sync::Arc;
+
+use sha2::Digest;
+
+use common::client::GatewayClient;
+use common::encoding::parse_digest_info;
+use common::keys::{HashAlgorithm, KeyKind, SignatureScheme};
+use common::protocol::{Metadata, OciMetadata};
+
+use crate::core::mechanism::Mechanism;
+use crate::core::objects::PolicyKey;
+use crate::error::{Error, Phase, Result};
+
+/// Input of a single-part mechanism we collect over `C_SignUpdate` calls; larger than any DigestInfo.
+const MAX_RAW_INPUT: usize = 1024;
+
+#[derive(Debug, Clone)]
+enum Hasher {
+    Sha256(sha2::Sha256),
+    Sha384(sha2::Sha384),
+    Sha512(sha2::Sha512),
+}
+
+impl Hasher {
+    fn new(hash: HashAlgorithm) -> Option<Self> {
+        match hash {
+            HashAlgorithm::Sha256 => Some(Self::Sha256(sha2::Sha256::new())),
+            HashAlgorithm::Sha384 => Some(Self::Sha384(sha2::Sha384::new())),
+            HashAlgorithm::Sha512 => Some(Self::Sha512(sha2::Sha512::new())),
+            HashAlgorithm::Sha1 => None,
+        }
+    }
+
+    fn update(&mut self, data: &[u8]) {
+        match self {
+            Self::Sha256(h) => h.update(data),
+            Self::Sha384(h) => h.update(data),
+            Self::Sha512(h) => h.update(data),
+        }
+    }
+
+    fn finalize(self) -> Vec<u8> {
+        match self {
+            Self::Sha256(h) => h.finalize().to_vec(),
+            Self::Sha384(h) => h.finalize().to_vec(),
+            Self::Sha512(h) => h.finalize().to_vec(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Input {
+    /// Data of `CKM_ECDSA`, `CKM_RSA_PKCS`, `CKM_RSA_PKCS_PSS` (a digest or DigestInfo).
+    Raw(Vec<u8>),
+    /// Data of a hash-and-sign mechanism, hashed as it arrives.
+    Hashing(Box<Hasher>),
+}
+
+/// What the gateway is asked to sign.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DigestToSign {
+    pub scheme: SignatureScheme,
+    pub hash: HashAlgorithm,
+    pub digest: Vec<u8>,
+}
+
+#[derive(Debug)]
+pub struct SignOperation {
+    mechanism: Mechanism,
+    key: Arc<PolicyKey>,
+    client: Arc<GatewayClient>,
+    input: Input,
+    /// `C_SignUpdate` was called: only `C_SignFinal` may finish the operation.
+    multi_part: bool,
+}
+
+impl SignOperation {
+    pub fn new(mechanism: Mechanism, key: Arc<PolicyKey>, client: Arc<GatewayClient>) -> Result<Self> {
+        if !mechanism.fits(key.remote.kind()) {
+            return Err(Error::KeyTypeInconsistent {
+                mechanism,
+                key: key.remote.kind(),
+            });
+        }
+        let input = match mechanism.local_hash().and_then(Hasher::new) {
+            Some(hasher) => Input::Hashing(Box::new(hasher)),
+            None => Input::Raw(Vec::new()),
+        };
+        Ok(Self {
+            mechanism,
+            key,
+            client,
+            input,
+            multi_part: false,
+        })
+    }
+
+    /// The exact length of the signature this operation will produce.
+    pub fn signature_len(&self) -> usize {
+        self.key.remote.kind().signature_len()
+    }
+
+    pub fn is_multi_part(&self) -> bool {
+        self.multi_part
+    }
+
+    pub fn update(&mut self, data: &[u8]) -> Result<()> {
+        self.multi_part = true;
+        match &mut self.input {
+            Input::Hashing(hasher) => hasher.update(data),
+            Input::Raw(buffer) => {
+                if buffer.len() + data.len() > MAX_RAW_INPUT {
+                    return Err(Error::DataLenRange {
+                        expected: "a digest or DigestInfo is at most 1024 bytes",
+                        actual: buffer.len() + data.len(),
+                    });
+                }
+                buffer.extend_from_slice(data);
+            }
+        }
+        Ok(())
+    }
+
+    /// Reduces the collected input to the digest the gateway signs, checking it against the mechanism and key.
+    pub fn digest_to_sign(&self) -> Result<DigestToSign> {
+        let kind = self.key.remote.kind();
+        let (scheme, hash, digest) = match (&self.input, self.mechanism) {
+            (Input::Hashing(hasher), mechanism) => {
+                let hash = mechanism.local_hash().unwrap_or(HashAlgorithm::Sha256);
+                let scheme = match mechanism {
+                    Mechanism::EcdsaWith(_) => SignatureScheme::EcdsaIeee,
+                    Mechanism::RsaPssWith(_) => SignatureScheme::RsaPss,
+                    _ => SignatureScheme::RsaPkcs1,
+                };
+                (scheme, hash, hasher.as_ref().clone().finalize())
+            }
+            (Input::Raw(data), Mechanism::RsaPkcs) => {
+                if data.len() + 11 > kind.signature_len() {
+                    return Err(Error::DataLenRange {
+                        expected: "a DigestInfo shorter than the modulus less 11 bytes",
+                        actual: data.len(),
+                    });
+                }
+                let (hash, digest) = parse_digest_info(data).map_err(Error::DataInvalid)?;
+                (SignatureScheme::RsaPkcs1, hash, digest)
+            }
+            (Input::Raw(data), Mechanism::RsaPss(hash)) => {
+                if data.len() != hash.output_len() {
+                    return Err(Error::DataLenRange {
+                        expected: "the length of the hash named in the PSS parameters",
+                        actual: data.len(),
+                    });
+                }
+                (SignatureScheme::RsaPss, hash, data.clone())
+            }
+            (Input::Raw(data), _) => (
+                SignatureScheme::EcdsaIeee,
+                ecdsa_digest_hash(kind, data)?,
+                data.clone(),
+            ),
+        };
+        Ok(DigestToSign { scheme, hash, digest })
+    }
+
+    /// Asks the gateway; the signature comes back verified with the policy's public key.
+    pub fn sign(&self, request: &DigestToSign) -> Result<Vec<u8>> {
+        tracing::info!(
+            key_id = %self.key.remote.key_id(),
+            scheme = %request.scheme,
+            hash = %request.hash,
+            "signing"
+        );
+        self.key
+            .remote
+            .sign_digest(
+                &self.client,
+                request.scheme,
+                request.hash,
+                &request.digest,
+                Some(metadata()),
+            )
+            .map_err(Error::gateway(Phase::Sign))
+    }
+}
+
+/// `CKM_ECDSA` takes a digest of 20, 32, 48 or 64 bytes (SHA-1 or SHA-2); a digest shorter than half the curve's
+/// field cannot be verified (ECDSA's bits2field), so it is refused here rather than by the gateway.
+fn ecdsa_digest_hash(kind: KeyKind, digest: &[u8]) -> Result<HashAlgorithm> {
+    let hash = match digest.len() {
+        20 => HashAlgorithm::Sha1,
+        len => HashAlgorithm::from_output_len(len).ok_or(Error::DataLenRange {
+            expected: "a SHA-1 or SHA-2 digest (20, 32, 48 or 64 bytes)",
+            actual: len,
+        })?,
+    };
+    if let KeyKind::Ec(curve) = kind {
+        if digest.len() < curve.field_len().div_ceil(2) {
+            return Err(Error::DataLenRange {
+                expected: "a digest at least half as long as the curve's field",
+                actual: digest.len(),
+            });
+        }
+    }
+    Ok(hash)
+}
+
+/// Audit metadata: the calling process (PIN redacted by `common`) and, when a pipeline sets them, what is signed.
+fn metadata() -> Metadata {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let oci = OciMetadata {
+        registry: var("SIGNPATH_OCI_REGISTRY"),
+        repository: var("SIGNPATH_OCI_REPOSITORY"),
+        tag: var("SIGNPATH_OCI_TAG"),
+        digest: var("SIGNPATH_OCI_DIGEST"),
+        media_type: None,
+    };
+    let any = oci.registry.is_some() || oci.repository.is_some() || oci.tag.is_some() || oci.digest.is_some();
+    Metadata {
+        source_process: Some(common::metadata::current_source_process()),
+        oci: any.then_some(oci),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use common::keys::Curve;
+
+    #[test]
+    fn ecdsa_digest_lengths() {
+        let p256 = KeyKind::Ec(Curve::P256);
+        assert_eq!(ecdsa_digest_hash(p256, &[0; 20]).unwrap(), HashAlgorithm::Sha1);
+        assert_eq!(ecdsa_digest_hash(p256, &[0; 32]).unwrap(), HashAlgorithm::Sha256);
+        assert_eq!(ecdsa_digest_hash(p256, &[0; 64]).unwrap(), HashAlgorithm::Sha512);
+        assert!(matches!(
+            ecdsa_digest_hash(p256, &[0; 31]),
+            Err(Error::DataLenRange { .. })
+        ));
+        // P-521 needs at least 33 bytes.
+        let p521 = KeyKind::Ec(Curve::P521);
+        assert!(matches!(
+            ecdsa_digest_hash(p521, &[0; 32]),
+            Err(Error::DataLenRange { .. })
+        ));
+        assert_eq!(ecdsa_digest_hash(p521, &[0; 48]).unwrap(), HashAlgorithm::Sha384);
+    }
+
+    #[test]
+    fn oci_metadata_only_when_set() {
+        // The variable names are the contract with pipelines; other tests in this binary do not set them.
+        assert!(metadata().oci.is_none());
+        assert!(metadata().source_process.is_some());
+    }
+}
