@@ -75,6 +75,8 @@ pub enum Error {
     AttributeValueInvalid,
     #[error("the function is not supported by this module")]
     FunctionNotSupported,
+    #[error("the token has no random number generator")]
+    RandomNoRng,
     #[error("the module runs no function in parallel")]
     FunctionNotParallel,
     #[error("the configuration is invalid: {0}")]
@@ -103,6 +105,7 @@ impl Error {
                 | Self::AttributeSensitive
                 | Self::UserAlreadyLoggedIn
                 | Self::FunctionNotSupported
+                | Self::RandomNoRng
                 | Self::AlreadyInitialized
         )
     }
@@ -137,6 +140,7 @@ impl From<Error> for CK_RV {
             Error::AttributeSensitive => CKR_ATTRIBUTE_SENSITIVE,
             Error::AttributeValueInvalid => CKR_ATTRIBUTE_VALUE_INVALID,
             Error::FunctionNotSupported => CKR_FUNCTION_NOT_SUPPORTED,
+            Error::RandomNoRng => CKR_RANDOM_NO_RNG,
             Error::FunctionNotParallel => CKR_FUNCTION_NOT_PARALLEL,
             Error::Config(_) => CKR_GENERAL_ERROR,
             Error::Gateway { phase, source } => gateway_rv(phase, &source),

@@ -392,6 +392,22 @@ cryptoki_fn! {
 }
 
 cryptoki_fn! {
+    /// §5.14 `C_SeedRandom`: the token has no RNG (`CKF_RNG` is not set), which pkcs11-tool's `--test` accepts.
+    fn C_SeedRandom(session: CK_SESSION_HANDLE, _seed: *mut CK_BYTE, _seed_len: CK_ULONG) {
+        MODULE.session_info(session)?;
+        Err(Error::RandomNoRng)
+    }
+}
+
+cryptoki_fn! {
+    /// §5.14 `C_GenerateRandom`: the token has no RNG.
+    fn C_GenerateRandom(session: CK_SESSION_HANDLE, _out: *mut CK_BYTE, _out_len: CK_ULONG) {
+        MODULE.session_info(session)?;
+        Err(Error::RandomNoRng)
+    }
+}
+
+cryptoki_fn! {
     /// §5.15 `C_GetFunctionStatus`: a legacy function; the module runs nothing in parallel.
     fn C_GetFunctionStatus(_session: CK_SESSION_HANDLE) {
         Err(Error::FunctionNotParallel)

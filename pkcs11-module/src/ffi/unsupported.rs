@@ -59,7 +59,5 @@ unsupported! {
     C_WrapKey(_session: CK_SESSION_HANDLE, _mechanism: *mut CK_MECHANISM, _wrapping_key: CK_OBJECT_HANDLE, _key: CK_OBJECT_HANDLE, _out: *mut CK_BYTE, _out_len: *mut CK_ULONG);
     C_UnwrapKey(_session: CK_SESSION_HANDLE, _mechanism: *mut CK_MECHANISM, _unwrapping_key: CK_OBJECT_HANDLE, _wrapped: *mut CK_BYTE, _wrapped_len: CK_ULONG, _template: *mut CK_ATTRIBUTE, _count: CK_ULONG, _key: *mut CK_OBJECT_HANDLE);
     C_DeriveKey(_session: CK_SESSION_HANDLE, _mechanism: *mut CK_MECHANISM, _base_key: CK_OBJECT_HANDLE, _template: *mut CK_ATTRIBUTE, _count: CK_ULONG, _key: *mut CK_OBJECT_HANDLE);
-    C_SeedRandom(_session: CK_SESSION_HANDLE, _seed: *mut CK_BYTE, _seed_len: CK_ULONG);
-    C_GenerateRandom(_session: CK_SESSION_HANDLE, _out: *mut CK_BYTE, _out_len: CK_ULONG);
     C_WaitForSlotEvent(_flags: CK_FLAGS, _slot: *mut CK_SLOT_ID, _reserved: *mut c_void);
 }
