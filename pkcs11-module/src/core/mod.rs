@@ -438,3 +438,6 @@ fn connect(config: &Config, credentials: Credentials) -> Result<Login> {
         objects,
     })
 }
+
+#[cfg(test)]
+mod tests;

@@ -46,7 +46,7 @@ fn misuse_returns_the_codes_the_specification_names() {
         // Initialization arguments.
         let mut args = CK_C_INITIALIZE_ARGS {
             flags: CKF_OS_LOCKING_OK,
-            pReserved: 1 as *mut _,
+            pReserved: std::ptr::dangling_mut(),
             ..Default::default()
         };
         assert_eq!(
@@ -207,7 +207,7 @@ fn misuse_returns_the_codes_the_specification_names() {
         // Closing, finalizing, and starting again in the same process (cosign does).
         assert_eq!(C_CloseSession(session), CKR_OK);
         assert_eq!(C_CloseSession(session), CKR_SESSION_HANDLE_INVALID);
-        assert_eq!(C_Finalize(1 as *mut _), CKR_ARGUMENTS_BAD);
+        assert_eq!(C_Finalize(std::ptr::dangling_mut()), CKR_ARGUMENTS_BAD);
         assert_eq!(C_Finalize(null_mut()), CKR_OK);
         assert_eq!(C_Finalize(null_mut()), CKR_CRYPTOKI_NOT_INITIALIZED);
         assert_eq!(C_Initialize(null_mut()), CKR_OK);
