@@ -101,6 +101,15 @@ impl Module {
         }
     }
 
+    /// The state for `C_Initialize` and `C_Finalize`, which replace it whole: a panic that poisoned the lock (every
+    /// other function then answers `CKR_GENERAL_ERROR`) must not keep the application from starting over.
+    fn lock_for_reset(&self) -> MutexGuard<'_, Option<Instance>> {
+        self.state.lock().unwrap_or_else(|poisoned| {
+            self.state.clear_poison();
+            poisoned.into_inner()
+        })
+    }
+
     /// Runs `f` on the live instance of this process.
     fn with<R>(&self, f: impl FnOnce(&mut Instance) -> Result<R>) -> Result<R> {
         let mut state = lock(&self.state)?;
@@ -121,7 +130,7 @@ impl Module {
     /// `C_Initialize`: reads the configuration and starts logging. No thread is created, now or later, so
     /// `CKF_LIBRARY_CANT_CREATE_OS_THREADS` needs nothing from us.
     pub fn initialize(&self, config: Config) -> Result<()> {
-        let mut state = lock(&self.state)?;
+        let mut state = self.lock_for_reset();
         if let Some(instance) = state.take() {
             if instance.pid == std::process::id() {
                 *state = Some(instance);
@@ -144,7 +153,7 @@ impl Module {
 
     /// `C_Finalize`: closes every session and forgets the login, so `C_Initialize` starts afresh.
     pub fn finalize(&self) -> Result<()> {
-        let mut state = lock(&self.state)?;
+        let mut state = self.lock_for_reset();
         match state.take() {
             Some(instance) if instance.pid == std::process::id() => Ok(()),
             Some(inherited) => {

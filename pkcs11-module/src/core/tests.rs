@@ -289,3 +289,17 @@ fn logout_ends_operations_and_hides_objects() {
     module.finalize().unwrap();
     assert!(matches!(module.find(session, 1), Err(Error::NotInitialized)));
 }
+
+#[test]
+fn a_panic_under_the_lock_is_survived_by_finalize_and_initialize() {
+    let (module, session, _) = module_with_unreachable_gateway();
+    let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        module.with(|_| -> crate::error::Result<()> { panic!("a bug") })
+    }));
+    assert!(panicked.is_err());
+    assert!(matches!(module.session_info(session), Err(Error::Poisoned)));
+    module.finalize().unwrap();
+    let config = Config::load(&BTreeMap::new(), &|_: &str| None).unwrap();
+    module.initialize(config).unwrap();
+    assert!(module.slot_list().is_ok());
+}
