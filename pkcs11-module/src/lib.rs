@@ -2,7 +2,7 @@
 //! gateway. cosign, pkcs11-tool, p11tool, OpenSSL's pkcs11 engine and Java's SunPKCS11 load it and sign; the
 //! private keys never leave the gateway's HSM.
 //!
-//! - [`ffi`](crate::ffi) (private): the C ABI — the only place with `unsafe`. Thin `C_*` functions that check
+//! - `ffi` (private): the C ABI — the only place with `unsafe`. Thin `C_*` functions that check
 //!   pointers, convert C types and call the core, each inside `catch_unwind`.
 //! - [`core`]: the safe core — state, sessions, objects, attributes, mechanisms, signing.
 //! - [`error`]: the one error type and its one translation into `CK_RV`.

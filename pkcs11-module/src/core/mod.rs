@@ -1,6 +1,6 @@
 //! The safe core: the module's state and every PKCS#11 function as a Rust method, without a pointer in sight.
 //!
-//! [`Module`] owns one optional [`Instance`] (present between `C_Initialize` and `C_Finalize`) behind a mutex
+//! [`Module`] owns one optional `Instance` (present between `C_Initialize` and `C_Finalize`) behind a mutex
 //! that is held only to look things up or record them. Sessions sit behind their own mutexes, so threads in
 //! different sessions sign in parallel; the gateway is called with no lock held (`C_Login` and `C_Sign` take
 //! what the call needs, unlock, call, and re-lock to record the outcome). Login state belongs to the application,
