@@ -1,3 +1,26 @@
-//! notation-signpath: filled in by the Notation plugin work.
+//! notation-signpath: a Notation plugin (`SIGNATURE_GENERATOR.RAW`) that signs with SignPath signing policies
+//! through SignPath's hash-signing API, against SignPath itself or our signing gateway.
+//!
+//! - [`cli`]: argv, dispatch, clap errors as error JSON;
+//! - [`commands`]: get-plugin-metadata, describe-key, generate-signature;
+//! - [`protocol`]: the plugin contract's JSON; [`error`]: errors and their one mapping to Notation error codes;
+//! - [`settings`]: key id, configuration, log file; [`key`] and [`cache`]: policy keys, cached per user;
+//! - [`chain`]: Notary's certificate-chain rules; [`payload`]: what is signed, for the audit log;
+//! - [`output`]: stdout, stderr and the panic hook.
 
-fn main() {}
+mod cache;
+mod chain;
+mod cli;
+mod commands;
+mod error;
+mod key;
+mod output;
+mod payload;
+mod protocol;
+mod settings;
+
+fn main() {
+    output::install_panic_hook();
+    let code = cli::run(std::env::args_os());
+    std::process::exit(code);
+}

@@ -1,0 +1,110 @@
+//! From a Notation request to SignPath settings: the key id `Project/Policy`, the configuration (pluginConfig over
+//! `SIGNPATH_*` over the JSON file), and the log file, which is the only place the plugin ever logs to.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::OnceLock;
+
+use common::config::{Config, ProcessEnvironment};
+
+use crate::error::PluginError;
+
+/// pluginConfig keys that would carry the API token (SignPath's name, and its pre-4.2 name).
+const TOKEN_KEYS: [&str; 2] = ["ApiToken", "CIUserToken"];
+
+/// A SignPath key id: project slug and signing policy slug.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyId {
+    pub project: String,
+    pub policy: String,
+}
+
+impl KeyId {
+    pub fn parse(key_id: &str) -> Result<Self, PluginError> {
+        match key_id.split_once('/') {
+            Some((project, policy))
+                if !project.trim().is_empty()
+                    && !policy.trim().is_empty()
+                    && !policy.contains('/')
+                    && key_id.trim() == key_id =>
+            {
+                Ok(Self {
+                    project: project.to_owned(),
+                    policy: policy.to_owned(),
+                })
+            }
+            _ => Err(PluginError::Request(format!(
+                "key id {key_id:?} is not Project/Policy: pass notation's --id as the SignPath project slug and \
+                 signing policy slug separated by \"/\", for example demo/ec-256"
+            ))),
+        }
+    }
+}
+
+impl fmt::Display for KeyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.project, self.policy)
+    }
+}
+
+/// The configuration for one request. Refuses a token in pluginConfig, then starts file logging.
+pub fn load_config(plugin_config: Option<&BTreeMap<String, String>>) -> Result<Config, PluginError> {
+    let overrides = plugin_config.cloned().unwrap_or_default();
+    if let Some(key) = overrides
+        .keys()
+        .find(|k| TOKEN_KEYS.iter().any(|t| t.eq_ignore_ascii_case(k)))
+    {
+        return Err(PluginError::TokenInPluginConfig { key: key.clone() });
+    }
+    let config = Config::load(&overrides, &ProcessEnvironment)?;
+    init_logging(&config);
+    Ok(config)
+}
+
+static LOGGING: OnceLock<()> = OnceLock::new();
+
+fn init_logging(config: &Config) {
+    LOGGING.get_or_init(|| common::logging::init(config, "Notation", false));
+}
+
+/// Starts file logging from the environment alone, for a failure that came before a configuration was read (a bad
+/// request, an unreadable configuration file). Without a usable configuration there is no log.
+pub fn ensure_logging() {
+    if LOGGING.get().is_none() {
+        if let Ok(config) = Config::from_environment() {
+            init_logging(&config);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_ids_are_project_slash_policy() {
+        assert_eq!(
+            KeyId::parse("demo/ec-256").unwrap(),
+            KeyId {
+                project: "demo".into(),
+                policy: "ec-256".into()
+            }
+        );
+        for bad in ["", "demo", "/ec-256", "demo/", "a/b/c", " demo/ec-256", "demo/ "] {
+            let error = KeyId::parse(bad).unwrap_err();
+            assert!(
+                error.to_string().contains("for example demo/ec-256"),
+                "{bad:?}: {error}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_token_in_plugin_config_is_refused_whatever_its_case() {
+        let config = BTreeMap::from([("apitoken".to_owned(), "secret".to_owned())]);
+        let error = load_config(Some(&config)).unwrap_err();
+        assert!(matches!(error, PluginError::TokenInPluginConfig { .. }));
+        assert!(!error.to_string().contains("secret"));
+        assert!(error.to_string().contains("SIGNPATH_API_TOKEN"));
+    }
+}
