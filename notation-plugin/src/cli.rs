@@ -16,7 +16,8 @@ use crate::output;
 /// stdin and writes one JSON response on stdout (or one error JSON on stderr, with exit code 1).
 ///
 /// Settings: SIGNPATH_API_TOKEN (never on a command line), SIGNPATH_ORGANIZATION_ID, SIGNPATH_API_URL and the
-/// other SignPath Crypto Provider settings, or notation's --plugin-config OrganizationId=... ApiUrl=....
+/// other SignPath Crypto Provider settings, or notation's --plugin-config OrganizationId=... ApiUrl=...; see
+/// docs/notation.md.
 #[derive(Debug, Parser)]
 #[command(name = "notation-signpath", version)]
 struct Cli {
@@ -42,7 +43,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
         Ok(cli) => cli,
         Err(error) if matches!(error.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
             return match error.print() {
-                Ok(()) => 0,
+                Ok(()) => output::EXIT_SUCCESS,
                 Err(e) => output::fail(&PluginError::Output(e.to_string())),
             };
         }

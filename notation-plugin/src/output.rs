@@ -1,4 +1,4 @@
-//! The plugin's only writes to stdin's partners: one JSON value on stdout on success, one error JSON on stderr on
+//! Everything the plugin writes to notation: one JSON value on stdout on success, one error JSON on stderr on
 //! failure, nothing else ever. A panic, the last resort, also ends as an error JSON.
 
 use std::io::{Read, Write};
@@ -8,6 +8,10 @@ use serde::Serialize;
 use crate::error::{code, error_code, PluginError};
 use crate::protocol::ErrorResponse;
 use crate::settings;
+
+/// Exit codes: the plugin contract knows success and failure, and notation reads stderr on any failure.
+pub const EXIT_SUCCESS: i32 = 0;
+pub const EXIT_FAILURE: i32 = 1;
 
 /// A request is a few kilobytes (the payload is a JWS signing input or a COSE Sig_structure); notation itself
 /// caps a plugin's output at 64 MiB.
@@ -35,7 +39,7 @@ pub fn json<T: Serialize>(response: &T) -> Result<Vec<u8>, PluginError> {
 pub fn succeed(json: &[u8]) -> i32 {
     let mut stdout = std::io::stdout().lock();
     match stdout.write_all(json).and_then(|()| stdout.flush()) {
-        Ok(()) => 0,
+        Ok(()) => EXIT_SUCCESS,
         Err(e) => fail(&PluginError::Output(e.to_string())),
     }
 }
@@ -47,7 +51,7 @@ pub fn fail(error: &PluginError) -> i32 {
     settings::ensure_logging();
     tracing::error!(error_code = code, "{message}");
     write_error(code, &message);
-    1
+    EXIT_FAILURE
 }
 
 fn write_error(code: &str, message: &str) {
@@ -76,6 +80,6 @@ pub fn install_panic_hook() {
                  SignPath.CryptoProviders.Notation.txt (Log.File.Directory, default /tmp/SignPathLogs)"
             ),
         );
-        std::process::exit(1);
+        std::process::exit(EXIT_FAILURE);
     }));
 }
