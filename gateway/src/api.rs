@@ -1,0 +1,640 @@
+//! The HTTP API: SignPath's hash-signing routes, each request authenticated, authorized, validated, executed and
+//! audited. Routing is by hand over path segments because SignPath's paths are matched case-insensitively and may
+//! sit under `/Api`; every answer, including a 404 or 405, is a problem document with an audit record.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+use bytes::Bytes;
+use common::keys::{HashAlgorithm, KeyKind, SignatureScheme};
+use common::protocol::{
+    problem_types as pt, EcdsaSignatureFormat, HashEcho, HashSigningResult, MySigningPolicies, PaddingMode,
+    Problem, SignHashRequest, SignHashResponse, SignatureAlgorithm, SigningRequestStatus, IDEMPOTENCY_KEY,
+    PROBLEM_JSON,
+};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::{Method, Request, Response, StatusCode};
+use sha2::Digest;
+
+use crate::audit::{AuditLog, Record};
+use crate::state::{Policy, State};
+
+const MAX_BODY: usize = 64 * 1024;
+
+/// A refusal: status, stable type, and a detail that says what to fix.
+#[derive(Debug)]
+pub struct Refusal {
+    status: StatusCode,
+    problem_type: &'static str,
+    detail: String,
+    retry_after: Option<u64>,
+}
+
+fn refuse(status: StatusCode, problem_type: &'static str, detail: impl Into<String>) -> Refusal {
+    Refusal {
+        status,
+        problem_type,
+        detail: detail.into(),
+        retry_after: None,
+    }
+}
+
+pub struct Api {
+    pub state: Arc<State>,
+    pub audit: Arc<AuditLog>,
+    in_flight: Mutex<HashSet<(String, String)>>,
+}
+
+impl std::fmt::Debug for Api {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Api")
+    }
+}
+
+type Reply = Response<Full<Bytes>>;
+
+impl Api {
+    pub fn new(state: Arc<State>, audit: Arc<AuditLog>) -> Self {
+        Self {
+            state,
+            audit,
+            in_flight: Mutex::new(HashSet::new()),
+        }
+    }
+
+    pub async fn handle(self: Arc<Self>, peer: SocketAddr, request: Request<hyper::body::Incoming>) -> Reply {
+        let received = now();
+        let request_id = uuid::Uuid::new_v4().to_string();
+        let (parts, body) = request.into_parts();
+        let header = |name: &str| {
+            parts
+                .headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let record = Record {
+            request_id: request_id.clone(),
+            received,
+            organization: String::new(),
+            client_address: peer.to_string(),
+            user_agent: header("user-agent"),
+            method: parts.method.to_string(),
+            route: parts.uri.path().to_owned(),
+            idempotency_key: header(IDEMPOTENCY_KEY),
+            ..Record::default()
+        };
+        let body = match Limited::new(body, MAX_BODY).collect().await {
+            Ok(b) => Ok(b.to_bytes()),
+            Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(refuse(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                pt::MALFORMED_REQUEST,
+                format!("the request body is larger than {MAX_BODY} bytes"),
+            )),
+            Err(e) => Err(refuse(
+                StatusCode::BAD_REQUEST,
+                pt::MALFORMED_REQUEST,
+                format!("cannot read the body: {e}"),
+            )),
+        };
+        let api = self.clone();
+        let authorization = header("authorization");
+        let content_type = header("content-type");
+        let method = parts.method.clone();
+        let path = parts.uri.path().to_owned();
+        let query = parts.uri.query().map(str::to_owned);
+        // The work (HSM, SQLite) is blocking; it runs on the blocking pool, never on the reactor.
+        let outcome = tokio::task::spawn_blocking(move || {
+            let mut record = record;
+            let result = body.and_then(|body| {
+                api.route(
+                    &method,
+                    &path,
+                    query.as_deref(),
+                    authorization.as_deref(),
+                    content_type.as_deref(),
+                    &body,
+                    &mut record,
+                )
+            });
+            api.finish(record, result)
+        })
+        .await;
+        match outcome {
+            Ok(reply) => reply,
+            Err(_) => problem_reply(
+                &Refusal {
+                    status: StatusCode::INTERNAL_SERVER_ERROR,
+                    problem_type: pt::INTERNAL,
+                    detail: "the request failed inside the gateway".into(),
+                    retry_after: None,
+                },
+                &request_id,
+            ),
+        }
+    }
+
+    /// Writes the audit record, then builds the response. No record, no answer: a failed write is a 503.
+    fn finish(&self, mut record: Record, result: Result<Success, Refusal>) -> Reply {
+        record.completed = now();
+        match result {
+            Ok(success) => {
+                record.outcome = "allowed".into();
+                record.status = success.status.as_u16();
+                let written = match &success.idempotency {
+                    Some((token, key, body_hash)) => {
+                        self.audit
+                            .append_with_idempotency(&record, token, key, body_hash, &success.body)
+                    }
+                    None => self.audit.append(&record),
+                };
+                if let Some((token, key, _)) = &success.idempotency {
+                    self.in_flight
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .remove(&(token.clone(), key.clone()));
+                }
+                if let Err(e) = written {
+                    tracing::error!(error = %e, request_id = %record.request_id, "audit write failed; answer withheld");
+                    return problem_reply(&audit_failure(), &record.request_id);
+                }
+                json_reply(success.status, success.body)
+            }
+            Err(refusal) => {
+                if let (Some(token), Some(key)) = (&record.token_id, &record.idempotency_key) {
+                    if refusal.status != StatusCode::CONFLICT {
+                        self.in_flight
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .remove(&(token.clone(), key.clone()));
+                    }
+                }
+                record.outcome = if refusal.status.is_server_error() {
+                    "error"
+                } else {
+                    "refused"
+                }
+                .into();
+                record.status = refusal.status.as_u16();
+                record.error_type = Some(pt::short(refusal.problem_type).to_owned());
+                record.error_detail = Some(refusal.detail.clone());
+                tracing::info!(request_id = %record.request_id, status = record.status, route = %record.route,
+                    error = %pt::short(refusal.problem_type), "request refused");
+                if let Err(e) = self.audit.append(&record) {
+                    tracing::error!(error = %e, request_id = %record.request_id, "audit write failed");
+                    return problem_reply(&audit_failure(), &record.request_id);
+                }
+                problem_reply(&refusal, &record.request_id)
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn route(
+        &self,
+        method: &Method,
+        path: &str,
+        query: Option<&str>,
+        authorization: Option<&str>,
+        content_type: Option<&str>,
+        body: &[u8],
+        record: &mut Record,
+    ) -> Result<Success, Refusal> {
+        let mut segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+        if segments.first().is_some_and(|s| s.eq_ignore_ascii_case("api")) {
+            segments.remove(0);
+        }
+        let lower: Vec<String> = segments.iter().map(|s| s.to_ascii_lowercase()).collect();
+        let lower: Vec<&str> = lower.iter().map(String::as_str).collect();
+        let (org, rest) = match lower.as_slice() {
+            ["v1", _, rest @ ..] if !rest.is_empty() => (segments[1], rest),
+            _ => {
+                return Err(refuse(
+                    StatusCode::NOT_FOUND,
+                    pt::NOT_FOUND,
+                    format!("there is no route {path}"),
+                ))
+            }
+        };
+        record.organization = org.to_owned();
+        let expect = |m: Method| {
+            if *method == m {
+                Ok(())
+            } else {
+                Err(refuse(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    pt::METHOD_NOT_ALLOWED,
+                    format!("{path} accepts {m} only"),
+                ))
+            }
+        };
+        let known = matches!(
+            rest,
+            ["cryptoki", "mysigningpolicies"]
+                | ["signingrequests", "signhash"]
+                | ["signingrequests", _]
+                | ["signingrequests", _, "status"]
+        );
+        if !known {
+            return Err(refuse(
+                StatusCode::NOT_FOUND,
+                pt::NOT_FOUND,
+                format!("there is no route {path}"),
+            ));
+        }
+        let token_id = self.authenticate(authorization)?;
+        record.token_id = Some(token_id.clone());
+        if org != self.state.organization_id {
+            return Err(refuse(
+                StatusCode::FORBIDDEN,
+                pt::FORBIDDEN,
+                format!("this token does not belong to organization {org}; check OrganizationId (SIGNPATH_ORGANIZATION_ID)"),
+            ));
+        }
+        match rest {
+            ["cryptoki", "mysigningpolicies"] => {
+                expect(Method::GET)?;
+                self.my_signing_policies(&token_id, query)
+            }
+            ["signingrequests", "signhash"] => {
+                expect(Method::POST)?;
+                if !content_type.is_some_and(|c| c.to_ascii_lowercase().contains("json")) {
+                    return Err(refuse(
+                        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                        pt::MALFORMED_REQUEST,
+                        "send the request as Content-Type: application/json",
+                    ));
+                }
+                self.sign_hash(&token_id, body, record)
+            }
+            ["signingrequests", _, status] => {
+                expect(Method::GET)?;
+                let id = segments[segments.len() - 2];
+                let _ = status;
+                self.request_status(&token_id, id, true)
+            }
+            _ => {
+                expect(Method::GET)?;
+                let id = segments[segments.len() - 1];
+                self.request_status(&token_id, id, false)
+            }
+        }
+    }
+
+    fn authenticate(&self, authorization: Option<&str>) -> Result<String, Refusal> {
+        let unauthenticated = |detail: &str| {
+            refuse(
+                StatusCode::UNAUTHORIZED,
+                pt::UNAUTHENTICATED,
+                format!("{detail}; send Authorization: Bearer <API token> (SIGNPATH_API_TOKEN)"),
+            )
+        };
+        let value = authorization.ok_or_else(|| unauthenticated("no API token"))?;
+        let token = value
+            .strip_prefix("Bearer ")
+            .or_else(|| value.strip_prefix("bearer "))
+            .ok_or_else(|| unauthenticated("the Authorization header is not a Bearer token"))?
+            .trim();
+        // SignPath's trusted-build-system form `token:tbsToken`: the API token is the part before the colon.
+        let token = token.split(':').next().unwrap_or_default();
+        self.state
+            .token_id(token)
+            .ok_or_else(|| unauthenticated("the API token is not valid"))
+    }
+
+    fn my_signing_policies(&self, token_id: &str, query: Option<&str>) -> Result<Success, Refusal> {
+        let mut project = None;
+        let mut policy = None;
+        for (k, v) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+            match k.to_ascii_lowercase().as_str() {
+                "projectslug" => project = Some(v.into_owned()),
+                "signingpolicyslug" => policy = Some(v.into_owned()),
+                _ => {}
+            }
+        }
+        let list: Vec<_> = self
+            .state
+            .policies
+            .iter()
+            .filter(|p| p.submitters.contains(token_id))
+            .filter(|p| {
+                project
+                    .as_deref()
+                    .is_none_or(|s| s.eq_ignore_ascii_case(&p.project))
+            })
+            .filter(|p| policy.as_deref().is_none_or(|s| s.eq_ignore_ascii_case(&p.slug)))
+            .map(|p| p.info.clone())
+            .collect();
+        Success::json(
+            StatusCode::OK,
+            &MySigningPolicies {
+                signing_policies: list,
+            },
+            None,
+        )
+    }
+
+    fn request_status(&self, token_id: &str, id: &str, status_only: bool) -> Result<Success, Refusal> {
+        let not_found = || {
+            refuse(
+                StatusCode::NOT_FOUND,
+                pt::SIGNING_REQUEST_NOT_FOUND,
+                format!("no signing request {id} of this token"),
+            )
+        };
+        if uuid::Uuid::parse_str(id).is_err() {
+            return Err(not_found());
+        }
+        let stored = self
+            .audit
+            .signing_request(token_id, id)
+            .map_err(|_| audit_failure())?
+            .ok_or_else(not_found)?;
+        if status_only {
+            let status = SigningRequestStatus {
+                status: "Completed".into(),
+                is_final_status: true,
+                web_link: None,
+            };
+            return Success::json(StatusCode::OK, &status, None);
+        }
+        Ok(Success {
+            status: StatusCode::OK,
+            body: stored,
+            idempotency: None,
+        })
+    }
+
+    fn sign_hash(&self, token_id: &str, body: &[u8], record: &mut Record) -> Result<Success, Refusal> {
+        let request: SignHashRequest = serde_json::from_slice(body).map_err(|e| {
+            refuse(
+                StatusCode::BAD_REQUEST,
+                pt::MALFORMED_REQUEST,
+                format!("the body is not a SignHash request: {e}"),
+            )
+        })?;
+        record.project = Some(request.project_slug.clone());
+        record.policy = Some(request.signing_policy_slug.clone());
+        record.metadata = request
+            .hash_signing_data
+            .metadata
+            .as_ref()
+            .and_then(|m| serde_json::to_string(m).ok());
+        let policy = self.authorize(token_id, &request.project_slug, &request.signing_policy_slug)?;
+        record.certificate_sha256 = Some(policy.certificate_sha256.clone());
+
+        let body_hash = hex::encode(sha2::Sha256::digest(body));
+        let idempotency = match record.idempotency_key.clone() {
+            Some(key) => {
+                if let Some((stored_hash, response)) = self
+                    .audit
+                    .idempotent(token_id, &key)
+                    .map_err(|_| audit_failure())?
+                {
+                    if stored_hash != body_hash {
+                        return Err(refuse(
+                            StatusCode::UNPROCESSABLE_ENTITY,
+                            pt::IDEMPOTENCY_KEY_REUSED,
+                            "this Idempotency-Key was used for a different request; use a new key for a new request",
+                        ));
+                    }
+                    record.algorithm = Some("replay".into());
+                    return Ok(Success {
+                        status: StatusCode::OK,
+                        body: response,
+                        idempotency: None,
+                    });
+                }
+                let fresh = self
+                    .in_flight
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert((token_id.to_owned(), key.clone()));
+                if !fresh {
+                    return Err(refuse(
+                        StatusCode::CONFLICT,
+                        pt::IDEMPOTENCY_KEY_REUSED,
+                        "a request with this Idempotency-Key is still being processed; retry shortly",
+                    ));
+                }
+                Some((token_id.to_owned(), key, body_hash.clone()))
+            }
+            None => None,
+        };
+
+        let data = &request.hash_signing_data;
+        let (scheme, hash) = choose_algorithm(policy.kind, data)?;
+        record.algorithm = Some(scheme.to_string());
+        record.hash_algorithm = Some(hash.notation_name().to_owned());
+        let digest = BASE64.decode(data.hash.trim()).map_err(|e| {
+            refuse(
+                StatusCode::BAD_REQUEST,
+                pt::INVALID_HASH,
+                format!("hash is not base64: {e}"),
+            )
+        })?;
+        record.digest = Some(hex::encode(&digest));
+        if digest.len() != hash.output_len() {
+            return Err(refuse(
+                StatusCode::BAD_REQUEST,
+                pt::INVALID_HASH,
+                format!(
+                    "a {hash} digest has {} bytes, this one has {}",
+                    hash.output_len(),
+                    digest.len()
+                ),
+            ));
+        }
+        let signature = self
+            .state
+            .signer
+            .sign(policy.key, policy.kind, scheme, hash, &digest)
+            .map_err(|e| {
+                tracing::error!(error = %e, "HSM signing failed");
+                Refusal {
+                    status: StatusCode::SERVICE_UNAVAILABLE,
+                    problem_type: pt::HSM_UNAVAILABLE,
+                    detail: "the HSM could not sign; try again later".into(),
+                    retry_after: Some(5),
+                }
+            })?;
+        record.signature_sha256 = Some(hex::encode(sha2::Sha256::digest(&signature)));
+        let response = SignHashResponse {
+            signing_request_id: record.request_id.clone(),
+            web_link: Some(format!(
+                "{}/Web/SigningRequests/{}",
+                self.state.public_url, record.request_id
+            )),
+            status: Some("Completed".into()),
+            hash_signing_data: Some(HashEcho {
+                hash: data.hash.clone(),
+            }),
+            hash_signing_result: Some(HashSigningResult {
+                signature: BASE64.encode(&signature),
+            }),
+        };
+        // Every signature is kept by request id (for polling); the idempotency key defaults to the request id.
+        let idempotency =
+            idempotency.or_else(|| Some((token_id.to_owned(), record.request_id.clone(), body_hash)));
+        Success::json(StatusCode::OK, &response, idempotency)
+    }
+
+    fn authorize(&self, token_id: &str, project: &str, policy: &str) -> Result<&Policy, Refusal> {
+        let found = self
+            .state
+            .policies
+            .iter()
+            .find(|p| p.project.eq_ignore_ascii_case(project) && p.slug.eq_ignore_ascii_case(policy))
+            .ok_or_else(|| {
+                refuse(
+                    StatusCode::NOT_FOUND,
+                    pt::POLICY_NOT_FOUND,
+                    format!("there is no signing policy {project}/{policy}"),
+                )
+            })?;
+        if !found.submitters.contains(token_id) {
+            return Err(refuse(
+                StatusCode::FORBIDDEN,
+                pt::FORBIDDEN,
+                format!(
+                    "this token is not a submitter of {project}/{policy}; ask an administrator to add it"
+                ),
+            ));
+        }
+        Ok(found)
+    }
+}
+
+/// The scheme and hash a request asks for, checked against the policy's key.
+fn choose_algorithm(
+    kind: KeyKind,
+    data: &common::protocol::HashSigningData,
+) -> Result<(SignatureScheme, HashAlgorithm), Refusal> {
+    let unsupported = |detail: String| refuse(StatusCode::BAD_REQUEST, pt::UNSUPPORTED_ALGORITHM, detail);
+    match (data.signature_algorithm, kind) {
+        (SignatureAlgorithm::Rsa, KeyKind::Rsa { .. }) => {
+            let options = data.rsa_options.clone().unwrap_or_default();
+            let hash = match (&options.hash_algorithm_name, &options.hash_algorithm_oid) {
+                (Some(name), _) => HashAlgorithm::from_signpath_name(name).ok_or_else(|| {
+                    unsupported(format!(
+                        "hashAlgorithmName {name:?} is not Sha1, Sha256, Sha384 or Sha512"
+                    ))
+                })?,
+                (None, Some(oid)) => oid
+                    .parse()
+                    .ok()
+                    .and_then(|oid| HashAlgorithm::from_oid(&oid))
+                    .ok_or_else(|| {
+                        unsupported(format!("hashAlgorithmOid {oid} is not a SHA-1 or SHA-2 OID"))
+                    })?,
+                (None, None) => {
+                    return Err(unsupported(
+                        "rsaOptions needs hashAlgorithmName or hashAlgorithmOid".into(),
+                    ))
+                }
+            };
+            let scheme = match options.padding_mode.unwrap_or(PaddingMode::Pkcs1) {
+                PaddingMode::Pkcs1 => SignatureScheme::RsaPkcs1,
+                PaddingMode::Pss => SignatureScheme::RsaPss,
+            };
+            Ok((scheme, hash))
+        }
+        (SignatureAlgorithm::Ecdsa, KeyKind::Ec(_)) => {
+            let format = data
+                .ecdsa_options
+                .as_ref()
+                .and_then(|o| o.signature_format)
+                .unwrap_or(EcdsaSignatureFormat::Ieee);
+            let len = BASE64.decode(data.hash.trim()).map(|d| d.len()).unwrap_or(0);
+            let hash = HashAlgorithm::from_output_len(len).unwrap_or(HashAlgorithm::Sha256);
+            let scheme = match format {
+                EcdsaSignatureFormat::Ieee => SignatureScheme::EcdsaIeee,
+                EcdsaSignatureFormat::Asn1 => SignatureScheme::EcdsaAsn1,
+            };
+            Ok((scheme, hash))
+        }
+        (requested, kind) => Err(unsupported(format!(
+            "this policy holds a {kind} key; signatureAlgorithm {requested:?} cannot be used"
+        ))),
+    }
+}
+
+struct Success {
+    status: StatusCode,
+    body: String,
+    idempotency: Option<(String, String, String)>,
+}
+
+impl Success {
+    fn json<T: serde::Serialize>(
+        status: StatusCode,
+        value: &T,
+        idempotency: Option<(String, String, String)>,
+    ) -> Result<Self, Refusal> {
+        let body = serde_json::to_string(value)
+            .map_err(|e| refuse(StatusCode::INTERNAL_SERVER_ERROR, pt::INTERNAL, e.to_string()))?;
+        Ok(Self {
+            status,
+            body,
+            idempotency,
+        })
+    }
+}
+
+fn audit_failure() -> Refusal {
+    Refusal {
+        status: StatusCode::SERVICE_UNAVAILABLE,
+        problem_type: pt::INTERNAL,
+        detail: "the audit log could not be written, so the request was not completed; try again later"
+            .into(),
+        retry_after: Some(5),
+    }
+}
+
+fn json_reply(status: StatusCode, body: String) -> Reply {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        "content-type",
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+fn problem_reply(refusal: &Refusal, request_id: &str) -> Reply {
+    let problem = Problem {
+        problem_type: refusal.problem_type.to_owned(),
+        title: refusal.status.canonical_reason().unwrap_or("Error").to_owned(),
+        status: refusal.status.as_u16(),
+        detail: Some(refusal.detail.clone()),
+        instance: None,
+        request_id: Some(request_id.to_owned()),
+    };
+    let body = serde_json::to_string(&problem).unwrap_or_default();
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = refusal.status;
+    let headers = response.headers_mut();
+    headers.insert(
+        "content-type",
+        hyper::header::HeaderValue::from_static(PROBLEM_JSON),
+    );
+    if refusal.status == StatusCode::UNAUTHORIZED {
+        headers.insert(
+            "www-authenticate",
+            hyper::header::HeaderValue::from_static("Bearer"),
+        );
+    }
+    if let Some(seconds) = refusal.retry_after {
+        headers.insert("retry-after", hyper::header::HeaderValue::from(seconds));
+    }
+    response
+}
+
+pub fn now() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}

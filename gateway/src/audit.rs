@@ -1,0 +1,169 @@
+//! The audit log: one record for every API request, allowed or refused, committed durably (SQLite WAL with
+//! `synchronous=FULL`) before the response leaves. Also the idempotency store, so a replayed `SignHash` finds
+//! the first answer in the same database as its audit record.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::Serialize;
+
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct Record {
+    pub request_id: String,
+    pub received: String,
+    pub completed: String,
+    pub organization: String,
+    pub project: Option<String>,
+    pub policy: Option<String>,
+    pub token_id: Option<String>,
+    pub client_address: String,
+    pub user_agent: Option<String>,
+    pub method: String,
+    pub route: String,
+    pub algorithm: Option<String>,
+    pub hash_algorithm: Option<String>,
+    pub digest: Option<String>,
+    pub signature_sha256: Option<String>,
+    pub certificate_sha256: Option<String>,
+    pub metadata: Option<String>,
+    pub idempotency_key: Option<String>,
+    pub outcome: String,
+    pub status: u16,
+    pub error_type: Option<String>,
+    pub error_detail: Option<String>,
+}
+
+pub struct AuditLog {
+    conn: Mutex<Connection>,
+}
+
+impl std::fmt::Debug for AuditLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AuditLog")
+    }
+}
+
+const COLUMNS: &str = "request_id, received, completed, organization, project, policy, token_id, client_address, \
+    user_agent, method, route, algorithm, hash_algorithm, digest, signature_sha256, certificate_sha256, metadata, \
+    idempotency_key, outcome, status, error_type, error_detail";
+
+impl AuditLog {
+    pub fn open(path: &Path) -> rusqlite::Result<Self> {
+        let conn = Connection::open(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.execute_batch(&format!(
+            "CREATE TABLE IF NOT EXISTS audit (seq INTEGER PRIMARY KEY AUTOINCREMENT, {}, UNIQUE(request_id));
+             CREATE TABLE IF NOT EXISTS idempotency (token_id TEXT NOT NULL, key TEXT NOT NULL,
+                 body_sha256 TEXT NOT NULL, response TEXT NOT NULL, created INTEGER NOT NULL,
+                 PRIMARY KEY (token_id, key));",
+            COLUMNS.split(", ").map(|c| format!("{c} {}", if c == "status" { "INTEGER" } else { "TEXT" })).collect::<Vec<_>>().join(", ")
+        ))?;
+        Ok(Self {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Commits one record; the caller answers only after this returned Ok.
+    pub fn append(&self, r: &Record) -> rusqlite::Result<()> {
+        self.conn().execute(
+            &format!("INSERT INTO audit ({COLUMNS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22)"),
+            params![
+                r.request_id, r.received, r.completed, r.organization, r.project, r.policy, r.token_id,
+                r.client_address, r.user_agent, r.method, r.route, r.algorithm, r.hash_algorithm, r.digest,
+                r.signature_sha256, r.certificate_sha256, r.metadata, r.idempotency_key, r.outcome, r.status,
+                r.error_type, r.error_detail
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Appends the record and stores the idempotent response in one transaction.
+    pub fn append_with_idempotency(
+        &self,
+        r: &Record,
+        token_id: &str,
+        key: &str,
+        body_sha256: &str,
+        response: &str,
+    ) -> rusqlite::Result<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute(
+            &format!("INSERT INTO audit ({COLUMNS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22)"),
+            params![
+                r.request_id, r.received, r.completed, r.organization, r.project, r.policy, r.token_id,
+                r.client_address, r.user_agent, r.method, r.route, r.algorithm, r.hash_algorithm, r.digest,
+                r.signature_sha256, r.certificate_sha256, r.metadata, r.idempotency_key, r.outcome, r.status,
+                r.error_type, r.error_detail
+            ],
+        )?;
+        tx.execute(
+            "INSERT OR REPLACE INTO idempotency (token_id, key, body_sha256, response, created) VALUES (?1, ?2, ?3, ?4, strftime('%s','now'))",
+            params![token_id, key, body_sha256, response],
+        )?;
+        tx.commit()
+    }
+
+    /// The stored (body hash, response) for a key of this token, if younger than 24 hours.
+    pub fn idempotent(&self, token_id: &str, key: &str) -> rusqlite::Result<Option<(String, String)>> {
+        self.conn()
+            .query_row(
+                "SELECT body_sha256, response FROM idempotency WHERE token_id = ?1 AND key = ?2 AND created > strftime('%s','now') - 86400",
+                params![token_id, key],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .optional()
+    }
+
+    /// A completed signing request's stored response, for the polling routes.
+    pub fn signing_request(&self, token_id: &str, request_id: &str) -> rusqlite::Result<Option<String>> {
+        self.conn()
+            .query_row(
+                "SELECT response FROM idempotency WHERE token_id = ?1 AND response LIKE ?2",
+                params![token_id, format!("%\"signingRequestId\":\"{request_id}\"%")],
+                |row| row.get(0),
+            )
+            .optional()
+    }
+
+    pub fn records(&self, limit: Option<u32>) -> rusqlite::Result<Vec<Record>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&format!("SELECT {COLUMNS} FROM audit ORDER BY seq DESC LIMIT ?1"))?;
+        let rows = stmt.query_map(params![limit.map_or(-1i64, i64::from)], |row| {
+            Ok(Record {
+                request_id: row.get(0)?,
+                received: row.get(1)?,
+                completed: row.get(2)?,
+                organization: row.get(3)?,
+                project: row.get(4)?,
+                policy: row.get(5)?,
+                token_id: row.get(6)?,
+                client_address: row.get(7)?,
+                user_agent: row.get(8)?,
+                method: row.get(9)?,
+                route: row.get(10)?,
+                algorithm: row.get(11)?,
+                hash_algorithm: row.get(12)?,
+                digest: row.get(13)?,
+                signature_sha256: row.get(14)?,
+                certificate_sha256: row.get(15)?,
+                metadata: row.get(16)?,
+                idempotency_key: row.get(17)?,
+                outcome: row.get(18)?,
+                status: row.get(19)?,
+                error_type: row.get(20)?,
+                error_detail: row.get(21)?,
+            })
+        })?;
+        let mut records: Vec<Record> = rows.collect::<rusqlite::Result<_>>()?;
+        records.reverse();
+        Ok(records)
+    }
+}

@@ -1,0 +1,175 @@
+//! `signpath-gateway init --dir DIR`: a complete, self-contained setup with no global state — a SoftHSM2 token
+//! with one key per Notary key spec, a PKI for them, a TLS certificate, an organization, an API token,
+//! `gateway.toml`, and `env` for clients.
+
+use std::path::{Path, PathBuf};
+
+use common::keys::KeySpec;
+use sha2::Digest;
+
+use crate::config::{GatewayConfig, HsmConfig, PolicyConfig, ProjectConfig, TlsConfig, TokenConfig};
+use crate::fsutil::{random_token, write_private, write_public};
+use crate::{hsm, pki};
+
+pub type InitError = Box<dyn std::error::Error + Send + Sync>;
+
+pub const DEFAULT_SOFTHSM_MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
+pub const TOKEN_LABEL: &str = "signpath-gateway";
+pub const PROJECT: &str = "demo";
+
+pub fn new_token_config(name: &str) -> (TokenConfig, String) {
+    let token = random_token();
+    let id = format!("tok_{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let config = TokenConfig {
+        id,
+        name: name.to_owned(),
+        sha256: hex::encode(sha2::Sha256::digest(token.as_bytes())),
+    };
+    (config, token)
+}
+
+pub fn run(dir: &Path, port: u16, module: &Path) -> Result<(), InitError> {
+    if dir.join("gateway.toml").exists() {
+        return Err(format!(
+            "{} already holds a gateway setup; refusing to overwrite it (use another --dir)",
+            dir.display()
+        )
+        .into());
+    }
+    if dir.exists() && std::fs::read_dir(dir)?.next().is_some() {
+        return Err(format!(
+            "{} is not empty; init needs a new or empty directory",
+            dir.display()
+        )
+        .into());
+    }
+    for sub in ["ca", "pki", "tls", "softhsm/tokens"] {
+        std::fs::create_dir_all(dir.join(sub))?;
+    }
+    let dir = dir.canonicalize()?;
+
+    // The HSM: SoftHSM2 with its own configuration inside DIR.
+    let softhsm_conf = dir.join("softhsm2.conf");
+    write_public(
+        &softhsm_conf,
+        format!(
+            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n",
+            dir.join("softhsm/tokens").display()
+        )
+        .as_bytes(),
+    )?;
+    hsm::use_softhsm_conf(&softhsm_conf);
+    let pkcs11 = hsm::open(module)?;
+    let user_pin = random_token();
+    hsm::init_token(&pkcs11, TOKEN_LABEL, &random_token(), &user_pin)?;
+    write_private(&dir.join("hsm-pin"), user_pin.as_bytes())?;
+    let session = hsm::login(&pkcs11, TOKEN_LABEL, &user_pin)?;
+
+    // The PKI.
+    let root = pki::root("SignPath Gateway Demo Root")?;
+    let intermediate = pki::intermediate("SignPath Gateway Demo Intermediate", &root)?;
+    write_public(&dir.join("ca/root.pem"), pki::pem(&root.cert)?.as_bytes())?;
+    write_public(
+        &dir.join("ca/intermediate.pem"),
+        pki::pem(&intermediate.cert)?.as_bytes(),
+    )?;
+    write_private(&dir.join("ca/root.key"), pkcs8_pem(&root.key)?.as_bytes())?;
+    write_private(
+        &dir.join("ca/intermediate.key"),
+        pkcs8_pem(&intermediate.key)?.as_bytes(),
+    )?;
+
+    let (token_config, token) = new_token_config("demo");
+    let mut policies = Vec::new();
+    for spec in KeySpec::ALL {
+        let slug = spec.policy_slug();
+        let spki = hsm::generate_key(&session, spec, &slug)?;
+        let leaf = pki::leaf(&format!("{PROJECT}/{slug}"), &spki, &intermediate)?;
+        let leaf_path = PathBuf::from(format!("pki/{slug}.pem"));
+        write_public(&dir.join(&leaf_path), pki::pem(&leaf)?.as_bytes())?;
+        policies.push(PolicyConfig {
+            slug: slug.clone(),
+            id: uuid::Uuid::new_v4().to_string(),
+            key_label: slug,
+            certificate_chain: vec![leaf_path, "ca/intermediate.pem".into(), "ca/root.pem".into()],
+            submitters: vec![token_config.id.clone()],
+        });
+    }
+    drop(session);
+    let _ = pkcs11.finalize();
+
+    // TLS.
+    let tls = pki::tls()?;
+    write_public(&dir.join("tls-ca.pem"), tls.ca_pem.as_bytes())?;
+    write_public(&dir.join("tls/server.pem"), tls.server_chain_pem.as_bytes())?;
+    write_private(&dir.join("tls/server.key"), tls.server_key_pem.as_bytes())?;
+
+    let public_url = format!("https://127.0.0.1:{port}");
+    let organization_id = uuid::Uuid::new_v4().to_string();
+    let config = GatewayConfig {
+        listen: format!("127.0.0.1:{port}"),
+        public_url: public_url.clone(),
+        organization_id: organization_id.clone(),
+        audit_db: "audit.db".into(),
+        tls: TlsConfig {
+            certificate: "tls/server.pem".into(),
+            key: "tls/server.key".into(),
+        },
+        hsm: HsmConfig {
+            module: module.to_path_buf(),
+            softhsm2_conf: Some("softhsm2.conf".into()),
+            token_label: TOKEN_LABEL.to_owned(),
+            pin_file: "hsm-pin".into(),
+        },
+        tokens: vec![token_config],
+        projects: vec![ProjectConfig {
+            slug: PROJECT.to_owned(),
+            policies,
+        }],
+    };
+    config.save(&dir.join("gateway.toml"))?;
+    let env = format!(
+        "# Settings for clients of this gateway: . {dir}/env\nexport SIGNPATH_API_URL='{public_url}'\nexport SIGNPATH_ORGANIZATION_ID='{organization_id}'\nexport SIGNPATH_API_TOKEN='{token}'\nexport SIGNPATH_TLS_CA_BUNDLE='{dir}/tls-ca.pem'\n",
+        dir = dir.display()
+    );
+    write_private(&dir.join("env"), env.as_bytes())?;
+    println!("initialized a gateway in {}", dir.display());
+    println!("  organization {organization_id}, project {PROJECT}, policies ec-256 ec-384 ec-521 rsa-2048 rsa-3072 rsa-4096");
+    println!(
+        "  start it:     signpath-gateway serve --config {}/gateway.toml",
+        dir.display()
+    );
+    println!(
+        "  client setup: . {}/env   (holds the API token; keep it private)",
+        dir.display()
+    );
+    println!("  trust root:   {}/ca/root.pem", dir.display());
+    Ok(())
+}
+
+fn pkcs8_pem(key: &p384::ecdsa::SigningKey) -> Result<String, InitError> {
+    use pkcs8::EncodePrivateKey;
+    Ok(key.to_pkcs8_pem(der::pem::LineEnding::LF)?.to_string())
+}
+
+/// `signpath-gateway token add`: a new token with submitter permission on the given `project/policy` list.
+pub fn add_token(config_path: &Path, name: &str, policies: &[String]) -> Result<String, InitError> {
+    let (mut config, _) = GatewayConfig::load(config_path)?;
+    let (token_config, token) = new_token_config(name);
+    for wanted in policies {
+        let (project, policy) = wanted
+            .split_once('/')
+            .ok_or_else(|| format!("{wanted:?} is not Project/Policy"))?;
+        let found = config
+            .projects
+            .iter_mut()
+            .filter(|p| p.slug == project)
+            .flat_map(|p| p.policies.iter_mut())
+            .find(|p| p.slug == policy)
+            .ok_or_else(|| format!("there is no signing policy {wanted}"))?;
+        found.submitters.push(token_config.id.clone());
+    }
+    config.tokens.push(token_config);
+    config.save(config_path)?;
+    Ok(token)
+}

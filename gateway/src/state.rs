@@ -1,0 +1,116 @@
+//! What `serve` holds in memory: the policies with their key handles and certificates, the token hashes, and the
+//! HSM signer. Built once at start; a configuration change takes a restart.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+use common::keys::KeyKind;
+use common::protocol::{RsaParameters, SigningPolicyInfo, WireKeyType};
+use common::x509::{pem_certificates, ParsedCertificate};
+use cryptoki::object::ObjectHandle;
+use sha2::Digest;
+use subtle::ConstantTimeEq;
+
+use crate::config::{resolve, GatewayConfig};
+use crate::hsm::Signer;
+
+pub type StateError = Box<dyn std::error::Error + Send + Sync>;
+
+#[derive(Debug)]
+pub struct Policy {
+    pub project: String,
+    pub slug: String,
+    pub key: ObjectHandle,
+    pub kind: KeyKind,
+    pub submitters: HashSet<String>,
+    pub certificate_sha256: String,
+    /// The `MySigningPolicies` entry, precomputed.
+    pub info: SigningPolicyInfo,
+}
+
+#[derive(Debug)]
+pub struct State {
+    pub organization_id: String,
+    pub public_url: String,
+    pub policies: Vec<Policy>,
+    tokens: Vec<(String, [u8; 32])>,
+    pub signer: Signer,
+}
+
+impl State {
+    pub fn load(config: &GatewayConfig, base: &Path, signer: Signer) -> Result<Self, StateError> {
+        let mut policies = Vec::new();
+        for project in &config.projects {
+            for p in &project.policies {
+                let mut chain = Vec::new();
+                for file in &p.certificate_chain {
+                    let path = resolve(base, file);
+                    let pem = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+                    chain.extend(pem_certificates(&pem, &path.display().to_string())?);
+                }
+                let leaf_der = chain
+                    .first()
+                    .ok_or_else(|| format!("policy {} has no certificate", p.slug))?;
+                let leaf = ParsedCertificate::from_der(leaf_der)?;
+                let public_key = leaf.public_key()?;
+                let kind = public_key.kind();
+                let (key_type, key_size_in_bits) = match kind {
+                    KeyKind::Rsa { bits } => (WireKeyType::Rsa, bits),
+                    KeyKind::Ec(curve) => (WireKeyType::Ecdsa, curve.bits()),
+                };
+                let rsa_parameters = public_key.rsa_parameters().map(|(n, e)| RsaParameters {
+                    public_exponent: BASE64.encode(e),
+                    modulus: BASE64.encode(n),
+                });
+                let key = signer.find_key(&p.key_label)?;
+                policies.push(Policy {
+                    project: project.slug.clone(),
+                    slug: p.slug.clone(),
+                    key,
+                    kind,
+                    submitters: p.submitters.iter().cloned().collect(),
+                    certificate_sha256: leaf.sha256_fingerprint(),
+                    info: SigningPolicyInfo {
+                        signing_policy_slug: p.slug.clone(),
+                        project_slug: project.slug.clone(),
+                        signing_policy_id: p.id.clone(),
+                        key_type,
+                        key_size_in_bits,
+                        certificate_bytes: BASE64.encode(leaf_der),
+                        public_key_bytes: BASE64.encode(public_key.signpath_public_key_bytes()),
+                        rsa_parameters,
+                        certificate_chain: Some(chain.iter().map(|c| BASE64.encode(c)).collect()),
+                    },
+                });
+            }
+        }
+        let mut tokens = Vec::new();
+        for t in &config.tokens {
+            let mut hash = [0u8; 32];
+            hex::decode_to_slice(&t.sha256, &mut hash)
+                .map_err(|_| format!("token {} has a bad sha256", t.id))?;
+            tokens.push((t.id.clone(), hash));
+        }
+        Ok(Self {
+            organization_id: config.organization_id.clone(),
+            public_url: config.public_url.trim_end_matches('/').to_owned(),
+            policies,
+            tokens,
+            signer,
+        })
+    }
+
+    /// The id of the token with this value, compared in constant time against every stored hash.
+    pub fn token_id(&self, token: &str) -> Option<String> {
+        let presented: [u8; 32] = sha2::Sha256::digest(token.as_bytes()).into();
+        let mut found = None;
+        for (id, hash) in &self.tokens {
+            if bool::from(presented.ct_eq(hash)) {
+                found = Some(id.clone());
+            }
+        }
+        found
+    }
+}
