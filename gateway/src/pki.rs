@@ -1,5 +1,5 @@
 //! The test PKI `init` makes: a self-signed root → an intermediate → one code-signing leaf per HSM key, shaped to
-//! pass Notary's certificate rules (leaf: critical KeyUsage digitalSignature only, EKU codeSigning; CAs: critical
+//! pass Notary's certificate rules (leaf: critical KeyUsage digitalSignature (and nonRepudiation), EKU codeSigning; CAs: critical
 //! basic constraints and keyCertSign; subjects with C, ST and O). The root and intermediate keys are software
 //! P-384 keys kept 0600 under `DIR/ca`: this is a demonstration PKI; a site brings its own certificates.
 
@@ -10,7 +10,7 @@ use der::{Decode, EncodePem};
 use p384::ecdsa::{DerSignature, SigningKey};
 use pkcs8::EncodePublicKey;
 use x509_cert::builder::{Builder, CertificateBuilder, Profile};
-use x509_cert::ext::pkix::{BasicConstraints, ExtendedKeyUsage, KeyUsage, KeyUsages};
+use x509_cert::ext::pkix::ExtendedKeyUsage;
 use x509_cert::name::Name;
 use x509_cert::serial_number::SerialNumber;
 use x509_cert::spki::SubjectPublicKeyInfoOwned;
@@ -88,8 +88,12 @@ pub fn intermediate(common_name: &str, issuer: &Ca) -> Result<Ca, PkiError> {
 
 /// A code-signing leaf for a public key held elsewhere (the HSM).
 pub fn leaf(common_name: &str, spki_der: &[u8], issuer: &Ca) -> Result<Certificate, PkiError> {
-    let profile = Profile::Manual {
-        issuer: Some(issuer.cert.tbs_certificate.subject.clone()),
+    // The Leaf profile adds basic constraints (CA:FALSE), key identifiers and a critical KeyUsage of
+    // digitalSignature and nonRepudiation (contentCommitment), which Notary allows.
+    let profile = Profile::Leaf {
+        issuer: issuer.cert.tbs_certificate.subject.clone(),
+        enable_key_agreement: false,
+        enable_key_encipherment: false,
     };
     let spki = SubjectPublicKeyInfoOwned::from_der(spki_der)?;
     let mut builder = CertificateBuilder::new(
@@ -100,11 +104,6 @@ pub fn leaf(common_name: &str, spki_der: &[u8], issuer: &Ca) -> Result<Certifica
         spki,
         &issuer.key,
     )?;
-    builder.add_extension(&BasicConstraints {
-        ca: false,
-        path_len_constraint: None,
-    })?;
-    builder.add_extension(&KeyUsage(KeyUsages::DigitalSignature.into()))?;
     builder.add_extension(&ExtendedKeyUsage(vec![
         const_oid::db::rfc5280::ID_KP_CODE_SIGNING,
     ]))?;

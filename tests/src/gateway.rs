@@ -1,1 +1,206 @@
-//! Filled in by its owner.
+//! The real gateway for a test: `signpath-gateway init` into a temporary directory on a free port, then `serve`,
+//! waiting for its "listening" line. Dropping the fixture stops the process and removes the directory.
+
+#![allow(clippy::unwrap_used)] // test scaffolding: a failure here should stop the test loudly
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use crate::tools;
+
+#[derive(Debug)]
+pub struct Gateway {
+    child: Child,
+    dir: tempfile::TempDir,
+    env: BTreeMap<String, String>,
+}
+
+/// A port nobody listens on now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Gateway {
+    /// The gateway binary (`SIGNPATH_GATEWAY_BIN`, else target/release).
+    pub fn binary() -> PathBuf {
+        tools::release_artifact("signpath-gateway")
+    }
+
+    pub fn start() -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("signpath-gateway-")
+            .tempdir()
+            .unwrap();
+        let setup = dir.path().join("gw");
+        let init = Command::new(Self::binary())
+            .args(["init", "--dir"])
+            .arg(&setup)
+            .args(["--port", &free_port().to_string()])
+            .output()
+            .unwrap();
+        assert!(
+            init.status.success(),
+            "init failed: {}",
+            String::from_utf8_lossy(&init.stderr)
+        );
+        let stderr = std::fs::File::create(dir.path().join("gateway.stderr")).unwrap();
+        let mut child = Command::new(Self::binary())
+            .args(["serve", "--config"])
+            .arg(setup.join("gateway.toml"))
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let ready = rx
+            .recv_timeout(Duration::from_secs(60))
+            .map(|line| line.starts_with("signpath-gateway listening on https://"))
+            .unwrap_or(false);
+        if !ready {
+            let _ = child.kill();
+            panic!(
+                "the gateway did not start: {}",
+                std::fs::read_to_string(dir.path().join("gateway.stderr")).unwrap_or_default()
+            );
+        }
+        let env = parse_env(&std::fs::read_to_string(setup.join("env")).unwrap());
+        Self { child, dir, env }
+    }
+
+    /// The setup directory (`gateway.toml`, `env`, `ca/root.pem`, ...).
+    pub fn dir(&self) -> PathBuf {
+        self.dir.path().join("gw")
+    }
+
+    pub fn config(&self) -> PathBuf {
+        self.dir().join("gateway.toml")
+    }
+
+    pub fn api_url(&self) -> &str {
+        &self.env["SIGNPATH_API_URL"]
+    }
+
+    pub fn organization_id(&self) -> &str {
+        &self.env["SIGNPATH_ORGANIZATION_ID"]
+    }
+
+    pub fn api_token(&self) -> &str {
+        &self.env["SIGNPATH_API_TOKEN"]
+    }
+
+    /// The CA of the gateway's TLS certificate.
+    pub fn tls_ca(&self) -> PathBuf {
+        self.dir().join("tls-ca.pem")
+    }
+
+    /// The root of the signing PKI, what verifiers trust.
+    pub fn root_ca_pem(&self) -> PathBuf {
+        self.dir().join("ca/root.pem")
+    }
+
+    /// SIGNPATH_API_URL, SIGNPATH_ORGANIZATION_ID, SIGNPATH_API_TOKEN and SIGNPATH_TLS_CA_BUNDLE.
+    pub fn env_vars(&self) -> Vec<(String, String)> {
+        self.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+
+    /// The audit log, oldest first, one JSON object per record.
+    pub fn audit_json(&self) -> Vec<serde_json::Value> {
+        let out = Command::new(Self::binary())
+            .args(["audit", "--json", "--config"])
+            .arg(self.config())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "audit failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    /// A new token allowed to submit to `policies` (`Project/Policy`). The running gateway reads tokens at start,
+    /// so this restarts it on the same port.
+    pub fn add_token(&mut self, name: &str, policies: &[&str]) -> String {
+        let mut cmd = Command::new(Self::binary());
+        cmd.args(["token", "add", "--config"])
+            .arg(self.config())
+            .args(["--name", name]);
+        for p in policies {
+            cmd.args(["--policy", p]);
+        }
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "token add failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        self.restart();
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    fn restart(&mut self) {
+        stop(&mut self.child);
+        let stderr = std::fs::File::create(self.dir.path().join("gateway.stderr")).unwrap();
+        let mut child = Command::new(Self::binary())
+            .args(["serve", "--config"])
+            .arg(self.config())
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert!(
+            line.starts_with("signpath-gateway listening"),
+            "restart failed: {line}"
+        );
+        self.child = child;
+    }
+
+    /// Runs a command with the client settings in its environment.
+    pub fn command(&self, program: impl AsRef<Path>) -> Command {
+        let mut cmd = Command::new(program.as_ref());
+        cmd.envs(self.env_vars());
+        cmd
+    }
+}
+
+fn stop(child: &mut Child) {
+    // SIGTERM would be kinder, but std has no portable way without libc; the audit log is committed per request,
+    // so a kill loses nothing that was answered.
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        stop(&mut self.child);
+    }
+}
+
+fn parse_env(text: &str) -> BTreeMap<String, String> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("export "))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.trim_matches('\'').to_owned()))
+        .collect()
+}
