@@ -312,6 +312,16 @@ mod tests {
     }
 
     #[test]
+    fn every_problem_type_is_in_the_openapi_schema_and_the_docs() {
+        let openapi = include_str!("../../docs/openapi.yaml");
+        let docs = include_str!("../../docs/gateway-api.md");
+        for t in problem_types::ALL {
+            assert!(openapi.contains(&format!("- {t}\n")), "{t} is not in docs/openapi.yaml");
+            assert!(docs.contains(&format!("`{}`", problem_types::short(t))), "{t} is not in docs/gateway-api.md");
+        }
+    }
+
+    #[test]
     fn problem_without_type_is_about_blank() {
         let parsed: Problem = serde_json::from_str(r#"{"title":"Unauthorized","status":401}"#).unwrap();
         assert_eq!(parsed.problem_type, "about:blank");
