@@ -141,12 +141,6 @@ impl Curve {
         (self.bits() as usize).div_ceil(8)
     }
 
-    /// Whether an ECDSA signature over a digest of this hash is accepted: the digest must be at least half the
-    /// field size (FIPS 186-5 asks for comparable strength; verifiers such as RustCrypto refuse shorter ones).
-    pub fn accepts_digest_of(self, hash: HashAlgorithm) -> bool {
-        hash.output_len() * 2 >= self.field_len()
-    }
-
     pub fn name(self) -> &'static str {
         match self {
             Self::P256 => "P-256",

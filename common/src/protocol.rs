@@ -316,8 +316,14 @@ mod tests {
         let openapi = include_str!("../../docs/openapi.yaml");
         let docs = include_str!("../../docs/gateway-api.md");
         for t in problem_types::ALL {
-            assert!(openapi.contains(&format!("- {t}\n")), "{t} is not in docs/openapi.yaml");
-            assert!(docs.contains(&format!("`{}`", problem_types::short(t))), "{t} is not in docs/gateway-api.md");
+            assert!(
+                openapi.contains(&format!("- {t}\n")),
+                "{t} is not in docs/openapi.yaml"
+            );
+            assert!(
+                docs.contains(&format!("`{}`", problem_types::short(t))),
+                "{t} is not in docs/gateway-api.md"
+            );
         }
     }
 

@@ -171,6 +171,20 @@ impl PublicKey {
                 actual: signature.len(),
             });
         }
+        // ECDSA takes the digest as an integer; RustCrypto refuses digests shorter than half the field (SHA-256 on
+        // P-521), which OpenSSL and HSMs sign. Leading zero bytes leave the integer unchanged.
+        let padded;
+        let digest = match kind {
+            KeyKind::Ec(curve) if digest.len() * 2 < curve.field_len() => {
+                padded = [
+                    vec![0u8; curve.field_len().div_ceil(2) - digest.len()],
+                    digest.to_vec(),
+                ]
+                .concat();
+                padded.as_slice()
+            }
+            _ => digest,
+        };
         let ok = match self {
             Self::Rsa(key) => {
                 let padding = |scheme| -> Result<bool, VerifyError> {

@@ -160,14 +160,6 @@ impl RemoteKey {
                 ),
             });
         }
-        if let KeyKind::Ec(curve) = self.kind() {
-            if !curve.accepts_digest_of(hash) {
-                return Err(Error::PolicyKey {
-                    key_id: self.key_id(),
-                    reason: format!("a {hash} digest is too short for ECDSA on {}", curve.name()),
-                });
-            }
-        }
         if !scheme.fits(self.kind()) {
             return Err(Error::PolicyKey {
                 key_id: self.key_id(),
