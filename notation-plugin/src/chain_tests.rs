@@ -4,14 +4,18 @@
 use std::str::FromStr;
 use std::time::{Duration, SystemTime};
 
-use der::Encode;
+use der::asn1::{BitString, OctetString};
+use der::{Decode, Encode};
+use p256::ecdsa::signature::Signer;
 use p256::ecdsa::{DerSignature, SigningKey};
 use x509_cert::builder::{Builder, CertificateBuilder, Profile};
 use x509_cert::ext::pkix::{ExtendedKeyUsage, KeyUsage, KeyUsages};
+use x509_cert::ext::Extension;
 use x509_cert::name::Name;
 use x509_cert::serial_number::SerialNumber;
 use x509_cert::spki::SubjectPublicKeyInfoOwned;
 use x509_cert::time::{Time, Validity};
+use x509_cert::Certificate;
 
 use super::*;
 
@@ -66,6 +70,21 @@ fn issue(
     Issued { key, name, der }
 }
 
+/// The same certificate with edited extensions, signed again by `issuer`: for shapes the builder's profiles
+/// do not make.
+fn reissue(cert: &Issued, issuer: &Issued, edit: impl FnOnce(&mut Vec<Extension>)) -> Issued {
+    let mut parsed = Certificate::from_der(&cert.der).unwrap();
+    edit(parsed.tbs_certificate.extensions.get_or_insert_with(Vec::new));
+    let tbs = parsed.tbs_certificate.to_der().unwrap();
+    let signature: DerSignature = issuer.key.sign(&tbs);
+    parsed.signature = BitString::from_bytes(signature.as_bytes()).unwrap();
+    Issued {
+        key: cert.key.clone(),
+        name: cert.name.clone(),
+        der: parsed.to_der().unwrap(),
+    }
+}
+
 fn new_root() -> Issued {
     issue(
         "CN=Root,O=Test,C=US",
@@ -94,7 +113,6 @@ fn leaf_profile(issuer: Option<Name>) -> Profile {
         issuer: issuer.unwrap(),
         enable_key_agreement: false,
         enable_key_encipherment: false,
-        include_subject_key_identifier: true,
     }
 }
 
@@ -222,7 +240,6 @@ fn leaf_with_tls_usage_or_encipherment_is_rejected() {
             issuer: i.unwrap(),
             enable_key_agreement: true,
             enable_key_encipherment: false,
-            include_subject_key_identifier: true,
         },
         Some(&root),
         this_year(),
@@ -236,18 +253,31 @@ fn leaf_with_tls_usage_or_encipherment_is_rejected() {
 }
 
 #[test]
-fn leaf_without_key_usage_is_rejected() {
+fn leaf_without_a_critical_key_usage_is_rejected() {
     let root = new_root();
-    let bare = issue(
-        "CN=Bare,O=Test,C=US",
-        |i| Profile::Manual { issuer: i },
-        Some(&root),
-        this_year(),
-        |_| {},
-    );
+    let leaf = new_leaf(&root);
+    let bare = reissue(&leaf, &root, |extensions| {
+        extensions.retain(|e| e.extn_id != oids::ID_CE_KEY_USAGE)
+    });
     let error = check(&[&bare, &root]).unwrap_err();
     assert!(
         error.to_string().contains("it has no key usage extension"),
+        "{error}"
+    );
+
+    let lax = reissue(&leaf, &root, |extensions| {
+        for e in extensions
+            .iter_mut()
+            .filter(|e| e.extn_id == oids::ID_CE_KEY_USAGE)
+        {
+            e.critical = false;
+        }
+    });
+    let error = check(&[&lax, &root]).unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("its key usage extension is not critical"),
         "{error}"
     );
 }
@@ -270,21 +300,16 @@ fn ca_without_ca_constraints_or_key_cert_sign_is_rejected() {
         "{error}"
     );
 
-    let manual_ca = issue(
-        "CN=ManualCa,O=Test,C=US",
-        |i| Profile::Manual { issuer: i },
-        Some(&root),
-        this_year(),
-        |b| {
-            b.add_extension(&x509_cert::ext::pkix::BasicConstraints {
-                ca: true,
-                path_len_constraint: None,
-            })
-            .unwrap();
-            b.add_extension(&KeyUsage(KeyUsages::DigitalSignature.into()))
-                .unwrap();
-        },
-    );
+    let ca = sub_ca(&root, None);
+    let manual_ca = reissue(&ca, &root, |extensions| {
+        for e in extensions
+            .iter_mut()
+            .filter(|e| e.extn_id == oids::ID_CE_KEY_USAGE)
+        {
+            let usage = KeyUsage(KeyUsages::DigitalSignature.into()).to_der().unwrap();
+            e.extn_value = OctetString::new(usage).unwrap();
+        }
+    });
     let leaf = new_leaf(&manual_ca);
     let error = check(&[&leaf, &manual_ca, &root]).unwrap_err();
     assert!(
@@ -332,7 +357,6 @@ fn a_self_signed_leaf_alone_is_accepted() {
             issuer: name.clone(),
             enable_key_agreement: false,
             enable_key_encipherment: false,
-            include_subject_key_identifier: true,
         },
         SerialNumber::from(1u32),
         this_year(),
