@@ -638,3 +638,73 @@ pub fn now() -> String {
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use common::keys::Curve;
+    use common::protocol::{EcdsaOptions, HashSigningData, RsaOptions};
+
+    fn data(algorithm: SignatureAlgorithm, hash_len: usize) -> HashSigningData {
+        HashSigningData {
+            signature_algorithm: algorithm,
+            rsa_options: None,
+            ecdsa_options: None,
+            hash: BASE64.encode(vec![1u8; hash_len]),
+            metadata: None,
+        }
+    }
+
+    #[test]
+    fn rsa_defaults_to_pkcs1_and_takes_a_name_or_an_oid() {
+        let rsa = KeyKind::Rsa { bits: 2048 };
+        let mut d = data(SignatureAlgorithm::Rsa, 48);
+        d.rsa_options = Some(RsaOptions {
+            hash_algorithm_name: Some("sha384".into()),
+            ..Default::default()
+        });
+        assert_eq!(
+            choose_algorithm(rsa, &d).unwrap(),
+            (SignatureScheme::RsaPkcs1, HashAlgorithm::Sha384)
+        );
+        d.rsa_options = Some(RsaOptions {
+            hash_algorithm_oid: Some("2.16.840.1.101.3.4.2.3".into()),
+            padding_mode: Some(PaddingMode::Pss),
+            ..Default::default()
+        });
+        assert_eq!(
+            choose_algorithm(rsa, &d).unwrap(),
+            (SignatureScheme::RsaPss, HashAlgorithm::Sha512)
+        );
+        d.rsa_options = None;
+        assert_eq!(
+            choose_algorithm(rsa, &d).unwrap_err().problem_type,
+            pt::UNSUPPORTED_ALGORITHM
+        );
+    }
+
+    #[test]
+    fn ecdsa_takes_the_hash_from_the_digest_length_and_defaults_to_ieee() {
+        let ec = KeyKind::Ec(Curve::P384);
+        assert_eq!(
+            choose_algorithm(ec, &data(SignatureAlgorithm::Ecdsa, 48)).unwrap(),
+            (SignatureScheme::EcdsaIeee, HashAlgorithm::Sha384)
+        );
+        let mut d = data(SignatureAlgorithm::Ecdsa, 64);
+        d.ecdsa_options = Some(EcdsaOptions {
+            signature_format: Some(EcdsaSignatureFormat::Asn1),
+        });
+        assert_eq!(
+            choose_algorithm(ec, &d).unwrap(),
+            (SignatureScheme::EcdsaAsn1, HashAlgorithm::Sha512)
+        );
+    }
+
+    #[test]
+    fn an_algorithm_that_does_not_fit_the_key_is_refused() {
+        let refusal =
+            choose_algorithm(KeyKind::Ec(Curve::P256), &data(SignatureAlgorithm::Rsa, 32)).unwrap_err();
+        assert_eq!(refusal.status, StatusCode::BAD_REQUEST);
+        assert_eq!(refusal.problem_type, pt::UNSUPPORTED_ALGORITHM);
+    }
+}

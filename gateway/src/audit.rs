@@ -72,16 +72,7 @@ impl AuditLog {
 
     /// Commits one record; the caller answers only after this returned Ok.
     pub fn append(&self, r: &Record) -> rusqlite::Result<()> {
-        self.conn().execute(
-            &format!("INSERT INTO audit ({COLUMNS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22)"),
-            params![
-                r.request_id, r.received, r.completed, r.organization, r.project, r.policy, r.token_id,
-                r.client_address, r.user_agent, r.method, r.route, r.algorithm, r.hash_algorithm, r.digest,
-                r.signature_sha256, r.certificate_sha256, r.metadata, r.idempotency_key, r.outcome, r.status,
-                r.error_type, r.error_detail
-            ],
-        )?;
-        Ok(())
+        insert(&self.conn(), r)
     }
 
     /// Appends the record and stores the idempotent response in one transaction.
@@ -95,17 +86,10 @@ impl AuditLog {
     ) -> rusqlite::Result<()> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
+        insert(&tx, r)?;
         tx.execute(
-            &format!("INSERT INTO audit ({COLUMNS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22)"),
-            params![
-                r.request_id, r.received, r.completed, r.organization, r.project, r.policy, r.token_id,
-                r.client_address, r.user_agent, r.method, r.route, r.algorithm, r.hash_algorithm, r.digest,
-                r.signature_sha256, r.certificate_sha256, r.metadata, r.idempotency_key, r.outcome, r.status,
-                r.error_type, r.error_detail
-            ],
-        )?;
-        tx.execute(
-            "INSERT OR REPLACE INTO idempotency (token_id, key, body_sha256, response, created) VALUES (?1, ?2, ?3, ?4, strftime('%s','now'))",
+            "INSERT OR REPLACE INTO idempotency (token_id, key, body_sha256, response, created) \
+             VALUES (?1, ?2, ?3, ?4, strftime('%s','now'))",
             params![token_id, key, body_sha256, response],
         )?;
         tx.commit()
@@ -166,4 +150,38 @@ impl AuditLog {
         records.reverse();
         Ok(records)
     }
+}
+
+fn insert(conn: &Connection, r: &Record) -> rusqlite::Result<()> {
+    conn.execute(
+        &format!(
+            "INSERT INTO audit ({COLUMNS}) VALUES \
+             (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22)"
+        ),
+        params![
+            r.request_id,
+            r.received,
+            r.completed,
+            r.organization,
+            r.project,
+            r.policy,
+            r.token_id,
+            r.client_address,
+            r.user_agent,
+            r.method,
+            r.route,
+            r.algorithm,
+            r.hash_algorithm,
+            r.digest,
+            r.signature_sha256,
+            r.certificate_sha256,
+            r.metadata,
+            r.idempotency_key,
+            r.outcome,
+            r.status,
+            r.error_type,
+            r.error_detail
+        ],
+    )?;
+    Ok(())
 }
