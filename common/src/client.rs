@@ -245,9 +245,11 @@ impl GatewayClient {
         let pid = std::process::id();
         let pooled = {
             let mut pool = self.transports.lock().unwrap_or_else(|p| p.into_inner());
-            // Transports inherited across fork are unusable here; forget them without touching their sockets'
-            // peers (dropping only closes this process's copies).
-            pool.retain(|t| t.pid == pid);
+            // Transports inherited across fork are unusable here. They are leaked, not dropped: tearing down a
+            // runtime deregisters its sockets from an epoll instance the child shares with the parent.
+            let (mine, inherited): (Vec<_>, Vec<_>) = pool.drain(..).partition(|t| t.pid == pid);
+            inherited.into_iter().for_each(std::mem::forget);
+            *pool = mine;
             pool.pop()
         };
         match pooled {
