@@ -549,7 +549,11 @@ fn choose_algorithm(
                 .and_then(|o| o.signature_format)
                 .unwrap_or(EcdsaSignatureFormat::Ieee);
             let len = BASE64.decode(data.hash.trim()).map(|d| d.len()).unwrap_or(0);
-            let hash = HashAlgorithm::from_output_len(len).unwrap_or(HashAlgorithm::Sha256);
+            // ECDSA names no hash: the digest's length does (SHA-1 for PKCS#11 callers that still send it).
+            let hash = match len {
+                20 => HashAlgorithm::Sha1,
+                len => HashAlgorithm::from_output_len(len).unwrap_or(HashAlgorithm::Sha256),
+            };
             let scheme = match format {
                 EcdsaSignatureFormat::Ieee => SignatureScheme::EcdsaIeee,
                 EcdsaSignatureFormat::Asn1 => SignatureScheme::EcdsaAsn1,

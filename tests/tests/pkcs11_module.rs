@@ -298,10 +298,8 @@ fn every_mechanism_signs_and_the_signature_verifies() {
             KeyKind::Ec(curve) => curve.field_len(),
             KeyKind::Rsa { .. } => unreachable!(),
         };
-        for hash in [Sha256, Sha384, Sha512]
-            .into_iter()
-            .filter(|h| h.output_len() * 2 >= field)
-        {
+        // Every digest length with every curve: a short digest is the integer it is (SHA-1 and SHA-256 on P-521).
+        for hash in [HashAlgorithm::Sha1, Sha256, Sha384, Sha512] {
             let signature = session
                 .sign(&Mechanism::Ecdsa, ec.private, &hash.digest(data))
                 .unwrap();

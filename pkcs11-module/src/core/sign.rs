@@ -11,7 +11,7 @@ use sha2::Digest;
 
 use common::client::GatewayClient;
 use common::encoding::parse_digest_info;
-use common::keys::{HashAlgorithm, KeyKind, SignatureScheme};
+use common::keys::{HashAlgorithm, SignatureScheme};
 use common::protocol::{Metadata, OciMetadata};
 
 use crate::core::mechanism::Mechanism;
@@ -160,11 +160,7 @@ impl SignOperation {
                 }
                 (SignatureScheme::RsaPss, hash, data.clone())
             }
-            (Input::Raw(data), _) => (
-                SignatureScheme::EcdsaIeee,
-                ecdsa_digest_hash(kind, data)?,
-                data.clone(),
-            ),
+            (Input::Raw(data), _) => (SignatureScheme::EcdsaIeee, ecdsa_digest_hash(data)?, data.clone()),
         };
         Ok(DigestToSign { scheme, hash, digest })
     }
@@ -190,25 +186,16 @@ impl SignOperation {
     }
 }
 
-/// `CKM_ECDSA` takes a digest of 20, 32, 48 or 64 bytes (SHA-1 or SHA-2); a digest shorter than half the curve's
-/// field cannot be verified (ECDSA's bits2field), so it is refused here rather than by the gateway.
-fn ecdsa_digest_hash(kind: KeyKind, digest: &[u8]) -> Result<HashAlgorithm> {
-    let hash = match digest.len() {
-        20 => HashAlgorithm::Sha1,
+/// `CKM_ECDSA` takes a digest of 20, 32, 48 or 64 bytes (SHA-1 or SHA-2), with any curve: a digest shorter than
+/// the curve's order is used as the integer it is, as OpenSSL and HSMs do.
+fn ecdsa_digest_hash(digest: &[u8]) -> Result<HashAlgorithm> {
+    match digest.len() {
+        20 => Ok(HashAlgorithm::Sha1),
         len => HashAlgorithm::from_output_len(len).ok_or(Error::DataLenRange {
             expected: "a SHA-1 or SHA-2 digest (20, 32, 48 or 64 bytes)",
             actual: len,
-        })?,
-    };
-    if let KeyKind::Ec(curve) = kind {
-        if digest.len() < curve.field_len().div_ceil(2) {
-            return Err(Error::DataLenRange {
-                expected: "a digest at least half as long as the curve's field",
-                actual: digest.len(),
-            });
-        }
+        }),
     }
-    Ok(hash)
 }
 
 /// Audit metadata: the calling process (PIN redacted by `common`) and, when a pipeline sets them, what is signed.
@@ -231,25 +218,16 @@ fn metadata() -> Metadata {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use common::keys::Curve;
 
     #[test]
     fn ecdsa_digest_lengths() {
-        let p256 = KeyKind::Ec(Curve::P256);
-        assert_eq!(ecdsa_digest_hash(p256, &[0; 20]).unwrap(), HashAlgorithm::Sha1);
-        assert_eq!(ecdsa_digest_hash(p256, &[0; 32]).unwrap(), HashAlgorithm::Sha256);
-        assert_eq!(ecdsa_digest_hash(p256, &[0; 64]).unwrap(), HashAlgorithm::Sha512);
+        assert_eq!(ecdsa_digest_hash(&[0; 20]).unwrap(), HashAlgorithm::Sha1);
+        assert_eq!(ecdsa_digest_hash(&[0; 32]).unwrap(), HashAlgorithm::Sha256);
+        assert_eq!(ecdsa_digest_hash(&[0; 64]).unwrap(), HashAlgorithm::Sha512);
         assert!(matches!(
-            ecdsa_digest_hash(p256, &[0; 31]),
+            ecdsa_digest_hash(&[0; 31]),
             Err(Error::DataLenRange { .. })
         ));
-        // P-521 needs at least 33 bytes.
-        let p521 = KeyKind::Ec(Curve::P521);
-        assert!(matches!(
-            ecdsa_digest_hash(p521, &[0; 32]),
-            Err(Error::DataLenRange { .. })
-        ));
-        assert_eq!(ecdsa_digest_hash(p521, &[0; 48]).unwrap(), HashAlgorithm::Sha384);
     }
 
     #[test]
