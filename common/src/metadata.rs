@@ -1,11 +1,19 @@
 //! The audit metadata a client sends with each signature: who asked (SignPath's `sourceProcess`) and what was
 //! signed (our `oci` extension).
 
+use std::sync::OnceLock;
+
 use crate::protocol::{OperatingSystem, SourceProcess};
 use crate::secret::redact_command_line;
 
-/// Describes the current process, with secrets removed from its command line.
+/// Describes the current process, with secrets removed from its command line. Read once per process: the PKCS#11
+/// module calls this on every C_Sign, and neither the command line nor the kernel changes under a process.
 pub fn current_source_process() -> SourceProcess {
+    static CURRENT: OnceLock<SourceProcess> = OnceLock::new();
+    CURRENT.get_or_init(read_source_process).clone()
+}
+
+fn read_source_process() -> SourceProcess {
     let command_line = std::fs::read("/proc/self/cmdline").ok().map(|raw| {
         let words: Vec<String> = raw
             .split(|b| *b == 0)
