@@ -57,8 +57,9 @@ impl AuditLog {
         conn.execute_batch(&format!(
             "CREATE TABLE IF NOT EXISTS audit (seq INTEGER PRIMARY KEY AUTOINCREMENT, {}, UNIQUE(request_id));
              CREATE TABLE IF NOT EXISTS idempotency (token_id TEXT NOT NULL, key TEXT NOT NULL,
-                 body_sha256 TEXT NOT NULL, response TEXT NOT NULL, created INTEGER NOT NULL,
-                 PRIMARY KEY (token_id, key));",
+                 request_id TEXT NOT NULL, body_sha256 TEXT NOT NULL, response TEXT NOT NULL,
+                 created INTEGER NOT NULL, PRIMARY KEY (token_id, key));
+             CREATE INDEX IF NOT EXISTS idempotency_request ON idempotency (request_id);",
             COLUMNS.split(", ").map(|c| format!("{c} {}", if c == "status" { "INTEGER" } else { "TEXT" })).collect::<Vec<_>>().join(", ")
         ))?;
         Ok(Self {
@@ -88,9 +89,9 @@ impl AuditLog {
         let tx = conn.transaction()?;
         insert(&tx, r)?;
         tx.execute(
-            "INSERT OR REPLACE INTO idempotency (token_id, key, body_sha256, response, created) \
-             VALUES (?1, ?2, ?3, ?4, strftime('%s','now'))",
-            params![token_id, key, body_sha256, response],
+            "INSERT OR REPLACE INTO idempotency (token_id, key, request_id, body_sha256, response, created) \
+             VALUES (?1, ?2, ?3, ?4, ?5, strftime('%s','now'))",
+            params![token_id, key, r.request_id, body_sha256, response],
         )?;
         tx.commit()
     }
@@ -110,8 +111,8 @@ impl AuditLog {
     pub fn signing_request(&self, token_id: &str, request_id: &str) -> rusqlite::Result<Option<String>> {
         self.conn()
             .query_row(
-                "SELECT response FROM idempotency WHERE token_id = ?1 AND response LIKE ?2",
-                params![token_id, format!("%\"signingRequestId\":\"{request_id}\"%")],
+                "SELECT response FROM idempotency WHERE request_id = ?1 AND token_id = ?2",
+                params![request_id, token_id],
                 |row| row.get(0),
             )
             .optional()
