@@ -1,8 +1,14 @@
 //! The audit log: one record for every API request, allowed or refused, committed durably (SQLite WAL with
 //! `synchronous=FULL`) before the response leaves. Also the idempotency store, so a replayed `SignHash` finds
 //! the first answer in the same database as its audit record.
+//!
+//! Writes go through one writer thread that commits whatever records are waiting in one transaction (group
+//! commit): every caller still gets its answer only after the fsync that made its record durable, but one fsync
+//! serves all the requests that arrived while the previous one ran, instead of each request queueing for its own.
+//! Reads use a connection of their own, which WAL lets run beside the writer.
 
 use std::path::Path;
+use std::sync::mpsc;
 use std::sync::Mutex;
 
 use rusqlite::{params, Connection, OptionalExtension};
@@ -35,8 +41,42 @@ pub struct Record {
 }
 
 pub struct AuditLog {
+    /// For reads only.
     conn: Mutex<Connection>,
+    /// To the writer thread; dropping it lets the thread finish the waiting writes and exit.
+    writer: mpsc::Sender<Job>,
+    /// Dropping it stops the checkpointer (after a last checkpoint).
+    _checkpointer: mpsc::Sender<()>,
 }
+
+/// A write that failed; the record was not committed.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct WriteError(String);
+
+impl From<rusqlite::Error> for WriteError {
+    fn from(e: rusqlite::Error) -> Self {
+        Self(e.to_string())
+    }
+}
+
+/// One caller's write and where its outcome goes.
+struct Job {
+    record: Record,
+    idempotency: Option<Idempotent>,
+    done: mpsc::SyncSender<Result<(), WriteError>>,
+}
+
+/// A signing response kept under its idempotency key.
+struct Idempotent {
+    token_id: String,
+    key: String,
+    body_sha256: String,
+    response: String,
+}
+
+/// The most records one transaction takes; more wait for the next.
+const MAX_BATCH: usize = 256;
 
 impl std::fmt::Debug for AuditLog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -50,10 +90,7 @@ const COLUMNS: &str = "request_id, received, completed, organization, project, p
 
 impl AuditLog {
     pub fn open(path: &Path) -> rusqlite::Result<Self> {
-        let conn = Connection::open(path)?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let conn = connect(path)?;
         conn.execute_batch(&format!(
             "CREATE TABLE IF NOT EXISTS audit (seq INTEGER PRIMARY KEY AUTOINCREMENT, {}, UNIQUE(request_id));
              CREATE TABLE IF NOT EXISTS idempotency (token_id TEXT NOT NULL, key TEXT NOT NULL,
@@ -62,8 +99,29 @@ impl AuditLog {
              CREATE INDEX IF NOT EXISTS idempotency_request ON idempotency (request_id);",
             COLUMNS.split(", ").map(|c| format!("{c} {}", if c == "status" { "INTEGER" } else { "TEXT" })).collect::<Vec<_>>().join(", ")
         ))?;
+        let (writer, jobs) = mpsc::channel();
+        let write_conn = connect(path)?;
+        // Commits never checkpoint (a checkpoint copies the WAL into the database with fsyncs of its own, which
+        // would land on whichever request committed the 1000th page); a thread of its own does, every second.
+        write_conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        let (checkpointer, stop) = mpsc::channel();
+        let checkpoint_conn = connect(path)?;
+        std::thread::Builder::new()
+            .name("audit-checkpoint".into())
+            .spawn(move || checkpoint_loop(&checkpoint_conn, &stop))
+            .map_err(|e| {
+                rusqlite::Error::InvalidPath(format!("cannot start the audit checkpointer: {e}").into())
+            })?;
+        std::thread::Builder::new()
+            .name("audit-writer".into())
+            .spawn(move || write_loop(write_conn, &jobs))
+            .map_err(|e| {
+                rusqlite::Error::InvalidPath(format!("cannot start the audit writer: {e}").into())
+            })?;
         Ok(Self {
             conn: Mutex::new(conn),
+            writer,
+            _checkpointer: checkpointer,
         })
     }
 
@@ -72,8 +130,8 @@ impl AuditLog {
     }
 
     /// Commits one record; the caller answers only after this returned Ok.
-    pub fn append(&self, r: &Record) -> rusqlite::Result<()> {
-        insert(&self.conn(), r)
+    pub fn append(&self, r: &Record) -> Result<(), WriteError> {
+        self.write(r, None)
     }
 
     /// Appends the record and stores the idempotent response in one transaction.
@@ -84,16 +142,30 @@ impl AuditLog {
         key: &str,
         body_sha256: &str,
         response: &str,
-    ) -> rusqlite::Result<()> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        insert(&tx, r)?;
-        tx.execute(
-            "INSERT OR REPLACE INTO idempotency (token_id, key, request_id, body_sha256, response, created) \
-             VALUES (?1, ?2, ?3, ?4, ?5, strftime('%s','now'))",
-            params![token_id, key, r.request_id, body_sha256, response],
-        )?;
-        tx.commit()
+    ) -> Result<(), WriteError> {
+        let idempotent = Idempotent {
+            token_id: token_id.to_owned(),
+            key: key.to_owned(),
+            body_sha256: body_sha256.to_owned(),
+            response: response.to_owned(),
+        };
+        self.write(r, Some(idempotent))
+    }
+
+    /// Hands the write to the writer thread and waits until its transaction committed (or failed).
+    fn write(&self, record: &Record, idempotency: Option<Idempotent>) -> Result<(), WriteError> {
+        let (done, outcome) = mpsc::sync_channel(1);
+        let job = Job {
+            record: record.clone(),
+            idempotency,
+            done,
+        };
+        self.writer
+            .send(job)
+            .map_err(|_| WriteError("the audit writer has stopped".into()))?;
+        outcome
+            .recv()
+            .map_err(|_| WriteError("the audit writer stopped before committing".into()))?
     }
 
     /// The stored (body hash, response) for a key of this token, if younger than 24 hours.
@@ -150,6 +222,73 @@ impl AuditLog {
         let mut records: Vec<Record> = rows.collect::<rusqlite::Result<_>>()?;
         records.reverse();
         Ok(records)
+    }
+}
+
+fn connect(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    Ok(conn)
+}
+
+/// The writer thread: takes the first waiting job, then every other job already waiting (up to MAX_BATCH), and
+/// commits them in one transaction. Each job has a savepoint of its own, so one bad record fails alone.
+fn write_loop(mut conn: Connection, jobs: &mpsc::Receiver<Job>) {
+    while let Ok(first) = jobs.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let outcomes = commit_batch(&mut conn, &batch);
+        for (job, outcome) in batch.into_iter().zip(outcomes) {
+            let _ = job.done.send(outcome);
+        }
+    }
+}
+
+/// Checkpoints the WAL into the database every second (PASSIVE: it never blocks the writer), and once more when
+/// the log closes.
+fn checkpoint_loop(conn: &Connection, stop: &mpsc::Receiver<()>) {
+    let checkpoint = || {
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::warn!(error = %e, "audit checkpoint failed; the next one retries");
+        }
+    };
+    while let Err(mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(std::time::Duration::from_secs(1)) {
+        checkpoint();
+    }
+    checkpoint();
+}
+
+fn commit_batch(conn: &mut Connection, batch: &[Job]) -> Vec<Result<(), WriteError>> {
+    let failed_all = |e: &rusqlite::Error| batch.iter().map(|_| Err(WriteError(e.to_string()))).collect();
+    let mut tx = match conn.transaction() {
+        Ok(tx) => tx,
+        Err(e) => return failed_all(&e),
+    };
+    let mut outcomes = Vec::with_capacity(batch.len());
+    for job in batch {
+        let written = tx.savepoint().and_then(|sp| {
+            insert(&sp, &job.record)?;
+            if let Some(i) = &job.idempotency {
+                sp.execute(
+                    "INSERT OR REPLACE INTO idempotency (token_id, key, request_id, body_sha256, response, created) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, strftime('%s','now'))",
+                    params![i.token_id, i.key, job.record.request_id, i.body_sha256, i.response],
+                )?;
+            }
+            sp.commit()
+        });
+        outcomes.push(written.map_err(WriteError::from));
+    }
+    match tx.commit() {
+        Ok(()) => outcomes,
+        Err(e) => failed_all(&e),
     }
 }
 
