@@ -368,3 +368,37 @@ fn a_self_signed_leaf_alone_is_accepted() {
     let der = builder.build::<DerSignature>().unwrap().to_der().unwrap();
     validate(KEY_ID, &[der], SystemTime::now()).unwrap();
 }
+
+#[test]
+fn a_cached_chain_is_checked_again_except_for_its_signatures() {
+    let ders = |chain: &[&Issued]| chain.iter().map(|c| c.der.clone()).collect::<Vec<_>>();
+    let root = new_root();
+    let ca = sub_ca(&root, None);
+    let leaf = new_leaf(&ca);
+    // An impostor root with the same name: only the signature check tells it apart. The chain never reaches the
+    // cache (validate refuses it before it is stored), which is what lets revalidate_cached skip the check.
+    let impostor = new_root();
+    let forged = ders(&[&leaf, &ca, &impostor]);
+    assert!(matches!(
+        validate(KEY_ID, &forged, SystemTime::now()),
+        Err(ChainError::NotIssuedBy { .. })
+    ));
+    assert!(revalidate_cached(KEY_ID, &forged, SystemTime::now()).is_ok());
+
+    // Everything else is checked as before: time, order, names, profiles.
+    let good = ders(&[&leaf, &ca, &root]);
+    assert!(revalidate_cached(KEY_ID, &good, SystemTime::now()).is_ok());
+    let later = SystemTime::now() + 400 * DAY;
+    assert!(matches!(
+        revalidate_cached(KEY_ID, &good, later),
+        Err(ChainError::NotValidNow { .. })
+    ));
+    assert!(matches!(
+        revalidate_cached(KEY_ID, &ders(&[&leaf, &root, &ca]), SystemTime::now()),
+        Err(ChainError::NotIssuedBy { .. })
+    ));
+    assert!(matches!(
+        revalidate_cached(KEY_ID, &ders(&[&ca, &root]), SystemTime::now()),
+        Err(ChainError::Leaf { .. })
+    ));
+}

@@ -110,7 +110,7 @@ pub fn generate_signature(input: &[u8]) -> Result<GenerateSignatureResponse, Plu
             // A wrong signature with a cached key: the policy's key may have been renewed since. Find out, so the
             // message is the right one; the next notation sign then starts from the new key.
             keys.forget(&key_id);
-            let current = keys.fetch(&key_id)?;
+            let (current, _) = keys.fetch(&key_id)?;
             if current.public_key != key.key.public_key {
                 return Err(PluginError::KeyChanged {
                     key_id: key_id.to_string(),

@@ -12,7 +12,7 @@ use common::keys::KeySpec;
 use common::remote_key::RemoteKey;
 
 use crate::cache::KeyCache;
-use crate::chain;
+use crate::chain::{self, ChainError};
 use crate::error::PluginError;
 use crate::settings::KeyId;
 
@@ -60,8 +60,15 @@ impl KeySource<'_> {
             }
         });
         let (key, from_cache) = match cached {
-            Some(key) => (key, true),
-            None => (self.fetch(key_id)?, false),
+            Some(key) => {
+                chain::revalidate_cached(&key_id.to_string(), &key.chain, SystemTime::now())?;
+                (key, true)
+            }
+            None => {
+                let (key, valid) = self.fetch(key_id)?;
+                valid?;
+                (key, false)
+            }
         };
         tracing::info!(
             key_id = %key_id,
@@ -74,7 +81,6 @@ impl KeySource<'_> {
             key_id: key_id.to_string(),
             kind: key.kind(),
         })?;
-        chain::validate(&key_id.to_string(), &key.chain, SystemTime::now())?;
         Ok(PolicyKey {
             key,
             spec,
@@ -82,18 +88,22 @@ impl KeySource<'_> {
         })
     }
 
-    /// Asks the gateway for the key and caches it, chain included (so a CertificateChainFile is read once).
-    pub fn fetch(&self, key_id: &KeyId) -> Result<RemoteKey, PluginError> {
+    /// Asks the gateway for the key and checks its chain against Notary's rules; a key whose chain passes is
+    /// cached, chain included (so a CertificateChainFile is read once and a cache hit needs no signature checks).
+    pub fn fetch(&self, key_id: &KeyId) -> Result<(RemoteKey, Result<(), ChainError>), PluginError> {
         let key = self.client.fetch_key(
             &key_id.project,
             &key_id.policy,
             self.config.certificate_chain_file.as_deref(),
         )?;
-        let mut info = key.info.clone();
-        info.certificate_chain = Some(key.chain.iter().map(|der| BASE64.encode(der)).collect());
-        self.cache
-            .store(&self.entry_name(key_id), &info, SystemTime::now());
-        Ok(key)
+        let valid = chain::validate(&key_id.to_string(), &key.chain, SystemTime::now());
+        if valid.is_ok() {
+            let mut info = key.info.clone();
+            info.certificate_chain = Some(key.chain.iter().map(|der| BASE64.encode(der)).collect());
+            self.cache
+                .store(&self.entry_name(key_id), &info, SystemTime::now());
+        }
+        Ok((key, valid))
     }
 
     /// Drops the cached entry of a key that proved stale.
