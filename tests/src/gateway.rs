@@ -81,6 +81,11 @@ impl Gateway {
         Self { child, dir, env }
     }
 
+    /// The gateway process's id (for its memory figures).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The setup directory (`gateway.toml`, `env`, `ca/root.pem`, ...).
     pub fn dir(&self) -> PathBuf {
         self.dir.path().join("gw")
