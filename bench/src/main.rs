@@ -260,21 +260,24 @@ fn gateway_load(
 /// 5. The plugin process alone: wall time and peak RSS per command; gateway round trips per `notation sign`.
 fn plugin(bench: &Bench, args: &RunArgs, rows: &mut Vec<Row>) -> Result<()> {
     eprintln!("signpath-bench: plugin process");
-    let commands = bench.plugin_commands()?;
+    let mut commands = bench.plugin_commands()?;
+    // The floor: starting any process at all on this machine.
+    commands.push(("/bin/true", Cmd::new("/bin/true", &[], &[])));
     let refs: Vec<&Cmd> = commands.iter().map(|(_, c)| c).collect();
     let wall = alternate(&refs, args.runs)?;
     let rss = alternate_rss(&refs, args.runs.min(5))?;
-    for (((name, _), w), r) in commands.iter().zip(&wall).zip(&rss) {
+    let (floor_wall, floor_rss) = (&wall[wall.len() - 1], &rss[rss.len() - 1]);
+    for (((name, _), w), r) in commands.iter().zip(&wall).zip(&rss).take(commands.len() - 1) {
         let goal = if *name == "get-plugin-metadata" {
             "≤ 2 ms, ≤ 10 MiB"
         } else {
             "–"
         };
         rows.push(row(
-            format!("5. Plugin `{name}`: wall time, peak RSS"),
+            format!("5. Plugin `{name}`: wall time, peak RSS vs starting `/bin/true`"),
             format!("{}, {}", w.show("ms", 2), r.show("MiB", 1)),
-            "–".into(),
-            "–".into(),
+            format!("{}, {}", floor_wall.show("ms", 2), floor_rss.show("MiB", 1)),
+            ratio(w, floor_wall),
             goal,
         ));
     }

@@ -969,6 +969,9 @@ fn a_chain_without_root_fails_before_signing() {
     env.run(&["generate-signature"], &sign_request("EC-256", "SHA-256", b"x"))
         .assert_error("VALIDATION_ERROR", message);
     assert_eq!(gateway.count("SignHash"), 0);
+    // A chain that fails the checks is never cached: each run asks the gateway again, so a fixed chain is seen
+    // at once, and a cache hit can rely on the checks its chain passed before it was stored.
+    assert_eq!(gateway.count("MySigningPolicies"), 2);
 }
 
 #[test]
