@@ -93,6 +93,8 @@ pub struct GatewayClient {
     request_timeout: Duration,
     budget: Duration,
     approval_wait: Duration,
+    release_group: Option<String>,
+    id_token: Option<ApiToken>,
     options: ClientOptions,
     transports: Mutex<Vec<Transport>>,
 }
@@ -135,6 +137,8 @@ impl GatewayClient {
             request_timeout: config.http_request_timeout,
             budget: config.service_unavailable_timeout,
             approval_wait: config.approval_wait_timeout,
+            release_group: config.release_group.clone(),
+            id_token: config.id_token.clone(),
             options,
             transports: Mutex::new(Vec::new()),
         })
@@ -173,7 +177,15 @@ impl GatewayClient {
     /// approval. The same idempotency key is sent on every retry.
     pub fn sign_hash(&self, request: &SignHashRequest) -> Result<SignHashResponse, Error> {
         let idempotency_key = uuid::Uuid::new_v4().to_string();
-        let body = serde_json::to_vec(request).map_err(|e| Error::InvalidResponse(e.to_string()))?;
+        let mut request = request.clone();
+        if let Some(group) = &self.release_group {
+            request
+                .hash_signing_data
+                .metadata
+                .get_or_insert_with(Default::default)
+                .release_group = Some(group.clone());
+        }
+        let body = serde_json::to_vec(&request).map_err(|e| Error::InvalidResponse(e.to_string()))?;
         let url = self.url("SigningRequests/SignHash")?;
         let response = self.execute(Method::POST, url, Some(body), Some(&idempotency_key))?;
         let parsed: SignHashResponse = parse_json(&response.body)?;
@@ -200,7 +212,8 @@ impl GatewayClient {
         tracing::info!(
             request_id = %request_id,
             web_link = web_link.as_deref().unwrap_or(""),
-            "signing request waits for approval; approve it (signpath-gateway approve {request_id}) and this client continues"
+            "signing request {request_id} waits for approval: approve it at {} or with `signpath-gateway approve {request_id} --as <approver>`; this client waits",
+            web_link.as_deref().unwrap_or("the gateway's web page")
         );
         let deadline = Instant::now() + self.approval_wait;
         let mut delay = retry_after(headers).unwrap_or(Duration::from_secs(2));
@@ -359,7 +372,14 @@ impl GatewayClient {
             .header(AUTHORIZATION, auth)
             .header("Accept", "application/json");
         if let Some(key) = idempotency_key {
+            // Only SignHash carries an idempotency key, and only SignHash needs the CI's identity token.
             request = request.header(IDEMPOTENCY_KEY, key);
+            if let Some(token) = &self.id_token {
+                if let Ok(mut value) = HeaderValue::from_str(token.expose_secret().trim()) {
+                    value.set_sensitive(true);
+                    request = request.header(crate::protocol::ORIGIN_TOKEN_HEADER, value);
+                }
+            }
         }
         if let Some(body) = body {
             request = request

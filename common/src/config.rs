@@ -68,6 +68,10 @@ settings! {
         "Extension: allow plain http:// when the API URL's host is a loopback address. Anything else must be https.";
     APPROVAL_WAIT_TIMEOUT = "ApprovalWaitTimeoutInSeconds", ["SIGNPATH_APPROVAL_WAIT_TIMEOUT_IN_SECONDS"], Some("600"),
         "Extension: how long a client waits for a signing request that needs approval.";
+    RELEASE_GROUP = "ReleaseGroup", ["SIGNPATH_RELEASE_GROUP"], None,
+        "Extension: a release group id shared by the signatures of one release; one approval covers the group, within the policy's limits.";
+    ID_TOKEN = "IdToken", ["SIGNPATH_ID_TOKEN"], None,
+        "Extension: the CI's OIDC identity token (GitLab `id_tokens`, or a GitHub Actions ID token), for policies that verify where requests come from. Never pass it on a command line.";
 }
 
 /// Environment variable that names the JSON configuration file.
@@ -142,6 +146,9 @@ pub struct Config {
     pub certificate_chain_file: Option<PathBuf>,
     pub allow_insecure_loopback_http: bool,
     pub approval_wait_timeout: Duration,
+    pub release_group: Option<String>,
+    /// A secret like the API token: redacted in Debug output, never logged.
+    pub id_token: Option<ApiToken>,
     /// The file that was read, if any (for messages and permission checks).
     pub config_file: Option<PathBuf>,
 }
@@ -288,6 +295,10 @@ impl Config {
             certificate_chain_file: path(&CERTIFICATE_CHAIN_FILE),
             allow_insecure_loopback_http: flag(&ALLOW_INSECURE_LOOPBACK_HTTP)?,
             approval_wait_timeout: seconds(&APPROVAL_WAIT_TIMEOUT)?,
+            release_group: text(&RELEASE_GROUP).filter(|g| !g.trim().is_empty()),
+            id_token: text(&ID_TOKEN)
+                .filter(|t| !t.trim().is_empty())
+                .map(ApiToken::from),
             config_file,
         })
     }

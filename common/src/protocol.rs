@@ -128,6 +128,9 @@ pub struct Metadata {
     pub source_process: Option<SourceProcess>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oci: Option<OciMetadata>,
+    /// Release group (`ReleaseGroup`, SIGNPATH_RELEASE_GROUP): signatures that one approval may cover together.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release_group: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -268,6 +271,9 @@ pub mod problem_types {
         problem_type.strip_prefix(PREFIX).unwrap_or(problem_type)
     }
 }
+
+/// Request header carrying the CI's OIDC identity token, for policies that verify a request's origin.
+pub const ORIGIN_TOKEN_HEADER: &str = "X-SignPath-Origin-Token";
 
 /// The header that makes a retried `SignHash` return the first result instead of signing twice.
 pub const IDEMPOTENCY_KEY: &str = "Idempotency-Key";

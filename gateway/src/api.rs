@@ -19,6 +19,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::{Method, Request, Response, StatusCode};
 use sha2::Digest;
 
+use crate::approval::{Approvals, Held, NewHeld, Status};
 use crate::audit::{AuditLog, Record};
 use crate::state::{Policy, State};
 
@@ -27,13 +28,13 @@ const MAX_BODY: usize = 64 * 1024;
 /// A refusal: status, stable type, and a detail that says what to fix.
 #[derive(Debug)]
 pub struct Refusal {
-    status: StatusCode,
-    problem_type: &'static str,
-    detail: String,
-    retry_after: Option<u64>,
+    pub status: StatusCode,
+    pub problem_type: &'static str,
+    pub detail: String,
+    pub retry_after: Option<u64>,
 }
 
-fn refuse(status: StatusCode, problem_type: &'static str, detail: impl Into<String>) -> Refusal {
+pub fn refuse(status: StatusCode, problem_type: &'static str, detail: impl Into<String>) -> Refusal {
     Refusal {
         status,
         problem_type,
@@ -45,7 +46,20 @@ fn refuse(status: StatusCode, problem_type: &'static str, detail: impl Into<Stri
 pub struct Api {
     pub state: Arc<State>,
     pub audit: Arc<AuditLog>,
+    pub approvals: Arc<Approvals>,
     in_flight: Mutex<HashSet<(String, String)>>,
+}
+
+/// What the router needs of a request.
+pub struct Incoming<'a> {
+    pub method: &'a Method,
+    pub path: &'a str,
+    pub query: Option<&'a str>,
+    pub authorization: Option<&'a str>,
+    pub content_type: Option<&'a str>,
+    pub origin_token: Option<&'a str>,
+    pub cookie: Option<&'a str>,
+    pub body: &'a [u8],
 }
 
 impl std::fmt::Debug for Api {
@@ -57,10 +71,11 @@ impl std::fmt::Debug for Api {
 type Reply = Response<Full<Bytes>>;
 
 impl Api {
-    pub fn new(state: Arc<State>, audit: Arc<AuditLog>) -> Self {
+    pub fn new(state: Arc<State>, audit: Arc<AuditLog>, approvals: Arc<Approvals>) -> Self {
         Self {
             state,
             audit,
+            approvals,
             in_flight: Mutex::new(HashSet::new()),
         }
     }
@@ -103,6 +118,8 @@ impl Api {
         let api = self.clone();
         let authorization = header("authorization");
         let content_type = header("content-type");
+        let origin_token = header(common::protocol::ORIGIN_TOKEN_HEADER);
+        let cookie = header("cookie");
         let method = parts.method.clone();
         let path = parts.uri.path().to_owned();
         let query = parts.uri.query().map(str::to_owned);
@@ -110,15 +127,17 @@ impl Api {
         let outcome = tokio::task::spawn_blocking(move || {
             let mut record = record;
             let result = body.and_then(|body| {
-                api.route(
-                    &method,
-                    &path,
-                    query.as_deref(),
-                    authorization.as_deref(),
-                    content_type.as_deref(),
-                    &body,
-                    &mut record,
-                )
+                let incoming = Incoming {
+                    method: &method,
+                    path: &path,
+                    query: query.as_deref(),
+                    authorization: authorization.as_deref(),
+                    content_type: content_type.as_deref(),
+                    origin_token: origin_token.as_deref(),
+                    cookie: cookie.as_deref(),
+                    body: &body,
+                };
+                api.route(&incoming, &mut record)
             });
             api.finish(record, result)
         })
@@ -142,7 +161,12 @@ impl Api {
         record.completed = now();
         match result {
             Ok(success) => {
-                record.outcome = "allowed".into();
+                record.outcome = if success.status == StatusCode::ACCEPTED {
+                    "pending"
+                } else {
+                    "allowed"
+                }
+                .into();
                 record.status = success.status.as_u16();
                 let written = match &success.idempotency {
                     Some((token, key, body_hash)) => {
@@ -161,7 +185,7 @@ impl Api {
                     tracing::error!(error = %e, request_id = %record.request_id, "audit write failed; answer withheld");
                     return problem_reply(&audit_failure(), &record.request_id);
                 }
-                json_reply(success.status, success.body)
+                reply(success)
             }
             Err(refusal) => {
                 if let (Some(token), Some(key)) = (&record.token_id, &record.idempotency_key) {
@@ -192,18 +216,21 @@ impl Api {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn route(
-        &self,
-        method: &Method,
-        path: &str,
-        query: Option<&str>,
-        authorization: Option<&str>,
-        content_type: Option<&str>,
-        body: &[u8],
-        record: &mut Record,
-    ) -> Result<Success, Refusal> {
+    fn route(&self, incoming: &Incoming<'_>, record: &mut Record) -> Result<Success, Refusal> {
+        let Incoming {
+            method,
+            path,
+            query,
+            authorization,
+            content_type,
+            origin_token,
+            body,
+            ..
+        } = *incoming;
         let mut segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+        if segments.first().is_some_and(|s| s.eq_ignore_ascii_case("web")) {
+            return crate::web::route(self, incoming, &segments[1..], record);
+        }
         if segments.first().is_some_and(|s| s.eq_ignore_ascii_case("api")) {
             segments.remove(0);
         }
@@ -268,18 +295,18 @@ impl Api {
                         "send the request as Content-Type: application/json",
                     ));
                 }
-                self.sign_hash(&token_id, body, record)
+                self.sign_hash(&token_id, body, origin_token, record)
             }
             ["signingrequests", _, status] => {
                 expect(Method::GET)?;
                 let id = segments[segments.len() - 2];
                 let _ = status;
-                self.request_status(&token_id, id, true)
+                self.request_status(&token_id, id, true, record)
             }
             _ => {
                 expect(Method::GET)?;
                 let id = segments[segments.len() - 1];
-                self.request_status(&token_id, id, false)
+                self.request_status(&token_id, id, false, record)
             }
         }
     }
@@ -337,7 +364,13 @@ impl Api {
         )
     }
 
-    fn request_status(&self, token_id: &str, id: &str, status_only: bool) -> Result<Success, Refusal> {
+    fn request_status(
+        &self,
+        token_id: &str,
+        id: &str,
+        status_only: bool,
+        record: &mut Record,
+    ) -> Result<Success, Refusal> {
         let not_found = || {
             refuse(
                 StatusCode::NOT_FOUND,
@@ -347,6 +380,14 @@ impl Api {
         };
         if uuid::Uuid::parse_str(id).is_err() {
             return Err(not_found());
+        }
+        if let Some(held) = self
+            .approvals
+            .get(id)
+            .map_err(|_| audit_failure())?
+            .filter(|h| h.token_id == token_id)
+        {
+            return self.held_status(held, status_only, record);
         }
         let stored = self
             .audit
@@ -361,14 +402,121 @@ impl Api {
             };
             return Success::json(StatusCode::OK, &status, None);
         }
-        Ok(Success {
-            status: StatusCode::OK,
-            body: stored,
-            idempotency: None,
-        })
+        Ok(Success::new(StatusCode::OK, stored))
     }
 
-    fn sign_hash(&self, token_id: &str, body: &[u8], record: &mut Record) -> Result<Success, Refusal> {
+    /// A request that needed approval, as its client polls it: still waiting (202), denied, or approved, in which
+    /// case the first poll that claims it signs it, once, and every later poll gets that answer.
+    fn held_status(&self, held: Held, status_only: bool, record: &mut Record) -> Result<Success, Refusal> {
+        record.project = Some(held.project.clone());
+        record.policy = Some(held.policy.clone());
+        record.release_group = held.release_group.clone();
+        let web_link = Some(self.web_link(&held.request_id));
+        let status_name = match held.status {
+            Status::Pending | Status::Approved | Status::Signing => "WaitingForApproval",
+            Status::Denied => "Denied",
+            Status::Completed => "Completed",
+        };
+        if status_only {
+            let status = SigningRequestStatus {
+                status: status_name.into(),
+                is_final_status: matches!(held.status, Status::Denied | Status::Completed),
+                web_link,
+            };
+            return Success::json(StatusCode::OK, &status, None);
+        }
+        match held.status {
+            Status::Completed => {
+                let response = held.response.unwrap_or_default();
+                Ok(Success::new(StatusCode::OK, response))
+            }
+            Status::Denied => {
+                record.approval = Some(format!(
+                    "denied by {}{}",
+                    held.denied_by.as_deref().unwrap_or("an approver"),
+                    held.reason
+                        .as_deref()
+                        .map(|r| format!(": {r}"))
+                        .unwrap_or_default()
+                ));
+                let response = SignHashResponse {
+                    signing_request_id: held.request_id.clone(),
+                    web_link,
+                    status: Some("Denied".into()),
+                    hash_signing_data: None,
+                    hash_signing_result: None,
+                };
+                Success::json(StatusCode::OK, &response, None)
+            }
+            Status::Approved
+                if self
+                    .approvals
+                    .claim(&held.request_id)
+                    .map_err(|_| audit_failure())? =>
+            {
+                let signed = self.sign_approved(&held, record);
+                match &signed {
+                    Ok(success) => self
+                        .approvals
+                        .complete(&held.request_id, &success.body)
+                        .map_err(|_| audit_failure())?,
+                    Err(_) => self
+                        .approvals
+                        .unclaim(&held.request_id)
+                        .map_err(|_| audit_failure())?,
+                }
+                signed
+            }
+            _ => self.waiting(&held.request_id, web_link),
+        }
+    }
+
+    /// Signs a held request its approvers approved; the audit record of this poll carries the signature.
+    fn sign_approved(&self, held: &Held, record: &mut Record) -> Result<Success, Refusal> {
+        let request: SignHashRequest = serde_json::from_str(&held.request_json)
+            .map_err(|e| refuse(StatusCode::INTERNAL_SERVER_ERROR, pt::INTERNAL, e.to_string()))?;
+        let policy = self.authorize(&held.token_id, &held.project, &held.policy)?;
+        record.certificate_sha256 = Some(policy.certificate_sha256.clone());
+        record.approval = Some(format!("approved by {}", held.approved_by.join(", ")));
+        // The record of the signature names what was signed, as the request's own record does.
+        record.metadata = request
+            .hash_signing_data
+            .metadata
+            .as_ref()
+            .and_then(|m| serde_json::to_string(m).ok());
+        let prepared = prepare(policy, &request.hash_signing_data, record)?;
+        let response = self.sign_prepared(policy, &request, &prepared, &held.request_id, record)?;
+        Success::json(StatusCode::OK, &response, None)
+    }
+
+    fn waiting(&self, request_id: &str, web_link: Option<String>) -> Result<Success, Refusal> {
+        let response = SignHashResponse {
+            signing_request_id: request_id.to_owned(),
+            web_link,
+            status: Some("WaitingForApproval".into()),
+            hash_signing_data: None,
+            hash_signing_result: None,
+        };
+        let mut success = Success::json(StatusCode::ACCEPTED, &response, None)?;
+        success.headers.push((
+            "location",
+            format!("/v1/{}/SigningRequests/{request_id}", self.state.organization_id),
+        ));
+        success.headers.push(("retry-after", "2".into()));
+        Ok(success)
+    }
+
+    pub fn web_link(&self, request_id: &str) -> String {
+        format!("{}/Web/SigningRequests/{request_id}", self.state.public_url)
+    }
+
+    fn sign_hash(
+        &self,
+        token_id: &str,
+        body: &[u8],
+        origin_token: Option<&str>,
+        record: &mut Record,
+    ) -> Result<Success, Refusal> {
         let request: SignHashRequest = serde_json::from_slice(body).map_err(|e| {
             refuse(
                 StatusCode::BAD_REQUEST,
@@ -378,11 +526,9 @@ impl Api {
         })?;
         record.project = Some(request.project_slug.clone());
         record.policy = Some(request.signing_policy_slug.clone());
-        record.metadata = request
-            .hash_signing_data
-            .metadata
-            .as_ref()
-            .and_then(|m| serde_json::to_string(m).ok());
+        let metadata = request.hash_signing_data.metadata.as_ref();
+        record.metadata = metadata.and_then(|m| serde_json::to_string(m).ok());
+        record.release_group = metadata.and_then(|m| m.release_group.clone());
         let policy = self.authorize(token_id, &request.project_slug, &request.signing_policy_slug)?;
         record.certificate_sha256 = Some(policy.certificate_sha256.clone());
 
@@ -402,11 +548,13 @@ impl Api {
                         ));
                     }
                     record.algorithm = Some("replay".into());
-                    return Ok(Success {
-                        status: StatusCode::OK,
-                        body: response,
-                        idempotency: None,
-                    });
+                    // A replay of a request that went to approval answers with where that request stands now.
+                    if let Ok(first) = serde_json::from_str::<SignHashResponse>(&response) {
+                        if first.status.as_deref() == Some("WaitingForApproval") {
+                            return self.request_status(token_id, &first.signing_request_id, false, record);
+                        }
+                    }
+                    return Ok(Success::new(StatusCode::OK, response));
                 }
                 let fresh = self
                     .in_flight
@@ -425,33 +573,87 @@ impl Api {
             None => None,
         };
 
-        let data = &request.hash_signing_data;
-        let (scheme, hash) = choose_algorithm(policy.kind, data)?;
-        record.algorithm = Some(scheme.to_string());
-        record.hash_algorithm = Some(hash.notation_name().to_owned());
-        let digest = BASE64.decode(data.hash.trim()).map_err(|e| {
-            refuse(
-                StatusCode::BAD_REQUEST,
-                pt::INVALID_HASH,
-                format!("hash is not base64: {e}"),
-            )
-        })?;
-        record.digest = Some(hex::encode(&digest));
-        if digest.len() != hash.output_len() {
-            return Err(refuse(
-                StatusCode::BAD_REQUEST,
-                pt::INVALID_HASH,
-                format!(
-                    "a {hash} digest has {} bytes, this one has {}",
-                    hash.output_len(),
-                    digest.len()
-                ),
-            ));
+        let prepared = prepare(policy, &request.hash_signing_data, record)?;
+        if let Some(rule) = &policy.origin {
+            let verified = self
+                .state
+                .origins
+                .verify(rule, origin_token)
+                .map_err(|e| refuse(StatusCode::FORBIDDEN, pt::ORIGIN_REJECTED, e.to_string()))?;
+            record.origin = Some(verified);
         }
+        if let Some(approval) = &policy.approval {
+            let covering = match (&record.release_group, &approval.release_group) {
+                (Some(group), Some(limits)) => self
+                    .approvals
+                    .use_group(&policy.project, &policy.slug, group, limits, &record.request_id)
+                    .map_err(|_| audit_failure())?
+                    .map(|c| (group.clone(), c)),
+                _ => None,
+            };
+            match covering {
+                Some((group, covering)) => {
+                    record.approval = Some(format!("release group {group}, approved with {covering}"));
+                }
+                None => {
+                    let image = metadata.and_then(|m| m.oci.as_ref()).map(image_reference);
+                    let request_json = serde_json::to_string(&request).map_err(|e| {
+                        refuse(StatusCode::INTERNAL_SERVER_ERROR, pt::INTERNAL, e.to_string())
+                    })?;
+                    self.approvals
+                        .hold(&NewHeld {
+                            request_id: &record.request_id,
+                            token_id,
+                            project: &policy.project,
+                            policy: &policy.slug,
+                            request_json: &request_json,
+                            required: approval.required,
+                            approvers: &approval.approvers,
+                            release_group: record.release_group.as_deref(),
+                            image: image.as_deref(),
+                            digest: record.digest.as_deref().unwrap_or_default(),
+                        })
+                        .map_err(|_| audit_failure())?;
+                    record.approval = Some(format!(
+                        "waiting for {} of {}",
+                        approval.required,
+                        approval.approvers.join(", ")
+                    ));
+                    tracing::info!(request_id = %record.request_id, policy = %format!("{}/{}", policy.project, policy.slug),
+                        "signing request waits for approval");
+                    let mut success =
+                        self.waiting(&record.request_id, Some(self.web_link(&record.request_id)))?;
+                    success.idempotency = idempotency;
+                    return Ok(success);
+                }
+            }
+        }
+        let response = self.sign_prepared(policy, &request, &prepared, &record.request_id.clone(), record)?;
+        // Every signature is kept by request id (for polling); the idempotency key defaults to the request id.
+        let idempotency =
+            idempotency.or_else(|| Some((token_id.to_owned(), record.request_id.clone(), body_hash)));
+        Success::json(StatusCode::OK, &response, idempotency)
+    }
+
+    /// Signs in the HSM and builds the answer.
+    fn sign_prepared(
+        &self,
+        policy: &Policy,
+        request: &SignHashRequest,
+        prepared: &Prepared,
+        request_id: &str,
+        record: &mut Record,
+    ) -> Result<SignHashResponse, Refusal> {
         let signature = self
             .state
             .signer
-            .sign(policy.key, policy.kind, scheme, hash, &digest)
+            .sign(
+                policy.key,
+                policy.kind,
+                prepared.scheme,
+                prepared.hash,
+                &prepared.digest,
+            )
             .map_err(|e| {
                 tracing::error!(error = %e, "HSM signing failed");
                 Refusal {
@@ -462,24 +664,17 @@ impl Api {
                 }
             })?;
         record.signature_sha256 = Some(hex::encode(sha2::Sha256::digest(&signature)));
-        let response = SignHashResponse {
-            signing_request_id: record.request_id.clone(),
-            web_link: Some(format!(
-                "{}/Web/SigningRequests/{}",
-                self.state.public_url, record.request_id
-            )),
+        Ok(SignHashResponse {
+            signing_request_id: request_id.to_owned(),
+            web_link: Some(self.web_link(request_id)),
             status: Some("Completed".into()),
             hash_signing_data: Some(HashEcho {
-                hash: data.hash.clone(),
+                hash: request.hash_signing_data.hash.clone(),
             }),
             hash_signing_result: Some(HashSigningResult {
                 signature: BASE64.encode(&signature),
             }),
-        };
-        // Every signature is kept by request id (for polling); the idempotency key defaults to the request id.
-        let idempotency =
-            idempotency.or_else(|| Some((token_id.to_owned(), record.request_id.clone(), body_hash)));
-        Success::json(StatusCode::OK, &response, idempotency)
+        })
     }
 
     fn authorize(&self, token_id: &str, project: &str, policy: &str) -> Result<&Policy, Refusal> {
@@ -506,6 +701,62 @@ impl Api {
         }
         Ok(found)
     }
+}
+
+/// A request checked against its policy, ready for the HSM.
+struct Prepared {
+    scheme: SignatureScheme,
+    hash: HashAlgorithm,
+    digest: Vec<u8>,
+}
+
+fn prepare(
+    policy: &Policy,
+    data: &common::protocol::HashSigningData,
+    record: &mut Record,
+) -> Result<Prepared, Refusal> {
+    let (scheme, hash) = choose_algorithm(policy.kind, data)?;
+    record.algorithm = Some(scheme.to_string());
+    record.hash_algorithm = Some(hash.notation_name().to_owned());
+    let digest = BASE64.decode(data.hash.trim()).map_err(|e| {
+        refuse(
+            StatusCode::BAD_REQUEST,
+            pt::INVALID_HASH,
+            format!("hash is not base64: {e}"),
+        )
+    })?;
+    record.digest = Some(hex::encode(&digest));
+    if digest.len() != hash.output_len() {
+        return Err(refuse(
+            StatusCode::BAD_REQUEST,
+            pt::INVALID_HASH,
+            format!(
+                "a {hash} digest has {} bytes, this one has {}",
+                hash.output_len(),
+                digest.len()
+            ),
+        ));
+    }
+    Ok(Prepared { scheme, hash, digest })
+}
+
+/// `registry/repository:tag@digest`, as much of it as the client named.
+pub fn image_reference(oci: &common::protocol::OciMetadata) -> String {
+    let mut s = String::new();
+    if let Some(r) = &oci.registry {
+        s.push_str(r);
+        s.push('/');
+    }
+    s.push_str(oci.repository.as_deref().unwrap_or("?"));
+    if let Some(t) = &oci.tag {
+        s.push(':');
+        s.push_str(t);
+    }
+    if let Some(d) = &oci.digest {
+        s.push('@');
+        s.push_str(d);
+    }
+    s
 }
 
 /// The scheme and hash a request asks for, checked against the policy's key.
@@ -566,13 +817,32 @@ fn choose_algorithm(
     }
 }
 
-struct Success {
-    status: StatusCode,
-    body: String,
-    idempotency: Option<(String, String, String)>,
+pub struct Success {
+    pub status: StatusCode,
+    pub body: String,
+    pub idempotency: Option<(String, String, String)>,
+    pub content_type: &'static str,
+    pub headers: Vec<(&'static str, String)>,
 }
 
 impl Success {
+    pub fn new(status: StatusCode, body: String) -> Self {
+        Self {
+            status,
+            body,
+            idempotency: None,
+            content_type: "application/json",
+            headers: Vec::new(),
+        }
+    }
+
+    pub fn html(status: StatusCode, body: String) -> Self {
+        Self {
+            content_type: "text/html; charset=utf-8",
+            ..Self::new(status, body)
+        }
+    }
+
     fn json<T: serde::Serialize>(
         status: StatusCode,
         value: &T,
@@ -581,9 +851,8 @@ impl Success {
         let body = serde_json::to_string(value)
             .map_err(|e| refuse(StatusCode::INTERNAL_SERVER_ERROR, pt::INTERNAL, e.to_string()))?;
         Ok(Self {
-            status,
-            body,
             idempotency,
+            ..Self::new(status, body)
         })
     }
 }
@@ -598,13 +867,19 @@ fn audit_failure() -> Refusal {
     }
 }
 
-fn json_reply(status: StatusCode, body: String) -> Reply {
-    let mut response = Response::new(Full::new(Bytes::from(body)));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
+fn reply(success: Success) -> Reply {
+    let mut response = Response::new(Full::new(Bytes::from(success.body)));
+    *response.status_mut() = success.status;
+    let headers = response.headers_mut();
+    headers.insert(
         "content-type",
-        hyper::header::HeaderValue::from_static("application/json"),
+        hyper::header::HeaderValue::from_static(success.content_type),
     );
+    for (name, value) in success.headers {
+        if let Ok(value) = hyper::header::HeaderValue::from_str(&value) {
+            headers.append(name, value);
+        }
+    }
     response
 }
 

@@ -38,6 +38,11 @@ pub struct Record {
     pub status: u16,
     pub error_type: Option<String>,
     pub error_detail: Option<String>,
+    /// The verified claims of the CI identity token, for policies that check where requests come from.
+    pub origin: Option<String>,
+    pub release_group: Option<String>,
+    /// Who approved, or which approved request of the release group covered this one.
+    pub approval: Option<String>,
 }
 
 pub struct AuditLog {
@@ -86,7 +91,10 @@ impl std::fmt::Debug for AuditLog {
 
 const COLUMNS: &str = "request_id, received, completed, organization, project, policy, token_id, client_address, \
     user_agent, method, route, algorithm, hash_algorithm, digest, signature_sha256, certificate_sha256, metadata, \
-    idempotency_key, outcome, status, error_type, error_detail";
+    idempotency_key, outcome, status, error_type, error_detail, origin, release_group, approval";
+
+/// Columns added after the first release; `open` adds them to an older database.
+const ADDED_COLUMNS: &[&str] = &["origin", "release_group", "approval"];
 
 impl AuditLog {
     pub fn open(path: &Path) -> rusqlite::Result<Self> {
@@ -99,6 +107,16 @@ impl AuditLog {
              CREATE INDEX IF NOT EXISTS idempotency_request ON idempotency (request_id);",
             COLUMNS.split(", ").map(|c| format!("{c} {}", if c == "status" { "INTEGER" } else { "TEXT" })).collect::<Vec<_>>().join(", ")
         ))?;
+        for column in ADDED_COLUMNS {
+            let present: bool = conn.query_row(
+                "SELECT COUNT(*) > 0 FROM pragma_table_info('audit') WHERE name = ?1",
+                params![column],
+                |row| row.get(0),
+            )?;
+            if !present {
+                conn.execute_batch(&format!("ALTER TABLE audit ADD COLUMN {column} TEXT"))?;
+            }
+        }
         let (writer, jobs) = mpsc::channel();
         let write_conn = connect(path)?;
         // Commits never checkpoint (a checkpoint copies the WAL into the database with fsyncs of its own, which
@@ -217,6 +235,9 @@ impl AuditLog {
                 status: row.get(19)?,
                 error_type: row.get(20)?,
                 error_detail: row.get(21)?,
+                origin: row.get(22)?,
+                release_group: row.get(23)?,
+                approval: row.get(24)?,
             })
         })?;
         let mut records: Vec<Record> = rows.collect::<rusqlite::Result<_>>()?;
@@ -296,7 +317,7 @@ fn insert(conn: &Connection, r: &Record) -> rusqlite::Result<()> {
     conn.execute(
         &format!(
             "INSERT INTO audit ({COLUMNS}) VALUES \
-             (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22)"
+             (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23,?24,?25)"
         ),
         params![
             r.request_id,
@@ -320,7 +341,10 @@ fn insert(conn: &Connection, r: &Record) -> rusqlite::Result<()> {
             r.outcome,
             r.status,
             r.error_type,
-            r.error_detail
+            r.error_detail,
+            r.origin,
+            r.release_group,
+            r.approval
         ],
     )?;
     Ok(())

@@ -20,6 +20,36 @@ pub struct GatewayConfig {
     pub tokens: Vec<TokenConfig>,
     #[serde(default)]
     pub projects: Vec<ProjectConfig>,
+    /// People who approve signing requests (by CLI or the web page), each with a token of their own.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approvers: Vec<ApproverConfig>,
+    /// OIDC issuers whose identity tokens prove where a request comes from (a CI system).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trusted_issuers: Vec<IssuerConfig>,
+}
+
+/// An approver: a name shown in the audit log and a token (stored as its SHA-256) for the web page.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ApproverConfig {
+    pub name: String,
+    pub sha256: String,
+}
+
+/// An OIDC issuer (GitHub Actions, GitLab, ...) and where its signing keys are.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IssuerConfig {
+    /// The name policies refer to.
+    pub name: String,
+    /// The `iss` claim, e.g. `https://token.actions.githubusercontent.com`.
+    pub issuer: String,
+    /// The `aud` claim the tokens must carry.
+    pub audience: String,
+    /// A JWKS file (air-gapped sites), or...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks_file: Option<PathBuf>,
+    /// ...the issuer's JWKS URL, fetched at start and again when a token names an unknown key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -69,6 +99,42 @@ pub struct PolicyConfig {
     /// Token ids that may submit signing requests to this policy.
     #[serde(default)]
     pub submitters: Vec<String>,
+    /// Signatures wait until enough approvers agree.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<ApprovalConfig>,
+    /// Requests must carry an identity token of a trusted CI that meets these conditions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<OriginConfig>,
+}
+
+/// k of n approval.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ApprovalConfig {
+    /// Names of [`ApproverConfig`]s who may approve or deny.
+    pub approvers: Vec<String>,
+    /// How many approvals a request needs (k); one denial aborts.
+    pub required: u32,
+    /// Release groups: one approval covers later requests of the same group, within these limits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release_group: Option<ReleaseGroupConfig>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReleaseGroupConfig {
+    /// Signatures one approval covers, the approved request included.
+    pub max_signatures: u32,
+    /// For how long after the approval.
+    pub window_seconds: u64,
+}
+
+/// What a request's OIDC identity token must show.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OriginConfig {
+    /// The [`IssuerConfig`] name.
+    pub issuer: String,
+    /// Claim name → required value; a value ending in `*` matches by prefix (`refs/tags/v*`).
+    #[serde(default)]
+    pub conditions: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, thiserror::Error)]

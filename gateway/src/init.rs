@@ -93,6 +93,8 @@ pub fn run(dir: &Path, port: u16, module: &Path) -> Result<(), InitError> {
             key_label: slug,
             certificate_chain: vec![leaf_path, "ca/intermediate.pem".into(), "ca/root.pem".into()],
             submitters: vec![token_config.id.clone()],
+            approval: None,
+            origin: None,
         });
     }
     drop(session);
@@ -126,6 +128,8 @@ pub fn run(dir: &Path, port: u16, module: &Path) -> Result<(), InitError> {
             slug: PROJECT.to_owned(),
             policies,
         }],
+        approvers: Vec::new(),
+        trusted_issuers: Vec::new(),
     };
     config.save(&dir.join("gateway.toml"))?;
     let env = format!(
@@ -170,6 +174,21 @@ pub fn add_token(config_path: &Path, name: &str, policies: &[String]) -> Result<
         found.submitters.push(token_config.id.clone());
     }
     config.tokens.push(token_config);
+    config.save(config_path)?;
+    Ok(token)
+}
+
+/// Adds an approver with a new token (printed once, stored as its SHA-256); `serve` reads approvers at start.
+pub fn add_approver(config_path: &Path, name: &str) -> Result<String, InitError> {
+    let (mut config, _) = GatewayConfig::load(config_path)?;
+    if config.approvers.iter().any(|a| a.name == name) {
+        return Err(format!("there is already an approver {name:?}").into());
+    }
+    let (token_config, token) = new_token_config(name);
+    config.approvers.push(crate::config::ApproverConfig {
+        name: name.to_owned(),
+        sha256: token_config.sha256,
+    });
     config.save(config_path)?;
     Ok(token)
 }

@@ -28,12 +28,16 @@ pub fn run(config_path: &Path) -> Result<(), ServeError> {
     let signer = hsm::Signer::new(pkcs11, &config.hsm.token_label, pin.trim())?;
     let state = Arc::new(state::State::load(&config, &base, signer)?);
     let audit = Arc::new(AuditLog::open(&resolve(&base, &config.audit_db))?);
+    let approvals = Arc::new(crate::approval::Approvals::open(&resolve(
+        &base,
+        &config.audit_db,
+    ))?);
     let tls = tls_config(
         &resolve(&base, &config.tls.certificate),
         &resolve(&base, &config.tls.key),
     )?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    runtime.block_on(serve(config, Arc::new(Api::new(state, audit)), tls))
+    runtime.block_on(serve(config, Arc::new(Api::new(state, audit, approvals)), tls))
 }
 
 fn tls_config(cert: &Path, key: &Path) -> Result<rustls::ServerConfig, ServeError> {

@@ -13,8 +13,9 @@ use cryptoki::object::ObjectHandle;
 use sha2::Digest;
 use subtle::ConstantTimeEq;
 
-use crate::config::{resolve, GatewayConfig};
+use crate::config::{resolve, ApprovalConfig, GatewayConfig, OriginConfig};
 use crate::hsm::Signer;
+use crate::origin::Origins;
 
 pub type StateError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -28,6 +29,8 @@ pub struct Policy {
     pub certificate_sha256: String,
     /// The `MySigningPolicies` entry, precomputed.
     pub info: SigningPolicyInfo,
+    pub approval: Option<ApprovalConfig>,
+    pub origin: Option<OriginConfig>,
 }
 
 #[derive(Debug)]
@@ -36,11 +39,14 @@ pub struct State {
     pub public_url: String,
     pub policies: Vec<Policy>,
     tokens: Vec<(String, [u8; 32])>,
+    approvers: Vec<(String, [u8; 32])>,
+    pub origins: Origins,
     pub signer: Signer,
 }
 
 impl State {
     pub fn load(config: &GatewayConfig, base: &Path, signer: Signer) -> Result<Self, StateError> {
+        let origins = Origins::load(base, &config.trusted_issuers)?;
         let mut policies = Vec::new();
         for project in &config.projects {
             for p in &project.policies {
@@ -65,6 +71,38 @@ impl State {
                     modulus: BASE64.encode(n),
                 });
                 let key = signer.find_key(&p.key_label)?;
+                if let Some(a) = &p.approval {
+                    if a.required == 0 || a.required as usize > a.approvers.len() {
+                        return Err(format!(
+                            "policy {}/{}: approval requires {} of {} approvers",
+                            project.slug,
+                            p.slug,
+                            a.required,
+                            a.approvers.len()
+                        )
+                        .into());
+                    }
+                    if let Some(unknown) = a
+                        .approvers
+                        .iter()
+                        .find(|n| !config.approvers.iter().any(|c| &c.name == *n))
+                    {
+                        return Err(format!(
+                            "policy {}/{}: there is no approver {unknown:?}",
+                            project.slug, p.slug
+                        )
+                        .into());
+                    }
+                }
+                if let Some(o) = &p.origin {
+                    if !origins.knows(&o.issuer) {
+                        return Err(format!(
+                            "policy {}/{}: there is no trusted issuer {:?}",
+                            project.slug, p.slug, o.issuer
+                        )
+                        .into());
+                    }
+                }
                 policies.push(Policy {
                     project: project.slug.clone(),
                     slug: p.slug.clone(),
@@ -83,6 +121,8 @@ impl State {
                         rsa_parameters,
                         certificate_chain: Some(chain.iter().map(|c| BASE64.encode(c)).collect()),
                     },
+                    approval: p.approval.clone(),
+                    origin: p.origin.clone(),
                 });
             }
         }
@@ -93,7 +133,16 @@ impl State {
                 .map_err(|_| format!("token {} has a bad sha256", t.id))?;
             tokens.push((t.id.clone(), hash));
         }
+        let mut approvers = Vec::new();
+        for a in &config.approvers {
+            let mut hash = [0u8; 32];
+            hex::decode_to_slice(&a.sha256, &mut hash)
+                .map_err(|_| format!("approver {} has a bad sha256", a.name))?;
+            approvers.push((a.name.clone(), hash));
+        }
         Ok(Self {
+            approvers,
+            origins,
             organization_id: config.organization_id.clone(),
             public_url: config.public_url.trim_end_matches('/').to_owned(),
             policies,
@@ -104,13 +153,22 @@ impl State {
 
     /// The id of the token with this value, compared in constant time against every stored hash.
     pub fn token_id(&self, token: &str) -> Option<String> {
-        let presented: [u8; 32] = sha2::Sha256::digest(token.as_bytes()).into();
-        let mut found = None;
-        for (id, hash) in &self.tokens {
-            if bool::from(presented.ct_eq(hash)) {
-                found = Some(id.clone());
-            }
-        }
-        found
+        find_hashed(&self.tokens, token)
     }
+
+    /// The name of the approver whose token this is.
+    pub fn approver(&self, token: &str) -> Option<String> {
+        find_hashed(&self.approvers, token)
+    }
+}
+
+fn find_hashed(entries: &[(String, [u8; 32])], token: &str) -> Option<String> {
+    let presented: [u8; 32] = sha2::Sha256::digest(token.as_bytes()).into();
+    let mut found = None;
+    for (id, hash) in entries {
+        if bool::from(presented.ct_eq(hash)) {
+            found = Some(id.clone());
+        }
+    }
+    found
 }

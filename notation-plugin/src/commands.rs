@@ -258,6 +258,8 @@ fn audit_metadata(payload: &[u8]) -> Metadata {
     Metadata {
         source_process: Some(common::metadata::current_source_process()),
         oci: (oci != OciMetadata::default()).then_some(oci),
+        // The client adds the release group (ReleaseGroup) to every SignHash.
+        release_group: None,
     }
 }
 

@@ -35,6 +35,12 @@ impl Gateway {
     }
 
     pub fn start() -> Self {
+        Self::start_with(|_| {})
+    }
+
+    /// Like [`Gateway::start`], with `configure` run on the setup directory after `init` and before `serve`
+    /// (to edit gateway.toml, add approvers, ...).
+    pub fn start_with(configure: impl FnOnce(&Path)) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("signpath-gateway-")
             .tempdir()
@@ -51,6 +57,7 @@ impl Gateway {
             "init failed: {}",
             String::from_utf8_lossy(&init.stderr)
         );
+        configure(&setup);
         let stderr = std::fs::File::create(dir.path().join("gateway.stderr")).unwrap();
         let mut child = Command::new(Self::binary())
             .args(["serve", "--config"])

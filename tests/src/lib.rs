@@ -4,7 +4,9 @@
 //! - [`gateway`]: `signpath-gateway init` + `serve` on a free port, and the client settings to reach it.
 //! - [`registry`]: Debian's docker-registry on a free loopback port, and pushing a small image to it.
 //! - [`tools`]: where the real clients (notation, cosign, pkcs11-tool, ...) are, or why a test cannot run.
+//! - [`webdriver`]: headless Chromium through chromedriver, for the approvers' web page.
 
 pub mod gateway;
 pub mod registry;
 pub mod tools;
+pub mod webdriver;

@@ -212,6 +212,8 @@ fn metadata() -> Metadata {
     Metadata {
         source_process: Some(common::metadata::current_source_process()),
         oci: any.then_some(oci),
+        // The client adds the release group (ReleaseGroup) to every SignHash.
+        release_group: None,
     }
 }
 

@@ -1,0 +1,453 @@
+//! Signing requests that wait for approval, the approvers' votes, and release groups, kept in the audit
+//! database so that a waiting request survives a restart of the gateway and `signpath-gateway approve` (another
+//! process) acts on the same state. Every change is one `BEGIN IMMEDIATE` transaction, so the gateway and the
+//! command line never interleave a read and a write of the same request.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use serde::Serialize;
+
+use crate::config::ReleaseGroupConfig;
+
+/// Where a request stands. `Signing` is held by the one poll that signs it, so a request is signed once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Status {
+    Pending,
+    Approved,
+    Denied,
+    Signing,
+    Completed,
+}
+
+impl Status {
+    fn parse(s: &str) -> Self {
+        match s {
+            "Approved" => Self::Approved,
+            "Denied" => Self::Denied,
+            "Signing" => Self::Signing,
+            "Completed" => Self::Completed,
+            _ => Self::Pending,
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "Pending",
+            Self::Approved => "Approved",
+            Self::Denied => "Denied",
+            Self::Signing => "Signing",
+            Self::Completed => "Completed",
+        }
+    }
+}
+
+/// A signing request that needed approval.
+#[derive(Debug, Clone, Serialize)]
+pub struct Held {
+    pub request_id: String,
+    pub token_id: String,
+    pub project: String,
+    pub policy: String,
+    /// The SignHash request as received, signed once approved.
+    #[serde(skip)]
+    pub request_json: String,
+    pub status: Status,
+    pub required: u32,
+    pub approvers: Vec<String>,
+    pub approved_by: Vec<String>,
+    pub denied_by: Option<String>,
+    pub reason: Option<String>,
+    pub release_group: Option<String>,
+    /// `registry/repository:tag@digest`, as much of it as the client named.
+    pub image: Option<String>,
+    pub digest: String,
+    pub created: i64,
+    #[serde(skip)]
+    pub response: Option<String>,
+}
+
+/// What a new held request records.
+#[derive(Debug)]
+pub struct NewHeld<'a> {
+    pub request_id: &'a str,
+    pub token_id: &'a str,
+    pub project: &'a str,
+    pub policy: &'a str,
+    pub request_json: &'a str,
+    pub required: u32,
+    pub approvers: &'a [String],
+    pub release_group: Option<&'a str>,
+    pub image: Option<&'a str>,
+    pub digest: &'a str,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum VoteError {
+    #[error("there is no signing request {0} that needs approval")]
+    NotFound(String),
+    #[error("{approver} is not an approver of {project}/{policy}")]
+    NotAnApprover {
+        approver: String,
+        project: String,
+        policy: String,
+    },
+    #[error("signing request {id} is {status:?}, no longer waiting for approval")]
+    Decided { id: String, status: Status },
+    #[error("{approver} has already decided on signing request {id}")]
+    AlreadyVoted { approver: String, id: String },
+    #[error("the approval database: {0}")]
+    Db(#[from] rusqlite::Error),
+}
+
+pub struct Approvals {
+    conn: Mutex<Connection>,
+}
+
+impl std::fmt::Debug for Approvals {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Approvals")
+    }
+}
+
+fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+const SELECT: &str =
+    "SELECT request_id, token_id, project, policy, request_json, status, required, approvers, \
+    denied_by, reason, release_group, image, digest, created, response FROM held";
+
+impl Approvals {
+    pub fn open(path: &Path) -> rusqlite::Result<Self> {
+        let conn = Connection::open(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS held (request_id TEXT PRIMARY KEY, token_id TEXT NOT NULL,
+                 project TEXT NOT NULL, policy TEXT NOT NULL, request_json TEXT NOT NULL, status TEXT NOT NULL,
+                 required INTEGER NOT NULL, approvers TEXT NOT NULL, denied_by TEXT, reason TEXT,
+                 release_group TEXT, image TEXT, digest TEXT NOT NULL, created INTEGER NOT NULL,
+                 decided INTEGER, response TEXT);
+             CREATE INDEX IF NOT EXISTS held_status ON held (status);
+             CREATE INDEX IF NOT EXISTS held_group ON held (project, policy, release_group);
+             CREATE TABLE IF NOT EXISTS votes (request_id TEXT NOT NULL, approver TEXT NOT NULL,
+                 decision TEXT NOT NULL, reason TEXT, at INTEGER NOT NULL, PRIMARY KEY (request_id, approver));
+             CREATE TABLE IF NOT EXISTS group_uses (covering TEXT NOT NULL, request_id TEXT PRIMARY KEY,
+                 at INTEGER NOT NULL);",
+        )?;
+        Ok(Self {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn hold(&self, n: &NewHeld<'_>) -> rusqlite::Result<()> {
+        let approvers = serde_json::to_string(n.approvers).unwrap_or_else(|_| "[]".into());
+        self.conn().execute(
+            "INSERT INTO held (request_id, token_id, project, policy, request_json, status, required, approvers, \
+             release_group, image, digest, created) VALUES (?1, ?2, ?3, ?4, ?5, 'Pending', ?6, ?7, ?8, ?9, ?10, ?11)",
+            params![
+                n.request_id,
+                n.token_id,
+                n.project,
+                n.policy,
+                n.request_json,
+                n.required,
+                approvers,
+                n.release_group,
+                n.image,
+                n.digest,
+                now()
+            ],
+        )?;
+        Ok(())
+    }
+
+    pub fn get(&self, request_id: &str) -> rusqlite::Result<Option<Held>> {
+        let conn = self.conn();
+        get(&conn, request_id)
+    }
+
+    /// Held requests, newest first; only those in `status` if given.
+    pub fn list(&self, status: Option<Status>, limit: u32) -> rusqlite::Result<Vec<Held>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&format!(
+            "{SELECT} WHERE (?1 IS NULL OR status = ?1) ORDER BY created DESC, rowid DESC LIMIT ?2"
+        ))?;
+        let rows = stmt
+            .query_map(params![status.map(Status::as_str), limit], row_to_held)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        drop(stmt);
+        rows.into_iter().map(|h| with_votes(&conn, h)).collect()
+    }
+
+    /// Records an approval or a denial. One denial decides; `required` approvals decide.
+    pub fn vote(
+        &self,
+        request_id: &str,
+        approver: &str,
+        approve: bool,
+        reason: Option<&str>,
+    ) -> Result<Held, VoteError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let held = get(&tx, request_id)?.ok_or_else(|| VoteError::NotFound(request_id.to_owned()))?;
+        if !held.approvers.iter().any(|a| a == approver) {
+            return Err(VoteError::NotAnApprover {
+                approver: approver.to_owned(),
+                project: held.project,
+                policy: held.policy,
+            });
+        }
+        if held.status != Status::Pending {
+            return Err(VoteError::Decided {
+                id: held.request_id,
+                status: held.status,
+            });
+        }
+        if held.approved_by.iter().any(|a| a == approver) {
+            return Err(VoteError::AlreadyVoted {
+                approver: approver.to_owned(),
+                id: held.request_id,
+            });
+        }
+        tx.execute(
+            "INSERT INTO votes (request_id, approver, decision, reason, at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                request_id,
+                approver,
+                if approve { "approve" } else { "deny" },
+                reason,
+                now()
+            ],
+        )?;
+        if !approve {
+            tx.execute(
+                "UPDATE held SET status = 'Denied', denied_by = ?2, reason = ?3, decided = ?4 WHERE request_id = ?1",
+                params![request_id, approver, reason, now()],
+            )?;
+        } else if held.approved_by.len() + 1 >= held.required as usize {
+            tx.execute(
+                "UPDATE held SET status = 'Approved', decided = ?2 WHERE request_id = ?1",
+                params![request_id, now()],
+            )?;
+        }
+        let updated = get(&tx, request_id)?.ok_or_else(|| VoteError::NotFound(request_id.to_owned()))?;
+        tx.commit()?;
+        Ok(updated)
+    }
+
+    /// Takes an approved request for signing; false when it is not (or no longer) approved.
+    pub fn claim(&self, request_id: &str) -> rusqlite::Result<bool> {
+        Ok(self.conn().execute(
+            "UPDATE held SET status = 'Signing' WHERE request_id = ?1 AND status = 'Approved'",
+            params![request_id],
+        )? == 1)
+    }
+
+    /// Gives a claimed request back (its signing failed), for the next poll to try again.
+    pub fn unclaim(&self, request_id: &str) -> rusqlite::Result<()> {
+        self.conn().execute(
+            "UPDATE held SET status = 'Approved' WHERE request_id = ?1 AND status = 'Signing'",
+            params![request_id],
+        )?;
+        Ok(())
+    }
+
+    pub fn complete(&self, request_id: &str, response: &str) -> rusqlite::Result<()> {
+        self.conn().execute(
+            "UPDATE held SET status = 'Completed', response = ?2 WHERE request_id = ?1",
+            params![request_id, response],
+        )?;
+        Ok(())
+    }
+
+    /// If an approved request of release group `group` on this policy still covers another signature (within
+    /// `limits`), counts `request_id` against it and returns the covering request's id.
+    pub fn use_group(
+        &self,
+        project: &str,
+        policy: &str,
+        group: &str,
+        limits: &ReleaseGroupConfig,
+        request_id: &str,
+    ) -> rusqlite::Result<Option<String>> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let since = now() - i64::try_from(limits.window_seconds).unwrap_or(i64::MAX);
+        let covering: Option<String> = tx
+            .query_row(
+                "SELECT request_id FROM held WHERE project = ?1 AND policy = ?2 AND release_group = ?3 \
+                 AND status IN ('Approved', 'Signing', 'Completed') AND decided >= ?4 \
+                 AND 1 + (SELECT COUNT(*) FROM group_uses WHERE covering = held.request_id) < ?5 \
+                 ORDER BY decided DESC LIMIT 1",
+                params![project, policy, group, since, limits.max_signatures],
+                |row| row.get(0),
+            )
+            .optional()?;
+        if let Some(c) = &covering {
+            tx.execute(
+                "INSERT INTO group_uses (covering, request_id, at) VALUES (?1, ?2, ?3)",
+                params![c, request_id, now()],
+            )?;
+        }
+        tx.commit()?;
+        Ok(covering)
+    }
+}
+
+fn get(conn: &Connection, request_id: &str) -> rusqlite::Result<Option<Held>> {
+    let held = conn
+        .query_row(
+            &format!("{SELECT} WHERE request_id = ?1"),
+            params![request_id],
+            row_to_held,
+        )
+        .optional()?;
+    held.map(|h| with_votes(conn, h)).transpose()
+}
+
+fn with_votes(conn: &Connection, mut held: Held) -> rusqlite::Result<Held> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT approver FROM votes WHERE request_id = ?1 AND decision = 'approve' ORDER BY at",
+    )?;
+    held.approved_by = stmt
+        .query_map(params![held.request_id], |row| row.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(held)
+}
+
+fn row_to_held(row: &rusqlite::Row<'_>) -> rusqlite::Result<Held> {
+    let approvers: String = row.get(7)?;
+    Ok(Held {
+        request_id: row.get(0)?,
+        token_id: row.get(1)?,
+        project: row.get(2)?,
+        policy: row.get(3)?,
+        request_json: row.get(4)?,
+        status: Status::parse(&row.get::<_, String>(5)?),
+        required: row.get(6)?,
+        approvers: serde_json::from_str(&approvers).unwrap_or_default(),
+        approved_by: Vec::new(),
+        denied_by: row.get(8)?,
+        reason: row.get(9)?,
+        release_group: row.get(10)?,
+        image: row.get(11)?,
+        digest: row.get(12)?,
+        created: row.get(13)?,
+        response: row.get(14)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn held(a: &Approvals, id: &str, group: Option<&str>, required: u32) {
+        let approvers = ["alice".to_owned(), "bob".to_owned()];
+        a.hold(&NewHeld {
+            request_id: id,
+            token_id: "tok",
+            project: "demo",
+            policy: "ec-256",
+            request_json: "{}",
+            required,
+            approvers: &approvers,
+            release_group: group,
+            image: None,
+            digest: "00",
+        })
+        .unwrap();
+    }
+
+    #[test]
+    fn k_of_n_approves_one_denial_aborts_and_strangers_cannot_vote() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Approvals::open(&dir.path().join("db")).unwrap();
+        held(&a, "r1", None, 2);
+        assert!(matches!(
+            a.vote("r1", "mallory", true, None),
+            Err(VoteError::NotAnApprover { .. })
+        ));
+        assert_eq!(a.vote("r1", "alice", true, None).unwrap().status, Status::Pending);
+        assert!(matches!(
+            a.vote("r1", "alice", true, None),
+            Err(VoteError::AlreadyVoted { .. })
+        ));
+        assert!(!a.claim("r1").unwrap(), "not approved yet");
+        assert_eq!(a.vote("r1", "bob", true, None).unwrap().status, Status::Approved);
+        assert!(a.claim("r1").unwrap());
+        assert!(!a.claim("r1").unwrap(), "claimed once only");
+
+        held(&a, "r2", None, 2);
+        a.vote("r2", "alice", true, None).unwrap();
+        let denied = a.vote("r2", "bob", false, Some("not this one")).unwrap();
+        assert_eq!(denied.status, Status::Denied);
+        assert_eq!(denied.reason.as_deref(), Some("not this one"));
+        assert!(matches!(
+            a.vote("r2", "alice", true, None),
+            Err(VoteError::Decided { .. })
+        ));
+    }
+
+    #[test]
+    fn an_approved_release_group_covers_up_to_its_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Approvals::open(&dir.path().join("db")).unwrap();
+        let limits = ReleaseGroupConfig {
+            max_signatures: 3,
+            window_seconds: 3600,
+        };
+        assert_eq!(
+            a.use_group("demo", "ec-256", "rel-1", &limits, "x0").unwrap(),
+            None
+        );
+        held(&a, "g1", Some("rel-1"), 1);
+        assert_eq!(
+            a.use_group("demo", "ec-256", "rel-1", &limits, "x1").unwrap(),
+            None,
+            "not approved"
+        );
+        a.vote("g1", "alice", true, None).unwrap();
+        assert_eq!(
+            a.use_group("demo", "ec-256", "rel-2", &limits, "x2").unwrap(),
+            None,
+            "another group"
+        );
+        assert_eq!(
+            a.use_group("demo", "ec-256", "rel-1", &limits, "x3")
+                .unwrap()
+                .as_deref(),
+            Some("g1")
+        );
+        assert_eq!(
+            a.use_group("demo", "ec-256", "rel-1", &limits, "x4")
+                .unwrap()
+                .as_deref(),
+            Some("g1")
+        );
+        assert_eq!(
+            a.use_group("demo", "ec-256", "rel-1", &limits, "x5").unwrap(),
+            None,
+            "3 signatures used"
+        );
+        let expired = ReleaseGroupConfig {
+            max_signatures: 10,
+            window_seconds: 0,
+        };
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        assert_eq!(
+            a.use_group("demo", "ec-256", "rel-1", &expired, "x6").unwrap(),
+            None,
+            "window over"
+        );
+    }
+}

@@ -1,0 +1,670 @@
+//! Governance on the hash path, through the real notation and cosign against the real gateway and registry:
+//! k-of-n approval (command line and the approvers' web page in headless Chromium), a denial, release groups,
+//! CI origin verification with OIDC identity tokens from a local issuer, and the image-aware audit log with its
+//! filters.
+//!
+//! The gateway starts from `signpath-gateway init`, then gateway.toml is edited as an operator would (approvers
+//! added with `signpath-gateway approver add`) before `serve`.
+
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test, with its location
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use e2e_tests::gateway::Gateway;
+use e2e_tests::registry::{ImageRef, Registry, SmallImage};
+use e2e_tests::require_tool;
+use e2e_tests::tools;
+use e2e_tests::webdriver::Browser;
+use serde_json::{json, Value};
+
+const ISSUER: &str = "https://ci.example.test";
+const AUDIENCE: &str = "signpath-gateway";
+
+fn gateway_bin() -> PathBuf {
+    Gateway::binary()
+}
+
+/// `signpath-gateway ARGS --config DIR/gateway.toml`, which must succeed; its stdout.
+fn gw(setup: &Path, args: &[&str]) -> String {
+    let out = Command::new(gateway_bin())
+        .args(args)
+        .arg("--config")
+        .arg(setup.join("gateway.toml"))
+        .output()
+        .expect("run signpath-gateway");
+    assert!(
+        out.status.success(),
+        "signpath-gateway {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Edits one policy of project `demo` in gateway.toml.
+fn edit_policy(setup: &Path, slug: &str, edit: impl FnOnce(&mut toml::Table)) {
+    let path = setup.join("gateway.toml");
+    let mut config: toml::Table = std::fs::read_to_string(&path).unwrap().parse().unwrap();
+    let policies = config["projects"].as_array_mut().unwrap()[0]["policies"]
+        .as_array_mut()
+        .unwrap();
+    let policy = policies
+        .iter_mut()
+        .find(|p| p["slug"].as_str() == Some(slug))
+        .unwrap()
+        .as_table_mut()
+        .unwrap();
+    edit(policy);
+    std::fs::write(&path, toml::to_string(&config).unwrap()).unwrap();
+}
+
+fn approval(approvers: &[&str], required: u32, group: Option<(u32, u64)>) -> toml::Value {
+    let mut t = toml::Table::new();
+    t.insert(
+        "approvers".into(),
+        toml::Value::Array(approvers.iter().map(|a| toml::Value::from(*a)).collect()),
+    );
+    t.insert("required".into(), toml::Value::from(i64::from(required)));
+    if let Some((max, window)) = group {
+        let mut g = toml::Table::new();
+        g.insert("max_signatures".into(), toml::Value::from(i64::from(max)));
+        g.insert("window_seconds".into(), toml::Value::from(window as i64));
+        t.insert("release_group".into(), toml::Value::Table(g));
+    }
+    toml::Value::Table(t)
+}
+
+/// The governance setup: approvers alice, bob and carol; demo/ec-256 needs 2 of alice and bob; demo/rsa-2048
+/// needs 1 of carol; demo/rsa-3072 needs 1 of alice with release groups of 2 signatures in 10 minutes;
+/// demo/ec-384 demands an identity token of the local CI issuer for acme/app on main.
+struct Setup {
+    gateway: Gateway,
+    tokens: BTreeMap<String, String>,
+    issuer_key: p256::ecdsa::SigningKey,
+}
+
+fn start() -> Setup {
+    let issuer_key = p256::ecdsa::SigningKey::random(&mut rand_core::OsRng);
+    let point = issuer_key.verifying_key().to_encoded_point(false);
+    let jwks = json!({"keys": [{
+        "kty": "EC", "crv": "P-256", "kid": "ci-1", "alg": "ES256", "use": "sig",
+        "x": URL_SAFE_NO_PAD.encode(point.x().unwrap()),
+        "y": URL_SAFE_NO_PAD.encode(point.y().unwrap()),
+    }]});
+    let mut tokens = BTreeMap::new();
+    let gateway = Gateway::start_with(|setup| {
+        for name in ["alice", "bob", "carol"] {
+            let token = gw(setup, &["approver", "add", "--name", name]).trim().to_owned();
+            tokens.insert(name.to_owned(), token);
+        }
+        std::fs::write(setup.join("ci-jwks.json"), jwks.to_string()).unwrap();
+        let path = setup.join("gateway.toml");
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        text.push_str(&format!(
+            "\n[[trusted_issuers]]\nname = \"ci\"\nissuer = \"{ISSUER}\"\naudience = \"{AUDIENCE}\"\njwks_file = \"ci-jwks.json\"\n"
+        ));
+        std::fs::write(&path, text).unwrap();
+        edit_policy(setup, "ec-256", |p| {
+            p.insert("approval".into(), approval(&["alice", "bob"], 2, None));
+        });
+        edit_policy(setup, "rsa-2048", |p| {
+            p.insert("approval".into(), approval(&["carol"], 1, None));
+        });
+        edit_policy(setup, "rsa-3072", |p| {
+            p.insert("approval".into(), approval(&["alice"], 1, Some((2, 600))));
+        });
+        edit_policy(setup, "ec-384", |p| {
+            let mut conditions = toml::Table::new();
+            conditions.insert("repository".into(), "acme/app".into());
+            conditions.insert("ref".into(), "refs/heads/main".into());
+            let mut origin = toml::Table::new();
+            origin.insert("issuer".into(), "ci".into());
+            origin.insert("conditions".into(), toml::Value::Table(conditions));
+            p.insert("origin".into(), toml::Value::Table(origin));
+        });
+    });
+    Setup {
+        gateway,
+        tokens,
+        issuer_key,
+    }
+}
+
+impl Setup {
+    fn setup_dir(&self) -> PathBuf {
+        self.gateway.dir()
+    }
+
+    fn pending(&self) -> Vec<Value> {
+        gw(&self.setup_dir(), &["pending", "--json"])
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    /// Waits until `n` requests are pending; they, newest first.
+    fn wait_pending(&self, n: usize) -> Vec<Value> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let pending = self.pending();
+            if pending.len() >= n {
+                return pending;
+            }
+            assert!(Instant::now() < deadline, "no signing request waits for approval");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn vote(&self, verb: &str, id: &str, approver: &str, extra: &[&str]) -> String {
+        let mut args = vec![verb, id, "--as", approver];
+        args.extend_from_slice(extra);
+        gw(&self.setup_dir(), &args)
+    }
+
+    /// `audit --json` with filters.
+    fn audit(&self, filters: &[&str]) -> Vec<Value> {
+        let mut args = vec!["audit", "--json"];
+        args.extend_from_slice(filters);
+        gw(&self.setup_dir(), &args)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    /// A CI identity token of the local issuer with these claims (plus iss, aud, iat, exp unless given).
+    fn id_token(&self, claims: Value) -> String {
+        id_token(&self.issuer_key, claims)
+    }
+}
+
+/// An ES256 identity token signed with `key`, kid `ci-1`.
+fn id_token(key: &p256::ecdsa::SigningKey, claims: Value) -> String {
+    {
+        use p256::pkcs8::EncodePrivateKey;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let mut all = json!({"iss": ISSUER, "aud": AUDIENCE, "iat": now, "exp": now + 300, "sub": "repo:acme/app:ref:refs/heads/main"});
+        for (k, v) in claims.as_object().unwrap() {
+            all[k] = v.clone();
+        }
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+        header.kid = Some("ci-1".into());
+        let key = jsonwebtoken::EncodingKey::from_ec_der(key.to_pkcs8_der().unwrap().as_bytes());
+        jsonwebtoken::encode(&header, &all, &key).unwrap()
+    }
+}
+
+/// A notation of its own with our plugin (the release binary) and trust in the gateway's root.
+struct Notation {
+    binary: PathBuf,
+    home: tempfile::TempDir,
+    env: BTreeMap<String, String>,
+}
+
+impl Notation {
+    fn new(gateway: &Gateway) -> Self {
+        let binary = tools::tool("notation");
+        let home = tempfile::tempdir().unwrap();
+        let dir = |n: &str| home.path().join(n).display().to_string();
+        let mut env: BTreeMap<String, String> = gateway.env_vars().into_iter().collect();
+        for (k, v) in [
+            ("HOME", dir("home")),
+            ("NOTATION_CONFIG", dir("config")),
+            ("NOTATION_LIBEXEC", dir("libexec")),
+            ("NOTATION_CACHE", dir("cache")),
+            ("XDG_CACHE_HOME", dir("xdg-cache")),
+            ("SIGNPATH_LOG_FILE_DIRECTORY", dir("logs")),
+        ] {
+            env.insert(k.into(), v);
+        }
+        let plugins = home.path().join("libexec/plugins/signpath");
+        std::fs::create_dir_all(&plugins).unwrap();
+        std::fs::copy(
+            tools::release_artifact("notation-signpath"),
+            plugins.join("notation-signpath"),
+        )
+        .unwrap();
+        let n = Self { binary, home, env };
+        let root = n.home.path().join("root.pem");
+        std::fs::copy(gateway.root_ca_pem(), &root).unwrap();
+        n.ok(
+            &[
+                "cert",
+                "add",
+                "--type",
+                "ca",
+                "--store",
+                "gw",
+                root.to_str().unwrap(),
+            ],
+            &[],
+        );
+        let policy = json!({"version": "1.0", "trustPolicies": [{
+            "name": "gw", "registryScopes": ["*"], "signatureVerification": {"level": "strict"},
+            "trustStores": ["ca:gw"], "trustedIdentities": ["*"]}]});
+        let file = n.home.path().join("trustpolicy.json");
+        std::fs::write(&file, policy.to_string()).unwrap();
+        n.ok(&["policy", "import", "--force", file.to_str().unwrap()], &[]);
+        n
+    }
+
+    fn command(&self, args: &[&str], extra_env: &[(&str, &str)]) -> Command {
+        let mut c = Command::new(&self.binary);
+        c.args(args)
+            .env_clear()
+            .envs(&self.env)
+            .envs(extra_env.iter().copied())
+            .current_dir(self.home.path());
+        c
+    }
+
+    fn run(&self, args: &[&str], extra_env: &[(&str, &str)]) -> Output {
+        self.command(args, extra_env).output().unwrap()
+    }
+
+    fn ok(&self, args: &[&str], extra_env: &[(&str, &str)]) -> String {
+        let out = self.run(args, extra_env);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "notation {args:?} failed: {text}");
+        text
+    }
+
+    /// `notation sign` in the background (it may wait for approval).
+    fn spawn_sign(&self, key_id: &str, image: &ImageRef, extra_env: &[(&str, &str)]) -> Child {
+        self.command(
+            &["sign", "--plugin", "signpath", "--id", key_id, &image.reference],
+            extra_env,
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+    }
+
+    fn sign(&self, key_id: &str, image: &ImageRef, extra_env: &[(&str, &str)]) -> Output {
+        finish(self.spawn_sign(key_id, image, extra_env))
+    }
+
+    fn verify(&self, image: &ImageRef) {
+        let text = self.ok(&["verify", &image.reference], &[]);
+        assert!(text.contains("Successfully verified"), "{text}");
+    }
+}
+
+/// Waits for a client process (at most two minutes), its output.
+fn finish(mut child: Child) -> Output {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the client did not finish");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn push(registry: &Registry, repo: &str, content: &str) -> ImageRef {
+    registry.push_image(repo, "v1", &SmallImage::with_content(content.as_bytes()))
+}
+
+#[test]
+fn two_approvers_release_a_notation_signature_and_one_denial_aborts_another() {
+    require_tool!("notation");
+    require_tool!("docker-registry");
+    let s = start();
+    let registry = Registry::start();
+    let notation = Notation::new(&s.gateway);
+    let image = push(&registry, "acme/app", "approved");
+    let oci = [
+        ("SIGNPATH_OCI_REPOSITORY", "acme/app"),
+        ("SIGNPATH_OCI_TAG", "v1"),
+    ];
+
+    let signing = notation.spawn_sign("demo/ec-256", &image, &oci);
+    let pending = s.wait_pending(1);
+    let id = pending[0]["request_id"].as_str().unwrap().to_owned();
+    assert_eq!(pending[0]["policy"], "ec-256");
+    assert_eq!(pending[0]["digest"].as_str().unwrap().len(), 64);
+    let shown = pending[0]["image"].as_str().unwrap();
+    assert!(shown.starts_with("acme/app:v1@sha256:"), "{shown}");
+    assert!(shown.ends_with(&image.digest), "{shown}");
+
+    // A stranger cannot vote; one approval of two is not enough.
+    let stranger = Command::new(gateway_bin())
+        .args(["approve", &id, "--as", "carol", "--config"])
+        .arg(s.setup_dir().join("gateway.toml"))
+        .output()
+        .unwrap();
+    assert!(!stranger.status.success());
+    assert!(String::from_utf8_lossy(&stranger.stderr).contains("carol is not an approver of demo/ec-256"));
+    assert!(s
+        .vote("approve", &id, "alice", &[])
+        .contains("Pending (1 of 2 approvals)"));
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(s.pending().len(), 1, "still waiting for bob");
+    assert!(s
+        .vote("approve", &id, "bob", &[])
+        .contains("Approved (2 of 2 approvals)"));
+    let out = finish(signing);
+    assert!(out.status.success(), "notation sign: {}", text(&out));
+    notation.verify(&image);
+
+    // The audit log: the SignHash that waited (202, pending), both votes, and the poll that signed, once.
+    let records = s.audit(&["--request", &id]);
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0]["outcome"], "pending");
+    assert_eq!(records[0]["status"], 202);
+    let signed: Vec<Value> = s
+        .audit(&["--policy", "demo/ec-256", "--outcome", "allowed"])
+        .into_iter()
+        .filter(|r| r["signature_sha256"].is_string())
+        .collect();
+    assert_eq!(signed.len(), 1, "signed exactly once: {signed:?}");
+    assert_eq!(signed[0]["approval"], "approved by alice, bob");
+    let votes: Vec<Value> = s
+        .audit(&["--policy", "demo/ec-256"])
+        .into_iter()
+        .filter(|r| r["method"] == "CLI" && r["outcome"] == "allowed")
+        .collect();
+    assert_eq!(votes.len(), 2);
+
+    // A denial aborts at once, and notation says which request and why.
+    let other = push(&registry, "acme/app", "denied");
+    let signing = notation.spawn_sign("demo/ec-256", &other, &[]);
+    let id = s.wait_pending(1)[0]["request_id"].as_str().unwrap().to_owned();
+    s.vote("deny", &id, "bob", &["--reason", "not a release build"]);
+    let out = finish(signing);
+    assert!(!out.status.success());
+    let said = text(&out);
+    assert!(
+        said.contains(&format!("signing request {id} was denied")),
+        "{said}"
+    );
+    assert!(s.pending().is_empty());
+}
+
+#[test]
+fn an_approver_releases_a_cosign_signature_on_the_web_page_in_chromium() {
+    let cosign = require_tool!("cosign");
+    require_tool!("chromium");
+    require_tool!("chromedriver");
+    require_tool!("docker-registry");
+    let s = start();
+    let registry = Registry::start();
+    let image = registry.push_small_image("acme/web", "v1");
+    let home = tempfile::tempdir().unwrap();
+    let module = tools::release_artifact("libsignpath_pkcs11.so");
+    let uri = format!(
+        "pkcs11:token=SignPath;object=demo%2Frsa-2048?module-path={}&pin-value=CONFIG",
+        module.display()
+    );
+    let signing = Command::new(&cosign)
+        .args([
+            "sign",
+            "--yes",
+            "--tlog-upload=false",
+            "--allow-http-registry",
+            "--key",
+            &uri,
+            &image.reference,
+        ])
+        .env_clear()
+        .envs(s.gateway.env_vars())
+        .env("HOME", home.path())
+        .env("HTTPS_PROXY", "http://127.0.0.1:9")
+        .env("SIGNPATH_OCI_REPOSITORY", "acme/web")
+        .env("SIGNPATH_OCI_DIGEST", &image.digest)
+        .env("SIGNPATH_LOG_FILE_DIRECTORY", home.path().join("logs"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let id = s.wait_pending(1)[0]["request_id"].as_str().unwrap().to_owned();
+
+    let browser = Browser::start();
+    let web = s.gateway.api_url().trim_end_matches('/').to_owned();
+    browser.goto(&format!("{web}/Web/SigningRequests"));
+    browser.type_into("#token", "not-a-token");
+    browser.click("#sign-in");
+    assert!(browser.source().contains("That is not an approver token"));
+    browser.goto(&format!("{web}/Web/Login"));
+    browser.type_into("#token", &s.tokens["carol"]);
+    browser.click("#sign-in");
+    let page = browser.source();
+    assert!(
+        page.contains("Signed in as <b id=\"approver\">carol</b>"),
+        "{page}"
+    );
+    assert!(page.contains(&format!("id=\"request-{id}\"")), "{page}");
+    assert!(
+        page.contains(&format!("acme/web@{}", image.digest)),
+        "the image reference is shown: {page}"
+    );
+    browser.click(&format!("#approve-{id}"));
+    let after = browser.source();
+    assert!(
+        !after.contains(&format!("id=\"approve-{id}\"")),
+        "no longer pending: {after}"
+    );
+
+    let out = finish(signing);
+    assert!(out.status.success(), "cosign sign: {}", text(&out));
+    let public = Command::new(&cosign)
+        .args(["public-key", "--key", &uri])
+        .env_clear()
+        .envs(s.gateway.env_vars())
+        .env("HOME", home.path())
+        .output()
+        .unwrap();
+    assert!(public.status.success(), "{}", text(&public));
+    std::fs::write(home.path().join("key.pub"), &public.stdout).unwrap();
+    let verified = Command::new(&cosign)
+        .args([
+            "verify",
+            "--insecure-ignore-tlog=true",
+            "--allow-http-registry",
+            "--key",
+        ])
+        .arg(home.path().join("key.pub"))
+        .arg(&image.reference)
+        .env("HOME", home.path())
+        .env("HTTPS_PROXY", "http://127.0.0.1:9")
+        .output()
+        .unwrap();
+    assert!(verified.status.success(), "cosign verify: {}", text(&verified));
+
+    // The web vote is audited under the approver, and the signature names its approver.
+    let web_votes: Vec<Value> = s
+        .audit(&["--policy", "demo/rsa-2048"])
+        .into_iter()
+        .filter(|r| r["token_id"] == "approver:carol" && r["route"].as_str().unwrap().ends_with("/Approve"))
+        .collect();
+    assert_eq!(web_votes.len(), 1);
+    let signed = s.audit(&["--digest", &image.digest, "--outcome", "allowed"]);
+    assert!(
+        signed.iter().any(|r| r["approval"] == "approved by carol"),
+        "{signed:?}"
+    );
+}
+
+#[test]
+fn one_approval_covers_a_release_group_within_its_limits() {
+    require_tool!("notation");
+    require_tool!("docker-registry");
+    let s = start();
+    let registry = Registry::start();
+    let notation = Notation::new(&s.gateway);
+    let group = [("SIGNPATH_RELEASE_GROUP", "release-2026.11")];
+    let images: Vec<ImageRef> = (0..3)
+        .map(|i| push(&registry, &format!("acme/svc{i}"), "group"))
+        .collect();
+
+    let first = notation.spawn_sign("demo/rsa-3072", &images[0], &group);
+    let id = s.wait_pending(1)[0]["request_id"].as_str().unwrap().to_owned();
+    assert_eq!(s.pending()[0]["release_group"], "release-2026.11");
+    s.vote("approve", &id, "alice", &[]);
+    assert!(finish(first).status.success());
+
+    // The second image of the release signs at once: the group's approval covers it.
+    let started = Instant::now();
+    let out = notation.sign("demo/rsa-3072", &images[1], &group);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(started.elapsed() < Duration::from_secs(10));
+    notation.verify(&images[1]);
+    let covered = s.audit(&["--group", "release-2026.11", "--outcome", "allowed"]);
+    assert!(
+        covered
+            .iter()
+            .any(|r| r["approval"] == format!("release group release-2026.11, approved with {id}")),
+        "{covered:?}"
+    );
+
+    // The policy lets one approval cover 2 signatures: the third waits for an approval of its own.
+    let third = notation.spawn_sign("demo/rsa-3072", &images[2], &group);
+    let waiting = s.wait_pending(1);
+    assert_ne!(waiting[0]["request_id"].as_str().unwrap(), id);
+    s.vote("deny", waiting[0]["request_id"].as_str().unwrap(), "alice", &[]);
+    assert!(!finish(third).status.success());
+
+    // Another group gets no free ride.
+    let other = notation.spawn_sign(
+        "demo/rsa-3072",
+        &images[2],
+        &[("SIGNPATH_RELEASE_GROUP", "other")],
+    );
+    let waiting = s.wait_pending(1);
+    s.vote("deny", waiting[0]["request_id"].as_str().unwrap(), "alice", &[]);
+    assert!(!finish(other).status.success());
+}
+
+#[test]
+fn a_policy_with_origin_verification_signs_only_for_the_trusted_ci() {
+    require_tool!("notation");
+    require_tool!("docker-registry");
+    let s = start();
+    let registry = Registry::start();
+    let notation = Notation::new(&s.gateway);
+    let image = push(&registry, "acme/app", "origin");
+    let good = s.id_token(json!({"repository": "acme/app", "ref": "refs/heads/main", "workflow": "release"}));
+
+    let out = notation.sign("demo/ec-384", &image, &[("SIGNPATH_ID_TOKEN", &good)]);
+    assert!(out.status.success(), "{}", text(&out));
+    notation.verify(&image);
+    let signed = s.audit(&["--policy", "demo/ec-384", "--outcome", "allowed"]);
+    let signature = signed.iter().find(|r| r["signature_sha256"].is_string()).unwrap();
+    let origin: Value = serde_json::from_str(signature["origin"].as_str().unwrap()).unwrap();
+    assert_eq!(origin["repository"], "acme/app");
+    assert_eq!(origin["ref"], "refs/heads/main");
+    assert_eq!(origin["iss"], ISSUER);
+
+    // Same kid, another key: a token the issuer never signed.
+    let other_key = p256::ecdsa::SigningKey::random(&mut rand_core::OsRng);
+    let forged = id_token(
+        &other_key,
+        json!({"repository": "acme/app", "ref": "refs/heads/main"}),
+    );
+    let cases = [
+        (None, "requires an identity token"),
+        (
+            Some(s.id_token(json!({"repository": "acme/app", "ref": "refs/heads/feature"}))),
+            "claim ref is \"refs/heads/feature\"",
+        ),
+        (
+            Some(s.id_token(json!({"repository": "evil/app", "ref": "refs/heads/main"}))),
+            "claim repository is \"evil/app\"",
+        ),
+        (
+            Some(s.id_token(
+                json!({"repository": "acme/app", "ref": "refs/heads/main", "aud": "someone-else"}),
+            )),
+            "InvalidAudience",
+        ),
+        (
+            Some(
+                s.id_token(json!({"repository": "acme/app", "ref": "refs/heads/main", "exp": 1_000_000_000})),
+            ),
+            "ExpiredSignature",
+        ),
+        (Some(forged), "InvalidSignature"),
+    ];
+    for (token, expected) in cases {
+        let env: Vec<(&str, &str)> = token.iter().map(|t| ("SIGNPATH_ID_TOKEN", t.as_str())).collect();
+        let out = notation.sign("demo/ec-384", &image, &env);
+        assert!(!out.status.success(), "signed with {token:?}");
+        let said = text(&out);
+        assert!(said.contains(expected), "{expected}: {said}");
+        if let Some(t) = &token {
+            assert!(!said.contains(t.as_str()), "the token is never echoed");
+        }
+    }
+    let refused = s.audit(&["--policy", "demo/ec-384", "--outcome", "refused"]);
+    assert_eq!(refused.len(), 6, "every refusal is audited: {refused:?}");
+    assert!(refused.iter().all(|r| r["error_type"] == "origin-rejected"));
+}
+
+#[test]
+fn the_audit_log_names_the_signed_image_and_filters_by_it() {
+    require_tool!("notation");
+    require_tool!("docker-registry");
+    let gateway = Gateway::start();
+    let registry = Registry::start();
+    let notation = Notation::new(&gateway);
+    let a = push(&registry, "team/api", "a");
+    let b = push(&registry, "team/ui", "b");
+    let host = registry.localhost_host();
+    for (image, repo) in [(&a, "team/api"), (&b, "team/ui")] {
+        let out = notation.sign(
+            "demo/ec-256",
+            image,
+            &[
+                ("SIGNPATH_OCI_REGISTRY", host.as_str()),
+                ("SIGNPATH_OCI_REPOSITORY", repo),
+                ("SIGNPATH_OCI_TAG", "v1"),
+            ],
+        );
+        assert!(out.status.success(), "{}", text(&out));
+    }
+    let setup = gateway.dir();
+    let audit = |filters: &[&str]| -> Vec<Value> {
+        let mut args = vec!["audit", "--json"];
+        args.extend_from_slice(filters);
+        gw(&setup, &args)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let api = audit(&["--repository", "team/api"]);
+    assert_eq!(api.len(), 1, "{api:?}");
+    let metadata: Value = serde_json::from_str(api[0]["metadata"].as_str().unwrap()).unwrap();
+    assert_eq!(metadata["oci"]["registry"], host.as_str());
+    assert_eq!(metadata["oci"]["tag"], "v1");
+    assert_eq!(metadata["oci"]["digest"], a.digest.as_str());
+    assert_eq!(audit(&["--digest", &b.digest])[0]["metadata"], {
+        let ui = audit(&["--repository", "team/ui"]);
+        ui[0]["metadata"].clone()
+    });
+    assert_eq!(audit(&["--registry", &host, "--tag", "v1"]).len(), 2);
+    assert!(audit(&["--repository", "team/none"]).is_empty());
+    assert!(audit(&["--digest", "sha256:0000"]).is_empty());
+    let table = gw(&setup, &["audit", "--repository", "team/ui"]);
+    assert!(table.contains(&b.digest), "{table}");
+}
