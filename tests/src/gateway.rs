@@ -167,7 +167,8 @@ impl Gateway {
         String::from_utf8_lossy(&out.stdout).trim().to_owned()
     }
 
-    fn restart(&mut self) {
+    /// Stops the gateway (SIGKILL, as a crash would) and starts it again on the same port and database.
+    pub fn restart(&mut self) {
         stop(&mut self.child);
         let stderr = std::fs::File::create(self.dir.path().join("gateway.stderr")).unwrap();
         let mut child = Command::new(Self::binary())

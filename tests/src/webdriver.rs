@@ -125,6 +125,25 @@ impl Browser {
         );
     }
 
+    /// The current page's HTML once it contains `text` (a click's navigation may still be under way); panics
+    /// with the page after 20 s.
+    pub fn wait_for(&self, text: &str) -> String {
+        self.wait_until(&format!("the page shows {text:?}"), |page| page.contains(text))
+    }
+
+    /// The current page's HTML once `ready` holds for it; panics with `what` and the page after 20 s.
+    pub fn wait_until(&self, what: &str, ready: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let page = self.source();
+            if ready(&page) {
+                return page;
+            }
+            assert!(Instant::now() < deadline, "never: {what}\n{page}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// The current page's HTML.
     pub fn source(&self) -> String {
         self.command(reqwest::Method::GET, "/source", Value::Null)

@@ -330,7 +330,7 @@ fn push(registry: &Registry, repo: &str, content: &str) -> ImageRef {
 fn two_approvers_release_a_notation_signature_and_one_denial_aborts_another() {
     require_tool!("notation");
     require_tool!("docker-registry");
-    let s = start();
+    let mut s = start();
     let registry = Registry::start();
     let notation = Notation::new(&s.gateway);
     let image = push(&registry, "acme/app", "approved");
@@ -359,14 +359,31 @@ fn two_approvers_release_a_notation_signature_and_one_denial_aborts_another() {
     assert!(s
         .vote("approve", &id, "alice", &[])
         .contains("Pending (1 of 2 approvals)"));
+    // The gateway dies while the request waits: the request, alice's vote and the waiting client survive it.
+    s.gateway.restart();
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(s.pending().len(), 1, "still waiting for bob");
+    assert_eq!(s.pending()[0]["approved_by"], json!(["alice"]));
     assert!(s
         .vote("approve", &id, "bob", &[])
         .contains("Approved (2 of 2 approvals)"));
     let out = finish(signing);
     assert!(out.status.success(), "notation sign: {}", text(&out));
     notation.verify(&image);
+    // The plugin said in its log which request waited and where to approve it.
+    let log = std::fs::read_to_string(
+        notation
+            .home
+            .path()
+            .join("logs/SignPath.CryptoProviders.Notation.txt"),
+    )
+    .unwrap();
+    assert!(
+        log.contains(&format!(
+            "signing request {id} waits for approval: approve it at "
+        )) && log.contains(&format!("/Web/SigningRequests/{id}")),
+        "{log}"
+    );
 
     // The audit log: the SignHash that waited (202, pending), both votes, and the poll that signed, once.
     let records = s.audit(&["--request", &id]);
@@ -445,26 +462,22 @@ fn an_approver_releases_a_cosign_signature_on_the_web_page_in_chromium() {
     browser.goto(&format!("{web}/Web/SigningRequests"));
     browser.type_into("#token", "not-a-token");
     browser.click("#sign-in");
-    assert!(browser.source().contains("That is not an approver token"));
+    browser.wait_for("That is not an approver token");
     browser.goto(&format!("{web}/Web/Login"));
     browser.type_into("#token", &s.tokens["carol"]);
     browser.click("#sign-in");
-    let page = browser.source();
-    assert!(
-        page.contains("Signed in as <b id=\"approver\">carol</b>"),
-        "{page}"
-    );
+    let page = browser.wait_for("Signed in as <b id=\"approver\">carol</b>");
     assert!(page.contains(&format!("id=\"request-{id}\"")), "{page}");
     assert!(
         page.contains(&format!("acme/web@{}", image.digest)),
         "the image reference is shown: {page}"
     );
     browser.click(&format!("#approve-{id}"));
-    let after = browser.source();
-    assert!(
-        !after.contains(&format!("id=\"approve-{id}\"")),
-        "no longer pending: {after}"
-    );
+    // The request leaves the pending list for the decided one (Approved, or Completed once cosign polled).
+    let button = format!("id=\"approve-{id}\"");
+    browser.wait_until("the request is decided", |page| {
+        !page.contains(&button) && page.contains(&format!("id=\"request-{id}\""))
+    });
 
     let out = finish(signing);
     assert!(out.status.success(), "cosign sign: {}", text(&out));
