@@ -89,15 +89,14 @@ pub fn error_code(error: &PluginError) -> &'static str {
             | E::Rejected { .. }
             | E::PolicyNotFound { .. }
             | E::NotFound { .. } => code::VALIDATION_ERROR,
-            E::Unauthenticated { .. } | E::Forbidden { .. } => code::ACCESS_DENIED,
-            E::Timeout { .. } => code::TIMEOUT,
+            // An approver denied the request: as final as a token the policy refuses.
+            E::Unauthenticated { .. } | E::Forbidden { .. } | E::Denied { .. } => code::ACCESS_DENIED,
+            E::Timeout { .. } | E::ApprovalTimeout { .. } => code::TIMEOUT,
             E::Throttled { .. } => code::THROTTLED,
             E::Tls(_)
             | E::Unreachable { .. }
             | E::Unavailable { .. }
             | E::Server { .. }
-            | E::Denied { .. }
-            | E::ApprovalTimeout { .. }
             | E::InvalidResponse(_)
             | E::BadSignature { .. } => code::ERROR,
         },
@@ -110,6 +109,27 @@ mod tests {
 
     fn gateway(error: common::Error) -> &'static str {
         error_code(&PluginError::Gateway(error))
+    }
+
+    #[test]
+    fn denial_and_approval_timeout_map_to_access_denied_and_timeout() {
+        let denied = common::Error::Denied {
+            request_id: "r-1".into(),
+            detail: "status Denied".into(),
+        };
+        assert!(denied.to_string().contains("r-1"));
+        assert_eq!(gateway(denied), "ACCESS_DENIED");
+        let waited = common::Error::ApprovalTimeout {
+            request_id: "r-2".into(),
+            web_link: Some("https://gw.example/approvals/r-2".into()),
+            seconds: 600,
+        };
+        let message = waited.to_string();
+        assert!(
+            message.contains("r-2") && message.contains("https://gw.example/approvals/r-2"),
+            "{message}"
+        );
+        assert_eq!(gateway(waited), "TIMEOUT");
     }
 
     #[test]
