@@ -251,6 +251,14 @@ impl Approvals {
         )? == 1)
     }
 
+    /// At start: a request left `Signing` by a gateway that died while signing it goes back to `Approved`. Its
+    /// signature was never handed out (a signature is stored before it is answered, and a stored one is
+    /// `Completed`), so the next poll signs it.
+    pub fn recover(&self) -> rusqlite::Result<usize> {
+        self.conn()
+            .execute("UPDATE held SET status = 'Approved' WHERE status = 'Signing'", [])
+    }
+
     /// Gives a claimed request back (its signing failed), for the next poll to try again.
     pub fn unclaim(&self, request_id: &str) -> rusqlite::Result<()> {
         self.conn().execute(
@@ -386,6 +394,16 @@ mod tests {
         assert_eq!(a.vote("r1", "bob", true, None).unwrap().status, Status::Approved);
         assert!(a.claim("r1").unwrap());
         assert!(!a.claim("r1").unwrap(), "claimed once only");
+        // The gateway died while signing: after a restart the request can be claimed again, once.
+        let restarted = Approvals::open(&dir.path().join("db")).unwrap();
+        assert_eq!(restarted.recover().unwrap(), 1);
+        assert!(restarted.claim("r1").unwrap());
+        restarted.complete("r1", "{}").unwrap();
+        assert_eq!(
+            restarted.recover().unwrap(),
+            0,
+            "a completed request stays completed"
+        );
 
         held(&a, "r2", None, 2);
         a.vote("r2", "alice", true, None).unwrap();

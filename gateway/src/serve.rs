@@ -32,6 +32,13 @@ pub fn run(config_path: &Path) -> Result<(), ServeError> {
         &base,
         &config.audit_db,
     ))?);
+    let recovered = approvals.recover()?;
+    if recovered > 0 {
+        tracing::warn!(
+            recovered,
+            "signing requests interrupted while being signed are approved again"
+        );
+    }
     let tls = tls_config(
         &resolve(&base, &config.tls.certificate),
         &resolve(&base, &config.tls.key),
