@@ -177,15 +177,20 @@ impl GatewayClient {
     /// approval. The same idempotency key is sent on every retry.
     pub fn sign_hash(&self, request: &SignHashRequest) -> Result<SignHashResponse, Error> {
         let idempotency_key = uuid::Uuid::new_v4().to_string();
-        let mut request = request.clone();
-        if let Some(group) = &self.release_group {
-            request
-                .hash_signing_data
-                .metadata
-                .get_or_insert_with(Default::default)
-                .release_group = Some(group.clone());
-        }
-        let body = serde_json::to_vec(&request).map_err(|e| Error::InvalidResponse(e.to_string()))?;
+        // Copied only when the release group has to be added; most signatures go out as they came.
+        let request = match &self.release_group {
+            Some(group) => {
+                let mut grouped = request.clone();
+                grouped
+                    .hash_signing_data
+                    .metadata
+                    .get_or_insert_with(Default::default)
+                    .release_group = Some(group.clone());
+                std::borrow::Cow::Owned(grouped)
+            }
+            None => std::borrow::Cow::Borrowed(request),
+        };
+        let body = serde_json::to_vec(&*request).map_err(|e| Error::InvalidResponse(e.to_string()))?;
         let url = self.url("SigningRequests/SignHash")?;
         let response = self.execute(Method::POST, url, Some(body), Some(&idempotency_key))?;
         let parsed: SignHashResponse = parse_json(&response.body)?;

@@ -121,10 +121,7 @@ const SELECT: &str =
 
 impl Approvals {
     pub fn open(path: &Path) -> rusqlite::Result<Self> {
-        let conn = Connection::open(path)?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let conn = crate::audit::connect(path)?;
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS held (request_id TEXT PRIMARY KEY, token_id TEXT NOT NULL,
                  project TEXT NOT NULL, policy TEXT NOT NULL, request_json TEXT NOT NULL, status TEXT NOT NULL,

@@ -246,7 +246,9 @@ impl AuditLog {
     }
 }
 
-fn connect(path: &Path) -> rusqlite::Result<Connection> {
+/// A connection to the audit database as every part of the gateway opens it: WAL, `synchronous=FULL`, and a busy
+/// timeout for the moments another connection (or `signpath-gateway approve` in another process) writes.
+pub fn connect(path: &Path) -> rusqlite::Result<Connection> {
     let conn = Connection::open(path)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;

@@ -119,6 +119,23 @@ impl Gateway {
         self.dir().join("tls-ca.pem")
     }
 
+    /// A blocking HTTPS client that trusts only this gateway's TLS CA, for tests that speak the API directly.
+    pub fn https_client(&self) -> reqwest::blocking::Client {
+        let ca = reqwest::Certificate::from_pem(&std::fs::read(self.tls_ca()).unwrap()).unwrap();
+        reqwest::blocking::Client::builder()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(ca)
+            .timeout(Duration::from_secs(30))
+            .no_proxy()
+            .build()
+            .unwrap()
+    }
+
+    /// `{ApiUrl}/v1/{OrganizationId}`, the base of every API route.
+    pub fn api_base(&self) -> String {
+        format!("{}/v1/{}", self.api_url(), self.organization_id())
+    }
+
     /// The root of the signing PKI, what verifiers trust.
     pub fn root_ca_pem(&self) -> PathBuf {
         self.dir().join("ca/root.pem")

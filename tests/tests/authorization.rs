@@ -62,15 +62,10 @@ struct Client {
 
 impl Client {
     fn new(gateway: &Gateway) -> Self {
-        let ca = reqwest::Certificate::from_pem(&std::fs::read(gateway.tls_ca()).unwrap()).unwrap();
-        let http = reqwest::blocking::Client::builder()
-            .tls_built_in_root_certs(false)
-            .add_root_certificate(ca)
-            .no_proxy()
-            .build()
-            .unwrap();
-        let base = format!("{}/v1/{}", gateway.api_url(), gateway.organization_id());
-        Self { http, base }
+        Self {
+            http: gateway.https_client(),
+            base: gateway.api_base(),
+        }
     }
 
     fn policies(&self, token: &str) -> (u16, Value) {

@@ -21,19 +21,8 @@ use sha2::Digest;
 fn every_signature_a_client_received_survives_a_kill_9_in_the_audit_log() {
     let sqlite3 = require_tool!("sqlite3");
     let mut gateway = Gateway::start();
-    let ca = reqwest::Certificate::from_pem(&std::fs::read(gateway.tls_ca()).unwrap()).unwrap();
-    let http = reqwest::blocking::Client::builder()
-        .tls_built_in_root_certs(false)
-        .add_root_certificate(ca)
-        .timeout(Duration::from_secs(10))
-        .no_proxy()
-        .build()
-        .unwrap();
-    let url = format!(
-        "{}/v1/{}/SigningRequests/SignHash",
-        gateway.api_url(),
-        gateway.organization_id()
-    );
+    let http = gateway.https_client();
+    let url = format!("{}/SigningRequests/SignHash", gateway.api_base());
     let token = gateway.api_token().to_owned();
     let stop = Arc::new(AtomicBool::new(false));
     // request id → SHA-256 of the signature the client received.

@@ -60,24 +60,17 @@ fn sixty_four_clients_and_thirty_two_module_threads_sign_without_error_in_flat_m
     let (signed, errors) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
 
     // 64 HTTP clients, each its own connection.
-    let url = format!(
-        "{}/v1/{}/SigningRequests/SignHash",
-        gateway.api_url(),
-        gateway.organization_id()
-    );
-    let ca = std::fs::read(gateway.tls_ca()).unwrap();
+    let url = format!("{}/SigningRequests/SignHash", gateway.api_base());
     let mut workers = Vec::new();
     for c in 0..64u32 {
-        let (url, token, ca) = (url.clone(), gateway.api_token().to_owned(), ca.clone());
+        // A client each, so each holds its own connection.
+        let (url, token, http) = (
+            url.clone(),
+            gateway.api_token().to_owned(),
+            gateway.https_client(),
+        );
         let (stop, signed, errors, key) = (stop.clone(), signed.clone(), errors.clone(), public_key.clone());
         workers.push(std::thread::spawn(move || {
-            let http = reqwest::blocking::Client::builder()
-                .tls_built_in_root_certs(false)
-                .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
-                .timeout(Duration::from_secs(30))
-                .no_proxy()
-                .build()
-                .unwrap();
             let mut n = 0u32;
             while !stop.load(Ordering::Relaxed) {
                 n += 1;
