@@ -340,7 +340,10 @@ impl GatewayClient {
                 }
                 Ok(r) if r.status.is_success() => return Ok(r),
                 Ok(r) => return Err(status_error(&r)),
-                Err(e) => (Failure::Network(e), None),
+                Err(e) => match tls_handshake_failure(&e, &url) {
+                    Some(permanent) => return Err(permanent),
+                    None => (Failure::Network(e), None),
+                },
             };
             let delay = self.options.retry.delay(attempt).max(wait.unwrap_or_default());
             let elapsed = start.elapsed();
@@ -455,6 +458,48 @@ impl Failure {
             }
         }
     }
+}
+
+/// A TLS handshake that failed on a certificate: the gateway's is not trusted or not for this host, or the gateway
+/// refused ours. Retrying cannot change that, so it ends the call at once with the reason.
+fn tls_handshake_failure(error: &reqwest::Error, url: &Url) -> Option<Error> {
+    use rustls::AlertDescription as Alert;
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = current {
+        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+            let hint = match tls {
+                rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented => {
+                    "TlsCaBundle (SIGNPATH_TLS_CA_BUNDLE) must hold the CA of the gateway's certificate, and ApiUrl must name a host that certificate is for"
+                }
+                rustls::Error::AlertReceived(
+                    Alert::BadCertificate
+                    | Alert::UnsupportedCertificate
+                    | Alert::CertificateRevoked
+                    | Alert::CertificateExpired
+                    | Alert::CertificateUnknown
+                    | Alert::UnknownCA
+                    | Alert::CertificateRequired
+                    | Alert::AccessDenied,
+                ) => "the gateway refused this client's certificate; check TlsClientCertificateFile and TlsClientKeyFile",
+                _ => return None,
+            };
+            let mut shown = url.clone();
+            shown.set_query(None);
+            return Some(Error::TlsHandshake {
+                url: shown.to_string(),
+                reason: tls.to_string(),
+                hint,
+            });
+        }
+        // An io::Error's `source` is its wrapped error's source: descend into the wrapped error itself.
+        current = match e.downcast_ref::<std::io::Error>() {
+            Some(io) => io
+                .get_ref()
+                .map(|inner| inner as &(dyn std::error::Error + 'static)),
+            None => e.source(),
+        };
+    }
+    None
 }
 
 fn is_retryable_status(status: StatusCode) -> bool {

@@ -25,6 +25,15 @@ pub enum Error {
         reason: String,
     },
 
+    /// A failure no retry can mend: the gateway's certificate is not trusted or not for this host, or the gateway
+    /// refused this client's certificate.
+    #[error("the TLS handshake with the signing gateway at {url} failed: {reason}; {hint}")]
+    TlsHandshake {
+        url: String,
+        reason: String,
+        hint: &'static str,
+    },
+
     #[error("the signing gateway did not answer within {seconds} s ({attempts} attempt(s)); raise HttpRequestTimeoutInSeconds or ServiceUnavailableTimeoutInSeconds, or check the gateway")]
     Timeout { attempts: u32, seconds: u64 },
 

@@ -149,15 +149,23 @@ fn retry_after_longer_than_the_budget_is_not_waited_for() {
 fn an_untrusted_certificate_is_refused() {
     let server = TestServer::start(vec![Scripted::json(200, SIGNED)]);
     let other = TestServer::start(vec![Scripted::json(200, SIGNED)]);
-    let mut config = config_for(&server, "127.0.0.1", 1);
+    let mut config = config_for(&server, "127.0.0.1", 10);
     config.tls_ca_bundle = Some(other.ca_pem_path.clone());
     let client = GatewayClient::new(&config, fast_options()).unwrap();
+    let start = Instant::now();
     let err = client.sign_hash(&request()).unwrap_err();
-    assert!(matches!(err, Error::Unreachable { .. }), "{err}");
+    // A certificate error is final: no retry, whatever the budget.
+    assert!(matches!(err, Error::TlsHandshake { .. }), "{err}");
     assert!(
-        err.to_string().to_ascii_lowercase().contains("certificate"),
+        err.to_string().contains("invalid peer certificate") && err.to_string().contains("TlsCaBundle"),
         "{err}"
     );
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "retried: {:?}",
+        start.elapsed()
+    );
+    assert!(server.requests().is_empty());
 }
 
 #[test]

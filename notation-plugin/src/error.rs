@@ -94,6 +94,7 @@ pub fn error_code(error: &PluginError) -> &'static str {
             E::Timeout { .. } | E::ApprovalTimeout { .. } => code::TIMEOUT,
             E::Throttled { .. } => code::THROTTLED,
             E::Tls(_)
+            | E::TlsHandshake { .. }
             | E::Unreachable { .. }
             | E::Unavailable { .. }
             | E::Server { .. }

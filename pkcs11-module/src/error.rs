@@ -166,6 +166,8 @@ fn gateway_rv(phase: Phase, error: &common::Error) -> CK_RV {
         (_, E::ApprovalTimeout { .. }) => CKR_FUNCTION_FAILED,
         // The gateway answered with a signature that does not verify, or with something unreadable.
         (_, E::BadSignature { .. } | E::InvalidResponse(_)) => CKR_DEVICE_ERROR,
+        // The gateway's TLS certificate is not trusted or not for this host: the token cannot be reached safely.
+        (_, E::TlsHandshake { .. }) => CKR_DEVICE_ERROR,
         _ => match error.http_status() {
             Some(400..=499) => CKR_ARGUMENTS_BAD,
             Some(500..=599) => CKR_DEVICE_ERROR,
@@ -234,6 +236,13 @@ mod tests {
         assert_eq!(rv(Phase::Sign, denied), CKR_FUNCTION_REJECTED);
         let garbage = common::Error::InvalidResponse("x".into());
         assert_eq!(rv(Phase::Sign, garbage), CKR_DEVICE_ERROR);
+        let untrusted = || common::Error::TlsHandshake {
+            url: "https://gateway/".into(),
+            reason: "invalid peer certificate: UnknownIssuer".into(),
+            hint: "",
+        };
+        assert_eq!(rv(Phase::Login, untrusted()), CKR_DEVICE_ERROR);
+        assert_eq!(rv(Phase::Sign, untrusted()), CKR_DEVICE_ERROR);
     }
 
     #[test]
