@@ -7,9 +7,10 @@ use cryptoki_sys::{CKR_GENERAL_ERROR, CKR_OK, CK_RV};
 
 use crate::error::Result;
 
-/// Runs the body of `C_<name>`. A panic must not unwind into the host (cosign, a JVM): it becomes
+/// Runs the body of `C_<name>` with SIGPIPE blocked on the calling thread (see `sigpipe`). A panic must not unwind into the host (cosign, a JVM): it becomes
 /// `CKR_GENERAL_ERROR`.
 pub fn guard(name: &'static str, body: impl FnOnce() -> Result<()>) -> CK_RV {
+    let _sigpipe = super::sigpipe::SigpipeBlocked::new();
     match catch_unwind(AssertUnwindSafe(body)) {
         Ok(Ok(())) => {
             tracing::trace!(function = name, "CKR_OK");

@@ -13,6 +13,7 @@ mod guard;
 mod exports;
 mod function_list;
 mod ptr;
+mod sigpipe;
 mod unsupported;
 
 use crate::core::Module;
