@@ -1,0 +1,621 @@
+//! The fault matrix: the Notation plugin and the PKCS#11 module (under OpenSC's pkcs11-tool), each signing through
+//! a fault-injecting proxy in front of the real gateway. For every fault the client must give its precise error
+//! (a Notation errorCode, a CKR_ code) within the configured time budget, retry only where SignPath's contract
+//! allows (network errors, timeouts, 429, 502, 503, 504), never hang, never panic, and never sign twice: every
+//! attempt of one signature carries one idempotency key, and the gateway's audit log holds at most one signature
+//! per key.
+//!
+//! The clients run with `HttpRequestTimeoutInSeconds` 2 and `ServiceUnavailableTimeoutInSeconds` 10, and the
+//! retry delays SignPath's clients use (1 s, doubling). All cases of one client run at once against one gateway.
+
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test, with its location
+
+use std::ops::RangeInclusive;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::engine::general_purpose::{STANDARD as BASE64, URL_SAFE_NO_PAD};
+use base64::Engine as _;
+use e2e_tests::faults::{Action, FaultProxy, Identity, Route};
+use e2e_tests::gateway::Gateway;
+use e2e_tests::{require_tool, tools};
+use serde_json::{json, Value};
+
+use common::keys::{HashAlgorithm, SignatureScheme};
+use common::pubkey::PublicKey;
+use common::x509::ParsedCertificate;
+
+const REQUEST_TIMEOUT: u64 = 2;
+const BUDGET: u64 = 10;
+/// Process start, TLS setup and the last attempt's own timeout on top of the retry budget.
+const SLACK: Duration = Duration::from_secs(REQUEST_TIMEOUT + 4);
+const KEY_ID: &str = "demo/ec-256";
+
+/// What one client run ended with.
+#[derive(Debug)]
+struct Outcome {
+    /// `Ok` for a verified signature, else the errorCode or CKR name and the message (empty for the module).
+    result: Result<(), (String, String)>,
+    elapsed: Duration,
+}
+
+/// What a case expects of one client.
+#[derive(Debug, Clone)]
+enum Expect {
+    Signed,
+    Error(&'static str, &'static str),
+}
+
+struct Case {
+    name: &'static str,
+    identity: Identity,
+    script: Arc<dyn Fn(Route, usize) -> Action + Send + Sync>,
+    plugin: Expect,
+    module: Expect,
+    /// How many SignHash requests the proxy may see (the first attempt and the retries).
+    sign_attempts: RangeInclusive<usize>,
+    /// Least time between two SignHash attempts (a Retry-After to honour).
+    min_gap: Option<Duration>,
+}
+
+fn case(
+    name: &'static str,
+    script: impl Fn(Route, usize) -> Action + Send + Sync + 'static,
+    plugin: Expect,
+    module: Expect,
+    sign_attempts: RangeInclusive<usize>,
+) -> Case {
+    Case {
+        name,
+        identity: Identity::Trusted,
+        script: Arc::new(script),
+        plugin,
+        module,
+        sign_attempts,
+        min_gap: None,
+    }
+}
+
+/// `action` for the first `n` SignHash requests, then pass everything.
+fn first(n: usize, action: Action) -> impl Fn(Route, usize) -> Action + Send + Sync + 'static {
+    move |route, nth| match route {
+        Route::SignHash if nth < n => action.clone(),
+        _ => Action::Pass,
+    }
+}
+
+/// `action` for every SignHash request.
+fn always(action: Action) -> impl Fn(Route, usize) -> Action + Send + Sync + 'static {
+    first(usize::MAX, action)
+}
+
+/// `rewrite` on every policy list.
+fn policies(
+    rewrite: impl Fn(&mut Value) + Send + Sync + 'static,
+) -> impl Fn(Route, usize) -> Action + Send + Sync {
+    let rewrite: e2e_tests::faults::Rewrite = Arc::new(rewrite);
+    move |route, _| match route {
+        Route::Policies => Action::Rewrite(rewrite.clone()),
+        _ => Action::Pass,
+    }
+}
+
+fn cases() -> Vec<Case> {
+    use Expect::{Error, Signed};
+    let transient = "C_Sign CKR_FUNCTION_FAILED";
+    let mut cases = vec![
+        case(
+            "connection refused",
+            |route, _| match route {
+                Route::Policies => Action::PassThenRefuse,
+                _ => Action::Pass,
+            },
+            Error("ERROR", "could not reach the signing gateway"),
+            Error(transient, ""),
+            0..=0,
+        ),
+        case(
+            "reset mid-response once",
+            first(1, Action::ResetMidResponse),
+            Signed,
+            Signed,
+            2..=2,
+        ),
+        case(
+            "reset mid-response always",
+            always(Action::ResetMidResponse),
+            Error("ERROR", "could not reach the signing gateway"),
+            Error(transient, ""),
+            3..=5,
+        ),
+        case(
+            "stall past the request timeout once",
+            first(1, Action::Stall(Duration::from_secs(REQUEST_TIMEOUT + 2))),
+            Signed,
+            Signed,
+            2..=2,
+        ),
+        case(
+            "stall past the request timeout always",
+            always(Action::Stall(Duration::from_secs(REQUEST_TIMEOUT + 2))),
+            Error("TIMEOUT", "the signing gateway did not answer"),
+            Error(transient, ""),
+            2..=4,
+        ),
+        case(
+            "429 with Retry-After, then served",
+            first(
+                1,
+                Action::Status {
+                    code: 429,
+                    retry_after: Some(3),
+                },
+            ),
+            Signed,
+            Signed,
+            2..=2,
+        ),
+        case(
+            "429 until the budget is spent",
+            always(Action::Status {
+                code: 429,
+                retry_after: Some(1),
+            }),
+            Error("THROTTLED", "the signing gateway is throttling requests"),
+            Error(transient, ""),
+            3..=5,
+        ),
+        case(
+            "a burst of three 503",
+            first(
+                3,
+                Action::Status {
+                    code: 503,
+                    retry_after: None,
+                },
+            ),
+            Signed,
+            Signed,
+            4..=4,
+        ),
+        case(
+            "503 until the budget is spent",
+            always(Action::Status {
+                code: 503,
+                retry_after: None,
+            }),
+            Error("ERROR", "the signing gateway is unavailable (HTTP 503)"),
+            Error(transient, ""),
+            3..=5,
+        ),
+        case(
+            "500 is final",
+            first(
+                1,
+                Action::Status {
+                    code: 500,
+                    retry_after: None,
+                },
+            ),
+            Error("ERROR", "the signing gateway failed (HTTP 500)"),
+            Error("C_Sign CKR_DEVICE_ERROR", ""),
+            1..=1,
+        ),
+        case(
+            "garbage body",
+            first(1, Action::Garbage),
+            Error("ERROR", "the signing gateway sent an invalid response"),
+            Error("C_Sign CKR_DEVICE_ERROR", ""),
+            1..=1,
+        ),
+        case(
+            "truncated body once",
+            first(1, Action::Truncate),
+            Signed,
+            Signed,
+            2..=2,
+        ),
+        case(
+            "a valid answer with a wrong signature",
+            first(1, Action::Rewrite(Arc::new(corrupt_signature))),
+            Error("ERROR", "the signature the gateway returned for"),
+            Error("C_Sign CKR_DEVICE_ERROR", ""),
+            1..=1,
+        ),
+        case(
+            "a chain for another key",
+            policies(|list| substitute_chain(list, &other_chain())),
+            // The plugin cannot tell a wrong chain from a key rotated since it cached the chain: it drops the entry.
+            Error("ERROR", "the key of demo/ec-256 changed at the gateway"),
+            Error("C_Sign CKR_DEVICE_ERROR", ""),
+            1..=1,
+        ),
+        case(
+            "a chain without intermediate and root",
+            policies(|list| with_ec256(list, |p| p["certificateChain"] = json!([p["certificateBytes"]]))),
+            Error("VALIDATION_ERROR", "the certificate chain of demo/ec-256"),
+            // The module hands out the leaf alone; it needs no chain to sign.
+            Signed,
+            0..=1,
+        ),
+        case(
+            "an untrusted TLS certificate",
+            |_, _| Action::Pass,
+            Error("ERROR", "the TLS handshake with the signing gateway"),
+            Error("C_Login CKR_DEVICE_ERROR", ""),
+            0..=0,
+        ),
+        case(
+            "a TLS certificate for another host",
+            |_, _| Action::Pass,
+            Error("ERROR", "the TLS handshake with the signing gateway"),
+            Error("C_Login CKR_DEVICE_ERROR", ""),
+            0..=0,
+        ),
+    ];
+    cases[5].min_gap = Some(Duration::from_secs(3));
+    let n = cases.len();
+    cases[n - 2].identity = Identity::Untrusted;
+    cases[n - 1].identity = Identity::OtherHost;
+    cases
+}
+
+fn corrupt_signature(answer: &mut Value) {
+    let result = &mut answer["hashSigningResult"]["signature"];
+    let mut signature = BASE64.decode(result.as_str().unwrap()).unwrap();
+    *signature.last_mut().unwrap() ^= 0x55;
+    *result = json!(BASE64.encode(signature));
+}
+
+fn with_ec256(list: &mut Value, edit: impl FnOnce(&mut Value)) {
+    let policy = list["signingPolicies"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|p| p["signingPolicySlug"] == "ec-256")
+        .unwrap();
+    edit(policy);
+}
+
+/// A root and a code-signing leaf with a P-256 key the gateway does not hold: a chain that validates on its own.
+fn other_chain() -> (Vec<Vec<u8>>, Vec<u8>) {
+    let root_key = rcgen::KeyPair::generate().unwrap();
+    let mut root = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    root.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    root.distinguished_name
+        .push(rcgen::DnType::CommonName, "Another Root");
+    root.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign];
+    let root = root.self_signed(&root_key).unwrap();
+    let leaf_key = rcgen::KeyPair::generate().unwrap();
+    let mut leaf = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    leaf.distinguished_name
+        .push(rcgen::DnType::CommonName, "demo/ec-256 (not the gateway's)");
+    leaf.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature];
+    leaf.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::CodeSigning];
+    let leaf = leaf.signed_by(&leaf_key, &root, &root_key).unwrap();
+    (
+        vec![leaf.der().to_vec(), root.der().to_vec()],
+        leaf_key.public_key_raw().to_vec(),
+    )
+}
+
+fn substitute_chain(list: &mut Value, (chain, point): &(Vec<Vec<u8>>, Vec<u8>)) {
+    with_ec256(list, |p| {
+        p["certificateBytes"] = json!(BASE64.encode(&chain[0]));
+        p["certificateChain"] = json!(chain.iter().map(|c| BASE64.encode(c)).collect::<Vec<_>>());
+        p["publicKeyBytes"] = json!(BASE64.encode(point));
+    });
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The clients
+
+/// Settings for a client going through `proxy`: nothing inherited but PATH, short timeouts, its own HOME and cache.
+fn client_command(program: &Path, proxy: &FaultProxy, gateway: &Gateway) -> Command {
+    let mut command = Command::new(program);
+    command
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", proxy.dir())
+        .env("XDG_CACHE_HOME", proxy.dir().join("cache"))
+        .env("SIGNPATH_LOG_FILE_DIRECTORY", proxy.dir().join("logs"))
+        .env("SIGNPATH_LOG_FILE_LEVEL", "debug")
+        .env(
+            "SIGNPATH_HTTP_REQUEST_TIMEOUT_IN_SECONDS",
+            REQUEST_TIMEOUT.to_string(),
+        )
+        .env(
+            "SIGNPATH_SERVICE_UNAVAILABLE_TIMEOUT_IN_SECONDS",
+            BUDGET.to_string(),
+        )
+        .envs(proxy.env_vars(gateway))
+        .current_dir(proxy.dir())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    command
+}
+
+fn run_with_stdin(mut command: Command, stdin: &str) -> std::process::Output {
+    let mut child = command.spawn().unwrap();
+    {
+        use std::io::Write as _;
+        let mut input = child.stdin.take().unwrap();
+        let _ = input.write_all(stdin.as_bytes());
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// The plugin's error as (errorCode, errorMessage), checking that stderr is exactly one Notation error object.
+fn plugin_error(output: &std::process::Output) -> (String, String) {
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    assert!(output.stdout.is_empty(), "{output:?}");
+    let error: Value = serde_json::from_slice(&output.stderr)
+        .unwrap_or_else(|e| panic!("stderr is not one JSON object ({e}): {output:?}"));
+    assert_eq!(error.as_object().map(|o| o.len()), Some(2), "{error}");
+    (
+        error["errorCode"].as_str().unwrap().to_owned(),
+        error["errorMessage"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// describe-key, then generate-signature over a JWS signing input, as notation runs them; the second is timed.
+fn plugin_sign(proxy: &FaultProxy, gateway: &Gateway) -> Outcome {
+    let plugin = tools::release_artifact("notation-signpath");
+    let started = Instant::now();
+    let describe = run_with_stdin(
+        {
+            let mut c = client_command(&plugin, proxy, gateway);
+            c.arg("describe-key");
+            c
+        },
+        &json!({"contractVersion": "1.0", "keyId": KEY_ID}).to_string(),
+    );
+    if !describe.status.success() {
+        return Outcome {
+            result: Err(plugin_error(&describe)),
+            elapsed: started.elapsed(),
+        };
+    }
+    let payload = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(
+            json!({"alg": "ES256", "cty": "application/vnd.cncf.notary.payload.v1+json"}).to_string()
+        ),
+        URL_SAFE_NO_PAD.encode(
+            json!({"targetArtifact": {"digest": format!("sha256:{}", hex::encode(random_digest())),
+                "mediaType": "application/vnd.oci.image.manifest.v1+json", "size": 528}})
+            .to_string()
+        ),
+    );
+    let request = json!({"contractVersion": "1.0", "keyId": KEY_ID, "keySpec": "EC-256",
+        "hashAlgorithm": "SHA-256", "payload": BASE64.encode(&payload)});
+    let started = Instant::now();
+    let output = run_with_stdin(
+        {
+            let mut c = client_command(&plugin, proxy, gateway);
+            c.arg("generate-signature");
+            c
+        },
+        &request.to_string(),
+    );
+    let elapsed = started.elapsed();
+    if !output.status.success() {
+        return Outcome {
+            result: Err(plugin_error(&output)),
+            elapsed,
+        };
+    }
+    assert!(output.stderr.is_empty(), "{output:?}");
+    let answer: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let signature = BASE64.decode(answer["signature"].as_str().unwrap()).unwrap();
+    // Verified with the gateway's own certificate, not with the chain the answer carries.
+    gateway_key(gateway)
+        .verify_digest(
+            SignatureScheme::EcdsaIeee,
+            HashAlgorithm::Sha256,
+            &HashAlgorithm::Sha256.digest(payload.as_bytes()),
+            &signature,
+        )
+        .expect("the plugin's signature verifies with the gateway's ec-256 certificate");
+    Outcome {
+        result: Ok(()),
+        elapsed,
+    }
+}
+
+/// One `C_Sign` (`CKM_ECDSA`) on a fresh digest by `p11-sign`, which logs in with the PIN `CONFIG` (the token comes
+/// from the environment) and neither retries nor falls back, so the return code is the module's own.
+fn module_sign(proxy: &FaultProxy, gateway: &Gateway) -> Outcome {
+    let digest = random_digest();
+    let mut command = client_command(Path::new(env!("CARGO_BIN_EXE_p11-sign")), proxy, gateway);
+    command
+        .arg(tools::release_artifact("libsignpath_pkcs11.so"))
+        .arg(KEY_ID)
+        .arg(hex::encode(digest));
+    let started = Instant::now();
+    let output = run_with_stdin(command, "");
+    let elapsed = started.elapsed();
+    let stdout = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    assert!(
+        output.status.code().is_some() && !String::from_utf8_lossy(&output.stderr).contains("panicked"),
+        "p11-sign ended with {} through {proxy:?}: {output:?}",
+        output.status
+    );
+    if !output.status.success() {
+        return Outcome {
+            result: Err((stdout, String::new())),
+            elapsed,
+        };
+    }
+    let signature = hex::decode(&stdout).unwrap();
+    gateway_key(gateway)
+        .verify_digest(
+            SignatureScheme::EcdsaIeee,
+            HashAlgorithm::Sha256,
+            &digest,
+            &signature,
+        )
+        .expect("the module's signature verifies with the gateway's ec-256 certificate");
+    Outcome {
+        result: Ok(()),
+        elapsed,
+    }
+}
+
+fn random_digest() -> [u8; 32] {
+    let mut digest = [0u8; 32];
+    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut digest);
+    digest
+}
+
+/// The gateway's ec-256 public key, from its own certificate file.
+fn gateway_key(gateway: &Gateway) -> PublicKey {
+    let pem = std::fs::read(gateway.dir().join("pki/ec-256.pem")).unwrap();
+    let leaf = common::x509::pem_certificates(&pem, "ec-256.pem").unwrap();
+    ParsedCertificate::from_der(&leaf[0])
+        .unwrap()
+        .public_key()
+        .unwrap()
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The matrix
+
+fn run_matrix(client: &'static str, sign: fn(&FaultProxy, &Gateway) -> Outcome) {
+    let gateway = Arc::new(Gateway::start());
+
+    let runs: Vec<_> = cases()
+        .into_iter()
+        .map(|case| {
+            let gateway = gateway.clone();
+            std::thread::spawn(move || {
+                let script = case.script.clone();
+                let proxy = FaultProxy::start(&gateway, case.identity, move |route, nth| script(route, nth));
+                eprintln!("{client}: {} through {proxy:?}", case.name);
+                let outcome = sign(&proxy, &gateway);
+                (case, outcome, proxy.seen(), proxy.connections())
+            })
+        })
+        .collect();
+    let runs: Vec<_> = runs.into_iter().map(|r| r.join().unwrap()).collect();
+    // Read once every client has finished: the gateway commits a record before it answers.
+    let audit = gateway.audit_json();
+    let mut failures = Vec::new();
+    for (case, outcome, seen, connections) in runs {
+        let expect = if client == "plugin" {
+            &case.plugin
+        } else {
+            &case.module
+        };
+        let signs: Vec<_> = seen.iter().filter(|s| s.route == Route::SignHash).collect();
+        let mut problems = Vec::new();
+        match (expect, &outcome.result) {
+            (Expect::Signed, Ok(())) => {}
+            (Expect::Error(code, message), Err((got_code, got_message)))
+                if got_code == code && got_message.contains(message) => {}
+            (expected, got) => problems.push(format!("expected {expected:?}, got {got:?}")),
+        }
+        if outcome.elapsed > Duration::from_secs(BUDGET) + SLACK {
+            problems.push(format!("took {:?}, over the budget", outcome.elapsed));
+        }
+        if !case.sign_attempts.contains(&signs.len()) {
+            problems.push(format!(
+                "{} SignHash attempts, expected {:?}",
+                signs.len(),
+                case.sign_attempts
+            ));
+        }
+        if case.identity != Identity::Trusted && connections > 1 {
+            problems.push(format!(
+                "{connections} TLS handshakes: a certificate error was retried"
+            ));
+        }
+        let keys: std::collections::BTreeSet<_> = signs.iter().map(|s| s.idempotency_key.clone()).collect();
+        if keys.len() > 1 || keys.contains(&None) {
+            problems.push(format!(
+                "the attempts did not share one idempotency key: {keys:?}"
+            ));
+        }
+        if let Some(gap) = case.min_gap {
+            for pair in signs.windows(2) {
+                if pair[1].at - pair[0].at < gap {
+                    problems.push(format!(
+                        "retried after {:?}, before Retry-After",
+                        pair[1].at - pair[0].at
+                    ));
+                }
+            }
+        }
+        // One signature per idempotency key: replays are audited as such, never signed again.
+        if let Some(Some(key)) = keys.iter().next() {
+            let signed = audit
+                .iter()
+                .filter(|r| r["idempotency_key"] == key.as_str())
+                .filter(|r| r["signature_sha256"].is_string() && r["algorithm"] != "replay")
+                .count();
+            let forwarded = seen.iter().any(|s| {
+                s.route == Route::SignHash && !s.action.starts_with("Status") && s.action != "Garbage"
+            });
+            if signed != usize::from(forwarded) {
+                problems.push(format!("{signed} signatures audited for idempotency key {key}"));
+            }
+        }
+        eprintln!(
+            "{client}: {:<40} {:>6.2} s  {} SignHash  {:?}",
+            case.name,
+            outcome.elapsed.as_secs_f64(),
+            signs.len(),
+            outcome.result
+        );
+        if !problems.is_empty() {
+            failures.push(format!("{}: {}", case.name, problems.join("; ")));
+        }
+    }
+    assert!(failures.is_empty(), "{client}:\n{}", failures.join("\n"));
+}
+
+#[test]
+fn the_plugin_fails_precisely_and_signs_once_under_every_fault() {
+    run_matrix("plugin", plugin_sign);
+}
+
+#[test]
+fn the_module_fails_precisely_and_signs_once_under_every_fault() {
+    run_matrix("module", module_sign);
+}
+
+/// A C host that does not ignore SIGPIPE (OpenSC's pkcs11-tool) survives the gateway resetting a connection while
+/// the module writes to it: the module blocks SIGPIPE while it runs, so the write fails with EPIPE and is retried.
+/// Before that, the reset killed pkcs11-tool with SIGPIPE.
+#[test]
+fn a_reset_connection_does_not_kill_a_c_host_with_sigpipe() {
+    require_tool!("pkcs11-tool");
+    let gateway = Gateway::start();
+    let key = gateway_key(&gateway);
+    for _ in 0..3 {
+        let proxy = FaultProxy::start(&gateway, Identity::Trusted, first(1, Action::ResetMidResponse));
+        let digest = random_digest();
+        std::fs::write(proxy.dir().join("digest"), digest).unwrap();
+        let mut command = client_command(&tools::tool("pkcs11-tool"), &proxy, &gateway);
+        command
+            .arg("--module")
+            .arg(tools::release_artifact("libsignpath_pkcs11.so"))
+            .args(["--login", "--pin", "CONFIG", "--sign", "-m", "ECDSA", "--id"])
+            .arg(hex::encode(KEY_ID))
+            .args(["-i", "digest", "-o", "signature"]);
+        let output = run_with_stdin(command, "");
+        assert!(output.status.success(), "pkcs11-tool: {output:?}");
+        let signature = std::fs::read(proxy.dir().join("signature")).unwrap();
+        key.verify_digest(
+            SignatureScheme::EcdsaIeee,
+            HashAlgorithm::Sha256,
+            &digest,
+            &signature,
+        )
+        .expect("pkcs11-tool's signature verifies");
+        assert_eq!(proxy.seen_on(Route::SignHash).len(), 2, "one reset, one retry");
+    }
+}
