@@ -32,7 +32,12 @@ pub struct Refusal {
     pub problem_type: &'static str,
     pub detail: String,
     pub retry_after: Option<u64>,
+    /// For 405: the one method the route takes (RFC 9110 requires the `Allow` header).
+    pub allow: Option<Method>,
 }
+
+/// The longest `Idempotency-Key` the gateway takes (docs/openapi.yaml).
+const MAX_IDEMPOTENCY_KEY: usize = 200;
 
 pub fn refuse(status: StatusCode, problem_type: &'static str, detail: impl Into<String>) -> Refusal {
     Refusal {
@@ -40,6 +45,7 @@ pub fn refuse(status: StatusCode, problem_type: &'static str, detail: impl Into<
         problem_type,
         detail: detail.into(),
         retry_after: None,
+        allow: None,
     }
 }
 
@@ -91,15 +97,24 @@ impl Api {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned)
         };
+        // Some(None): the header is there but not 1 to 200 visible ASCII characters (docs/openapi.yaml).
+        let idempotency_key = parts.headers.get(IDEMPOTENCY_KEY).map(|value| {
+            value
+                .to_str()
+                .ok()
+                .filter(|key| (1..=MAX_IDEMPOTENCY_KEY).contains(&key.len()))
+                .map(str::to_owned)
+        });
         let record = Record {
             request_id: request_id.clone(),
             received,
             organization: String::new(),
             client_address: peer.to_string(),
-            user_agent: header("user-agent"),
+            // Clipped: the record is written before authentication, so its size must not be the caller's choice.
+            user_agent: header("user-agent").map(|agent| agent.chars().take(512).collect()),
             method: parts.method.to_string(),
-            route: parts.uri.path().to_owned(),
-            idempotency_key: header(IDEMPOTENCY_KEY),
+            route: parts.uri.path().chars().take(2048).collect(),
+            idempotency_key: idempotency_key.clone().flatten(),
             ..Record::default()
         };
         let body = match Limited::new(body, MAX_BODY).collect().await {
@@ -114,6 +129,16 @@ impl Api {
                 pt::MALFORMED_REQUEST,
                 format!("cannot read the body: {e}"),
             )),
+        };
+        let body = match idempotency_key {
+            Some(None) => Err(refuse(
+                StatusCode::BAD_REQUEST,
+                pt::MALFORMED_REQUEST,
+                format!(
+                    "the Idempotency-Key header must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters"
+                ),
+            )),
+            _ => body,
         };
         let api = self.clone();
         let authorization = header("authorization");
@@ -150,6 +175,7 @@ impl Api {
                     problem_type: pt::INTERNAL,
                     detail: "the request failed inside the gateway".into(),
                     retry_after: None,
+                    allow: None,
                 },
                 &request_id,
             ),
@@ -251,11 +277,14 @@ impl Api {
             if *method == m {
                 Ok(())
             } else {
-                Err(refuse(
-                    StatusCode::METHOD_NOT_ALLOWED,
-                    pt::METHOD_NOT_ALLOWED,
-                    format!("{path} accepts {m} only"),
-                ))
+                Err(Refusal {
+                    allow: Some(m.clone()),
+                    ..refuse(
+                        StatusCode::METHOD_NOT_ALLOWED,
+                        pt::METHOD_NOT_ALLOWED,
+                        format!("{path} accepts {m} only"),
+                    )
+                })
             }
         };
         let known = matches!(
@@ -661,6 +690,7 @@ impl Api {
                     problem_type: pt::HSM_UNAVAILABLE,
                     detail: "the HSM could not sign; try again later".into(),
                     retry_after: Some(5),
+                    allow: None,
                 }
             })?;
         record.signature_sha256 = Some(hex::encode(sha2::Sha256::digest(&signature)));
@@ -864,6 +894,7 @@ fn audit_failure() -> Refusal {
         detail: "the audit log could not be written, so the request was not completed; try again later"
             .into(),
         retry_after: Some(5),
+        allow: None,
     }
 }
 
@@ -908,6 +939,11 @@ fn problem_reply(refusal: &Refusal, request_id: &str) -> Reply {
     }
     if let Some(seconds) = refusal.retry_after {
         headers.insert("retry-after", hyper::header::HeaderValue::from(seconds));
+    }
+    if let Some(method) = &refusal.allow {
+        if let Ok(value) = hyper::header::HeaderValue::from_str(method.as_str()) {
+            headers.insert(hyper::header::ALLOW, value);
+        }
     }
     response
 }

@@ -347,6 +347,24 @@ fn init_refuses_to_overwrite_and_routes_answer_with_problems() {
     let wrong_method = get("SigningRequests/SignHash");
     assert_eq!(wrong_method.status().as_u16(), 405);
     assert_eq!(wrong_method.headers()["content-type"], "application/problem+json");
+    assert_eq!(
+        wrong_method.headers()["allow"],
+        "POST",
+        "RFC 9110: a 405 names what is allowed"
+    );
+    let long_key = http()
+        .post(format!("{base}/SigningRequests/SignHash"))
+        .bearer_auth(gateway.api_token())
+        .header("Idempotency-Key", "k".repeat(201))
+        .json(&serde_json::json!({"projectSlug": "demo", "signingPolicySlug": "ec-256",
+            "hashSigningData": {"signatureAlgorithm": "Ecdsa", "hash": "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="}}))
+        .send()
+        .unwrap();
+    assert_eq!(
+        long_key.status().as_u16(),
+        400,
+        "an Idempotency-Key over 200 characters"
+    );
     // Case-insensitive paths under /Api, as SignPath's.
     let listed: Value = get("cryptoki/mysigningpolicies?projectSlug=demo&signingPolicySlug=rsa-3072")
         .json()
