@@ -505,7 +505,11 @@ fn misuse_gets_the_codes_the_specification_names() {
 
     // Input the gateway would refuse is refused here, and ends the operation.
     assert_eq!(raw.sign_init(h, CKM_ECDSA, ec), CKR_OK);
-    assert_eq!(raw.sign(h, &[7u8; 31], Some(64)).0, CKR_DATA_LEN_RANGE);
+    assert_eq!(
+        raw.sign(h, &[], Some(64)).0,
+        CKR_DATA_LEN_RANGE,
+        "ECDSA of nothing"
+    );
     assert_eq!(raw.sign(h, &digest, Some(64)).0, CKR_OPERATION_NOT_INITIALIZED);
     assert_eq!(raw.sign_init(h, CKM_RSA_PKCS, rsa), CKR_OK);
     assert_eq!(

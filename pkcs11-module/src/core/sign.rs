@@ -11,7 +11,7 @@ use sha2::Digest;
 
 use common::client::GatewayClient;
 use common::encoding::parse_digest_info;
-use common::keys::{HashAlgorithm, SignatureScheme};
+use common::keys::{Curve, HashAlgorithm, KeyKind, SignatureScheme};
 use common::protocol::{Metadata, OciMetadata};
 
 use crate::core::mechanism::Mechanism;
@@ -160,7 +160,16 @@ impl SignOperation {
                 }
                 (SignatureScheme::RsaPss, hash, data.clone())
             }
-            (Input::Raw(data), _) => (SignatureScheme::EcdsaIeee, ecdsa_digest_hash(data)?, data.clone()),
+            (Input::Raw(data), _) => {
+                let KeyKind::Ec(curve) = kind else {
+                    return Err(Error::KeyTypeInconsistent {
+                        mechanism: self.mechanism,
+                        key: kind,
+                    });
+                };
+                let (hash, digest) = ecdsa_input(data, curve)?;
+                (SignatureScheme::EcdsaIeee, hash, digest)
+            }
         };
         Ok(DigestToSign { scheme, hash, digest })
     }
@@ -186,16 +195,44 @@ impl SignOperation {
     }
 }
 
-/// `CKM_ECDSA` takes a digest of 20, 32, 48 or 64 bytes (SHA-1 or SHA-2), with any curve: a digest shorter than
-/// the curve's order is used as the integer it is, as OpenSSL and HSMs do.
-fn ecdsa_digest_hash(digest: &[u8]) -> Result<HashAlgorithm> {
-    match digest.len() {
-        20 => Ok(HashAlgorithm::Sha1),
-        len => HashAlgorithm::from_output_len(len).ok_or(Error::DataLenRange {
-            expected: "a SHA-1 or SHA-2 digest (20, 32, 48 or 64 bytes)",
-            actual: len,
-        }),
+/// `CKM_ECDSA` signs input of any length (PKCS#11 v2.40 §2.3.6): ECDSA takes its leftmost bits, as many as the
+/// curve's order has, as an integer. The gateway signs digests of SHA-1 and SHA-2 lengths, so the input is brought
+/// to one of those without changing that integer:
+///
+/// - 20, 32, 48 or 64 bytes go as they are (the HSM truncates a longer digest the same way);
+/// - longer than P-256's or P-384's order (whole bytes): its leftmost 32 or 48 bytes;
+/// - shorter than a digest length that fits the order: zeros in front, which leave the integer unchanged.
+///
+/// What remains cannot be expressed as a digest the gateway takes: nothing at all, and more than 64 bytes for
+/// P-521 (whose order of 521 bits is longer than any digest).
+fn ecdsa_input(data: &[u8], curve: Curve) -> Result<(HashAlgorithm, Vec<u8>)> {
+    let out_of_range = || Error::DataLenRange {
+        expected: "1 to 64 bytes, or any length with P-256 and P-384",
+        actual: data.len(),
+    };
+    let digest_hash = |len: usize| match len {
+        20 => Some(HashAlgorithm::Sha1),
+        32 | 48 | 64 => HashAlgorithm::from_output_len(len),
+        _ => None,
+    };
+    if let Some(hash) = digest_hash(data.len()) {
+        return Ok((hash, data.to_vec()));
     }
+    let order_bits = curve.bits() as usize;
+    if data.len() * 8 > order_bits && order_bits % 8 == 0 {
+        let truncated = &data[..order_bits / 8];
+        let hash = HashAlgorithm::from_output_len(truncated.len()).ok_or_else(out_of_range)?;
+        return Ok((hash, truncated.to_vec()));
+    }
+    let target = [32usize, 48, 64]
+        .into_iter()
+        .find(|&len| len >= data.len() && len * 8 <= order_bits)
+        .filter(|_| !data.is_empty())
+        .ok_or_else(out_of_range)?;
+    let hash = HashAlgorithm::from_output_len(target).ok_or_else(out_of_range)?;
+    let mut padded = vec![0u8; target - data.len()];
+    padded.extend_from_slice(data);
+    Ok((hash, padded))
 }
 
 /// Audit metadata: the calling process (PIN redacted by `common`) and, when a pipeline sets them, what is signed.
@@ -222,14 +259,43 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ecdsa_digest_lengths() {
-        assert_eq!(ecdsa_digest_hash(&[0; 20]).unwrap(), HashAlgorithm::Sha1);
-        assert_eq!(ecdsa_digest_hash(&[0; 32]).unwrap(), HashAlgorithm::Sha256);
-        assert_eq!(ecdsa_digest_hash(&[0; 64]).unwrap(), HashAlgorithm::Sha512);
-        assert!(matches!(
-            ecdsa_digest_hash(&[0; 31]),
-            Err(Error::DataLenRange { .. })
-        ));
+    fn ecdsa_input_of_any_length_keeps_the_integer_ecdsa_signs() {
+        use Curve::{P256, P384, P521};
+        let data: Vec<u8> = (1..=80).collect();
+        let input = |len: usize, curve| ecdsa_input(&data[..len], curve);
+        // Digest lengths go as they are, on any curve.
+        for (len, hash) in [
+            (20, HashAlgorithm::Sha1),
+            (32, HashAlgorithm::Sha256),
+            (48, HashAlgorithm::Sha384),
+            (64, HashAlgorithm::Sha512),
+        ] {
+            for curve in Curve::ALL {
+                assert_eq!(input(len, curve).unwrap(), (hash, data[..len].to_vec()));
+            }
+        }
+        // Longer than the order: the leftmost bytes.
+        assert_eq!(
+            input(33, P256).unwrap(),
+            (HashAlgorithm::Sha256, data[..32].to_vec())
+        );
+        assert_eq!(
+            input(80, P384).unwrap(),
+            (HashAlgorithm::Sha384, data[..48].to_vec())
+        );
+        // Shorter: zeros in front, to a length the order holds.
+        let padded = |zeros: usize, len: usize| [vec![0; zeros], data[..len].to_vec()].concat();
+        assert_eq!(input(31, P256).unwrap(), (HashAlgorithm::Sha256, padded(1, 31)));
+        assert_eq!(input(1, P256).unwrap(), (HashAlgorithm::Sha256, padded(31, 1)));
+        assert_eq!(input(47, P384).unwrap(), (HashAlgorithm::Sha384, padded(1, 47)));
+        assert_eq!(input(63, P521).unwrap(), (HashAlgorithm::Sha512, padded(1, 63)));
+        // Not expressible as a digest the gateway signs.
+        for (len, curve) in [(0, P256), (65, P521), (66, P521), (80, P521)] {
+            assert!(
+                matches!(input(len, curve), Err(Error::DataLenRange { .. })),
+                "{len} bytes on {curve:?}"
+            );
+        }
     }
 
     #[test]

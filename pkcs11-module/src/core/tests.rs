@@ -239,8 +239,8 @@ fn bad_input_ends_the_operation_before_any_gateway_call() {
         Err(Error::OperationActive)
     ));
     assert!(matches!(
-        module.sign(session, Some(&[1u8; 31]), Some(64)),
-        Err(Error::DataLenRange { actual: 31, .. })
+        module.sign(session, Some(&[]), Some(64)),
+        Err(Error::DataLenRange { actual: 0, .. })
     ));
     assert!(matches!(
         module.sign(session, None, Some(64)),
