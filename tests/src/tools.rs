@@ -125,6 +125,15 @@ pub fn release_dir() -> PathBuf {
         .join("release")
 }
 
+/// A finished process's stdout and then stderr, as text, for assertion messages.
+pub fn output_text(output: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
 /// The absolute path of a release artifact (`signpath-gateway`, `notation-signpath`, `libsignpath_pkcs11.so`, or
 /// any other file in the release directory), honouring the environment variables `scripts/test` sets. Panics
 /// with what to run when the file does not exist: tests never fall back to a debug build, which could be stale.

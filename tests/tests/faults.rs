@@ -144,19 +144,22 @@ fn cases() -> Vec<Case> {
             Error(transient, ""),
             2..=4,
         ),
-        case(
-            "429 with Retry-After, then served",
-            first(
-                1,
-                Action::Status {
-                    code: 429,
-                    retry_after: Some(3),
-                },
-            ),
-            Signed,
-            Signed,
-            2..=2,
-        ),
+        Case {
+            min_gap: Some(Duration::from_secs(3)),
+            ..case(
+                "429 with Retry-After, then served",
+                first(
+                    1,
+                    Action::Status {
+                        code: 429,
+                        retry_after: Some(3),
+                    },
+                ),
+                Signed,
+                Signed,
+                2..=2,
+            )
+        },
         case(
             "429 until the budget is spent",
             always(Action::Status {
@@ -240,25 +243,22 @@ fn cases() -> Vec<Case> {
             Signed,
             0..=1,
         ),
-        case(
-            "an untrusted TLS certificate",
-            |_, _| Action::Pass,
-            Error("ERROR", "the TLS handshake with the signing gateway"),
-            Error("C_Login CKR_DEVICE_ERROR", ""),
-            0..=0,
-        ),
-        case(
-            "a TLS certificate for another host",
-            |_, _| Action::Pass,
-            Error("ERROR", "the TLS handshake with the signing gateway"),
-            Error("C_Login CKR_DEVICE_ERROR", ""),
-            0..=0,
-        ),
     ];
-    cases[5].min_gap = Some(Duration::from_secs(3));
-    let n = cases.len();
-    cases[n - 2].identity = Identity::Untrusted;
-    cases[n - 1].identity = Identity::OtherHost;
+    for (name, identity) in [
+        ("an untrusted TLS certificate", Identity::Untrusted),
+        ("a TLS certificate for another host", Identity::OtherHost),
+    ] {
+        cases.push(Case {
+            identity,
+            ..case(
+                name,
+                |_, _| Action::Pass,
+                Error("ERROR", "the TLS handshake with the signing gateway"),
+                Error("C_Login CKR_DEVICE_ERROR", ""),
+                0..=0,
+            )
+        });
+    }
     cases
 }
 

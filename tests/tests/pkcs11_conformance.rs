@@ -29,11 +29,7 @@ fn opensc_p11test_passes_every_case_that_applies_to_a_signing_token() {
         .current_dir(dir.path())
         .output()
         .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let text = tools::output_text(&output);
     let report: Value =
         serde_json::from_slice(&std::fs::read(dir.path().join("p11test.json")).unwrap()).unwrap();
     let results: Vec<(String, String)> = report["results"]

@@ -43,11 +43,7 @@ fn schemathesis_finds_no_server_error_and_no_answer_outside_the_spec() {
         .current_dir(dir.path())
         .output()
         .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let text = tools::output_text(&output);
     assert!(output.status.success(), "schemathesis:\n{text}");
     assert!(text.contains("No issues found"), "{text}");
     assert!(
