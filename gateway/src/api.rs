@@ -4,7 +4,8 @@
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
@@ -53,7 +54,62 @@ pub struct Api {
     pub state: Arc<State>,
     pub audit: Arc<AuditLog>,
     pub approvals: Arc<Approvals>,
-    in_flight: Mutex<HashSet<(String, String)>>,
+    in_flight: Arc<InFlight>,
+}
+
+/// How long a request waits for an earlier one with its idempotency key to finish before it answers 409.
+const IN_FLIGHT_WAIT: Duration = Duration::from_secs(10);
+
+/// The (token, idempotency key) pairs whose first request is being processed, and a signal when one is released.
+#[derive(Debug, Default)]
+struct InFlight {
+    keys: Mutex<HashSet<(String, String)>>,
+    released: Condvar,
+}
+
+/// One request's hold on its (token, key) pair. Released when dropped: for a signature, after its answer is in
+/// the idempotency store, so whoever claims the pair next finds the answer there.
+#[derive(Debug)]
+pub struct InFlightClaim {
+    set: Arc<InFlight>,
+    key: (String, String),
+}
+
+impl Drop for InFlightClaim {
+    fn drop(&mut self) {
+        self.set
+            .keys
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.key);
+        self.set.released.notify_all();
+    }
+}
+
+impl InFlight {
+    /// Claims the pair; if another request holds it, waits once for a release and answers `Ok(None)` (look in the
+    /// store again), or `Err(())` once `deadline` has passed.
+    fn claim(
+        self: &Arc<Self>,
+        token_id: &str,
+        key: &str,
+        deadline: Instant,
+    ) -> Result<Option<InFlightClaim>, ()> {
+        let pair = (token_id.to_owned(), key.to_owned());
+        let mut keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+        if keys.insert(pair.clone()) {
+            return Ok(Some(InFlightClaim {
+                set: self.clone(),
+                key: pair,
+            }));
+        }
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if remaining.is_zero() {
+            return Err(());
+        }
+        drop(self.released.wait_timeout(keys, remaining));
+        Ok(None)
+    }
 }
 
 /// What the router needs of a request.
@@ -82,7 +138,7 @@ impl Api {
             state,
             audit,
             approvals,
-            in_flight: Mutex::new(HashSet::new()),
+            in_flight: Arc::new(InFlight::default()),
         }
     }
 
@@ -186,7 +242,9 @@ impl Api {
     fn finish(&self, mut record: Record, result: Result<Success, Refusal>) -> Reply {
         record.completed = now();
         match result {
-            Ok(success) => {
+            Ok(mut success) => {
+                // Held until the answer is stored (below), so a duplicate waiting for it finds it.
+                let claim = success.claim.take();
                 record.outcome = if success.status == StatusCode::ACCEPTED {
                     "pending"
                 } else {
@@ -201,12 +259,7 @@ impl Api {
                     }
                     None => self.audit.append(&record),
                 };
-                if let Some((token, key, _)) = &success.idempotency {
-                    self.in_flight
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .remove(&(token.clone(), key.clone()));
-                }
+                drop(claim);
                 if let Err(e) = written {
                     tracing::error!(error = %e, request_id = %record.request_id, "audit write failed; answer withheld");
                     return problem_reply(&audit_failure(), &record.request_id);
@@ -214,14 +267,6 @@ impl Api {
                 reply(success)
             }
             Err(refusal) => {
-                if let (Some(token), Some(key)) = (&record.token_id, &record.idempotency_key) {
-                    if refusal.status != StatusCode::CONFLICT {
-                        self.in_flight
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .remove(&(token.clone(), key.clone()));
-                    }
-                }
                 record.outcome = if refusal.status.is_server_error() {
                     "error"
                 } else {
@@ -562,44 +607,47 @@ impl Api {
         record.certificate_sha256 = Some(policy.certificate_sha256.clone());
 
         let body_hash = hex::encode(sha2::Sha256::digest(body));
-        let idempotency = match record.idempotency_key.clone() {
+        let (idempotency, claim) = match record.idempotency_key.clone() {
             Some(key) => {
-                if let Some((stored_hash, response)) = self
-                    .audit
-                    .idempotent(token_id, &key)
-                    .map_err(|_| audit_failure())?
-                {
-                    if stored_hash != body_hash {
-                        return Err(refuse(
-                            StatusCode::UNPROCESSABLE_ENTITY,
-                            pt::IDEMPOTENCY_KEY_REUSED,
-                            "this Idempotency-Key was used for a different request; use a new key for a new request",
-                        ));
+                let deadline = Instant::now() + IN_FLIGHT_WAIT;
+                let claim = loop {
+                    if let Some(stored) = self
+                        .audit
+                        .idempotent(token_id, &key)
+                        .map_err(|_| audit_failure())?
+                    {
+                        return self.replay(token_id, stored, &body_hash, record);
                     }
-                    record.algorithm = Some("replay".into());
-                    // A replay of a request that went to approval answers with where that request stands now.
-                    if let Ok(first) = serde_json::from_str::<SignHashResponse>(&response) {
-                        if first.status.as_deref() == Some("WaitingForApproval") {
-                            return self.request_status(token_id, &first.signing_request_id, false, record);
+                    // A client whose first attempt timed out retries while the gateway still works on it: the
+                    // retry waits for that answer instead of signing again.
+                    match self.in_flight.claim(token_id, &key, deadline) {
+                        Ok(Some(claim)) => {
+                            // The first may have finished between the lookup and the claim; its answer is stored
+                            // before its claim is released, so this lookup sees it.
+                            if let Some(stored) = self
+                                .audit
+                                .idempotent(token_id, &key)
+                                .map_err(|_| audit_failure())?
+                            {
+                                drop(claim);
+                                return self.replay(token_id, stored, &body_hash, record);
+                            }
+                            break claim;
                         }
+                        Ok(None) => continue,
+                        Err(()) => return Err(Refusal {
+                            retry_after: Some(1),
+                            ..refuse(
+                                StatusCode::CONFLICT,
+                                pt::IDEMPOTENCY_KEY_REUSED,
+                                "a request with this Idempotency-Key is still being processed; retry shortly",
+                            )
+                        }),
                     }
-                    return Ok(Success::new(StatusCode::OK, response));
-                }
-                let fresh = self
-                    .in_flight
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert((token_id.to_owned(), key.clone()));
-                if !fresh {
-                    return Err(refuse(
-                        StatusCode::CONFLICT,
-                        pt::IDEMPOTENCY_KEY_REUSED,
-                        "a request with this Idempotency-Key is still being processed; retry shortly",
-                    ));
-                }
-                Some((token_id.to_owned(), key, body_hash.clone()))
+                };
+                (Some((token_id.to_owned(), key, body_hash.clone())), Some(claim))
             }
-            None => None,
+            None => (None, None),
         };
 
         let prepared = prepare(policy, &request.hash_signing_data, record)?;
@@ -653,6 +701,7 @@ impl Api {
                     let mut success =
                         self.waiting(&record.request_id, Some(self.web_link(&record.request_id)))?;
                     success.idempotency = idempotency;
+                    success.claim = claim;
                     return Ok(success);
                 }
             }
@@ -661,7 +710,34 @@ impl Api {
         // Every signature is kept by request id (for polling); the idempotency key defaults to the request id.
         let idempotency =
             idempotency.or_else(|| Some((token_id.to_owned(), record.request_id.clone(), body_hash)));
-        Success::json(StatusCode::OK, &response, idempotency)
+        let mut success = Success::json(StatusCode::OK, &response, idempotency)?;
+        success.claim = claim;
+        Ok(success)
+    }
+
+    /// The stored answer to an earlier request with this idempotency key, if the body is the same.
+    fn replay(
+        &self,
+        token_id: &str,
+        (stored_hash, response): (String, String),
+        body_hash: &str,
+        record: &mut Record,
+    ) -> Result<Success, Refusal> {
+        if stored_hash != body_hash {
+            return Err(refuse(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                pt::IDEMPOTENCY_KEY_REUSED,
+                "this Idempotency-Key was used for a different request; use a new key for a new request",
+            ));
+        }
+        record.algorithm = Some("replay".into());
+        // A replay of a request that went to approval answers with where that request stands now.
+        if let Ok(first) = serde_json::from_str::<SignHashResponse>(&response) {
+            if first.status.as_deref() == Some("WaitingForApproval") {
+                return self.request_status(token_id, &first.signing_request_id, false, record);
+            }
+        }
+        Ok(Success::new(StatusCode::OK, response))
     }
 
     /// Signs in the HSM and builds the answer.
@@ -851,6 +927,8 @@ pub struct Success {
     pub status: StatusCode,
     pub body: String,
     pub idempotency: Option<(String, String, String)>,
+    /// The request's hold on its idempotency key, released once the answer is stored.
+    pub claim: Option<InFlightClaim>,
     pub content_type: &'static str,
     pub headers: Vec<(&'static str, String)>,
 }
@@ -861,6 +939,7 @@ impl Success {
             status,
             body,
             idempotency: None,
+            claim: None,
             content_type: "application/json",
             headers: Vec::new(),
         }
@@ -957,6 +1036,37 @@ pub fn now() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_claimed_key_makes_others_wait_until_it_is_released() {
+        let set = Arc::new(InFlight::default());
+        let soon = || Instant::now() + Duration::from_secs(5);
+        let first = set.claim("t", "k", soon()).unwrap().unwrap();
+        // Another token's key of the same name is another pair.
+        let other_token = set.claim("u", "k", soon()).unwrap().unwrap();
+        // Past its deadline, a second claimer gives up.
+        assert!(set.claim("t", "k", Instant::now()).is_err());
+        let waiter = {
+            let set = set.clone();
+            std::thread::spawn(move || {
+                let started = Instant::now();
+                loop {
+                    if let Some(claim) = set.claim("t", "k", started + Duration::from_secs(5)).unwrap() {
+                        return (claim, started.elapsed());
+                    }
+                }
+            })
+        };
+        std::thread::sleep(Duration::from_millis(100));
+        drop(first);
+        let (second, waited) = waiter.join().unwrap();
+        assert!(
+            waited >= Duration::from_millis(100) && waited < Duration::from_secs(4),
+            "{waited:?}"
+        );
+        drop((second, other_token));
+        assert!(set.keys.lock().unwrap().is_empty());
+    }
     use common::keys::Curve;
     use common::protocol::{EcdsaOptions, HashSigningData, RsaOptions};
 

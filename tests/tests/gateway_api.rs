@@ -324,6 +324,44 @@ fn a_retried_sign_hash_with_the_same_idempotency_key_signs_once() {
     assert_eq!(signed.len(), 1, "one signature for one idempotency key");
 }
 
+/// Duplicates that arrive while the first request with their key is still being signed (a client that timed out
+/// and retried) wait for it and get its answer: all succeed, with one signature between them.
+#[test]
+fn concurrent_duplicates_wait_for_the_first_and_share_its_signature() {
+    let gateway = Gateway::start();
+    for round in 0..5u8 {
+        let body = sign_body("ec-256", &BASE64.encode([round; 32]));
+        let key = uuid::Uuid::new_v4().to_string();
+        let barrier = std::sync::Barrier::new(16);
+        let answers: Vec<(u16, Value)> = std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..16)
+                .map(|_| {
+                    scope.spawn(|| {
+                        barrier.wait();
+                        let (status, answer, _) =
+                            post(&gateway, Some(gateway.api_token()), &body, Some(&key));
+                        (status, answer)
+                    })
+                })
+                .collect();
+            workers.into_iter().map(|w| w.join().unwrap()).collect()
+        });
+        for (status, answer) in &answers {
+            assert_eq!(*status, 200, "{answer}");
+            assert_eq!(answer["hashSigningResult"], answers[0].1["hashSigningResult"]);
+        }
+        let signed = gateway
+            .audit_json()
+            .into_iter()
+            .filter(|r| r["idempotency_key"] == key.as_str() && r["signature_sha256"].is_string())
+            .count();
+        assert_eq!(
+            signed, 1,
+            "round {round}: one signature for 16 requests with one key"
+        );
+    }
+}
+
 #[test]
 fn init_refuses_to_overwrite_and_routes_answer_with_problems() {
     let gateway = Gateway::start();
