@@ -315,11 +315,7 @@ fn finish(mut child: Child) -> Output {
 }
 
 fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+    tools::output_text(out)
 }
 
 fn push(registry: &Registry, repo: &str, content: &str) -> ImageRef {
@@ -415,6 +411,45 @@ fn two_approvers_release_a_notation_signature_and_one_denial_aborts_another() {
     assert!(
         said.contains(&format!("signing request {id} was denied")),
         "{said}"
+    );
+    assert!(s.pending().is_empty());
+}
+
+/// The PKCS#11 module under a host that signs once (`p11-sign`): `C_Sign` waits while the request waits for
+/// approval, the module's log names the request and its web link, and a denial is `CKR_FUNCTION_REJECTED`.
+#[test]
+fn the_module_waits_for_approval_and_a_denial_is_function_rejected() {
+    let s = start();
+    let logs = tempfile::tempdir().unwrap();
+    let sign = || {
+        s.gateway
+            .command(env!("CARGO_BIN_EXE_p11-sign"))
+            .env("SIGNPATH_LOG_FILE_DIRECTORY", logs.path())
+            .arg(tools::release_artifact("libsignpath_pkcs11.so"))
+            .arg("demo/ec-256")
+            .arg(hex::encode([7u8; 32]))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let signing = sign();
+    let id = s.wait_pending(1)[0]["request_id"].as_str().unwrap().to_owned();
+    s.vote("deny", &id, "alice", &["--reason", "not a release build"]);
+    let out = finish(signing);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "C_Sign CKR_FUNCTION_REJECTED"
+    );
+    let log: String = std::fs::read_dir(logs.path())
+        .unwrap()
+        .map(|entry| std::fs::read_to_string(entry.unwrap().path()).unwrap())
+        .collect();
+    assert!(
+        log.contains(&format!("signing request {id} waits for approval"))
+            && log.contains(&format!("/Web/SigningRequests/{id}")),
+        "{log}"
     );
     assert!(s.pending().is_empty());
 }
