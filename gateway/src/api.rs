@@ -87,28 +87,26 @@ impl Drop for InFlightClaim {
 }
 
 impl InFlight {
-    /// Claims the pair; if another request holds it, waits once for a release and answers `Ok(None)` (look in the
-    /// store again), or `Err(())` once `deadline` has passed.
-    fn claim(
-        self: &Arc<Self>,
-        token_id: &str,
-        key: &str,
-        deadline: Instant,
-    ) -> Result<Option<InFlightClaim>, ()> {
+    /// Claims the pair, waiting while another request holds it; `Err(())` if it is still held at `deadline`.
+    fn claim(self: &Arc<Self>, token_id: &str, key: &str, deadline: Instant) -> Result<InFlightClaim, ()> {
         let pair = (token_id.to_owned(), key.to_owned());
         let mut keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
-        if keys.insert(pair.clone()) {
-            return Ok(Some(InFlightClaim {
-                set: self.clone(),
-                key: pair,
-            }));
+        while keys.contains(&pair) {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                return Err(());
+            }
+            keys = self
+                .released
+                .wait_timeout(keys, remaining)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
         }
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        if remaining.is_zero() {
-            return Err(());
-        }
-        drop(self.released.wait_timeout(keys, remaining));
-        Ok(None)
+        keys.insert(pair.clone());
+        Ok(InFlightClaim {
+            set: self.clone(),
+            key: pair,
+        })
     }
 }
 
@@ -609,42 +607,28 @@ impl Api {
         let body_hash = hex::encode(sha2::Sha256::digest(body));
         let (idempotency, claim) = match record.idempotency_key.clone() {
             Some(key) => {
-                let deadline = Instant::now() + IN_FLIGHT_WAIT;
-                let claim = loop {
-                    if let Some(stored) = self
-                        .audit
-                        .idempotent(token_id, &key)
-                        .map_err(|_| audit_failure())?
-                    {
-                        return self.replay(token_id, stored, &body_hash, record);
-                    }
-                    // A client whose first attempt timed out retries while the gateway still works on it: the
-                    // retry waits for that answer instead of signing again.
-                    match self.in_flight.claim(token_id, &key, deadline) {
-                        Ok(Some(claim)) => {
-                            // The first may have finished between the lookup and the claim; its answer is stored
-                            // before its claim is released, so this lookup sees it.
-                            if let Some(stored) = self
-                                .audit
-                                .idempotent(token_id, &key)
-                                .map_err(|_| audit_failure())?
-                            {
-                                drop(claim);
-                                return self.replay(token_id, stored, &body_hash, record);
-                            }
-                            break claim;
-                        }
-                        Ok(None) => continue,
-                        Err(()) => return Err(Refusal {
-                            retry_after: Some(1),
-                            ..refuse(
-                                StatusCode::CONFLICT,
-                                pt::IDEMPOTENCY_KEY_REUSED,
-                                "a request with this Idempotency-Key is still being processed; retry shortly",
-                            )
-                        }),
-                    }
-                };
+                // A client whose first attempt timed out retries while the gateway still works on it: the retry
+                // waits for that answer instead of signing again.
+                let claim = self
+                    .in_flight
+                    .claim(token_id, &key, Instant::now() + IN_FLIGHT_WAIT)
+                    .map_err(|()| Refusal {
+                        retry_after: Some(1),
+                        ..refuse(
+                            StatusCode::CONFLICT,
+                            pt::IDEMPOTENCY_KEY_REUSED,
+                            "a request with this Idempotency-Key is still being processed; retry shortly",
+                        )
+                    })?;
+                // Looked up under the claim: whoever held it before stored its answer before releasing it.
+                if let Some(stored) = self
+                    .audit
+                    .idempotent(token_id, &key)
+                    .map_err(|_| audit_failure())?
+                {
+                    drop(claim);
+                    return self.replay(token_id, stored, &body_hash, record);
+                }
                 (Some((token_id.to_owned(), key, body_hash.clone())), Some(claim))
             }
             None => (None, None),
@@ -1041,20 +1025,17 @@ mod tests {
     fn a_claimed_key_makes_others_wait_until_it_is_released() {
         let set = Arc::new(InFlight::default());
         let soon = || Instant::now() + Duration::from_secs(5);
-        let first = set.claim("t", "k", soon()).unwrap().unwrap();
+        let first = set.claim("t", "k", soon()).unwrap();
         // Another token's key of the same name is another pair.
-        let other_token = set.claim("u", "k", soon()).unwrap().unwrap();
+        let other_token = set.claim("u", "k", soon()).unwrap();
         // Past its deadline, a second claimer gives up.
         assert!(set.claim("t", "k", Instant::now()).is_err());
         let waiter = {
             let set = set.clone();
             std::thread::spawn(move || {
                 let started = Instant::now();
-                loop {
-                    if let Some(claim) = set.claim("t", "k", started + Duration::from_secs(5)).unwrap() {
-                        return (claim, started.elapsed());
-                    }
-                }
+                let claim = set.claim("t", "k", started + Duration::from_secs(5)).unwrap();
+                (claim, started.elapsed())
             })
         };
         std::thread::sleep(Duration::from_millis(100));
