@@ -211,7 +211,7 @@ cryptoki_fn! {
 cryptoki_fn! {
     /// §5.6 `C_Login`. The PIN is `OrganizationId:ApiToken`, `CONFIG`, or empty/NULL (both: from the
     /// configuration).
-    fn C_Login(session: CK_SESSION_HANDLE, user_type: CK_USER_TYPE, pin: *mut CK_UTF8CHAR, pin_len: CK_ULONG) {
+    network fn C_Login(session: CK_SESSION_HANDLE, user_type: CK_USER_TYPE, pin: *mut CK_UTF8CHAR, pin_len: CK_ULONG) {
         // SAFETY: caller's contract (§5.6): pin is NULL or pin_len readable bytes.
         let pin = unsafe { ptr::slice(pin, pin_len, "NULL PIN with a length") }?;
         MODULE.login(session, user_type, Some(pin))
@@ -335,7 +335,7 @@ cryptoki_fn! {
 cryptoki_fn! {
     /// §5.11 `C_Sign`. A NULL `signature` asks for the length; neither that nor a too-small buffer calls the
     /// gateway or ends the operation.
-    fn C_Sign(
+    network fn C_Sign(
         session: CK_SESSION_HANDLE,
         data: *mut CK_BYTE,
         data_len: CK_ULONG,
@@ -376,7 +376,7 @@ cryptoki_fn! {
 
 cryptoki_fn! {
     /// §5.11 `C_SignFinal`, with the same length conventions as `C_Sign`.
-    fn C_SignFinal(session: CK_SESSION_HANDLE, signature: *mut CK_BYTE, signature_len: *mut CK_ULONG) {
+    network fn C_SignFinal(session: CK_SESSION_HANDLE, signature: *mut CK_BYTE, signature_len: *mut CK_ULONG) {
         // SAFETY: caller's contract (§5.11).
         let capacity = match unsafe { ptr::capacity(signature, signature_len) } {
             Ok(capacity) => capacity,

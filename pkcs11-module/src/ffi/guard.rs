@@ -7,10 +7,9 @@ use cryptoki_sys::{CKR_GENERAL_ERROR, CKR_OK, CK_RV};
 
 use crate::error::Result;
 
-/// Runs the body of `C_<name>` with SIGPIPE blocked on the calling thread (see `sigpipe`). A panic must not unwind into the host (cosign, a JVM): it becomes
+/// Runs the body of `C_<name>`. A panic must not unwind into the host (cosign, a JVM): it becomes
 /// `CKR_GENERAL_ERROR`.
 pub fn guard(name: &'static str, body: impl FnOnce() -> Result<()>) -> CK_RV {
-    let _sigpipe = super::sigpipe::SigpipeBlocked::new();
     match catch_unwind(AssertUnwindSafe(body)) {
         Ok(Ok(())) => {
             tracing::trace!(function = name, "CKR_OK");
@@ -35,8 +34,18 @@ pub fn guard(name: &'static str, body: impl FnOnce() -> Result<()>) -> CK_RV {
 ///
 /// Every function first checks that the module is initialized in this process (`CKR_CRYPTOKI_NOT_INITIALIZED`
 /// otherwise, also in a forked child that has not called `C_Initialize`); the two that may run before that
-/// (`C_Initialize`, `C_GetFunctionList`) are declared `uninitialized fn`.
+/// (`C_Initialize`, `C_GetFunctionList`) are declared `uninitialized fn`. The ones that talk to the gateway
+/// (`C_Login`, `C_Sign`, `C_SignFinal`) are declared `network fn`: they run with SIGPIPE blocked (see `sigpipe`).
 macro_rules! cryptoki_fn {
+    ($(#[doc = $doc:literal])* network fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $body:block) => {
+        cryptoki_fn! {
+            $(#[doc = $doc])*
+            fn $name($($arg: $ty),*) {
+                let _sigpipe = $crate::ffi::sigpipe::SigpipeBlocked::new();
+                $body
+            }
+        }
+    };
     ($(#[doc = $doc:literal])* fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $body:block) => {
         cryptoki_fn! {
             $(#[doc = $doc])*

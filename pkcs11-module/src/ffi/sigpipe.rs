@@ -1,10 +1,10 @@
-//! SIGPIPE while a module function runs.
+//! SIGPIPE while the module talks to the gateway.
 //!
 //! A write to a connection the gateway (or a proxy in between) has reset raises SIGPIPE, whose default action ends
 //! the process. A Rust program ignores SIGPIPE from its start, but this module lives in a C host (pkcs11-tool,
 //! p11tool, a JVM) that may not, and the TLS stack writes with `writev`, which has no `MSG_NOSIGNAL`. So while a
-//! module function runs, SIGPIPE is blocked on the calling thread (where all of the module's network I/O happens,
-//! see `common::client`); the write then fails with EPIPE, a network error the client retries or reports. A SIGPIPE
+//! function that talks to the gateway runs (`C_Login`, `C_Sign`, `C_SignFinal`), SIGPIPE is blocked on the calling
+//! thread, where all of the module's network I/O happens (see `common::client`); the write then fails with EPIPE, a network error the client retries or reports. A SIGPIPE
 //! the call raised is discarded before the thread's mask is restored, the way libpq does it. A host that blocks
 //! SIGPIPE itself keeps its mask and its pending signal untouched.
 
