@@ -214,6 +214,28 @@ impl Gateway {
     }
 }
 
+/// `POST {api_base}/SigningRequests/SignHash` of a SHA-256 `digest` with `demo/ec-256` (the policy every `init`
+/// creates); the answer when it is a 200, else None. A free function, so that client threads can call it while the
+/// test holds the gateway (to restart it, say).
+pub fn sign_ec256(
+    http: &reqwest::blocking::Client,
+    api_base: &str,
+    token: &str,
+    digest: &[u8],
+) -> Option<serde_json::Value> {
+    use base64::Engine as _;
+    let body = serde_json::json!({"projectSlug": "demo", "signingPolicySlug": "ec-256",
+        "hashSigningData": {"signatureAlgorithm": "Ecdsa",
+            "hash": base64::engine::general_purpose::STANDARD.encode(digest)}});
+    http.post(format!("{api_base}/SigningRequests/SignHash"))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .ok()
+        .filter(|r| r.status() == 200)
+        .and_then(|r| r.json().ok())
+}
+
 fn stop(child: &mut Child) {
     // SIGTERM would be kinder, but std has no portable way without libc; the audit log is committed per request,
     // so a kill loses nothing that was answered.

@@ -12,9 +12,8 @@ use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
-use e2e_tests::gateway::Gateway;
+use e2e_tests::gateway::{sign_ec256, Gateway};
 use e2e_tests::require_tool;
-use serde_json::json;
 use sha2::Digest;
 
 #[test]
@@ -22,7 +21,7 @@ fn every_signature_a_client_received_survives_a_kill_9_in_the_audit_log() {
     let sqlite3 = require_tool!("sqlite3");
     let mut gateway = Gateway::start();
     let http = gateway.https_client();
-    let url = format!("{}/SigningRequests/SignHash", gateway.api_base());
+    let api_base = gateway.api_base();
     let token = gateway.api_token().to_owned();
     let stop = Arc::new(AtomicBool::new(false));
     // request id → SHA-256 of the signature the client received.
@@ -30,24 +29,14 @@ fn every_signature_a_client_received_survives_a_kill_9_in_the_audit_log() {
     let failures = Arc::new(Mutex::new(0usize));
     let clients: Vec<_> = (0..8u8)
         .map(|c| {
-            let (http, url, token) = (http.clone(), url.clone(), token.clone());
+            let (http, api_base, token) = (http.clone(), api_base.clone(), token.clone());
             let (stop, received, failures) = (stop.clone(), received.clone(), failures.clone());
             std::thread::spawn(move || {
                 let mut n = 0u32;
                 while !stop.load(Ordering::Relaxed) {
                     n += 1;
                     let digest = sha2::Sha256::digest([&[c][..], &n.to_be_bytes()].concat());
-                    let body = json!({"projectSlug": "demo", "signingPolicySlug": "ec-256",
-                        "hashSigningData": {"signatureAlgorithm": "Ecdsa", "hash": BASE64.encode(digest)}});
-                    let answer = http
-                        .post(&url)
-                        .bearer_auth(&token)
-                        .json(&body)
-                        .send()
-                        .ok()
-                        .filter(|r| r.status() == 200)
-                        .and_then(|r| r.json::<serde_json::Value>().ok());
-                    match answer {
+                    match sign_ec256(&http, &api_base, &token, &digest) {
                         Some(a) => {
                             let signature = BASE64
                                 .decode(a["hashSigningResult"]["signature"].as_str().unwrap())

@@ -16,9 +16,8 @@ use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, ObjectClass};
 use cryptoki::session::UserType;
 use cryptoki::types::AuthPin;
-use e2e_tests::gateway::Gateway;
+use e2e_tests::gateway::{sign_ec256, Gateway};
 use e2e_tests::tools;
-use serde_json::json;
 use sha2::Digest;
 
 const RUN: Duration = Duration::from_secs(20);
@@ -60,12 +59,12 @@ fn sixty_four_clients_and_thirty_two_module_threads_sign_without_error_in_flat_m
     let (signed, errors) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
 
     // 64 HTTP clients, each its own connection.
-    let url = format!("{}/SigningRequests/SignHash", gateway.api_base());
+    let api_base = gateway.api_base();
     let mut workers = Vec::new();
     for c in 0..64u32 {
         // A client each, so each holds its own connection.
-        let (url, token, http) = (
-            url.clone(),
+        let (api_base, token, http) = (
+            api_base.clone(),
             gateway.api_token().to_owned(),
             gateway.https_client(),
         );
@@ -75,16 +74,7 @@ fn sixty_four_clients_and_thirty_two_module_threads_sign_without_error_in_flat_m
             while !stop.load(Ordering::Relaxed) {
                 n += 1;
                 let digest = sha2::Sha256::digest([c.to_be_bytes(), n.to_be_bytes()].concat());
-                let body = json!({"projectSlug": "demo", "signingPolicySlug": "ec-256",
-                    "hashSigningData": {"signatureAlgorithm": "Ecdsa", "hash": BASE64.encode(digest)}});
-                let ok = http
-                    .post(&url)
-                    .bearer_auth(&token)
-                    .json(&body)
-                    .send()
-                    .ok()
-                    .filter(|r| r.status() == 200)
-                    .and_then(|r| r.json::<serde_json::Value>().ok())
+                let ok = sign_ec256(&http, &api_base, &token, &digest)
                     .and_then(|a| BASE64.decode(a["hashSigningResult"]["signature"].as_str()?).ok())
                     .is_some_and(|sig| {
                         key.verify_digest(SignatureScheme::EcdsaIeee, HashAlgorithm::Sha256, &digest, &sig)

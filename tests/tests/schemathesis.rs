@@ -5,7 +5,7 @@
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test, with its location
 
-use e2e_tests::gateway::Gateway;
+use e2e_tests::gateway::{sign_ec256, Gateway};
 use e2e_tests::{require_tool, tools};
 
 #[test]
@@ -13,19 +13,13 @@ fn schemathesis_finds_no_server_error_and_no_answer_outside_the_spec() {
     let st = require_tool!("st");
     let gateway = Gateway::start();
     // One signing request of this token, so that the GET operations have something to find.
-    let signed: serde_json::Value = gateway
-        .https_client()
-        .post(format!("{}/SigningRequests/SignHash", gateway.api_base()))
-        .bearer_auth(gateway.api_token())
-        .json(
-            &serde_json::json!({"projectSlug": "demo", "signingPolicySlug": "ec-256",
-            "hashSigningData": {"signatureAlgorithm": "Ecdsa",
-                "hash": "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="}}),
-        )
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let signed = sign_ec256(
+        &gateway.https_client(),
+        &gateway.api_base(),
+        gateway.api_token(),
+        &[0u8; 32],
+    )
+    .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let root = tools::workspace_root();
     let output = gateway
