@@ -1033,17 +1033,26 @@ mod tests {
         let waiter = {
             let set = set.clone();
             std::thread::spawn(move || {
-                let started = Instant::now();
-                let claim = set.claim("t", "k", started + Duration::from_secs(5)).unwrap();
-                (claim, started.elapsed())
+                let claim = set
+                    .claim("t", "k", Instant::now() + Duration::from_secs(5))
+                    .unwrap();
+                (claim, Instant::now())
             })
         };
         std::thread::sleep(Duration::from_millis(100));
+        // The waiter must get the pair only after it is released, and well before its deadline.
+        let released = Instant::now();
         drop(first);
-        let (second, waited) = waiter.join().unwrap();
+        let (second, claimed) = waiter.join().unwrap();
         assert!(
-            waited >= Duration::from_millis(100) && waited < Duration::from_secs(4),
-            "{waited:?}"
+            claimed >= released,
+            "claimed {:?} before the release",
+            released - claimed
+        );
+        assert!(
+            claimed - released < Duration::from_secs(4),
+            "{:?}",
+            claimed - released
         );
         drop((second, other_token));
         assert!(set.keys.lock().unwrap().is_empty());
