@@ -4,9 +4,10 @@
 //! the process. A Rust program ignores SIGPIPE from its start, but this module lives in a C host (pkcs11-tool,
 //! p11tool, a JVM) that may not, and the TLS stack writes with `writev`, which has no `MSG_NOSIGNAL`. So while a
 //! function that talks to the gateway runs (`C_Login`, `C_Sign`, `C_SignFinal`), SIGPIPE is blocked on the calling
-//! thread, where all of the module's network I/O happens (see `common::client`); the write then fails with EPIPE, a network error the client retries or reports. A SIGPIPE
-//! the call raised is discarded before the thread's mask is restored, the way libpq does it. A host that blocks
-//! SIGPIPE itself keeps its mask and its pending signal untouched.
+//! thread, where all of the module's network I/O happens (see `common::client`); the write then fails with EPIPE,
+//! a network error the client retries or reports. A SIGPIPE the call raised is discarded before the thread's mask
+//! is restored, the way libpq does it. A host that blocks SIGPIPE itself keeps its mask and its pending signal
+//! untouched.
 
 use std::mem::MaybeUninit;
 
