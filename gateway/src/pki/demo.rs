@@ -1,4 +1,4 @@
-//! The test PKI `init` makes: a self-signed root → an intermediate → one code-signing leaf per HSM key, shaped to
+//! The demonstration PKI `init` makes: a self-signed root → an intermediate → one code-signing leaf per HSM key, shaped to
 //! pass Notary's certificate rules (leaf: critical KeyUsage digitalSignature (and nonRepudiation), EKU codeSigning; CAs: critical
 //! basic constraints and keyCertSign; subjects with C, ST and O). The root and intermediate keys are software
 //! P-384 keys kept 0600 under `DIR/ca`: this is a demonstration PKI; a site brings its own certificates.

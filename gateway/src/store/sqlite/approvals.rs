@@ -1,113 +1,24 @@
-//! Signing requests that wait for approval, the approvers' votes, and release groups, kept in the audit
-//! database so that a waiting request survives a restart of the gateway and `signpath-gateway approve` (another
-//! process) acts on the same state. Every change is one `BEGIN IMMEDIATE` transaction, so the gateway and the
-//! command line never interleave a read and a write of the same request.
+//! Held signing requests, votes and release-group uses in SQLite, in the same database file as the audit log, so
+//! that a waiting request survives a restart of the gateway and `signpath-gateway approve` (another process) acts
+//! on the same state. Every change is one `BEGIN IMMEDIATE` transaction, so the gateway and the command line never
+//! interleave a read and a write of the same request.
 
 use std::path::Path;
 use std::sync::Mutex;
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
-use serde::Serialize;
 
+use super::connect;
 use crate::config::ReleaseGroupConfig;
+use crate::store::{ApprovalStore, Held, NewHeld, Status, StoreError, VoteError};
 
-/// Where a request stands. `Signing` is held by the one poll that signs it, so a request is signed once.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub enum Status {
-    Pending,
-    Approved,
-    Denied,
-    Signing,
-    Completed,
-}
-
-impl Status {
-    fn parse(s: &str) -> Self {
-        match s {
-            "Approved" => Self::Approved,
-            "Denied" => Self::Denied,
-            "Signing" => Self::Signing,
-            "Completed" => Self::Completed,
-            _ => Self::Pending,
-        }
-    }
-
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "Pending",
-            Self::Approved => "Approved",
-            Self::Denied => "Denied",
-            Self::Signing => "Signing",
-            Self::Completed => "Completed",
-        }
-    }
-}
-
-/// A signing request that needed approval.
-#[derive(Debug, Clone, Serialize)]
-pub struct Held {
-    pub request_id: String,
-    pub token_id: String,
-    pub project: String,
-    pub policy: String,
-    /// The SignHash request as received, signed once approved.
-    #[serde(skip)]
-    pub request_json: String,
-    pub status: Status,
-    pub required: u32,
-    pub approvers: Vec<String>,
-    pub approved_by: Vec<String>,
-    pub denied_by: Option<String>,
-    pub reason: Option<String>,
-    pub release_group: Option<String>,
-    /// `registry/repository:tag@digest`, as much of it as the client named.
-    pub image: Option<String>,
-    pub digest: String,
-    pub created: i64,
-    #[serde(skip)]
-    pub response: Option<String>,
-}
-
-/// What a new held request records.
-#[derive(Debug)]
-pub struct NewHeld<'a> {
-    pub request_id: &'a str,
-    pub token_id: &'a str,
-    pub project: &'a str,
-    pub policy: &'a str,
-    pub request_json: &'a str,
-    pub required: u32,
-    pub approvers: &'a [String],
-    pub release_group: Option<&'a str>,
-    pub image: Option<&'a str>,
-    pub digest: &'a str,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum VoteError {
-    #[error("there is no signing request {0} that needs approval")]
-    NotFound(String),
-    #[error("{approver} is not an approver of {project}/{policy}")]
-    NotAnApprover {
-        approver: String,
-        project: String,
-        policy: String,
-    },
-    #[error("signing request {id} is {status:?}, no longer waiting for approval")]
-    Decided { id: String, status: Status },
-    #[error("{approver} has already decided on signing request {id}")]
-    AlreadyVoted { approver: String, id: String },
-    #[error("the approval database: {0}")]
-    Db(#[from] rusqlite::Error),
-}
-
-pub struct Approvals {
+pub struct SqliteApprovals {
     conn: Mutex<Connection>,
 }
 
-impl std::fmt::Debug for Approvals {
+impl std::fmt::Debug for SqliteApprovals {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Approvals")
+        f.write_str("SqliteApprovals")
     }
 }
 
@@ -119,9 +30,9 @@ const SELECT: &str =
     "SELECT request_id, token_id, project, policy, request_json, status, required, approvers, \
     denied_by, reason, release_group, image, digest, created, response FROM held";
 
-impl Approvals {
+impl SqliteApprovals {
     pub fn open(path: &Path) -> rusqlite::Result<Self> {
-        let conn = crate::audit::connect(path)?;
+        let conn = connect(path)?;
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS held (request_id TEXT PRIMARY KEY, token_id TEXT NOT NULL,
                  project TEXT NOT NULL, policy TEXT NOT NULL, request_json TEXT NOT NULL, status TEXT NOT NULL,
@@ -143,8 +54,16 @@ impl Approvals {
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
 
-    pub fn hold(&self, n: &NewHeld<'_>) -> rusqlite::Result<()> {
+impl From<rusqlite::Error> for VoteError {
+    fn from(e: rusqlite::Error) -> Self {
+        Self::Store(e.into())
+    }
+}
+
+impl ApprovalStore for SqliteApprovals {
+    fn hold(&self, n: &NewHeld<'_>) -> Result<(), StoreError> {
         let approvers = serde_json::to_string(n.approvers).unwrap_or_else(|_| "[]".into());
         self.conn().execute(
             "INSERT INTO held (request_id, token_id, project, policy, request_json, status, required, approvers, \
@@ -166,13 +85,12 @@ impl Approvals {
         Ok(())
     }
 
-    pub fn get(&self, request_id: &str) -> rusqlite::Result<Option<Held>> {
+    fn get(&self, request_id: &str) -> Result<Option<Held>, StoreError> {
         let conn = self.conn();
-        get(&conn, request_id)
+        Ok(get(&conn, request_id)?)
     }
 
-    /// Held requests, newest first; only those in `status` if given.
-    pub fn list(&self, status: Option<Status>, limit: u32) -> rusqlite::Result<Vec<Held>> {
+    fn list(&self, status: Option<Status>, limit: u32) -> Result<Vec<Held>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn.prepare(&format!(
             "{SELECT} WHERE (?1 IS NULL OR status = ?1) ORDER BY created DESC, rowid DESC LIMIT ?2"
@@ -181,11 +99,13 @@ impl Approvals {
             .query_map(params![status.map(Status::as_str), limit], row_to_held)?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         drop(stmt);
-        rows.into_iter().map(|h| with_votes(&conn, h)).collect()
+        Ok(rows
+            .into_iter()
+            .map(|h| with_votes(&conn, h))
+            .collect::<rusqlite::Result<_>>()?)
     }
 
-    /// Records an approval or a denial. One denial decides; `required` approvals decide.
-    pub fn vote(
+    fn vote(
         &self,
         request_id: &str,
         approver: &str,
@@ -240,24 +160,20 @@ impl Approvals {
         Ok(updated)
     }
 
-    /// Takes an approved request for signing; false when it is not (or no longer) approved.
-    pub fn claim(&self, request_id: &str) -> rusqlite::Result<bool> {
+    fn claim(&self, request_id: &str) -> Result<bool, StoreError> {
         Ok(self.conn().execute(
             "UPDATE held SET status = 'Signing' WHERE request_id = ?1 AND status = 'Approved'",
             params![request_id],
         )? == 1)
     }
 
-    /// At start: a request left `Signing` by a gateway that died while signing it goes back to `Approved`. Its
-    /// signature was never handed out (a signature is stored before it is answered, and a stored one is
-    /// `Completed`), so the next poll signs it.
-    pub fn recover(&self) -> rusqlite::Result<usize> {
-        self.conn()
-            .execute("UPDATE held SET status = 'Approved' WHERE status = 'Signing'", [])
+    fn recover(&self) -> Result<usize, StoreError> {
+        Ok(self
+            .conn()
+            .execute("UPDATE held SET status = 'Approved' WHERE status = 'Signing'", [])?)
     }
 
-    /// Gives a claimed request back (its signing failed), for the next poll to try again.
-    pub fn unclaim(&self, request_id: &str) -> rusqlite::Result<()> {
+    fn unclaim(&self, request_id: &str) -> Result<(), StoreError> {
         self.conn().execute(
             "UPDATE held SET status = 'Approved' WHERE request_id = ?1 AND status = 'Signing'",
             params![request_id],
@@ -265,7 +181,7 @@ impl Approvals {
         Ok(())
     }
 
-    pub fn complete(&self, request_id: &str, response: &str) -> rusqlite::Result<()> {
+    fn complete(&self, request_id: &str, response: &str) -> Result<(), StoreError> {
         self.conn().execute(
             "UPDATE held SET status = 'Completed', response = ?2 WHERE request_id = ?1",
             params![request_id, response],
@@ -273,16 +189,14 @@ impl Approvals {
         Ok(())
     }
 
-    /// If an approved request of release group `group` on this policy still covers another signature (within
-    /// `limits`), counts `request_id` against it and returns the covering request's id.
-    pub fn use_group(
+    fn use_group(
         &self,
         project: &str,
         policy: &str,
         group: &str,
         limits: &ReleaseGroupConfig,
         request_id: &str,
-    ) -> rusqlite::Result<Option<String>> {
+    ) -> Result<Option<String>, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let since = now() - i64::try_from(limits.window_seconds).unwrap_or(i64::MAX);
@@ -356,7 +270,7 @@ mod tests {
 
     use super::*;
 
-    fn held(a: &Approvals, id: &str, group: Option<&str>, required: u32) {
+    fn held(a: &SqliteApprovals, id: &str, group: Option<&str>, required: u32) {
         let approvers = ["alice".to_owned(), "bob".to_owned()];
         a.hold(&NewHeld {
             request_id: id,
@@ -376,7 +290,7 @@ mod tests {
     #[test]
     fn k_of_n_approves_one_denial_aborts_and_strangers_cannot_vote() {
         let dir = tempfile::tempdir().unwrap();
-        let a = Approvals::open(&dir.path().join("db")).unwrap();
+        let a = SqliteApprovals::open(&dir.path().join("db")).unwrap();
         held(&a, "r1", None, 2);
         assert!(matches!(
             a.vote("r1", "mallory", true, None),
@@ -392,7 +306,7 @@ mod tests {
         assert!(a.claim("r1").unwrap());
         assert!(!a.claim("r1").unwrap(), "claimed once only");
         // The gateway died while signing: after a restart the request can be claimed again, once.
-        let restarted = Approvals::open(&dir.path().join("db")).unwrap();
+        let restarted = SqliteApprovals::open(&dir.path().join("db")).unwrap();
         assert_eq!(restarted.recover().unwrap(), 1);
         assert!(restarted.claim("r1").unwrap());
         restarted.complete("r1", "{}").unwrap();
@@ -416,7 +330,7 @@ mod tests {
     #[test]
     fn an_approved_release_group_covers_up_to_its_limit() {
         let dir = tempfile::tempdir().unwrap();
-        let a = Approvals::open(&dir.path().join("db")).unwrap();
+        let a = SqliteApprovals::open(&dir.path().join("db")).unwrap();
         let limits = ReleaseGroupConfig {
             max_signatures: 3,
             window_seconds: 3600,

@@ -13,9 +13,9 @@ use cryptoki::object::ObjectHandle;
 use sha2::Digest;
 use subtle::ConstantTimeEq;
 
+use super::origin::Origins;
 use crate::config::{resolve, ApprovalConfig, GatewayConfig, OriginConfig};
 use crate::hsm::Signer;
-use crate::origin::Origins;
 
 pub type StateError = Box<dyn std::error::Error + Send + Sync>;
 

@@ -1,6 +1,5 @@
-//! The audit log: one record for every API request, allowed or refused, committed durably (SQLite WAL with
-//! `synchronous=FULL`) before the response leaves. Also the idempotency store, so a replayed `SignHash` finds
-//! the first answer in the same database as its audit record.
+//! The audit log in SQLite: one record for every API request, committed durably before the response leaves, and
+//! the idempotency records, so a replayed `SignHash` finds the first answer in the same database as its audit record.
 //!
 //! Writes go through one writer thread that commits whatever records are waiting in one transaction (group
 //! commit): every caller still gets its answer only after the fsync that made its record durable, but one fsync
@@ -12,40 +11,11 @@ use std::sync::mpsc;
 use std::sync::Mutex;
 
 use rusqlite::{params, Connection, OptionalExtension};
-use serde::Serialize;
 
-#[derive(Debug, Default, Clone, Serialize)]
-pub struct Record {
-    pub request_id: String,
-    pub received: String,
-    pub completed: String,
-    pub organization: String,
-    pub project: Option<String>,
-    pub policy: Option<String>,
-    pub token_id: Option<String>,
-    pub client_address: String,
-    pub user_agent: Option<String>,
-    pub method: String,
-    pub route: String,
-    pub algorithm: Option<String>,
-    pub hash_algorithm: Option<String>,
-    pub digest: Option<String>,
-    pub signature_sha256: Option<String>,
-    pub certificate_sha256: Option<String>,
-    pub metadata: Option<String>,
-    pub idempotency_key: Option<String>,
-    pub outcome: String,
-    pub status: u16,
-    pub error_type: Option<String>,
-    pub error_detail: Option<String>,
-    /// The verified claims of the CI identity token, for policies that check where requests come from.
-    pub origin: Option<String>,
-    pub release_group: Option<String>,
-    /// Who approved, or which approved request of the release group covered this one.
-    pub approval: Option<String>,
-}
+use super::connect;
+use crate::store::{AuditStore, IdempotentAnswer, Record, StoreError, StoredAnswer};
 
-pub struct AuditLog {
+pub struct SqliteAudit {
     /// For reads only.
     conn: Mutex<Connection>,
     /// To the writer thread; dropping it lets the thread finish the waiting writes and exit.
@@ -54,38 +24,19 @@ pub struct AuditLog {
     _checkpointer: mpsc::Sender<()>,
 }
 
-/// A write that failed; the record was not committed.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct WriteError(String);
-
-impl From<rusqlite::Error> for WriteError {
-    fn from(e: rusqlite::Error) -> Self {
-        Self(e.to_string())
-    }
-}
-
 /// One caller's write and where its outcome goes.
 struct Job {
     record: Record,
-    idempotency: Option<Idempotent>,
-    done: mpsc::SyncSender<Result<(), WriteError>>,
-}
-
-/// A signing response kept under its idempotency key.
-struct Idempotent {
-    token_id: String,
-    key: String,
-    body_sha256: String,
-    response: String,
+    idempotency: Option<IdempotentAnswer>,
+    done: mpsc::SyncSender<Result<(), StoreError>>,
 }
 
 /// The most records one transaction takes; more wait for the next.
 const MAX_BATCH: usize = 256;
 
-impl std::fmt::Debug for AuditLog {
+impl std::fmt::Debug for SqliteAudit {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("AuditLog")
+        f.write_str("SqliteAudit")
     }
 }
 
@@ -96,7 +47,7 @@ const COLUMNS: &str = "request_id, received, completed, organization, project, p
 /// Columns added after the first release; `open` adds them to an older database.
 const ADDED_COLUMNS: &[&str] = &["origin", "release_group", "approval"];
 
-impl AuditLog {
+impl SqliteAudit {
     pub fn open(path: &Path) -> rusqlite::Result<Self> {
         let conn = connect(path)?;
         conn.execute_batch(&format!(
@@ -147,31 +98,8 @@ impl AuditLog {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Commits one record; the caller answers only after this returned Ok.
-    pub fn append(&self, r: &Record) -> Result<(), WriteError> {
-        self.write(r, None)
-    }
-
-    /// Appends the record and stores the idempotent response in one transaction.
-    pub fn append_with_idempotency(
-        &self,
-        r: &Record,
-        token_id: &str,
-        key: &str,
-        body_sha256: &str,
-        response: &str,
-    ) -> Result<(), WriteError> {
-        let idempotent = Idempotent {
-            token_id: token_id.to_owned(),
-            key: key.to_owned(),
-            body_sha256: body_sha256.to_owned(),
-            response: response.to_owned(),
-        };
-        self.write(r, Some(idempotent))
-    }
-
     /// Hands the write to the writer thread and waits until its transaction committed (or failed).
-    fn write(&self, record: &Record, idempotency: Option<Idempotent>) -> Result<(), WriteError> {
+    fn write(&self, record: &Record, idempotency: Option<IdempotentAnswer>) -> Result<(), StoreError> {
         let (done, outcome) = mpsc::sync_channel(1);
         let job = Job {
             record: record.clone(),
@@ -180,35 +108,46 @@ impl AuditLog {
         };
         self.writer
             .send(job)
-            .map_err(|_| WriteError("the audit writer has stopped".into()))?;
+            .map_err(|_| StoreError("the audit writer has stopped".into()))?;
         outcome
             .recv()
-            .map_err(|_| WriteError("the audit writer stopped before committing".into()))?
+            .map_err(|_| StoreError("the audit writer stopped before committing".into()))?
+    }
+}
+
+impl AuditStore for SqliteAudit {
+    fn append(&self, record: &Record, answer: Option<IdempotentAnswer>) -> Result<(), StoreError> {
+        self.write(record, answer)
     }
 
-    /// The stored (body hash, response) for a key of this token, if younger than 24 hours.
-    pub fn idempotent(&self, token_id: &str, key: &str) -> rusqlite::Result<Option<(String, String)>> {
-        self.conn()
+    fn idempotent(&self, token_id: &str, key: &str) -> Result<Option<StoredAnswer>, StoreError> {
+        Ok(self
+            .conn()
             .query_row(
                 "SELECT body_sha256, response FROM idempotency WHERE token_id = ?1 AND key = ?2 AND created > strftime('%s','now') - 86400",
                 params![token_id, key],
-                |row| Ok((row.get(0)?, row.get(1)?)),
+                |row| {
+                    Ok(StoredAnswer {
+                        body_sha256: row.get(0)?,
+                        response: row.get(1)?,
+                    })
+                },
             )
-            .optional()
+            .optional()?)
     }
 
-    /// A completed signing request's stored response, for the polling routes.
-    pub fn signing_request(&self, token_id: &str, request_id: &str) -> rusqlite::Result<Option<String>> {
-        self.conn()
+    fn signing_request(&self, token_id: &str, request_id: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .conn()
             .query_row(
                 "SELECT response FROM idempotency WHERE request_id = ?1 AND token_id = ?2",
                 params![request_id, token_id],
                 |row| row.get(0),
             )
-            .optional()
+            .optional()?)
     }
 
-    pub fn records(&self, limit: Option<u32>) -> rusqlite::Result<Vec<Record>> {
+    fn records(&self, limit: Option<u32>) -> Result<Vec<Record>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn.prepare(&format!("SELECT {COLUMNS} FROM audit ORDER BY seq DESC LIMIT ?1"))?;
         let rows = stmt.query_map(params![limit.map_or(-1i64, i64::from)], |row| {
@@ -246,16 +185,6 @@ impl AuditLog {
     }
 }
 
-/// A connection to the audit database as every part of the gateway opens it: WAL, `synchronous=FULL`, and a busy
-/// timeout for the moments another connection (or `signpath-gateway approve` in another process) writes.
-pub fn connect(path: &Path) -> rusqlite::Result<Connection> {
-    let conn = Connection::open(path)?;
-    conn.pragma_update(None, "journal_mode", "WAL")?;
-    conn.pragma_update(None, "synchronous", "FULL")?;
-    conn.busy_timeout(std::time::Duration::from_secs(5))?;
-    Ok(conn)
-}
-
 /// The writer thread: takes the first waiting job, then every other job already waiting (up to MAX_BATCH), and
 /// commits them in one transaction. Each job has a savepoint of its own, so one bad record fails alone.
 fn write_loop(mut conn: Connection, jobs: &mpsc::Receiver<Job>) {
@@ -288,8 +217,8 @@ fn checkpoint_loop(conn: &Connection, stop: &mpsc::Receiver<()>) {
     checkpoint();
 }
 
-fn commit_batch(conn: &mut Connection, batch: &[Job]) -> Vec<Result<(), WriteError>> {
-    let failed_all = |e: &rusqlite::Error| batch.iter().map(|_| Err(WriteError(e.to_string()))).collect();
+fn commit_batch(conn: &mut Connection, batch: &[Job]) -> Vec<Result<(), StoreError>> {
+    let failed_all = |e: &rusqlite::Error| batch.iter().map(|_| Err(StoreError(e.to_string()))).collect();
     let mut tx = match conn.transaction() {
         Ok(tx) => tx,
         Err(e) => return failed_all(&e),
@@ -307,7 +236,7 @@ fn commit_batch(conn: &mut Connection, batch: &[Job]) -> Vec<Result<(), WriteErr
             }
             sp.commit()
         });
-        outcomes.push(written.map_err(WriteError::from));
+        outcomes.push(written.map_err(StoreError::from));
     }
     match tx.commit() {
         Ok(()) => outcomes,

@@ -10,11 +10,14 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
+use tower::ServiceExt as _;
 
-use crate::api::Api;
-use crate::audit::AuditLog;
+use super::Peer;
 use crate::config::{resolve, GatewayConfig};
-use crate::{hsm, state};
+use crate::hsm;
+use crate::signing::state::State;
+use crate::signing::Core;
+use crate::store::Stores;
 
 pub type ServeError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -26,13 +29,9 @@ pub fn run(config_path: &Path) -> Result<(), ServeError> {
     let pin = std::fs::read_to_string(resolve(&base, &config.hsm.pin_file))?;
     let pkcs11 = hsm::open(&config.hsm.module)?;
     let signer = hsm::Signer::new(pkcs11, &config.hsm.token_label, pin.trim())?;
-    let state = Arc::new(state::State::load(&config, &base, signer)?);
-    let audit = Arc::new(AuditLog::open(&resolve(&base, &config.audit_db))?);
-    let approvals = Arc::new(crate::approval::Approvals::open(&resolve(
-        &base,
-        &config.audit_db,
-    ))?);
-    let recovered = approvals.recover()?;
+    let state = Arc::new(State::load(&config, &base, signer)?);
+    let stores = Stores::sqlite(&resolve(&base, &config.audit_db))?;
+    let recovered = stores.approvals.recover()?;
     if recovered > 0 {
         tracing::warn!(
             recovered,
@@ -44,7 +43,7 @@ pub fn run(config_path: &Path) -> Result<(), ServeError> {
         &resolve(&base, &config.tls.key),
     )?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    runtime.block_on(serve(config, Arc::new(Api::new(state, audit, approvals)), tls))
+    runtime.block_on(serve(config, Arc::new(Core::new(state, stores)), tls))
 }
 
 fn tls_config(cert: &Path, key: &Path) -> Result<rustls::ServerConfig, ServeError> {
@@ -58,10 +57,11 @@ fn tls_config(cert: &Path, key: &Path) -> Result<rustls::ServerConfig, ServeErro
         .with_single_cert(certs, key)?)
 }
 
-async fn serve(config: GatewayConfig, api: Arc<Api>, tls: rustls::ServerConfig) -> Result<(), ServeError> {
+async fn serve(config: GatewayConfig, core: Arc<Core>, tls: rustls::ServerConfig) -> Result<(), ServeError> {
     let listener = TcpListener::bind(&config.listen).await?;
     let acceptor = TlsAcceptor::from(Arc::new(tls));
     let active = Arc::new(AtomicUsize::new(0));
+    let service = super::service(core);
     println!("signpath-gateway listening on https://{}", listener.local_addr()?);
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
@@ -72,25 +72,26 @@ async fn serve(config: GatewayConfig, api: Arc<Api>, tls: rustls::ServerConfig) 
                 let Ok((stream, peer)) = accepted else { continue };
                 let _ = stream.set_nodelay(true);
                 let acceptor = acceptor.clone();
-                let api = api.clone();
+                let service = service.clone();
                 let active = active.clone();
                 tokio::spawn(async move {
                     let Ok(Ok(tls)) = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await else {
                         return;
                     };
-                    let service = service_fn(move |request| {
-                        let api = api.clone();
+                    let connection = service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
+                        request.extensions_mut().insert(Peer(peer));
+                        let service = service.clone();
                         let active = active.clone();
                         async move {
                             active.fetch_add(1, Ordering::SeqCst);
-                            let reply = api.handle(peer, request).await;
+                            let reply = service.oneshot(request).await;
                             active.fetch_sub(1, Ordering::SeqCst);
-                            Ok::<_, std::convert::Infallible>(reply)
+                            reply
                         }
                     });
                     let _ = hyper::server::conn::http1::Builder::new()
                         .keep_alive(true)
-                        .serve_connection(TokioIo::new(tls), service)
+                        .serve_connection(TokioIo::new(tls), connection)
                         .await;
                 });
             }

@@ -1,0 +1,182 @@
+//! One API call as the routes see it: the request's parts and body, read once under the body limit, and the audit
+//! record that every request gets, begun before anything is checked. [`Call::run`] hands the work to the signing
+//! core on the blocking pool (the HSM and the stores block), audits the outcome and renders it.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::Response;
+use common::protocol::{problem_types as pt, IDEMPOTENCY_KEY};
+
+use super::normalize::OriginalPath;
+use super::render::{problem, Render};
+use crate::signing::{refuse, Audited, Core, Kind, Refusal};
+use crate::store::{now, Record};
+
+/// The largest request body the API takes (`DefaultBodyLimit` on the router).
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// The longest `Idempotency-Key` the gateway takes (docs/openapi.yaml).
+const MAX_IDEMPOTENCY_KEY: usize = 200;
+
+/// The client's address, set on each request by the connection that carried it.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub SocketAddr);
+
+/// What a handler's work sees of the request.
+#[derive(Debug)]
+pub struct Incoming {
+    pub method: Method,
+    /// As the client sent it (before normalization).
+    pub path: String,
+    pub query: Option<String>,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Incoming {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// A request on its way through the API, with its audit record.
+#[derive(Debug)]
+pub struct Call {
+    pub record: Record,
+    incoming: Incoming,
+    /// Why the request cannot be taken at all (body too large or unreadable, malformed Idempotency-Key).
+    unreadable: Option<Refusal>,
+    /// Whether the (normalized) path is one of the approvers' pages.
+    web: bool,
+}
+
+impl<S: Send + Sync> FromRequest<S> for Call {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let received = now();
+        let path = request
+            .extensions()
+            .get::<OriginalPath>()
+            .map_or_else(|| request.uri().path().to_owned(), |p| p.0.clone());
+        let peer = request.extensions().get::<Peer>().map(|p| p.0.to_string());
+        let method = request.method().clone();
+        let query = request.uri().query().map(str::to_owned);
+        let headers = request.headers().clone();
+        // The organization of a `/v1/{org}/...` route, recorded before the route is known to exist.
+        let organization = match request.uri().path().split('/').collect::<Vec<_>>().as_slice() {
+            ["", "v1", org, _, ..] => (*org).to_owned(),
+            _ => String::new(),
+        };
+        let canonical = request.uri().path();
+        let web = canonical == "/web" || canonical.starts_with("/web/");
+        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        // Some(None): the header is there but not 1 to 200 visible ASCII characters (docs/openapi.yaml).
+        let idempotency_key = headers.get(IDEMPOTENCY_KEY).map(|value| {
+            value
+                .to_str()
+                .ok()
+                .filter(|key| (1..=MAX_IDEMPOTENCY_KEY).contains(&key.len()))
+                .map(str::to_owned)
+        });
+        let record = Record {
+            request_id: uuid::Uuid::new_v4().to_string(),
+            received,
+            organization,
+            client_address: peer.unwrap_or_default(),
+            // Clipped: the record is written before authentication, so its size must not be the caller's choice.
+            user_agent: header("user-agent").map(|agent| agent.chars().take(512).collect()),
+            method: method.to_string(),
+            route: path.chars().take(2048).collect(),
+            idempotency_key: idempotency_key.clone().flatten(),
+            ..Record::default()
+        };
+        let (body, mut unreadable) = match Bytes::from_request(request, state).await {
+            Ok(body) => (body, None),
+            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => (
+                Bytes::new(),
+                Some(refuse(
+                    Kind::PayloadTooLarge,
+                    pt::MALFORMED_REQUEST,
+                    format!("the request body is larger than {MAX_BODY} bytes"),
+                )),
+            ),
+            Err(rejection) => (
+                Bytes::new(),
+                Some(refuse(
+                    Kind::BadRequest,
+                    pt::MALFORMED_REQUEST,
+                    format!("cannot read the body: {}", rejection.body_text()),
+                )),
+            ),
+        };
+        if let Some(None) = idempotency_key {
+            unreadable = Some(refuse(
+                Kind::BadRequest,
+                pt::MALFORMED_REQUEST,
+                format!(
+                    "the Idempotency-Key header must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters"
+                ),
+            ));
+        }
+        Ok(Self {
+            record,
+            incoming: Incoming {
+                method,
+                path,
+                query,
+                headers,
+                body,
+            },
+            unreadable,
+            web,
+        })
+    }
+}
+
+impl Call {
+    /// Whether this is a request for one of the approvers' pages.
+    pub fn is_web(&self) -> bool {
+        self.web
+    }
+
+    /// Runs `work` on the blocking pool, audits its outcome (no record, no answer) and renders it.
+    pub async fn run<T, F>(self, core: &Arc<Core>, work: F) -> Response
+    where
+        T: Audited + Render + Send + 'static,
+        F: FnOnce(&Core, &Incoming, &mut Record) -> Result<T, Refusal> + Send + 'static,
+    {
+        let request_id = self.record.request_id.clone();
+        let core = core.clone();
+        let outcome = tokio::task::spawn_blocking(move || {
+            let Self {
+                mut record,
+                incoming,
+                unreadable,
+                ..
+            } = self;
+            let result = match unreadable {
+                Some(refusal) => Err(refusal),
+                None => work(&core, &incoming, &mut record),
+            };
+            core.finish(record, result)
+        })
+        .await;
+        match outcome {
+            Ok(Ok(answer)) => answer.render(),
+            Ok(Err(refusal)) => problem(&refusal, &request_id),
+            Err(_) => problem(
+                &refuse(
+                    Kind::Internal,
+                    pt::INTERNAL,
+                    "the request failed inside the gateway",
+                ),
+                &request_id,
+            ),
+        }
+    }
+}

@@ -1,0 +1,114 @@
+//! The HTTP layer: SignPath's API routes on axum's router, one file per SignPath resource (`cryptoki`,
+//! `signing_requests`), the approvers' pages (`web/`), and the server (`serve`: TLS, connections, limits,
+//! shutdown). SignPath's case-insensitive paths and the optional `/Api` prefix are folded once, by the layer in
+//! `normalize`, before routing. Handlers only parse, call the signing core, and render: every answer, a 404 or a
+//! 405 included, is a JSON problem document (or a page) with an audit record.
+//!
+//! This folder owns HTTP. It may import `signing/` (the core) and `store/` (record types); nothing below it may
+//! import this folder.
+
+mod call;
+mod cryptoki;
+mod normalize;
+mod render;
+pub mod serve;
+mod signing_requests;
+mod web;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::Request;
+use axum::response::Response;
+use axum::routing::{get, post, MethodRouter};
+use axum::Router;
+use common::protocol::problem_types as pt;
+use tower::ServiceExt as _;
+
+pub use call::Peer;
+use call::{Call, MAX_BODY};
+
+use crate::signing::{refuse, Core, Kind, Refusal};
+
+/// The API and the approvers' pages, behind the path-normalizing layer.
+pub fn service(
+    core: Arc<Core>,
+) -> impl tower::Service<
+    Request<hyper::body::Incoming>,
+    Response = Response,
+    Error = std::convert::Infallible,
+    Future = impl Send,
+> + Clone
+       + Send
+       + 'static {
+    router(core).map_request(normalize::normalize::<hyper::body::Incoming>)
+}
+
+fn router(core: Arc<Core>) -> Router {
+    Router::new()
+        .route(
+            "/v1/{org}/cryptoki/mysigningpolicies",
+            api_route(get(cryptoki::my_signing_policies), "GET"),
+        )
+        .route(
+            "/v1/{org}/signingrequests/signhash",
+            api_route(post(signing_requests::sign_hash), "POST"),
+        )
+        .route(
+            "/v1/{org}/signingrequests/{id}",
+            api_route(get(signing_requests::signing_request), "GET"),
+        )
+        .route(
+            "/v1/{org}/signingrequests/{id}/status",
+            api_route(get(signing_requests::status), "GET"),
+        )
+        .merge(web::routes())
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(core)
+}
+
+/// A route of the API: `allow` is its one method. Any other (HEAD included) is refused with 405 and `Allow`, after
+/// the caller is authenticated, so a route's existence is no secret but its methods are told only to clients.
+fn api_route(route: MethodRouter<Arc<Core>>, allow: &'static str) -> MethodRouter<Arc<Core>> {
+    let refuse_method = move |State(core): State<Arc<Core>>,
+                              Path(params): Path<HashMap<String, String>>,
+                              call: Call| async move {
+        call.run(
+            &core,
+            move |core, incoming, record| -> Result<crate::signing::Answer, Refusal> {
+                let organization = params.get("org").map(String::as_str).unwrap_or_default();
+                core.authenticate(incoming.header("authorization"), organization, record)?;
+                Err(Refusal {
+                    allow: Some(allow),
+                    ..refuse(
+                        Kind::MethodNotAllowed,
+                        pt::METHOD_NOT_ALLOWED,
+                        format!("{} accepts {allow} only", incoming.path),
+                    )
+                })
+            },
+        )
+        .await
+    };
+    route.head(refuse_method).fallback(refuse_method)
+}
+
+/// Every path no route takes: the approvers' pages answer for `/Web/...` (sign in first), the API with a 404.
+async fn not_found(State(core): State<Arc<Core>>, call: Call) -> Response {
+    if call.is_web() {
+        return web::not_found(&core, call).await;
+    }
+    call.run(
+        &core,
+        |_, incoming, _| -> Result<crate::signing::Answer, Refusal> {
+            Err(refuse(
+                Kind::NotFound,
+                pt::NOT_FOUND,
+                format!("there is no route {}", incoming.path),
+            ))
+        },
+    )
+    .await
+}

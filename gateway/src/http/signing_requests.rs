@@ -1,0 +1,65 @@
+//! SignPath's `SigningRequests` resource on the hash-signing path: submit a digest (`SignHash`) and poll a
+//! request (`{id}`, `{id}/Status`).
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::response::Response;
+use common::protocol::{problem_types as pt, ORIGIN_TOKEN_HEADER};
+
+use super::call::Call;
+use crate::signing::{refuse, Core, Kind};
+
+/// Handles the `POST /v1/{org}/SigningRequests/SignHash` route.
+pub async fn sign_hash(
+    State(core): State<Arc<Core>>,
+    Path(organization): Path<String>,
+    call: Call,
+) -> Response {
+    call.run(&core, move |core, incoming, record| {
+        let token_id = core.authenticate(incoming.header("authorization"), &organization, record)?;
+        if !incoming
+            .header("content-type")
+            .is_some_and(|c| c.to_ascii_lowercase().contains("json"))
+        {
+            return Err(refuse(
+                Kind::UnsupportedMediaType,
+                pt::MALFORMED_REQUEST,
+                "send the request as Content-Type: application/json",
+            ));
+        }
+        core.sign_hash(
+            &token_id,
+            &incoming.body,
+            incoming.header(ORIGIN_TOKEN_HEADER),
+            record,
+        )
+    })
+    .await
+}
+
+/// Handles the `GET /v1/{org}/SigningRequests/{id}` route: the request, with its signature once it has one.
+pub async fn signing_request(
+    State(core): State<Arc<Core>>,
+    Path((organization, id)): Path<(String, String)>,
+    call: Call,
+) -> Response {
+    call.run(&core, move |core, incoming, record| {
+        let token_id = core.authenticate(incoming.header("authorization"), &organization, record)?;
+        core.request_status(&token_id, &id, false, record)
+    })
+    .await
+}
+
+/// Handles the `GET /v1/{org}/SigningRequests/{id}/Status` route: where the request stands.
+pub async fn status(
+    State(core): State<Arc<Core>>,
+    Path((organization, id)): Path<(String, String)>,
+    call: Call,
+) -> Response {
+    call.run(&core, move |core, incoming, record| {
+        let token_id = core.authenticate(incoming.header("authorization"), &organization, record)?;
+        core.request_status(&token_id, &id, true, record)
+    })
+    .await
+}

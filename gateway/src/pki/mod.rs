@@ -1,0 +1,7 @@
+//! X.509 for the gateway: today the demonstration PKI `init` makes (`demo`); certificate signing requests,
+//! revocation lists and timestamps belong here too. Certificates and keys only: this folder must never import
+//! `signing/`, `http/` or `store/`.
+
+mod demo;
+
+pub use demo::{intermediate, leaf, pem, root, tls};

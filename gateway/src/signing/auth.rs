@@ -1,0 +1,53 @@
+//! Who is asking: an API token (SignPath's `Authorization: Bearer`), or an approver's token on the web page, each
+//! found by its SHA-256 in constant time. The organization in the route must be the gateway's.
+
+use common::protocol::problem_types as pt;
+
+use super::outcome::{refuse, Kind, Refusal};
+use super::Core;
+use crate::store::Record;
+
+impl Core {
+    /// The id of the API token in `authorization`, recorded in `record`; then the organization in the route is
+    /// checked against the gateway's.
+    pub fn authenticate(
+        &self,
+        authorization: Option<&str>,
+        organization: &str,
+        record: &mut Record,
+    ) -> Result<String, Refusal> {
+        let unauthenticated = |detail: &str| {
+            refuse(
+                Kind::Unauthenticated,
+                pt::UNAUTHENTICATED,
+                format!("{detail}; send Authorization: Bearer <API token> (SIGNPATH_API_TOKEN)"),
+            )
+        };
+        let value = authorization.ok_or_else(|| unauthenticated("no API token"))?;
+        let token = value
+            .strip_prefix("Bearer ")
+            .or_else(|| value.strip_prefix("bearer "))
+            .ok_or_else(|| unauthenticated("the Authorization header is not a Bearer token"))?
+            .trim();
+        // SignPath's trusted-build-system form `token:tbsToken`: the API token is the part before the colon.
+        let token = token.split(':').next().unwrap_or_default();
+        let token_id = self
+            .state
+            .token_id(token)
+            .ok_or_else(|| unauthenticated("the API token is not valid"))?;
+        record.token_id = Some(token_id.clone());
+        if organization != self.state.organization_id {
+            return Err(refuse(
+                Kind::Forbidden,
+                pt::FORBIDDEN,
+                format!("this token does not belong to organization {organization}; check OrganizationId (SIGNPATH_ORGANIZATION_ID)"),
+            ));
+        }
+        Ok(token_id)
+    }
+
+    /// The approver whose token this is, if any.
+    pub fn approver(&self, token: &str) -> Option<String> {
+        self.state.approver(token)
+    }
+}

@@ -1,0 +1,100 @@
+//! The signing core: the life of one signing request, the same whichever way it came in. A request is
+//! authenticated (API token), authorized (token × policy), its origin verified (CI identity token), its
+//! idempotency key claimed, its approval or release group applied, then signed in the HSM and audited before it is
+//! answered. Plain Rust types in and out ([`Answer`], [`Refusal`], [`Record`]), so every step is testable without
+//! a socket.
+//!
+//! This folder decides whether something may be signed and signs it. It uses `store/` (persistence) and `hsm`
+//! (keys); it must never import `http/` or any HTTP type: routes call the core, never the other way round.
+
+mod algorithm;
+mod auth;
+mod idempotency;
+pub mod origin;
+mod outcome;
+mod policies;
+mod requests;
+mod sign_hash;
+pub mod state;
+mod votes;
+
+use std::sync::Arc;
+
+pub use outcome::{refuse, store_failure, Answer, Audited, Kind, Refusal};
+pub use votes::store_unavailable;
+
+use crate::store::{Record, Stores};
+use idempotency::InFlight;
+use state::State;
+
+/// The signing core of one gateway: its policies and tokens, its stores, and the idempotency keys in flight.
+pub struct Core {
+    pub state: Arc<State>,
+    pub stores: Stores,
+    in_flight: Arc<InFlight>,
+}
+
+impl std::fmt::Debug for Core {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Core").finish_non_exhaustive()
+    }
+}
+
+impl Core {
+    pub fn new(state: Arc<State>, stores: Stores) -> Self {
+        Self {
+            state,
+            stores,
+            in_flight: Arc::new(InFlight::default()),
+        }
+    }
+
+    /// Writes the audit record of a finished request, with the answer under its idempotency key if it has one,
+    /// and only then lets the answer go. No record, no answer: a failed write turns the answer into a refusal.
+    pub fn finish<T: Audited>(&self, mut record: Record, result: Result<T, Refusal>) -> Result<T, Refusal> {
+        record.completed = crate::store::now();
+        match result {
+            Ok(mut answer) => {
+                record.status = answer.status();
+                record.outcome = if record.status == 202 {
+                    "pending"
+                } else {
+                    "allowed"
+                }
+                .into();
+                let (idempotent, claim) = answer.take_idempotency();
+                let written = self.stores.audit.append(&record, idempotent);
+                // Released only now: a duplicate waiting for this key finds the answer in the store.
+                drop(claim);
+                match written {
+                    Ok(()) => Ok(answer),
+                    Err(e) => {
+                        tracing::error!(error = %e, request_id = %record.request_id, "audit write failed; answer withheld");
+                        Err(store_failure())
+                    }
+                }
+            }
+            Err(refusal) => {
+                record.status = refusal.kind.status();
+                record.outcome = if record.status >= 500 { "error" } else { "refused" }.into();
+                record.error_type =
+                    Some(common::protocol::problem_types::short(refusal.problem_type).to_owned());
+                record.error_detail = Some(refusal.detail.clone());
+                tracing::info!(request_id = %record.request_id, status = record.status, route = %record.route,
+                    error = %common::protocol::problem_types::short(refusal.problem_type), "request refused");
+                if let Err(e) = self.stores.audit.append(&record, None) {
+                    tracing::error!(error = %e, request_id = %record.request_id, "audit write failed");
+                    return Err(store_failure());
+                }
+                Err(refusal)
+            }
+        }
+    }
+
+    /// The approvers' page of a signing request.
+    pub fn web_link(&self, request_id: &str) -> String {
+        format!("{}/Web/SigningRequests/{request_id}", self.state.public_url)
+    }
+}
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,57 @@
+//! The signing policies a token may use: SignPath's `Cryptoki/MySigningPolicies`, and the check that a token is a
+//! submitter of the policy a request names.
+
+use common::protocol::{problem_types as pt, MySigningPolicies};
+
+use super::outcome::{refuse, Answer, Kind, Refusal};
+use super::state::Policy;
+use super::Core;
+
+impl Core {
+    /// The policies this token submits to, filtered by `ProjectSlug` and `SigningPolicySlug` when given.
+    pub fn my_signing_policies(
+        &self,
+        token_id: &str,
+        project: Option<&str>,
+        policy: Option<&str>,
+    ) -> Result<Answer, Refusal> {
+        let list: Vec<_> = self
+            .state
+            .policies
+            .iter()
+            .filter(|p| p.submitters.contains(token_id))
+            .filter(|p| project.is_none_or(|s| s.eq_ignore_ascii_case(&p.project)))
+            .filter(|p| policy.is_none_or(|s| s.eq_ignore_ascii_case(&p.slug)))
+            .map(|p| p.info.clone())
+            .collect();
+        Answer::json(&MySigningPolicies {
+            signing_policies: list,
+        })
+    }
+
+    /// The policy `project/policy`, if this token is one of its submitters.
+    pub fn authorize(&self, token_id: &str, project: &str, policy: &str) -> Result<&Policy, Refusal> {
+        let found = self
+            .state
+            .policies
+            .iter()
+            .find(|p| p.project.eq_ignore_ascii_case(project) && p.slug.eq_ignore_ascii_case(policy))
+            .ok_or_else(|| {
+                refuse(
+                    Kind::NotFound,
+                    pt::POLICY_NOT_FOUND,
+                    format!("there is no signing policy {project}/{policy}"),
+                )
+            })?;
+        if !found.submitters.contains(token_id) {
+            return Err(refuse(
+                Kind::Forbidden,
+                pt::FORBIDDEN,
+                format!(
+                    "this token is not a submitter of {project}/{policy}; ask an administrator to add it"
+                ),
+            ));
+        }
+        Ok(found)
+    }
+}

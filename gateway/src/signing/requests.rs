@@ -1,0 +1,160 @@
+//! Polling a signing request (SignPath's `GET SigningRequests/{id}` and `.../Status`): a completed request answers
+//! its stored signature; a held one answers where it stands, and the first poll after its approval signs it, once.
+
+use common::protocol::{problem_types as pt, SignHashRequest, SignHashResponse, SigningRequestStatus};
+
+use super::algorithm::prepare;
+use super::outcome::{refuse, store_failure, Answer, Kind, Refusal};
+use super::Core;
+use crate::store::{Held, Record, Status};
+
+impl Core {
+    /// `GET /v1/{org}/SigningRequests/{id}` (or `.../Status` when `status_only`): where a request of this token
+    /// stands, and its signature once it has one.
+    pub fn request_status(
+        &self,
+        token_id: &str,
+        id: &str,
+        status_only: bool,
+        record: &mut Record,
+    ) -> Result<Answer, Refusal> {
+        let not_found = || {
+            refuse(
+                Kind::NotFound,
+                pt::SIGNING_REQUEST_NOT_FOUND,
+                format!("no signing request {id} of this token"),
+            )
+        };
+        if uuid::Uuid::parse_str(id).is_err() {
+            return Err(not_found());
+        }
+        if let Some(held) = self
+            .stores
+            .approvals
+            .get(id)
+            .map_err(|_| store_failure())?
+            .filter(|h| h.token_id == token_id)
+        {
+            return self.held_status(held, status_only, record);
+        }
+        let stored = self
+            .stores
+            .audit
+            .signing_request(token_id, id)
+            .map_err(|_| store_failure())?
+            .ok_or_else(not_found)?;
+        if status_only {
+            let status = SigningRequestStatus {
+                status: "Completed".into(),
+                is_final_status: true,
+                web_link: None,
+            };
+            return Answer::json(&status);
+        }
+        Ok(Answer::done(stored))
+    }
+
+    /// A request that needed approval, as its client polls it: still waiting (202), denied, or approved, in which
+    /// case the first poll that claims it signs it, once, and every later poll gets that answer.
+    fn held_status(&self, held: Held, status_only: bool, record: &mut Record) -> Result<Answer, Refusal> {
+        record.project = Some(held.project.clone());
+        record.policy = Some(held.policy.clone());
+        record.release_group = held.release_group.clone();
+        let web_link = Some(self.web_link(&held.request_id));
+        let status_name = match held.status {
+            Status::Pending | Status::Approved | Status::Signing => "WaitingForApproval",
+            Status::Denied => "Denied",
+            Status::Completed => "Completed",
+        };
+        if status_only {
+            let status = SigningRequestStatus {
+                status: status_name.into(),
+                is_final_status: matches!(held.status, Status::Denied | Status::Completed),
+                web_link,
+            };
+            return Answer::json(&status);
+        }
+        match held.status {
+            Status::Completed => {
+                let response = held.response.unwrap_or_default();
+                Ok(Answer::done(response))
+            }
+            Status::Denied => {
+                record.approval = Some(format!(
+                    "denied by {}{}",
+                    held.denied_by.as_deref().unwrap_or("an approver"),
+                    held.reason
+                        .as_deref()
+                        .map(|r| format!(": {r}"))
+                        .unwrap_or_default()
+                ));
+                let response = SignHashResponse {
+                    signing_request_id: held.request_id.clone(),
+                    web_link,
+                    status: Some("Denied".into()),
+                    hash_signing_data: None,
+                    hash_signing_result: None,
+                };
+                Answer::json(&response)
+            }
+            Status::Approved
+                if self
+                    .stores
+                    .approvals
+                    .claim(&held.request_id)
+                    .map_err(|_| store_failure())? =>
+            {
+                let signed = self.sign_approved(&held, record);
+                match &signed {
+                    Ok(success) => self
+                        .stores
+                        .approvals
+                        .complete(&held.request_id, &success.body)
+                        .map_err(|_| store_failure())?,
+                    Err(_) => self
+                        .stores
+                        .approvals
+                        .unclaim(&held.request_id)
+                        .map_err(|_| store_failure())?,
+                }
+                signed
+            }
+            _ => self.waiting(&held.request_id, web_link),
+        }
+    }
+
+    /// Signs a held request its approvers approved; the audit record of this poll carries the signature.
+    fn sign_approved(&self, held: &Held, record: &mut Record) -> Result<Answer, Refusal> {
+        let request: SignHashRequest = serde_json::from_str(&held.request_json)
+            .map_err(|e| refuse(Kind::Internal, pt::INTERNAL, e.to_string()))?;
+        let policy = self.authorize(&held.token_id, &held.project, &held.policy)?;
+        record.certificate_sha256 = Some(policy.certificate_sha256.clone());
+        record.approval = Some(format!("approved by {}", held.approved_by.join(", ")));
+        // The record of the signature names what was signed, as the request's own record does.
+        record.metadata = request
+            .hash_signing_data
+            .metadata
+            .as_ref()
+            .and_then(|m| serde_json::to_string(m).ok());
+        let prepared = prepare(policy, &request.hash_signing_data, record)?;
+        let response = self.sign_prepared(policy, &request, &prepared, &held.request_id, record)?;
+        Answer::json(&response)
+    }
+
+    /// The answer to a request that waits for approval: where it stands and where to poll.
+    pub(super) fn waiting(&self, request_id: &str, web_link: Option<String>) -> Result<Answer, Refusal> {
+        let response = SignHashResponse {
+            signing_request_id: request_id.to_owned(),
+            web_link,
+            status: Some("WaitingForApproval".into()),
+            hash_signing_data: None,
+            hash_signing_result: None,
+        };
+        let mut answer = Answer::json(&response)?;
+        answer.waiting = Some(format!(
+            "/v1/{}/SigningRequests/{request_id}",
+            self.state.organization_id
+        ));
+        Ok(answer)
+    }
+}

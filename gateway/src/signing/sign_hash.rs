@@ -1,0 +1,230 @@
+//! `SignHash`: a digest in, a signature out, through every check the policy asks for. A request that needs
+//! approval is held (and answered 202) unless an approved request of its release group covers it.
+
+use std::time::Instant;
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+use common::protocol::{problem_types as pt, HashEcho, HashSigningResult, SignHashRequest, SignHashResponse};
+use sha2::Digest;
+
+use super::algorithm::{prepare, Prepared};
+use super::idempotency::IN_FLIGHT_WAIT;
+use super::outcome::{refuse, store_failure, Answer, Kind, Refusal};
+use super::state::Policy;
+use super::Core;
+use crate::store::{NewHeld, Record, StoredAnswer};
+
+impl Core {
+    /// `POST /v1/{org}/SigningRequests/SignHash`: the whole life of one hash-signing request after
+    /// authentication. `body` is the request as received (its hash keys idempotency).
+    pub fn sign_hash(
+        &self,
+        token_id: &str,
+        body: &[u8],
+        origin_token: Option<&str>,
+        record: &mut Record,
+    ) -> Result<Answer, Refusal> {
+        let request: SignHashRequest = serde_json::from_slice(body).map_err(|e| {
+            refuse(
+                Kind::BadRequest,
+                pt::MALFORMED_REQUEST,
+                format!("the body is not a SignHash request: {e}"),
+            )
+        })?;
+        record.project = Some(request.project_slug.clone());
+        record.policy = Some(request.signing_policy_slug.clone());
+        let metadata = request.hash_signing_data.metadata.as_ref();
+        record.metadata = metadata.and_then(|m| serde_json::to_string(m).ok());
+        record.release_group = metadata.and_then(|m| m.release_group.clone());
+        let policy = self.authorize(token_id, &request.project_slug, &request.signing_policy_slug)?;
+        record.certificate_sha256 = Some(policy.certificate_sha256.clone());
+
+        let body_hash = hex::encode(sha2::Sha256::digest(body));
+        let (idempotency, claim) = match record.idempotency_key.clone() {
+            Some(key) => {
+                // A client whose first attempt timed out retries while the gateway still works on it: the retry
+                // waits for that answer instead of signing again.
+                let claim = self
+                    .in_flight
+                    .claim(token_id, &key, Instant::now() + IN_FLIGHT_WAIT)
+                    .map_err(|()| {
+                        refuse(
+                            Kind::Conflict,
+                            pt::IDEMPOTENCY_KEY_REUSED,
+                            "a request with this Idempotency-Key is still being processed; retry shortly",
+                        )
+                        .retry_after(1)
+                    })?;
+                // Looked up under the claim: whoever held it before stored its answer before releasing it.
+                if let Some(stored) = self
+                    .stores
+                    .audit
+                    .idempotent(token_id, &key)
+                    .map_err(|_| store_failure())?
+                {
+                    drop(claim);
+                    return self.replay(token_id, stored, &body_hash, record);
+                }
+                (Some((token_id.to_owned(), key, body_hash.clone())), Some(claim))
+            }
+            None => (None, None),
+        };
+
+        let prepared = prepare(policy, &request.hash_signing_data, record)?;
+        if let Some(rule) = &policy.origin {
+            let verified = self
+                .state
+                .origins
+                .verify(rule, origin_token)
+                .map_err(|e| refuse(Kind::Forbidden, pt::ORIGIN_REJECTED, e.to_string()))?;
+            record.origin = Some(verified);
+        }
+        if let Some(approval) = &policy.approval {
+            let covering = match (&record.release_group, &approval.release_group) {
+                (Some(group), Some(limits)) => self
+                    .stores
+                    .approvals
+                    .use_group(&policy.project, &policy.slug, group, limits, &record.request_id)
+                    .map_err(|_| store_failure())?
+                    .map(|c| (group.clone(), c)),
+                _ => None,
+            };
+            match covering {
+                Some((group, covering)) => {
+                    record.approval = Some(format!("release group {group}, approved with {covering}"));
+                }
+                None => {
+                    let image = metadata.and_then(|m| m.oci.as_ref()).map(image_reference);
+                    let request_json = serde_json::to_string(&request)
+                        .map_err(|e| refuse(Kind::Internal, pt::INTERNAL, e.to_string()))?;
+                    self.stores
+                        .approvals
+                        .hold(&NewHeld {
+                            request_id: &record.request_id,
+                            token_id,
+                            project: &policy.project,
+                            policy: &policy.slug,
+                            request_json: &request_json,
+                            required: approval.required,
+                            approvers: &approval.approvers,
+                            release_group: record.release_group.as_deref(),
+                            image: image.as_deref(),
+                            digest: record.digest.as_deref().unwrap_or_default(),
+                        })
+                        .map_err(|_| store_failure())?;
+                    record.approval = Some(format!(
+                        "waiting for {} of {}",
+                        approval.required,
+                        approval.approvers.join(", ")
+                    ));
+                    tracing::info!(request_id = %record.request_id, policy = %format!("{}/{}", policy.project, policy.slug),
+                        "signing request waits for approval");
+                    let mut answer =
+                        self.waiting(&record.request_id, Some(self.web_link(&record.request_id)))?;
+                    answer.idempotency = idempotency;
+                    answer.claim = claim;
+                    return Ok(answer);
+                }
+            }
+        }
+        let response = self.sign_prepared(policy, &request, &prepared, &record.request_id.clone(), record)?;
+        // Every signature is kept by request id (for polling); the idempotency key defaults to the request id.
+        let idempotency =
+            idempotency.or_else(|| Some((token_id.to_owned(), record.request_id.clone(), body_hash)));
+        let mut answer = Answer::json(&response)?;
+        answer.idempotency = idempotency;
+        answer.claim = claim;
+        Ok(answer)
+    }
+
+    /// The stored answer to an earlier request with this idempotency key, if the body is the same.
+    fn replay(
+        &self,
+        token_id: &str,
+        stored: StoredAnswer,
+        body_hash: &str,
+        record: &mut Record,
+    ) -> Result<Answer, Refusal> {
+        let StoredAnswer {
+            body_sha256: stored_hash,
+            response,
+        } = stored;
+        if stored_hash != body_hash {
+            return Err(refuse(
+                Kind::UnprocessableEntity,
+                pt::IDEMPOTENCY_KEY_REUSED,
+                "this Idempotency-Key was used for a different request; use a new key for a new request",
+            ));
+        }
+        record.algorithm = Some("replay".into());
+        // A replay of a request that went to approval answers with where that request stands now.
+        if let Ok(first) = serde_json::from_str::<SignHashResponse>(&response) {
+            if first.status.as_deref() == Some("WaitingForApproval") {
+                return self.request_status(token_id, &first.signing_request_id, false, record);
+            }
+        }
+        Ok(Answer::done(response))
+    }
+
+    /// Signs in the HSM and builds the answer.
+    pub(super) fn sign_prepared(
+        &self,
+        policy: &Policy,
+        request: &SignHashRequest,
+        prepared: &Prepared,
+        request_id: &str,
+        record: &mut Record,
+    ) -> Result<SignHashResponse, Refusal> {
+        let signature = self
+            .state
+            .signer
+            .sign(
+                policy.key,
+                policy.kind,
+                prepared.scheme,
+                prepared.hash,
+                &prepared.digest,
+            )
+            .map_err(|e| {
+                tracing::error!(error = %e, "HSM signing failed");
+                refuse(
+                    Kind::Unavailable,
+                    pt::HSM_UNAVAILABLE,
+                    "the HSM could not sign; try again later",
+                )
+                .retry_after(5)
+            })?;
+        record.signature_sha256 = Some(hex::encode(sha2::Sha256::digest(&signature)));
+        Ok(SignHashResponse {
+            signing_request_id: request_id.to_owned(),
+            web_link: Some(self.web_link(request_id)),
+            status: Some("Completed".into()),
+            hash_signing_data: Some(HashEcho {
+                hash: request.hash_signing_data.hash.clone(),
+            }),
+            hash_signing_result: Some(HashSigningResult {
+                signature: BASE64.encode(&signature),
+            }),
+        })
+    }
+}
+
+/// `registry/repository:tag@digest`, as much of it as the client named.
+fn image_reference(oci: &common::protocol::OciMetadata) -> String {
+    let mut s = String::new();
+    if let Some(r) = &oci.registry {
+        s.push_str(r);
+        s.push('/');
+    }
+    s.push_str(oci.repository.as_deref().unwrap_or("?"));
+    if let Some(t) = &oci.tag {
+        s.push(':');
+        s.push_str(t);
+    }
+    if let Some(d) = &oci.digest {
+        s.push('@');
+        s.push_str(d);
+    }
+    s
+}

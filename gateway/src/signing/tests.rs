@@ -1,0 +1,350 @@
+//! The signing core's lifecycle without a socket: a real SoftHSM2 token made by `init`, the SQLite stores, and
+//! the core called as the HTTP layer calls it (authenticate, then the route's work, then `finish`). Each test
+//! checks the answer or the refusal, and the audit record the store holds for it.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+use common::keys::{HashAlgorithm, SignatureScheme};
+use common::protocol::{problem_types as pt, SignHashResponse};
+use common::pubkey::PublicKey;
+use common::x509::ParsedCertificate;
+
+use super::{Answer, Core, Kind, Refusal};
+use crate::config::{ApprovalConfig, GatewayConfig, ReleaseGroupConfig};
+use crate::store::{Record, Stores};
+
+struct Fixture {
+    core: Core,
+    organization: String,
+    /// Submits to every policy.
+    token: String,
+    /// Submits to `demo/ec-384` (approval) only.
+    other: String,
+    _dir: tempfile::TempDir,
+}
+
+/// One gateway setup per test binary: SoftHSM2 is initialized once per process.
+fn fixture() -> &'static Fixture {
+    static FIXTURE: OnceLock<Fixture> = OnceLock::new();
+    FIXTURE.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let setup = dir.path().join("gw");
+        crate::init::run(&setup, 0, Path::new(crate::init::DEFAULT_SOFTHSM_MODULE)).unwrap();
+        let config_path = setup.join("gateway.toml");
+        crate::init::add_approver(&config_path, "alice").unwrap();
+        crate::init::add_approver(&config_path, "bob").unwrap();
+        let other = crate::init::add_token(&config_path, "other", &["demo/ec-384".into()]).unwrap();
+        let (mut config, base) = GatewayConfig::load(&config_path).unwrap();
+        for policy in &mut config.projects[0].policies {
+            if policy.slug == "ec-384" {
+                policy.approval = Some(ApprovalConfig {
+                    approvers: vec!["alice".into(), "bob".into()],
+                    required: 1,
+                    release_group: Some(ReleaseGroupConfig {
+                        max_signatures: 3,
+                        window_seconds: 3600,
+                    }),
+                });
+            }
+        }
+        config.save(&config_path).unwrap();
+        let env = std::fs::read_to_string(setup.join("env")).unwrap();
+        let token = env
+            .lines()
+            .find_map(|l| l.strip_prefix("export SIGNPATH_API_TOKEN='"))
+            .unwrap()
+            .trim_end_matches('\'')
+            .to_owned();
+        let pin = std::fs::read_to_string(base.join("hsm-pin")).unwrap();
+        let signer = crate::hsm::Signer::new(
+            crate::hsm::open(&config.hsm.module).unwrap(),
+            &config.hsm.token_label,
+            pin.trim(),
+        )
+        .unwrap();
+        let state = super::state::State::load(&config, &base, signer).unwrap();
+        let stores = Stores::sqlite(&base.join("audit.db")).unwrap();
+        Fixture {
+            core: Core::new(Arc::new(state), stores),
+            organization: config.organization_id.clone(),
+            token,
+            other,
+            _dir: dir,
+        }
+    })
+}
+
+fn record(idempotency_key: Option<&str>) -> Record {
+    Record {
+        request_id: uuid::Uuid::new_v4().to_string(),
+        idempotency_key: idempotency_key.map(str::to_owned),
+        ..Record::default()
+    }
+}
+
+fn request(policy: &str, digest: &[u8], group: Option<&str>) -> Vec<u8> {
+    let algorithm = if policy.starts_with("rsa") { "Rsa" } else { "Ecdsa" };
+    let mut data = serde_json::json!({
+        "signatureAlgorithm": algorithm,
+        "hash": BASE64.encode(digest),
+    });
+    if algorithm == "Rsa" {
+        data["rsaOptions"] = serde_json::json!({"hashAlgorithmName": "Sha256"});
+    }
+    if let Some(group) = group {
+        data["metadata"] = serde_json::json!({"releaseGroup": group});
+    }
+    serde_json::to_vec(&serde_json::json!({
+        "projectSlug": "demo",
+        "signingPolicySlug": policy,
+        "hashSigningData": data,
+    }))
+    .unwrap()
+}
+
+/// A SignHash as the route runs it; the request id, and the answer after the audit record was written.
+fn sign_hash(token: &str, body: &[u8], key: Option<&str>) -> (String, Result<Answer, Refusal>) {
+    let f = fixture();
+    let mut record = record(key);
+    let id = record.request_id.clone();
+    let result = f
+        .core
+        .authenticate(Some(&format!("Bearer {token}")), &f.organization, &mut record)
+        .and_then(|token_id| f.core.sign_hash(&token_id, body, None, &mut record));
+    (id, f.core.finish(record, result))
+}
+
+fn poll(token: &str, id: &str) -> Result<Answer, Refusal> {
+    let f = fixture();
+    let mut record = record(None);
+    let result = f
+        .core
+        .authenticate(Some(&format!("Bearer {token}")), &f.organization, &mut record)
+        .and_then(|token_id| f.core.request_status(&token_id, id, false, &mut record));
+    f.core.finish(record, result)
+}
+
+fn audited(request_id: &str) -> Record {
+    fixture()
+        .core
+        .stores
+        .audit
+        .records(None)
+        .unwrap()
+        .into_iter()
+        .find(|r| r.request_id == request_id)
+        .expect("every request has an audit record")
+}
+
+fn refusal(result: Result<Answer, Refusal>) -> Refusal {
+    result.expect_err("the request must be refused")
+}
+
+fn signature(answer: &Answer) -> Vec<u8> {
+    let response: SignHashResponse = serde_json::from_str(&answer.body).unwrap();
+    BASE64
+        .decode(response.hash_signing_result.expect("a signature").signature)
+        .unwrap()
+}
+
+fn verify(policy: &str, digest: &[u8], scheme: SignatureScheme, signature: &[u8]) {
+    let info = &fixture()
+        .core
+        .state
+        .policies
+        .iter()
+        .find(|p| p.slug == policy)
+        .unwrap()
+        .info;
+    let leaf = ParsedCertificate::from_der(&BASE64.decode(&info.certificate_bytes).unwrap()).unwrap();
+    let key: PublicKey = leaf.public_key().unwrap();
+    key.verify_digest(scheme, HashAlgorithm::Sha256, digest, signature)
+        .expect("the signature verifies with the policy's certificate");
+}
+
+#[test]
+fn a_digest_is_signed_with_the_policys_key_and_audited() {
+    let digest = [7u8; 32];
+    let (id, result) = sign_hash(&fixture().token, &request("ec-256", &digest, None), None);
+    let answer = result.unwrap();
+    assert!(answer.waiting.is_none());
+    verify("ec-256", &digest, SignatureScheme::EcdsaIeee, &signature(&answer));
+    let (_, rsa) = sign_hash(&fixture().token, &request("rsa-2048", &digest, None), None);
+    verify(
+        "rsa-2048",
+        &digest,
+        SignatureScheme::RsaPkcs1,
+        &signature(&rsa.unwrap()),
+    );
+    let record = audited(&id);
+    assert_eq!((record.outcome.as_str(), record.status), ("allowed", 200));
+    assert_eq!(record.digest.as_deref(), Some(hex::encode(digest).as_str()));
+    assert!(record.signature_sha256.is_some());
+}
+
+#[test]
+fn each_refusal_has_its_kind_problem_type_and_record() {
+    let f = fixture();
+    let body = request("ec-256", &[1u8; 32], None);
+    let cases: [(&str, &str, Vec<u8>, Kind, &str); 5] = [
+        (
+            "not-a-token",
+            &f.organization,
+            body.clone(),
+            Kind::Unauthenticated,
+            pt::UNAUTHENTICATED,
+        ),
+        (
+            &f.token,
+            "another-org",
+            body.clone(),
+            Kind::Forbidden,
+            pt::FORBIDDEN,
+        ),
+        (
+            &f.other,
+            &f.organization,
+            body.clone(),
+            Kind::Forbidden,
+            pt::FORBIDDEN,
+        ),
+        (
+            &f.token,
+            &f.organization,
+            request("no-such", &[1u8; 32], None),
+            Kind::NotFound,
+            pt::POLICY_NOT_FOUND,
+        ),
+        (
+            &f.token,
+            &f.organization,
+            request("ec-256", &[1u8; 31], None),
+            Kind::BadRequest,
+            pt::INVALID_HASH,
+        ),
+    ];
+    for (token, organization, body, kind, problem_type) in cases {
+        let mut record = record(None);
+        let id = record.request_id.clone();
+        let result = f
+            .core
+            .authenticate(Some(&format!("Bearer {token}")), organization, &mut record)
+            .and_then(|token_id| f.core.sign_hash(&token_id, &body, None, &mut record));
+        let refused = refusal(f.core.finish(record, result));
+        assert_eq!(
+            (refused.kind, refused.problem_type),
+            (kind, problem_type),
+            "{}",
+            refused.detail
+        );
+        let record = audited(&id);
+        assert_eq!(
+            (record.outcome.as_str(), record.status),
+            ("refused", kind.status())
+        );
+        assert_eq!(record.error_type.as_deref(), Some(pt::short(problem_type)));
+        assert!(record.signature_sha256.is_none());
+    }
+    let (_, malformed) = sign_hash(&f.token, b"{not json", None);
+    assert_eq!(refusal(malformed).problem_type, pt::MALFORMED_REQUEST);
+}
+
+#[test]
+fn an_idempotent_retry_gets_the_first_answer_and_another_body_is_refused() {
+    let f = fixture();
+    let key = uuid::Uuid::new_v4().to_string();
+    let body = request("ec-256", &[2u8; 32], None);
+    let (_, first) = sign_hash(&f.token, &body, Some(&key));
+    let first = first.unwrap();
+    let (replay_id, again) = sign_hash(&f.token, &body, Some(&key));
+    assert_eq!(
+        again.unwrap().body,
+        first.body,
+        "the same signature, not a second one"
+    );
+    assert_eq!(audited(&replay_id).algorithm.as_deref(), Some("replay"));
+    let (_, other_body) = sign_hash(&f.token, &request("ec-256", &[3u8; 32], None), Some(&key));
+    assert_eq!(refusal(other_body).kind, Kind::UnprocessableEntity);
+    // The key is the token's own: another token's request with the same key is a request of its own.
+    let (_, other_token) = sign_hash(&f.other, &request("ec-384", &[2u8; 48], None), Some(&key));
+    assert!(other_token.unwrap().waiting.is_some());
+}
+
+#[test]
+fn approval_holds_the_request_until_an_approver_agrees_and_signs_it_once() {
+    let f = fixture();
+    let digest = [4u8; 48];
+    let (id, held) = sign_hash(&f.token, &request("ec-384", &digest, None), None);
+    let held = held.unwrap();
+    assert_eq!(
+        held.waiting,
+        Some(format!("/v1/{}/SigningRequests/{id}", f.organization))
+    );
+    assert_eq!(audited(&id).outcome, "pending");
+    assert!(poll(&f.token, &id).unwrap().waiting.is_some(), "still waiting");
+    assert_eq!(
+        poll(&f.other, &id).unwrap_err().kind,
+        Kind::NotFound,
+        "not the other token's request"
+    );
+
+    let mut vote = record(None);
+    f.core.vote("mallory", &id, true, None, &mut vote).unwrap_err();
+    f.core.vote("alice", &id, true, None, &mut vote).unwrap();
+    let signed = poll(&f.token, &id).unwrap();
+    let signature = signature(&signed);
+    let scheme = SignatureScheme::EcdsaIeee;
+    let key = fixture()
+        .core
+        .state
+        .policies
+        .iter()
+        .find(|p| p.slug == "ec-384")
+        .unwrap();
+    let leaf = ParsedCertificate::from_der(&BASE64.decode(&key.info.certificate_bytes).unwrap()).unwrap();
+    leaf.public_key()
+        .unwrap()
+        .verify_digest(scheme, HashAlgorithm::Sha384, &digest, &signature)
+        .unwrap();
+    assert_eq!(
+        poll(&f.token, &id).unwrap().body,
+        signed.body,
+        "signed once, answered again"
+    );
+
+    let (denied_id, _) = sign_hash(&f.token, &request("ec-384", &[5u8; 48], None), None);
+    f.core
+        .vote("bob", &denied_id, false, Some("not this one"), &mut record(None))
+        .unwrap();
+    let denied: SignHashResponse = serde_json::from_str(&poll(&f.token, &denied_id).unwrap().body).unwrap();
+    assert_eq!(denied.status.as_deref(), Some("Denied"));
+    assert!(denied.hash_signing_result.is_none());
+}
+
+#[test]
+fn an_approved_release_group_covers_later_requests_of_its_group_only() {
+    let f = fixture();
+    let group = format!("rel-{}", uuid::Uuid::new_v4());
+    let (first, held) = sign_hash(&f.token, &request("ec-384", &[6u8; 48], Some(&group)), None);
+    assert!(held.unwrap().waiting.is_some());
+    f.core
+        .vote("alice", &first, true, None, &mut record(None))
+        .unwrap();
+    let (covered, answer) = sign_hash(&f.token, &request("ec-384", &[7u8; 48], Some(&group)), None);
+    assert!(answer.unwrap().waiting.is_none(), "covered by the approved group");
+    assert!(audited(&covered)
+        .approval
+        .unwrap()
+        .contains(&format!("release group {group}")));
+    let (_, elsewhere) = sign_hash(
+        &f.token,
+        &request("ec-384", &[8u8; 48], Some("another-group")),
+        None,
+    );
+    assert!(elsewhere.unwrap().waiting.is_some(), "another group waits");
+}

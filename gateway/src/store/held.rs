@@ -1,0 +1,95 @@
+//! What a signing request held for approval looks like in a store, and why a vote can fail.
+
+use serde::Serialize;
+
+use super::StoreError;
+
+/// Where a request stands. `Signing` is held by the one poll that signs it, so a request is signed once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Status {
+    Pending,
+    Approved,
+    Denied,
+    Signing,
+    Completed,
+}
+
+impl Status {
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "Approved" => Self::Approved,
+            "Denied" => Self::Denied,
+            "Signing" => Self::Signing,
+            "Completed" => Self::Completed,
+            _ => Self::Pending,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "Pending",
+            Self::Approved => "Approved",
+            Self::Denied => "Denied",
+            Self::Signing => "Signing",
+            Self::Completed => "Completed",
+        }
+    }
+}
+
+/// A signing request that needed approval.
+#[derive(Debug, Clone, Serialize)]
+pub struct Held {
+    pub request_id: String,
+    pub token_id: String,
+    pub project: String,
+    pub policy: String,
+    /// The SignHash request as received, signed once approved.
+    #[serde(skip)]
+    pub request_json: String,
+    pub status: Status,
+    pub required: u32,
+    pub approvers: Vec<String>,
+    pub approved_by: Vec<String>,
+    pub denied_by: Option<String>,
+    pub reason: Option<String>,
+    pub release_group: Option<String>,
+    /// `registry/repository:tag@digest`, as much of it as the client named.
+    pub image: Option<String>,
+    pub digest: String,
+    pub created: i64,
+    #[serde(skip)]
+    pub response: Option<String>,
+}
+
+/// What a new held request records.
+#[derive(Debug)]
+pub struct NewHeld<'a> {
+    pub request_id: &'a str,
+    pub token_id: &'a str,
+    pub project: &'a str,
+    pub policy: &'a str,
+    pub request_json: &'a str,
+    pub required: u32,
+    pub approvers: &'a [String],
+    pub release_group: Option<&'a str>,
+    pub image: Option<&'a str>,
+    pub digest: &'a str,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum VoteError {
+    #[error("there is no signing request {0} that needs approval")]
+    NotFound(String),
+    #[error("{approver} is not an approver of {project}/{policy}")]
+    NotAnApprover {
+        approver: String,
+        project: String,
+        policy: String,
+    },
+    #[error("signing request {id} is {status:?}, no longer waiting for approval")]
+    Decided { id: String, status: Status },
+    #[error("{approver} has already decided on signing request {id}")]
+    AlreadyVoted { approver: String, id: String },
+    #[error("the approval database: {0}")]
+    Store(#[from] StoreError),
+}

@@ -1,0 +1,130 @@
+//! Stores: everything the gateway persists, behind small traits so that the signing core never names a database.
+//! The audit log (with the idempotency records that share its transactions) is one [`AuditStore`]; signing requests
+//! held for approval, their votes and release-group uses are one [`ApprovalStore`]. SQLite (`sqlite/`) is the
+//! embedded implementation; another database is another implementation of the same traits.
+//!
+//! This folder owns persistence only. It must never import `signing/`, `http/` or the HSM: it stores what it is
+//! given and answers what it is asked, and knows nothing of tokens, policies or HTTP.
+
+mod held;
+mod record;
+pub mod sqlite;
+
+use std::path::Path;
+use std::sync::Arc;
+
+pub use held::{Held, NewHeld, Status, VoteError};
+pub use record::{now, Record};
+
+use crate::config::ReleaseGroupConfig;
+
+/// A store that could not do what was asked (the database is unreachable, full, corrupt, ...).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct StoreError(pub String);
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        Self(e.to_string())
+    }
+}
+
+/// A signing response kept under its idempotency key, written in the same transaction as its audit record.
+#[derive(Debug, Clone)]
+pub struct IdempotentAnswer {
+    pub token_id: String,
+    pub key: String,
+    pub body_sha256: String,
+    pub response: String,
+}
+
+/// An answer found under an idempotency key: the SHA-256 of the request body it answered, and the response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredAnswer {
+    pub body_sha256: String,
+    pub response: String,
+}
+
+/// The audit log and the idempotency records.
+pub trait AuditStore: Send + Sync {
+    /// Commits one record durably (and the idempotent answer, if any, in the same transaction). The caller
+    /// answers its client only after this returned Ok: no record, no answer.
+    fn append(&self, record: &Record, answer: Option<IdempotentAnswer>) -> Result<(), StoreError>;
+
+    /// The answer stored for a key of this token, if younger than 24 hours.
+    fn idempotent(&self, token_id: &str, key: &str) -> Result<Option<StoredAnswer>, StoreError>;
+
+    /// A completed signing request's stored response, for the polling routes.
+    fn signing_request(&self, token_id: &str, request_id: &str) -> Result<Option<String>, StoreError>;
+
+    /// The newest `limit` records (all if None), oldest first.
+    fn records(&self, limit: Option<u32>) -> Result<Vec<Record>, StoreError>;
+}
+
+/// Signing requests that wait for approval, the approvers' votes, and release groups. Every change is atomic, so
+/// two gateways (or the gateway and `signpath-gateway approve`) never interleave a read and a write of a request.
+pub trait ApprovalStore: Send + Sync {
+    fn hold(&self, held: &NewHeld<'_>) -> Result<(), StoreError>;
+
+    fn get(&self, request_id: &str) -> Result<Option<Held>, StoreError>;
+
+    /// Held requests, newest first; only those in `status` if given.
+    fn list(&self, status: Option<Status>, limit: u32) -> Result<Vec<Held>, StoreError>;
+
+    /// Records an approval or a denial. One denial decides; `required` approvals decide.
+    fn vote(
+        &self,
+        request_id: &str,
+        approver: &str,
+        approve: bool,
+        reason: Option<&str>,
+    ) -> Result<Held, VoteError>;
+
+    /// Takes an approved request for signing; false when it is not (or no longer) approved.
+    fn claim(&self, request_id: &str) -> Result<bool, StoreError>;
+
+    /// At start: requests left `Signing` by a gateway that died while signing go back to `Approved`. Their
+    /// signature was never handed out (a signature is stored before it is answered, and a stored one is
+    /// `Completed`), so the next poll signs them. Returns how many.
+    fn recover(&self) -> Result<usize, StoreError>;
+
+    /// Gives a claimed request back (its signing failed), for the next poll to try again.
+    fn unclaim(&self, request_id: &str) -> Result<(), StoreError>;
+
+    /// Stores the signed answer of a claimed request and marks it `Completed`.
+    fn complete(&self, request_id: &str, response: &str) -> Result<(), StoreError>;
+
+    /// If an approved request of release group `group` on this policy still covers another signature (within
+    /// `limits`), counts `request_id` against it and returns the covering request's id.
+    fn use_group(
+        &self,
+        project: &str,
+        policy: &str,
+        group: &str,
+        limits: &ReleaseGroupConfig,
+        request_id: &str,
+    ) -> Result<Option<String>, StoreError>;
+}
+
+/// The stores of one gateway.
+#[derive(Clone)]
+pub struct Stores {
+    pub audit: Arc<dyn AuditStore>,
+    pub approvals: Arc<dyn ApprovalStore>,
+}
+
+impl std::fmt::Debug for Stores {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Stores")
+    }
+}
+
+impl Stores {
+    /// The SQLite stores in one database file.
+    pub fn sqlite(path: &Path) -> Result<Self, StoreError> {
+        Ok(Self {
+            audit: Arc::new(sqlite::SqliteAudit::open(path)?),
+            approvals: Arc::new(sqlite::SqliteApprovals::open(path)?),
+        })
+    }
+}
