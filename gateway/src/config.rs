@@ -26,6 +26,38 @@ pub struct GatewayConfig {
     /// OIDC issuers whose identity tokens prove where a request comes from (a CI system).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub trusted_issuers: Vec<IssuerConfig>,
+    /// Timeouts and the connection cap that keep slow or idle clients from holding the server.
+    #[serde(default)]
+    pub server: ServerConfig,
+}
+
+/// `[server]`: limits on what one client may hold. Every field has a default; see docs/configuration.md.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Connections served at once; further connections wait in the listen backlog until one closes.
+    pub max_connections: usize,
+    /// Time for a client to finish the TLS handshake.
+    pub tls_handshake_timeout_seconds: u64,
+    /// Time for a request's line and headers to arrive, counted from when the server starts waiting for them:
+    /// it also bounds how long a kept-alive connection may sit idle between requests.
+    pub header_read_timeout_seconds: u64,
+    /// Longest pause between two pieces of a request body.
+    pub body_read_timeout_seconds: u64,
+    /// Time for a whole request, from its headers to the answer (body read and signing included).
+    pub request_timeout_seconds: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            max_connections: 1024,
+            tls_handshake_timeout_seconds: 10,
+            header_read_timeout_seconds: 10,
+            body_read_timeout_seconds: 10,
+            request_timeout_seconds: 30,
+        }
+    }
 }
 
 /// An approver: a name shown in the audit log and a token (stored as its SHA-256) for the web page.

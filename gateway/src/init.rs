@@ -17,9 +17,13 @@ pub const DEFAULT_SOFTHSM_MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
 pub const TOKEN_LABEL: &str = "signpath-gateway";
 pub const PROJECT: &str = "demo";
 
+/// A new token: its value (256 random bits, printed once) and its configuration, with an id of 128 random bits
+/// (`tok_` + 32 hex digits), so ids never collide by chance.
 pub fn new_token_config(name: &str) -> (TokenConfig, String) {
     let token = random_token();
-    let id = format!("tok_{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let mut id_bits = [0u8; 16];
+    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut id_bits);
+    let id = format!("tok_{}", hex::encode(id_bits));
     let config = TokenConfig {
         id,
         name: name.to_owned(),
@@ -130,6 +134,7 @@ pub fn run(dir: &Path, port: u16, module: &Path) -> Result<(), InitError> {
         }],
         approvers: Vec::new(),
         trusted_issuers: Vec::new(),
+        server: Default::default(),
     };
     config.save(&dir.join("gateway.toml"))?;
     let env = format!(
@@ -159,7 +164,20 @@ fn pkcs8_pem(key: &p384::ecdsa::SigningKey) -> Result<String, InitError> {
 /// `signpath-gateway token add`: a new token with submitter permission on the given `project/policy` list.
 pub fn add_token(config_path: &Path, name: &str, policies: &[String]) -> Result<String, InitError> {
     let (mut config, _) = GatewayConfig::load(config_path)?;
+    if config.tokens.iter().any(|t| t.name == name) {
+        return Err(format!(
+            "there is already a token named {name:?}; choose another name (or revoke the old token first)"
+        )
+        .into());
+    }
     let (token_config, token) = new_token_config(name);
+    if config.tokens.iter().any(|t| t.id == token_config.id) {
+        return Err(format!(
+            "token id {} is already in use; run the command again",
+            token_config.id
+        )
+        .into());
+    }
     for wanted in policies {
         let (project, policy) = wanted
             .split_once('/')
@@ -191,4 +209,60 @@ pub fn add_approver(config_path: &Path, name: &str) -> Result<String, InitError>
     });
     config.save(config_path)?;
     Ok(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::TlsConfig;
+
+    fn config_with(tokens: Vec<TokenConfig>) -> GatewayConfig {
+        GatewayConfig {
+            listen: "127.0.0.1:0".into(),
+            public_url: "https://127.0.0.1:0".into(),
+            organization_id: "org".into(),
+            audit_db: "audit.db".into(),
+            tls: TlsConfig {
+                certificate: "tls/server.pem".into(),
+                key: "tls/server.key".into(),
+            },
+            hsm: HsmConfig {
+                module: "module.so".into(),
+                softhsm2_conf: None,
+                token_label: "t".into(),
+                pin_file: "hsm-pin".into(),
+            },
+            tokens,
+            projects: Vec::new(),
+            approvers: Vec::new(),
+            trusted_issuers: Vec::new(),
+            server: Default::default(),
+        }
+    }
+
+    #[test]
+    fn token_ids_carry_128_random_bits() {
+        let (a, _) = new_token_config("a");
+        let (b, _) = new_token_config("b");
+        let hex_part = a.id.strip_prefix("tok_").expect("tok_ prefix");
+        assert_eq!(hex_part.len(), 32);
+        assert!(hex_part.bytes().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(a.id, b.id);
+    }
+
+    #[test]
+    fn token_add_refuses_a_duplicate_name() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("gateway.toml");
+        let (existing, _) = new_token_config("ci");
+        config_with(vec![existing]).save(&path).expect("save");
+        let error = add_token(&path, "ci", &[]).expect_err("a second token named ci");
+        assert!(
+            error.to_string().contains("already a token named \"ci\""),
+            "{error}"
+        );
+        let (config, _) = GatewayConfig::load(&path).expect("load");
+        assert_eq!(config.tokens.len(), 1);
+        add_token(&path, "other", &[]).expect("another name is fine");
+    }
 }

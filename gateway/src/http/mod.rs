@@ -17,23 +17,29 @@ mod web;
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::Request;
+use axum::http::{Request, StatusCode};
 use axum::response::Response;
 use axum::routing::{get, post, MethodRouter};
 use axum::Router;
 use common::protocol::problem_types as pt;
 use tower::ServiceExt as _;
+use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutBody, TimeoutLayer};
 
 pub use call::Peer;
 use call::{Call, MAX_BODY};
 
+use crate::config::ServerConfig;
 use crate::signing::{refuse, Core, Kind, Refusal};
 
-/// The API and the approvers' pages, behind the path-normalizing layer.
+/// The API and the approvers' pages, behind the path-normalizing layer and the server's time limits: a request
+/// that takes longer than `request_timeout_seconds` as a whole (body read and signing included) is answered 408, a
+/// body that pauses longer than `body_read_timeout_seconds` fails its read (and the request with it).
 pub fn service(
     core: Arc<Core>,
+    limits: &ServerConfig,
 ) -> impl tower::Service<
     Request<hyper::body::Incoming>,
     Response = Response,
@@ -42,7 +48,15 @@ pub fn service(
 > + Clone
        + Send
        + 'static {
-    router(core).map_request(normalize::normalize::<hyper::body::Incoming>)
+    tower::ServiceBuilder::new()
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(limits.request_timeout_seconds),
+        ))
+        .layer(RequestBodyTimeoutLayer::new(Duration::from_secs(
+            limits.body_read_timeout_seconds,
+        )))
+        .service(router(core).map_request(normalize::normalize::<TimeoutBody<hyper::body::Incoming>>))
 }
 
 fn router(core: Arc<Core>) -> Router {

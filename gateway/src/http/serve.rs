@@ -1,5 +1,7 @@
 //! `serve`: HTTPS with rustls on the configured address, one task per connection, graceful shutdown on SIGTERM
-//! or SIGINT (stop accepting, let requests in flight finish and be audited).
+//! or SIGINT (stop accepting, let requests in flight finish and be audited). The connection-level limits live
+//! here (`[server]` in gateway.toml: a cap on open connections, TLS handshake and header timeouts, a backoff when
+//! `accept` fails); the request-level ones are tower layers in `http::service`.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -7,8 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt as _;
 
@@ -58,44 +61,72 @@ fn tls_config(cert: &Path, key: &Path) -> Result<rustls::ServerConfig, ServeErro
 }
 
 async fn serve(config: GatewayConfig, core: Arc<Core>, tls: rustls::ServerConfig) -> Result<(), ServeError> {
+    raise_open_file_limit();
+    let limits = config.server.clone();
     let listener = TcpListener::bind(&config.listen).await?;
     let acceptor = TlsAcceptor::from(Arc::new(tls));
     let active = Arc::new(AtomicUsize::new(0));
-    let service = super::service(core);
+    // One permit per open connection: at the cap the loop stops accepting, and new clients wait in the listen
+    // backlog until a connection closes (the timeouts below see that idle ones do).
+    let connections = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let service = super::service(core, &limits);
     println!("signpath-gateway listening on https://{}", listener.local_addr()?);
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
+    let mut backoff = AcceptBackoff::default();
     loop {
-        tokio::select! {
+        let permit = tokio::select! {
             _ = &mut shutdown => break,
-            accepted = listener.accept() => {
-                let Ok((stream, peer)) = accepted else { continue };
-                let _ = stream.set_nodelay(true);
-                let acceptor = acceptor.clone();
+            permit = connections.clone().acquire_owned() => permit?,
+        };
+        let (stream, peer) = tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => {
+                    backoff.reset();
+                    accepted
+                }
+                Err(e) => {
+                    // Out of file descriptors (EMFILE, ENFILE) or memory: retrying at once would spin. Wait,
+                    // longer each time, until a connection closes and frees a descriptor.
+                    let pause = backoff.next();
+                    tracing::warn!(error = %e, pause_ms = pause.as_millis() as u64, "accepting a connection failed");
+                    tokio::time::sleep(pause).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let acceptor = acceptor.clone();
+        let service = service.clone();
+        let active = active.clone();
+        let limits = limits.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let handshake = Duration::from_secs(limits.tls_handshake_timeout_seconds);
+            let Ok(Ok(tls)) = tokio::time::timeout(handshake, acceptor.accept(stream)).await else {
+                return;
+            };
+            let connection = service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
+                request.extensions_mut().insert(Peer(peer));
                 let service = service.clone();
                 let active = active.clone();
-                tokio::spawn(async move {
-                    let Ok(Ok(tls)) = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await else {
-                        return;
-                    };
-                    let connection = service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
-                        request.extensions_mut().insert(Peer(peer));
-                        let service = service.clone();
-                        let active = active.clone();
-                        async move {
-                            active.fetch_add(1, Ordering::SeqCst);
-                            let reply = service.oneshot(request).await;
-                            active.fetch_sub(1, Ordering::SeqCst);
-                            reply
-                        }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .keep_alive(true)
-                        .serve_connection(TokioIo::new(tls), connection)
-                        .await;
-                });
-            }
-        }
+                async move {
+                    active.fetch_add(1, Ordering::SeqCst);
+                    let reply = service.oneshot(request).await;
+                    active.fetch_sub(1, Ordering::SeqCst);
+                    reply
+                }
+            });
+            // hyper starts the header timer whenever it waits for a request, so it also closes a connection
+            // left idle after the handshake or between kept-alive requests.
+            let _ = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(limits.header_read_timeout_seconds))
+                .keep_alive(true)
+                .serve_connection(TokioIo::new(tls), connection)
+                .await;
+        });
     }
     tracing::info!("shutting down: no new connections; waiting for requests in flight");
     for _ in 0..100 {
@@ -105,6 +136,37 @@ async fn serve(config: GatewayConfig, core: Arc<Core>, tls: rustls::ServerConfig
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     Ok(())
+}
+
+/// The pause after a failed `accept`: 10 ms, doubling up to 1 s, back to 10 ms after a success.
+#[derive(Debug, Default)]
+struct AcceptBackoff {
+    failures: u32,
+}
+
+impl AcceptBackoff {
+    fn next(&mut self) -> Duration {
+        let pause = Duration::from_millis(10u64 << self.failures.min(7)).min(Duration::from_secs(1));
+        self.failures = self.failures.saturating_add(1);
+        pause
+    }
+
+    fn reset(&mut self) {
+        self.failures = 0;
+    }
+}
+
+/// Raises the soft limit on open files to the hard limit: every connection holds one, and the default soft
+/// limit (often 1024) is below what `max_connections` allows.
+fn raise_open_file_limit() {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current != limit.maximum {
+        limit.current = limit.maximum;
+        if let Err(e) = setrlimit(Resource::Nofile, limit) {
+            tracing::warn!(error = %e, "cannot raise the open-file limit");
+        }
+    }
 }
 
 async fn shutdown_signal() {
