@@ -54,6 +54,9 @@ enum Command {
         /// One JSON object per line instead of a table.
         #[arg(long)]
         json: bool,
+        /// Every column, however wide the lines get (the table fits the terminal by default).
+        #[arg(long, conflicts_with = "json")]
+        wide: bool,
         /// Only the last N matching records.
         #[arg(long)]
         limit: Option<u32>,
@@ -84,8 +87,12 @@ enum Command {
     Pending {
         #[arg(long)]
         config: PathBuf,
+        /// One JSON object per line instead of a table.
         #[arg(long)]
         json: bool,
+        /// Every column (approvers, the hash), however wide the lines get.
+        #[arg(long, conflicts_with = "json")]
+        wide: bool,
     },
     /// Manage approvers.
     Approver {
@@ -139,9 +146,10 @@ fn main() -> ExitCode {
         Command::Audit {
             config,
             json,
+            wide,
             limit,
             filter,
-        } => cli::audit::print_audit(&config, json, limit, &filter),
+        } => cli::audit::print_audit(&config, cli::audit::Format::from_flags(json, wide), limit, &filter),
         Command::Approve { id, config, approver } => {
             cli::approvals::vote(&config, &id, &approver, true, None)
         }
@@ -151,7 +159,9 @@ fn main() -> ExitCode {
             approver,
             reason,
         } => cli::approvals::vote(&config, &id, &approver, false, reason.as_deref()),
-        Command::Pending { config, json } => cli::approvals::print_pending(&config, json),
+        Command::Pending { config, json, wide } => {
+            cli::approvals::print_pending(&config, cli::audit::Format::from_flags(json, wide))
+        }
         Command::Approver {
             command: ApproverCommand::Add { config, name },
         } => init::add_approver(&config, &name).map(|token| println!("{token}")),

@@ -713,6 +713,6 @@ fn the_audit_log_names_the_signed_image_and_filters_by_it() {
     assert_eq!(audit(&["--registry", &host, "--tag", "v1"]).len(), 2);
     assert!(audit(&["--repository", "team/none"]).is_empty());
     assert!(audit(&["--digest", "sha256:0000"]).is_empty());
-    let table = gw(&setup, &["audit", "--repository", "team/ui"]);
+    let table = gw(&setup, &["audit", "--wide", "--repository", "team/ui"]);
     assert!(table.contains(&b.digest), "{table}");
 }

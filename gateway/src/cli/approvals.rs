@@ -59,30 +59,19 @@ pub fn vote(config_path: &Path, id: &str, approver: &str, approve: bool, reason:
     Ok(())
 }
 
-pub fn print_pending(config_path: &Path, json: bool) -> CliResult {
+pub fn print_pending(config_path: &Path, format: super::audit::Format) -> CliResult {
     let (config, base) = GatewayConfig::load(config_path)?;
     let stores = Stores::sqlite(&resolve(&base, &config.audit_db))?;
     let pending = stores.approvals.list(Some(Status::Pending), 1000)?;
-    for h in &pending {
-        if json {
+    if format == super::audit::Format::Json {
+        for h in &pending {
             println!("{}", serde_json::to_string(h)?);
-        } else {
-            println!(
-                "{} {}/{} {} {} approvals {}/{} of {}{}",
-                h.request_id,
-                h.project,
-                h.policy,
-                h.image.as_deref().unwrap_or("-"),
-                h.digest,
-                h.approved_by.len(),
-                h.required,
-                h.approvers.join(","),
-                h.release_group
-                    .as_deref()
-                    .map(|g| format!(" group {g}"))
-                    .unwrap_or_default()
-            );
         }
+        return Ok(());
+    }
+    let wide = format == super::audit::Format::Wide;
+    for line in super::pending::table(&pending, super::terminal::width(), wide) {
+        println!("{line}");
     }
     Ok(())
 }

@@ -1,9 +1,10 @@
-//! `signpath-gateway audit`: the audit log, oldest first, as a table or one JSON object per line, filtered by
-//! what was signed.
+//! `signpath-gateway audit`: the audit log, oldest first, filtered by what was signed: a table that fits the
+//! terminal (`--wide` for every column) or one JSON object per line. Client data is escaped (`terminal`).
 
+use std::collections::HashMap;
 use std::path::Path;
 
-use super::CliResult;
+use super::{terminal, CliResult};
 use crate::config::{resolve, GatewayConfig};
 use crate::store::{Record, Stores};
 
@@ -63,7 +64,33 @@ impl AuditFilter {
     }
 }
 
-pub fn print_audit(config_path: &Path, json: bool, limit: Option<u32>, filter: &AuditFilter) -> CliResult {
+/// How `audit` and `pending` print.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// A table that fits the terminal.
+    Table,
+    /// Every column, however wide.
+    Wide,
+    /// One JSON object per line.
+    Json,
+}
+
+impl Format {
+    pub fn from_flags(json: bool, wide: bool) -> Self {
+        match (json, wide) {
+            (true, _) => Self::Json,
+            (false, true) => Self::Wide,
+            (false, false) => Self::Table,
+        }
+    }
+}
+
+pub fn print_audit(
+    config_path: &Path,
+    format: Format,
+    limit: Option<u32>,
+    filter: &AuditFilter,
+) -> CliResult {
     let (config, base) = GatewayConfig::load(config_path)?;
     let log = Stores::sqlite(&resolve(&base, &config.audit_db))?.audit;
     let mut records: Vec<Record> = log
@@ -75,17 +102,100 @@ pub fn print_audit(config_path: &Path, json: bool, limit: Option<u32>, filter: &
         let skip = records.len().saturating_sub(limit as usize);
         records.drain(..skip);
     }
-    if json {
-        for r in &records {
-            println!("{}", serde_json::to_string(r)?);
+    match format {
+        Format::Json => {
+            for r in &records {
+                println!("{}", serde_json::to_string(r)?);
+            }
         }
-        return Ok(());
+        Format::Table => {
+            let token_names: HashMap<&str, &str> = config
+                .tokens
+                .iter()
+                .map(|t| (t.id.as_str(), t.name.as_str()))
+                .collect();
+            for line in table(&records, &token_names, terminal::width()) {
+                println!("{line}");
+            }
+        }
+        Format::Wide => print_wide(&records),
     }
+    Ok(())
+}
+
+/// The table `audit` prints: time, outcome, policy, token name, and what was signed (or why not), `width`
+/// columns at most.
+fn table(records: &[Record], token_names: &HashMap<&str, &str>, width: usize) -> Vec<String> {
+    const TIME: usize = 19;
+    const OUTCOME: usize = 7;
+    const POLICY: usize = 16;
+    const TOKEN: usize = 12;
+    let what = width.saturating_sub(TIME + OUTCOME + POLICY + TOKEN + 4).max(20);
+    let row = |time: &str, outcome: &str, policy: &str, token: &str, subject: &str| {
+        format!(
+            "{} {} {} {} {}",
+            terminal::pad(time, TIME),
+            terminal::pad(&terminal::fit(outcome, OUTCOME), OUTCOME),
+            terminal::pad(&terminal::fit(policy, POLICY), POLICY),
+            terminal::pad(&terminal::fit(token, TOKEN), TOKEN),
+            subject
+        )
+        .trim_end()
+        .to_owned()
+    };
+    let mut lines = vec![row("TIME", "OUTCOME", "POLICY", "TOKEN", "SIGNED (OR WHY NOT)")];
+    for r in records {
+        let time = r.received.get(..19).unwrap_or(&r.received).replace('T', " ");
+        let policy = match (&r.project, &r.policy) {
+            (Some(p), Some(s)) => terminal::escape(&format!("{p}/{s}")).into_owned(),
+            _ => "-".into(),
+        };
+        let token = r
+            .token_id
+            .as_deref()
+            .map(|id| token_names.get(id).copied().unwrap_or(id))
+            .map_or_else(|| "-".to_owned(), |t| terminal::escape(t).into_owned());
+        lines.push(row(&time, &r.outcome, &policy, &token, &subject(r, what)));
+    }
+    lines
+}
+
+/// What a record signed, `registry/repository:tag@digest` shortened to `max`; for a refusal, why.
+fn subject(r: &Record, max: usize) -> String {
+    if r.outcome != "allowed" {
+        if let Some(error) = &r.error_type {
+            let kind = error.rsplit('/').next().unwrap_or(error);
+            let detail = r.error_detail.as_deref().unwrap_or_default();
+            return terminal::fit(&terminal::escape(&format!("{kind}: {detail}")), max);
+        }
+    }
+    let metadata: Option<serde_json::Value> =
+        r.metadata.as_deref().and_then(|m| serde_json::from_str(m).ok());
+    let oci = |field: &str| {
+        metadata
+            .as_ref()
+            .and_then(|m| m.pointer(&format!("/oci/{field}")))
+            .and_then(|v| v.as_str())
+    };
+    if oci("repository").is_some() || oci("digest").is_some() {
+        return terminal::image_reference(oci("registry"), oci("repository"), oci("tag"), oci("digest"), max);
+    }
+    if let Some(approval) = &r.approval {
+        return terminal::fit(&terminal::escape(approval), max);
+    }
+    match &r.digest {
+        Some(digest) => terminal::fit(&format!("hash {}", terminal::escape(digest)), max),
+        None => terminal::fit(&terminal::escape(&r.route), max),
+    }
+}
+
+/// `audit --wide`: every column, client data escaped.
+fn print_wide(records: &[Record]) {
     println!(
         "{:<20} {:<36} {:<8} {:<6} {:<16} {:<20} {:<10} {:<18} {:<14} DETAIL",
         "TIME", "REQUEST", "OUTCOME", "STATUS", "ROUTE", "POLICY", "TOKEN", "ALGORITHM", "PROCESS"
     );
-    for r in &records {
+    for r in records {
         let route = r.route.rsplit('/').next().unwrap_or_default();
         let policy = match (&r.project, &r.policy) {
             (Some(p), Some(s)) => format!("{p}/{s}"),
@@ -115,7 +225,7 @@ pub fn print_audit(config_path: &Path, json: bool, limit: Option<u32>, filter: &
             .error_type
             .clone()
             .map(|t| format!("{t}: {}", r.error_detail.clone().unwrap_or_default()));
-        println!(
+        let line = format!(
             "{:<20} {:<36} {:<8} {:<6} {:<16} {:<20} {:<10} {:<18} {:<14} {}{}",
             r.received.get(..19).unwrap_or(&r.received),
             r.request_id,
@@ -133,6 +243,80 @@ pub fn print_audit(config_path: &Path, json: bool, limit: Option<u32>, filter: &
                 .unwrap_or_default()),
             oci
         );
+        println!("{}", terminal::escape(&line));
     }
-    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn signed_record() -> Record {
+        Record {
+            request_id: "0b6f7a2e-53a4-4a43-9d4e-1f0c2b7d9e11".into(),
+            received: "2026-11-30T06:01:02.123456Z".into(),
+            organization: "org".into(),
+            project: Some("demo".into()),
+            policy: Some("rsa-4096".into()),
+            token_id: Some("tok_0123456789abcdef0123456789abcdef".into()),
+            client_address: "127.0.0.1:50000".into(),
+            method: "POST".into(),
+            route: "/v1/org/SigningRequests/SignHash".into(),
+            digest: Some("q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA=".into()),
+            metadata: Some(
+                serde_json::json!({"oci": {
+                    "registry": "registry.example.com:5000",
+                    "repository": "acme/platform/payments-service",
+                    "tag": "v1.24.3-rc.1",
+                    "digest": format!("sha256:{}", "9f".repeat(32)),
+                }, "sourceProcess": {"commandLine": "notation sign registry.example.com:5000/acme/app"}})
+                .to_string(),
+            ),
+            outcome: "allowed".into(),
+            status: 200,
+            ..Record::default()
+        }
+    }
+
+    #[test]
+    fn a_typical_record_fits_in_120_columns() {
+        let names = HashMap::from([("tok_0123456789abcdef0123456789abcdef", "release-ci")]);
+        // A 120-column terminal.
+        let lines = table(&[signed_record()], &names, 119);
+        let line = &lines[1];
+        assert!(
+            line.chars().count() < 120,
+            "{} columns: {line}",
+            line.chars().count()
+        );
+        assert!(
+            line.starts_with("2026-11-30 06:01:02 allowed demo/rsa-4096"),
+            "{line}"
+        );
+        assert!(line.contains("release-ci"), "{line}");
+        assert!(
+            line.ends_with("payments-service:v1.24.3-rc.1@sha256:9f9f9f9f9f9f"),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn client_data_cannot_repaint_the_table() {
+        let mut record = signed_record();
+        record.metadata = Some(
+            serde_json::json!({"oci": {"repository": "acme/app\r\u{1b}[2Kdemo/ok", "tag": "v1\u{202e}"}})
+                .to_string(),
+        );
+        let lines = table(&[record], &HashMap::new(), 100);
+        assert!(
+            !lines[1].chars().any(|c| c.is_control() || c == '\u{202e}'),
+            "{:?}",
+            lines[1]
+        );
+        assert!(
+            lines[1].contains("acme/app\\r\\x1b[2Kdemo/ok:v1\\u{202e}"),
+            "{}",
+            lines[1]
+        );
+    }
 }

@@ -3,5 +3,7 @@
 
 pub mod approvals;
 pub mod audit;
+pub mod pending;
+pub mod terminal;
 
 pub type CliResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;

@@ -123,11 +123,10 @@ impl GatewayProcess {
         self.dir.path()
     }
 
-    /// The audit log as `signpath-gateway audit` prints it.
+    /// The audit log as `signpath-gateway audit --wide` prints it (every column).
     pub fn audit_text(&self) -> String {
         let output = Command::new(&self.binary)
-            .arg("audit")
-            .arg("--config")
+            .args(["audit", "--wide", "--config"])
             .arg(self.dir.path().join("gateway").join("gateway.toml"))
             .output()
             .expect("run signpath-gateway audit");
