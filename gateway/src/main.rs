@@ -149,7 +149,12 @@ fn main() -> ExitCode {
             wide,
             limit,
             filter,
-        } => cli::audit::print_audit(&config, cli::audit::Format::from_flags(json, wide), limit, &filter),
+        } => cli::audit::print_audit(
+            &config,
+            cli::audit::Format::from_flags(json, wide),
+            limit,
+            &filter,
+        ),
         Command::Approve { id, config, approver } => {
             cli::approvals::vote(&config, &id, &approver, true, None)
         }
