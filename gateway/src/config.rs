@@ -164,9 +164,49 @@ pub struct ReleaseGroupConfig {
 pub struct OriginConfig {
     /// The [`IssuerConfig`] name.
     pub issuer: String,
-    /// Claim name → required value; a value ending in `*` matches by prefix (`refs/tags/v*`).
+    /// Claim name → required value, matched by `/`-separated segments: a `*` segment matches one whole segment,
+    /// a trailing `/*` anything below (`refs/tags/*`, `acme/*`). One condition must bind a repository.
     #[serde(default)]
     pub conditions: std::collections::BTreeMap<String, String>,
+}
+
+/// The claims that name a repository: GitHub's `repository` and immutable `repository_id`, GitLab's
+/// `project_path` and immutable `project_id`. A rule must bind one of them, or any repository on the CI could
+/// send tokens for our audience.
+pub const REPOSITORY_CLAIMS: &[&str] = &["repository", "repository_id", "project_path", "project_id"];
+
+impl OriginConfig {
+    /// Checks an origin rule when the configuration is read: it binds a repository, and its patterns use `*`
+    /// only as whole path segments (see `signing::origin::glob_matches`).
+    pub fn check(&self) -> Result<(), String> {
+        let rule = self;
+        for (claim, pattern) in &rule.conditions {
+            if pattern
+                .split('/')
+                .any(|segment| segment.contains('*') && segment != "*")
+            {
+                return Err(format!(
+                    "origin condition {claim} = {pattern:?}: `*` stands for a whole path segment (`refs/tags/*`, `acme/*`), not part of one"
+                ));
+            }
+        }
+        let binds = REPOSITORY_CLAIMS.iter().any(|claim| {
+            rule.conditions.get(*claim).is_some_and(|pattern| {
+                pattern
+                    .split('/')
+                    .next()
+                    .is_some_and(|first| !first.is_empty() && first != "*")
+            })
+        });
+        if binds {
+            Ok(())
+        } else {
+            Err(format!(
+                "the origin rule for issuer {} binds no repository: add a condition on repository or repository_id (GitHub), project_path or project_id (GitLab)",
+                rule.issuer
+            ))
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -190,6 +230,16 @@ impl GatewayConfig {
             reason: e.to_string(),
         })?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        for project in &config.projects {
+            for policy in &project.policies {
+                if let Some(origin) = &policy.origin {
+                    origin.check().map_err(|reason| ConfigError::Parse {
+                        path: path.display().to_string(),
+                        reason: format!("policy {}/{}: {reason}", project.slug, policy.slug),
+                    })?;
+                }
+            }
+        }
         Ok((config, base))
     }
 

@@ -2,9 +2,10 @@
 //! (GitHub Actions, GitLab, ...), signed by one of the issuer's keys (JWKS from a file or a URL), for our audience,
 //! unexpired, whose claims meet the policy's conditions. The verified claims go into the audit record.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use std::sync::RwLock;
+use std::sync::{Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{decode, decode_header, DecodingKey, Validation};
@@ -17,7 +18,11 @@ const AUDITED_CLAIMS: &[&str] = &[
     "iss",
     "sub",
     "repository",
+    "repository_id",
+    "repository_owner_id",
     "project_path",
+    "project_id",
+    "namespace_id",
     "ref",
     "ref_type",
     "sha",
@@ -48,9 +53,24 @@ pub enum OriginError {
     Keys { issuer: String, reason: String },
 }
 
+/// An issuer's keys are fetched again at most this often, however many unknown key ids arrive.
+const REFETCH_INTERVAL: Duration = Duration::from_secs(60);
+/// An unknown key id is refused without a fetch for this long.
+const UNKNOWN_KID_MEMORY: Duration = Duration::from_secs(600);
+/// Clock leeway for `exp`, `nbf` and `iat`, in seconds.
+const LEEWAY: u64 = 30;
+
 struct Issuer {
     config: IssuerConfig,
     keys: RwLock<JwkSet>,
+    /// When the keys were last fetched from `jwks_url`, and the key ids that were not among them.
+    fetches: Mutex<Fetches>,
+}
+
+#[derive(Default)]
+struct Fetches {
+    last: Option<Instant>,
+    unknown: HashMap<String, Instant>,
 }
 
 /// The trusted issuers and their keys.
@@ -84,8 +104,31 @@ fn load_keys(base: &Path, config: &IssuerConfig) -> Result<JwkSet, String> {
             let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
             serde_json::from_str(&text).map_err(|e| format!("{} is not a JWKS: {e}", path.display()))
         }
-        (None, Some(url)) => fetch_jwks(url),
+        (None, Some(url)) => {
+            check_jwks_url(url)?;
+            fetch_jwks(url)
+        }
         (None, None) => Err("set jwks_file or jwks_url".into()),
+    }
+}
+
+/// A JWKS URL must be https: over http anyone on the path could hand the gateway their own keys. Plain http is
+/// accepted on loopback only (a test's local issuer).
+pub fn check_jwks_url(url: &str) -> Result<(), String> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| format!("jwks_url {url:?} is not a URL: {e}"))?;
+    let host = parsed
+        .host_str()
+        .unwrap_or_default()
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    match parsed.scheme() {
+        "https" => Ok(()),
+        "http" if loopback => Ok(()),
+        _ => Err(format!(
+            "jwks_url {url:?} must be https:// (http:// only on a loopback address)"
+        )),
     }
 }
 
@@ -99,6 +142,10 @@ impl Origins {
                 Issuer {
                     config: c.clone(),
                     keys: RwLock::new(keys),
+                    fetches: Mutex::new(Fetches {
+                        last: c.jwks_url.as_ref().map(|_| Instant::now()),
+                        unknown: HashMap::new(),
+                    }),
                 },
             );
         }
@@ -128,18 +175,25 @@ impl Origins {
             let found = find(&issuer.keys.read().unwrap_or_else(|p| p.into_inner()));
             match found {
                 Some(k) => k,
-                // An unknown key id: the issuer may have rotated its keys; fetch them again once.
+                // An unknown key id: the issuer may have rotated its keys; fetch them again, at most once a minute
+                // and not for a key id already found missing, so a stream of made-up key ids costs no fetches.
                 None => match &issuer.config.jwks_url {
-                    Some(url) => {
+                    Some(url) if issuer.may_fetch_for(&kid) => {
                         let fresh = fetch_jwks(url).map_err(|reason| OriginError::Keys {
                             issuer: issuer.config.issuer.clone(),
                             reason,
                         })?;
                         let k = find(&fresh);
                         *issuer.keys.write().unwrap_or_else(|p| p.into_inner()) = fresh;
-                        k.ok_or_else(|| OriginError::Invalid(format!("the issuer has no key {kid}")))?
+                        match k {
+                            Some(k) => k,
+                            None => {
+                                issuer.remember_unknown(&kid);
+                                return Err(OriginError::Invalid(format!("the issuer has no key {kid}")));
+                            }
+                        }
                     }
-                    None => return Err(OriginError::Invalid(format!("the issuer has no key {kid}"))),
+                    _ => return Err(OriginError::Invalid(format!("the issuer has no key {kid}"))),
                 },
             }
         }
@@ -148,21 +202,19 @@ impl Origins {
         validation.set_issuer(&[&issuer.config.issuer]);
         validation.set_audience(&[&issuer.config.audience]);
         validation.set_required_spec_claims(&["exp", "iss", "aud"]);
-        validation.leeway = 30;
+        validation.leeway = LEEWAY;
+        validation.validate_nbf = true;
         let claims = decode::<BTreeMap<String, Value>>(token, &key, &validation)
             .map_err(|e| OriginError::Invalid(e.to_string()))?
             .claims;
+        check_issued_at(&claims)?;
         for (claim, expected) in &rule.conditions {
             let actual = match claims.get(claim) {
                 Some(Value::String(s)) => s.clone(),
                 Some(other) => other.to_string(),
                 None => String::new(),
             };
-            let ok = match expected.strip_suffix('*') {
-                Some(prefix) => actual.starts_with(prefix),
-                None => actual == *expected,
-            };
-            if !ok {
+            if !glob_matches(expected, &actual) {
                 return Err(OriginError::Condition {
                     claim: claim.clone(),
                     expected: expected.clone(),
@@ -175,5 +227,162 @@ impl Origins {
             .filter_map(|c| claims.get(*c).map(|v| (*c, v)))
             .collect();
         Ok(serde_json::to_string(&audited).unwrap_or_default())
+    }
+}
+
+impl Issuer {
+    /// Whether an unknown `kid` may trigger a fetch now: not within a minute of the last fetch, and not for a
+    /// key id the last fetches did not have.
+    fn may_fetch_for(&self, kid: &str) -> bool {
+        let mut fetches = self.fetches.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        fetches
+            .unknown
+            .retain(|_, since| now.duration_since(*since) < UNKNOWN_KID_MEMORY);
+        if fetches.unknown.contains_key(kid)
+            || fetches
+                .last
+                .is_some_and(|last| now.duration_since(last) < REFETCH_INTERVAL)
+        {
+            return false;
+        }
+        fetches.last = Some(now);
+        true
+    }
+
+    fn remember_unknown(&self, kid: &str) {
+        let mut fetches = self.fetches.lock().unwrap_or_else(|p| p.into_inner());
+        // Bounded: a flood of made-up key ids cannot grow the table without limit (the minute limit still holds).
+        if fetches.unknown.len() < 10_000 {
+            fetches.unknown.insert(kid.to_owned(), Instant::now());
+        }
+    }
+}
+
+/// `iat` in the future (beyond the leeway) means a token minted on a wrong clock or for later: refused, as `nbf`.
+fn check_issued_at(claims: &BTreeMap<String, Value>) -> Result<(), OriginError> {
+    let now = jsonwebtoken::get_current_timestamp();
+    match claims.get("iat").map(Value::as_f64) {
+        None => Ok(()),
+        Some(Some(iat)) if iat <= (now + LEEWAY) as f64 => Ok(()),
+        Some(Some(_)) => Err(OriginError::Invalid(
+            "the token is issued in the future (iat)".into(),
+        )),
+        Some(None) => Err(OriginError::Invalid("its iat is not a number".into())),
+    }
+}
+
+/// Glob matching of a condition, by `/`-separated segments: a `*` segment matches exactly one segment, and a
+/// trailing `/*` anything below (one segment or more); every other segment must be equal. So `acme/*` matches
+/// `acme/app` and `acme/app/sub`, `refs/tags/*` every tag, and nothing matches across a partial segment
+/// (`acme/app` never matches `acme/app-evil`).
+pub fn glob_matches(pattern: &str, value: &str) -> bool {
+    let pattern: Vec<&str> = pattern.split('/').collect();
+    let value: Vec<&str> = value.split('/').collect();
+    let trailing = pattern.len() > 1 && pattern.last() == Some(&"*");
+    if trailing {
+        let fixed = &pattern[..pattern.len() - 1];
+        value.len() > fixed.len() && segments_match(fixed, &value[..fixed.len()])
+    } else {
+        pattern.len() == value.len() && segments_match(&pattern, &value)
+    }
+}
+
+fn segments_match(pattern: &[&str], value: &[&str]) -> bool {
+    pattern
+        .iter()
+        .zip(value)
+        .all(|(p, v)| (*p == "*" && !v.is_empty()) || p == v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(conditions: &[(&str, &str)]) -> OriginConfig {
+        OriginConfig {
+            issuer: "github".into(),
+            conditions: conditions
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn star_matches_whole_segments_only() {
+        assert!(glob_matches("acme/app", "acme/app"));
+        assert!(!glob_matches("acme/app", "acme/app-evil"));
+        assert!(glob_matches("acme/*", "acme/app"));
+        assert!(glob_matches("acme/*", "acme/app/sub"));
+        assert!(!glob_matches("acme/*", "acme"));
+        assert!(!glob_matches("acme/*", "acme-evil/app"));
+        assert!(glob_matches("refs/tags/*", "refs/tags/v1.2.3"));
+        assert!(!glob_matches("refs/tags/*", "refs/heads/main"));
+        assert!(glob_matches("acme/*/app", "acme/team/app"));
+        assert!(!glob_matches("acme/*/app", "acme/team/sub/app"));
+    }
+
+    #[test]
+    fn a_rule_must_bind_a_repository() {
+        assert!(rule(&[]).check().is_err());
+        assert!(rule(&[("ref", "refs/heads/main")]).check().is_err());
+        assert!(rule(&[("repository", "*")]).check().is_err());
+        assert!(rule(&[("repository", "acme/app")]).check().is_ok());
+        assert!(rule(&[("repository", "acme/*")]).check().is_ok());
+        assert!(rule(&[("repository_id", "123456")]).check().is_ok());
+        assert!(rule(&[("project_id", "42")]).check().is_ok());
+        assert!(rule(&[("project_path", "group/project")]).check().is_ok());
+        let partial = rule(&[("repository", "acme/app*")])
+            .check()
+            .expect_err("a partial-segment star");
+        assert!(partial.contains("whole path segment"), "{partial}");
+    }
+
+    #[test]
+    fn jwks_urls_are_https_except_on_loopback() {
+        assert!(check_jwks_url("https://token.actions.githubusercontent.com/.well-known/jwks").is_ok());
+        assert!(check_jwks_url("http://127.0.0.1:8080/jwks").is_ok());
+        assert!(check_jwks_url("http://localhost:8080/jwks").is_ok());
+        assert!(check_jwks_url("http://[::1]:8080/jwks").is_ok());
+        assert!(check_jwks_url("http://issuer.example/jwks").is_err());
+        assert!(check_jwks_url("file:///etc/jwks.json").is_err());
+    }
+
+    #[test]
+    fn an_unknown_key_id_is_fetched_for_at_most_once_a_minute() {
+        let issuer = Issuer {
+            config: IssuerConfig {
+                name: "ci".into(),
+                issuer: "https://ci.example".into(),
+                audience: "gw".into(),
+                jwks_file: None,
+                jwks_url: Some("https://ci.example/jwks".into()),
+            },
+            keys: RwLock::new(JwkSet { keys: Vec::new() }),
+            fetches: Mutex::new(Fetches::default()),
+        };
+        assert!(issuer.may_fetch_for("k1"), "the first unknown kid may fetch");
+        issuer.remember_unknown("k1");
+        assert!(
+            !issuer.may_fetch_for("k2"),
+            "a second one within the minute may not"
+        );
+        assert!(!issuer.may_fetch_for("k1"));
+        issuer.fetches.lock().expect("lock").last = Some(Instant::now() - REFETCH_INTERVAL);
+        assert!(
+            !issuer.may_fetch_for("k1"),
+            "a remembered unknown kid never fetches"
+        );
+        assert!(issuer.may_fetch_for("k2"), "a new kid after a minute may");
+    }
+
+    #[test]
+    fn a_future_iat_is_refused() {
+        let now = jsonwebtoken::get_current_timestamp();
+        let claims = |iat: u64| BTreeMap::from([("iat".to_owned(), Value::from(iat))]);
+        assert!(check_issued_at(&claims(now)).is_ok());
+        assert!(check_issued_at(&claims(now + 10)).is_ok(), "within the leeway");
+        assert!(check_issued_at(&claims(now + 365 * 86_400)).is_err());
     }
 }
