@@ -99,6 +99,12 @@ enum Command {
         #[command(subcommand)]
         command: ApproverCommand,
     },
+    /// Check a setup for what operators get wrong (TLS, HSM and PIN, keys, certificate chains, file modes,
+    /// origin rules); each problem with its fix. Exits non-zero on a problem.
+    Doctor {
+        #[arg(long)]
+        config: PathBuf,
+    },
     /// Manage API tokens.
     Token {
         #[command(subcommand)]
@@ -164,6 +170,7 @@ fn main() -> ExitCode {
             approver,
             reason,
         } => cli::approvals::vote(&config, &id, &approver, false, reason.as_deref()),
+        Command::Doctor { config } => cli::doctor::run(&config),
         Command::Pending { config, json, wide } => {
             cli::approvals::print_pending(&config, cli::audit::Format::from_flags(json, wide))
         }

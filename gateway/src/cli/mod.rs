@@ -3,6 +3,7 @@
 
 pub mod approvals;
 pub mod audit;
+pub mod doctor;
 pub mod pending;
 pub mod terminal;
 

@@ -1,0 +1,321 @@
+//! `signpath-gateway doctor --config FILE`: checks what an operator gets wrong before `serve` meets a client — the
+//! configuration itself (origin rules included), the TLS certificate and key, the HSM module, token and PIN, each
+//! policy's key and certificate chain, and the modes of the files that hold secrets. Each problem is printed with
+//! its fix in one sentence; any problem makes the exit status non-zero. Clock skew cannot be judged from the gateway
+//! alone and is not checked.
+//!
+//! Owns these checks only; it must never import `http/`.
+
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::Path;
+use std::sync::Arc;
+
+use common::x509::ParsedCertificate;
+
+use super::CliResult;
+use crate::config::{resolve, GatewayConfig};
+use crate::hsm;
+
+/// One finding: what is wrong and what to do about it.
+#[derive(Debug)]
+struct Problem {
+    what: String,
+    fix: String,
+}
+
+#[derive(Debug, Default)]
+struct Report {
+    problems: Vec<Problem>,
+    passed: Vec<String>,
+}
+
+impl Report {
+    fn ok(&mut self, what: impl Into<String>) {
+        self.passed.push(what.into());
+    }
+
+    fn problem(&mut self, what: impl Into<String>, fix: impl Into<String>) {
+        self.problems.push(Problem {
+            what: what.into(),
+            fix: fix.into(),
+        });
+    }
+}
+
+pub fn run(config_path: &Path) -> CliResult {
+    let mut report = Report::default();
+    match GatewayConfig::load(config_path) {
+        Ok((config, base)) => check(&config, &base, &mut report),
+        Err(e) => report.problem(
+            e.to_string(),
+            "Correct gateway.toml; `serve` refuses it as it is.",
+        ),
+    }
+    for line in &report.passed {
+        println!("ok       {line}");
+    }
+    for p in &report.problems {
+        println!(
+            "PROBLEM  {}\n         fix: {}",
+            super::terminal::escape(&p.what),
+            p.fix
+        );
+    }
+    println!("clock skew is not checked: compare this host's clock with an NTP server (`timedatectl`, `chronyc tracking`).");
+    if report.problems.is_empty() {
+        println!("no problems found");
+        Ok(())
+    } else {
+        Err(format!("{} problem(s) found", report.problems.len()).into())
+    }
+}
+
+fn check(config: &GatewayConfig, base: &Path, report: &mut Report) {
+    report.ok("gateway.toml parses, and every origin rule binds a repository");
+    private_file(&resolve(base, &config.hsm.pin_file), "the HSM PIN file", report);
+    private_file(&resolve(base, &config.tls.key), "the TLS key", report);
+    let audit_db = resolve(base, &config.audit_db);
+    if audit_db.exists() {
+        private_file(&audit_db, "the audit database", report);
+    }
+    tls(config, base, report);
+    keys(config, base, report);
+}
+
+/// A file holding a secret must be readable by its owner only.
+fn private_file(path: &Path, what: &str, report: &mut Report) {
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.permissions().mode() & 0o077 != 0 => report.problem(
+            format!(
+                "{what} {} has mode {:o}: others can read it",
+                path.display(),
+                meta.permissions().mode() & 0o777
+            ),
+            format!("Run `chmod 600 {}`.", path.display()),
+        ),
+        Ok(_) => report.ok(format!("{what} {} is private (0600)", path.display())),
+        Err(e) => report.problem(
+            format!("{what} {}: {e}", path.display()),
+            "Point gateway.toml at the file, or create it (mode 0600).",
+        ),
+    }
+}
+
+fn tls(config: &GatewayConfig, base: &Path, report: &mut Report) {
+    let cert_path = resolve(base, &config.tls.certificate);
+    let key_path = resolve(base, &config.tls.key);
+    let certs = std::fs::read(&cert_path)
+        .map_err(|e| e.to_string())
+        .and_then(|pem| {
+            rustls_pemfile::certs(&mut pem.as_slice())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| e.to_string())
+        });
+    let key = std::fs::read(&key_path)
+        .map_err(|e| e.to_string())
+        .and_then(|pem| rustls_pemfile::private_key(&mut pem.as_slice()).map_err(|e| e.to_string()));
+    let (certs, key) = match (certs, key) {
+        (Ok(certs), Ok(Some(key))) if !certs.is_empty() => (certs, key),
+        (Err(e), _) | (_, Err(e)) => {
+            return report.problem(
+                format!("the TLS certificate or key cannot be read: {e}"),
+                "Point [tls] at a PEM certificate chain and its PEM private key.",
+            )
+        }
+        _ => {
+            return report.problem(
+                format!(
+                    "{} or {} holds no certificate or key",
+                    cert_path.display(),
+                    key_path.display()
+                ),
+                "Point [tls] at a PEM certificate chain and its PEM private key.",
+            )
+        }
+    };
+    let provider = rustls::crypto::ring::default_provider();
+    match provider
+        .key_provider
+        .load_private_key(key)
+        .map(|signing_key| rustls::sign::CertifiedKey::new(certs.clone(), signing_key))
+        .map_err(|e| e.to_string())
+        .and_then(|certified| certified.keys_match().map_err(|e| e.to_string()))
+    {
+        Ok(()) => report.ok("the TLS key matches its certificate"),
+        Err(e) => report.problem(
+            format!("the TLS key does not match the certificate: {e}"),
+            "Configure the key that belongs to the certificate (or issue a new certificate for the key).",
+        ),
+    }
+    match ParsedCertificate::from_der(&certs[0]) {
+        Ok(leaf) => {
+            expiry(&leaf, "the TLS certificate", report);
+            let host = config
+                .public_url
+                .split("://")
+                .nth(1)
+                .unwrap_or_default()
+                .split(['/', ':'])
+                .next()
+                .unwrap_or_default()
+                .to_owned();
+            if host.is_empty() {
+                report.problem(
+                    format!("public_url {:?} has no host name", config.public_url),
+                    "Set public_url to the https:// URL clients use.",
+                );
+            } else if names_host(&leaf, &host) {
+                report.ok(format!("the TLS certificate is valid for {host} (public_url)"));
+            } else {
+                report.problem(
+                    format!("the TLS certificate is not valid for {host}, the host of public_url"),
+                    "Issue the certificate for the name clients use, or correct public_url.",
+                );
+            }
+        }
+        Err(e) => report.problem(
+            format!("the TLS certificate cannot be parsed: {e}"),
+            "Configure a PEM X.509 certificate.",
+        ),
+    }
+}
+
+/// Whether the certificate's subjectAltName holds `host` (a DNS name, or an IP address).
+fn names_host(cert: &ParsedCertificate, host: &str) -> bool {
+    use der::Decode as _;
+    use x509_cert::ext::pkix::name::GeneralName;
+    use x509_cert::ext::pkix::SubjectAltName;
+    let ip: Option<std::net::IpAddr> = host.trim_start_matches('[').trim_end_matches(']').parse().ok();
+    let extensions = cert
+        .inner()
+        .tbs_certificate
+        .extensions
+        .as_deref()
+        .unwrap_or_default();
+    extensions
+        .iter()
+        .filter(|e| e.extn_id == const_oid::db::rfc5280::ID_CE_SUBJECT_ALT_NAME)
+        .filter_map(|e| SubjectAltName::from_der(e.extn_value.as_bytes()).ok())
+        .flat_map(|san| san.0)
+        .any(|name| match (name, ip) {
+            (GeneralName::DnsName(dns), None) => dns.as_str().eq_ignore_ascii_case(host),
+            (GeneralName::IpAddress(octets), Some(std::net::IpAddr::V4(v4))) => {
+                octets.as_bytes() == v4.octets()
+            }
+            (GeneralName::IpAddress(octets), Some(std::net::IpAddr::V6(v6))) => {
+                octets.as_bytes() == v6.octets()
+            }
+            _ => false,
+        })
+}
+
+fn expiry(cert: &ParsedCertificate, what: &str, report: &mut Report) {
+    let validity = &cert.inner().tbs_certificate.validity;
+    let not_after = validity.not_after.to_unix_duration();
+    let not_before = validity.not_before.to_unix_duration();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    if now > not_after {
+        report.problem(
+            format!("{what} ({}) has expired", cert.subject()),
+            "Renew the certificate and point gateway.toml at the new one.",
+        );
+    } else if now < not_before {
+        report.problem(
+            format!("{what} ({}) is not valid yet", cert.subject()),
+            "Check this host's clock, or wait until the certificate's notBefore.",
+        );
+    } else {
+        report.ok(format!("{what} ({}) is within its validity", cert.subject()));
+    }
+}
+
+fn keys(config: &GatewayConfig, base: &Path, report: &mut Report) {
+    if let Some(conf) = &config.hsm.softhsm2_conf {
+        hsm::use_softhsm_conf(&resolve(base, conf));
+    }
+    let pin = match std::fs::read_to_string(resolve(base, &config.hsm.pin_file)) {
+        Ok(pin) => pin,
+        Err(_) => return, // reported with the file's mode
+    };
+    let pkcs11 = match hsm::open(&config.hsm.module) {
+        Ok(p) => p,
+        Err(e) => {
+            return report.problem(
+                format!(
+                    "the HSM module {} cannot be loaded: {e}",
+                    config.hsm.module.display()
+                ),
+                "Install the HSM's PKCS#11 library and set [hsm] module to its path.",
+            )
+        }
+    };
+    report.ok(format!("the HSM module {} loads", config.hsm.module.display()));
+    let signer = match hsm::Signer::new(pkcs11, &config.hsm.token_label, pin.trim()) {
+        Ok(s) => Arc::new(s),
+        Err(e) => {
+            return report.problem(
+                format!("cannot log in to token {:?}: {e}", config.hsm.token_label),
+                "Check [hsm] token_label and that the PIN file holds the token's user PIN.",
+            )
+        }
+    };
+    report.ok(format!("logged in to token {:?}", config.hsm.token_label));
+    for project in &config.projects {
+        for policy in &project.policies {
+            let name = format!("{}/{}", project.slug, policy.slug);
+            match signer.find_key(&policy.key_label) {
+                Ok(_) => report.ok(format!("policy {name}: key {:?} is in the HSM", policy.key_label)),
+                Err(e) => report.problem(
+                    format!("policy {name}: {e}"),
+                    format!(
+                        "Create the key labelled {:?} in the token, or correct key_label.",
+                        policy.key_label
+                    ),
+                ),
+            }
+            chain(&name, &policy.certificate_chain, base, report);
+        }
+    }
+}
+
+/// The policy's certificates parse, each is issued by the next, and none has expired.
+fn chain(policy: &str, files: &[std::path::PathBuf], base: &Path, report: &mut Report) {
+    let mut certs = Vec::new();
+    for file in files {
+        let path = resolve(base, file);
+        let parsed = std::fs::read(&path).map_err(|e| e.to_string()).and_then(|pem| {
+            rustls_pemfile::certs(&mut pem.as_slice())
+                .map(|c| {
+                    c.map_err(|e| e.to_string())
+                        .and_then(|c| ParsedCertificate::from_der(&c).map_err(|e| e.to_string()))
+                })
+                .collect::<Result<Vec<_>, _>>()
+        });
+        match parsed {
+            Ok(parsed) => certs.extend(parsed),
+            Err(e) => {
+                return report.problem(
+                    format!("policy {policy}: {}: {e}", path.display()),
+                    "Point certificate_chain at PEM certificates: the policy's, then its CAs up to the root.",
+                )
+            }
+        }
+    }
+    for pair in certs.windows(2) {
+        if pair[0].issuer_der() != pair[1].subject_der() {
+            return report.problem(
+                format!(
+                    "policy {policy}: {} is not issued by {}",
+                    pair[0].subject(),
+                    pair[1].subject()
+                ),
+                "List certificate_chain in order: the policy's certificate, then each issuer up to the root.",
+            );
+        }
+    }
+    for cert in &certs {
+        expiry(cert, &format!("policy {policy}: certificate"), report);
+    }
+}
