@@ -65,6 +65,10 @@ impl Default for ServerConfig {
 pub struct ApproverConfig {
     pub name: String,
     pub sha256: String,
+    /// The person behind this approver (e-mail or directory name). A token with the same owner is theirs: they
+    /// cannot approve a request submitted with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
 }
 
 /// An OIDC issuer (GitHub Actions, GitLab, ...) and where its signing keys are.
@@ -110,6 +114,9 @@ pub struct TokenConfig {
     pub id: String,
     pub name: String,
     pub sha256: String,
+    /// The person (or team) this token belongs to; see [`ApproverConfig::owner`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -28,6 +28,7 @@ pub fn new_token_config(name: &str) -> (TokenConfig, String) {
         id,
         name: name.to_owned(),
         sha256: hex::encode(sha2::Sha256::digest(token.as_bytes())),
+        owner: None,
     };
     (config, token)
 }
@@ -206,6 +207,7 @@ pub fn add_approver(config_path: &Path, name: &str) -> Result<String, InitError>
     config.approvers.push(crate::config::ApproverConfig {
         name: name.to_owned(),
         sha256: token_config.sha256,
+        owner: None,
     });
     config.save(config_path)?;
     Ok(token)

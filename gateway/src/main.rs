@@ -120,6 +120,16 @@ enum ApproverCommand {
         config: PathBuf,
         #[arg(long)]
         name: String,
+        /// The person behind the approver; they cannot approve requests of tokens with the same owner.
+        #[arg(long)]
+        owner: Option<String>,
+    },
+    /// Removes an approver (take them out of every policy's approvers first).
+    Remove {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        name: String,
     },
 }
 
@@ -134,6 +144,16 @@ enum TokenCommand {
         /// `Project/Policy`, repeatable.
         #[arg(long = "policy")]
         policies: Vec<String>,
+        /// The person or team the token belongs to; an approver with the same owner cannot approve its requests.
+        #[arg(long)]
+        owner: Option<String>,
+    },
+    /// Revokes a token (by name or id); a running gateway refuses it within 2 seconds.
+    Revoke {
+        #[arg(long)]
+        config: PathBuf,
+        /// The token's name or id.
+        token: String,
     },
 }
 
@@ -175,16 +195,35 @@ fn main() -> ExitCode {
             cli::approvals::print_pending(&config, cli::audit::Format::from_flags(json, wide))
         }
         Command::Approver {
-            command: ApproverCommand::Add { config, name },
-        } => init::add_approver(&config, &name).map(|token| println!("{token}")),
+            command: ApproverCommand::Add { config, name, owner },
+        } => init::add_approver(&config, &name).and_then(|token| {
+            if let Some(owner) = owner {
+                cli::access::set_approver_owner(&config, &name, &owner)?;
+            }
+            println!("{token}");
+            Ok(())
+        }),
+        Command::Approver {
+            command: ApproverCommand::Remove { config, name },
+        } => cli::access::remove_approver(&config, &name),
         Command::Token {
             command:
                 TokenCommand::Add {
                     config,
                     name,
                     policies,
+                    owner,
                 },
-        } => init::add_token(&config, &name, &policies).map(|token| println!("{token}")),
+        } => init::add_token(&config, &name, &policies).and_then(|token| {
+            if let Some(owner) = owner {
+                cli::access::set_token_owner(&config, &name, &owner)?;
+            }
+            println!("{token}");
+            Ok(())
+        }),
+        Command::Token {
+            command: TokenCommand::Revoke { config, token },
+        } => cli::access::revoke_token(&config, &token),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

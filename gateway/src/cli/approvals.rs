@@ -26,7 +26,25 @@ pub fn vote(config_path: &Path, id: &str, approver: &str, approve: bool, reason:
         route: format!("signpath-gateway {}", if approve { "approve" } else { "deny" }),
         ..Record::default()
     };
-    let outcome = stores.approvals.vote(id, approver, approve, reason);
+    let approver_owner = config
+        .approvers
+        .iter()
+        .find(|a| a.name == approver)
+        .and_then(|a| a.owner.clone());
+    let submitter_owner = stores.approvals.get(id)?.and_then(|held| {
+        config
+            .tokens
+            .iter()
+            .find(|t| t.id == held.token_id)
+            .and_then(|t| t.owner.clone())
+    });
+    let outcome = match (approver_owner, submitter_owner) {
+        (Some(a), Some(t)) if a.eq_ignore_ascii_case(&t) => Err(crate::store::VoteError::OwnRequest {
+            approver: approver.to_owned(),
+            id: id.to_owned(),
+        }),
+        _ => stores.approvals.vote(id, approver, approve, reason),
+    };
     record.completed = now();
     match &outcome {
         Ok(held) => {

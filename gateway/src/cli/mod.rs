@@ -1,6 +1,7 @@
 //! The command line's own commands beside `serve`: reading the audit log and approving on the command line. They
 //! open the stores directly; they never import `http/`.
 
+pub mod access;
 pub mod approvals;
 pub mod audit;
 pub mod doctor;

@@ -1,18 +1,16 @@
 //! SignPath's `Cryptoki` resource: the signing policies a token may use, as SignPath's PKCS#11 library and our
 //! clients read them.
 
-use std::sync::Arc;
-
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::response::Response;
 
 use super::call::Call;
-use crate::signing::Core;
+use super::CurrentCore;
 
 /// Handles the `GET /v1/{org}/Cryptoki/MySigningPolicies` route (`?ProjectSlug=&SigningPolicySlug=`, keys in any
 /// case).
 pub async fn my_signing_policies(
-    State(core): State<Arc<Core>>,
+    CurrentCore(core): CurrentCore,
     Path(organization): Path<String>,
     call: Call,
 ) -> Response {

@@ -10,6 +10,7 @@
 mod call;
 mod cryptoki;
 mod normalize;
+mod reload;
 mod render;
 pub mod serve;
 mod signing_requests;
@@ -19,26 +20,28 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{DefaultBodyLimit, FromRequestParts, Path};
+use axum::http::request::Parts;
 use axum::http::{Request, StatusCode};
 use axum::response::Response;
 use axum::routing::{get, post, MethodRouter};
-use axum::Router;
+use axum::{Extension, Router};
 use common::protocol::problem_types as pt;
 use tower::ServiceExt as _;
 use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutBody, TimeoutLayer};
 
 pub use call::Peer;
 use call::{Call, MAX_BODY};
+pub use reload::watch as watch_configuration;
 
 use crate::config::ServerConfig;
-use crate::signing::{refuse, Core, Kind, Refusal};
+use crate::signing::{refuse, Core, Kind, LiveCore, Refusal};
 
 /// The API and the approvers' pages, behind the path-normalizing layer and the server's time limits: a request
 /// that takes longer than `request_timeout_seconds` as a whole (body read and signing included) is answered 408, a
 /// body that pauses longer than `body_read_timeout_seconds` fails its read (and the request with it).
 pub fn service(
-    core: Arc<Core>,
+    live: Arc<LiveCore>,
     limits: &ServerConfig,
 ) -> impl tower::Service<
     Request<hyper::body::Incoming>,
@@ -56,10 +59,10 @@ pub fn service(
         .layer(RequestBodyTimeoutLayer::new(Duration::from_secs(
             limits.body_read_timeout_seconds,
         )))
-        .service(router(core).map_request(normalize::normalize::<TimeoutBody<hyper::body::Incoming>>))
+        .service(router(live).map_request(normalize::normalize::<TimeoutBody<hyper::body::Incoming>>))
 }
 
-fn router(core: Arc<Core>) -> Router {
+fn router(live: Arc<LiveCore>) -> Router {
     Router::new()
         .route(
             "/v1/{org}/cryptoki/mysigningpolicies",
@@ -79,14 +82,26 @@ fn router(core: Arc<Core>) -> Router {
         )
         .merge(web::routes())
         .fallback(not_found)
+        .layer(Extension(Arc::new(web::Sessions::default())))
         .layer(DefaultBodyLimit::max(MAX_BODY))
-        .with_state(core)
+        .with_state(live)
+}
+
+/// The signing core in force when the request started (the configuration may be reloaded meanwhile).
+pub struct CurrentCore(pub Arc<Core>);
+
+impl FromRequestParts<Arc<LiveCore>> for CurrentCore {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(_: &mut Parts, live: &Arc<LiveCore>) -> Result<Self, Self::Rejection> {
+        Ok(Self(live.current()))
+    }
 }
 
 /// A route of the API: `allow` is its one method. Any other (HEAD included) is refused with 405 and `Allow`, after
 /// the caller is authenticated, so a route's existence is no secret but its methods are told only to clients.
-fn api_route(route: MethodRouter<Arc<Core>>, allow: &'static str) -> MethodRouter<Arc<Core>> {
-    let refuse_method = move |State(core): State<Arc<Core>>,
+fn api_route(route: MethodRouter<Arc<LiveCore>>, allow: &'static str) -> MethodRouter<Arc<LiveCore>> {
+    let refuse_method = move |CurrentCore(core): CurrentCore,
                               Path(params): Path<HashMap<String, String>>,
                               call: Call| async move {
         call.run(
@@ -110,9 +125,13 @@ fn api_route(route: MethodRouter<Arc<Core>>, allow: &'static str) -> MethodRoute
 }
 
 /// Every path no route takes: the approvers' pages answer for `/Web/...` (sign in first), the API with a 404.
-async fn not_found(State(core): State<Arc<Core>>, call: Call) -> Response {
+async fn not_found(
+    CurrentCore(core): CurrentCore,
+    Extension(sessions): Extension<Arc<web::Sessions>>,
+    call: Call,
+) -> Response {
     if call.is_web() {
-        return web::not_found(&core, call).await;
+        return web::not_found(&core, sessions, call).await;
     }
     call.run(
         &core,

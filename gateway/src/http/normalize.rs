@@ -15,6 +15,7 @@ const ROUTE_WORDS: &[&str] = &[
     "status",
     "web",
     "login",
+    "logout",
     "approve",
     "deny",
 ];

@@ -19,7 +19,7 @@ use super::Peer;
 use crate::config::{resolve, GatewayConfig};
 use crate::hsm;
 use crate::signing::state::State;
-use crate::signing::Core;
+use crate::signing::{Core, LiveCore};
 use crate::store::Stores;
 
 pub type ServeError = Box<dyn std::error::Error + Send + Sync>;
@@ -31,8 +31,8 @@ pub fn run(config_path: &Path) -> Result<(), ServeError> {
     }
     let pin = std::fs::read_to_string(resolve(&base, &config.hsm.pin_file))?;
     let pkcs11 = hsm::open(&config.hsm.module)?;
-    let signer = hsm::Signer::new(pkcs11, &config.hsm.token_label, pin.trim())?;
-    let state = Arc::new(State::load(&config, &base, signer)?);
+    let signer = Arc::new(hsm::Signer::new(pkcs11, &config.hsm.token_label, pin.trim())?);
+    let state = Arc::new(State::load(&config, &base, signer.clone())?);
     let stores = Stores::sqlite(&resolve(&base, &config.audit_db))?;
     let recovered = stores.approvals.recover()?;
     if recovered > 0 {
@@ -46,7 +46,13 @@ pub fn run(config_path: &Path) -> Result<(), ServeError> {
         &resolve(&base, &config.tls.key),
     )?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    runtime.block_on(serve(config, Arc::new(Core::new(state, stores)), tls))
+    let live = Arc::new(LiveCore::new(Core::new(state, stores)));
+    runtime.spawn(super::watch_configuration(
+        live.clone(),
+        config_path.to_owned(),
+        signer,
+    ));
+    runtime.block_on(serve(config, live, tls))
 }
 
 fn tls_config(cert: &Path, key: &Path) -> Result<rustls::ServerConfig, ServeError> {
@@ -60,7 +66,11 @@ fn tls_config(cert: &Path, key: &Path) -> Result<rustls::ServerConfig, ServeErro
         .with_single_cert(certs, key)?)
 }
 
-async fn serve(config: GatewayConfig, core: Arc<Core>, tls: rustls::ServerConfig) -> Result<(), ServeError> {
+async fn serve(
+    config: GatewayConfig,
+    live: Arc<LiveCore>,
+    tls: rustls::ServerConfig,
+) -> Result<(), ServeError> {
     raise_open_file_limit();
     let limits = config.server.clone();
     let listener = TcpListener::bind(&config.listen).await?;
@@ -69,7 +79,7 @@ async fn serve(config: GatewayConfig, core: Arc<Core>, tls: rustls::ServerConfig
     // One permit per open connection: at the cap the loop stops accepting, and new clients wait in the listen
     // backlog until a connection closes (the timeouts below see that idle ones do).
     let connections = Arc::new(Semaphore::new(limits.max_connections.max(1)));
-    let service = super::service(core, &limits);
+    let service = super::service(live, &limits);
     println!("signpath-gateway listening on https://{}", listener.local_addr()?);
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);

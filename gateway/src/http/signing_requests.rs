@@ -1,18 +1,17 @@
 //! SignPath's `SigningRequests` resource on the hash-signing path: submit a digest (`SignHash`) and poll a
 //! request (`{id}`, `{id}/Status`).
 
-use std::sync::Arc;
-
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::response::Response;
 use common::protocol::{problem_types as pt, ORIGIN_TOKEN_HEADER};
 
 use super::call::Call;
-use crate::signing::{refuse, Core, Kind};
+use super::CurrentCore;
+use crate::signing::{refuse, Kind};
 
 /// Handles the `POST /v1/{org}/SigningRequests/SignHash` route.
 pub async fn sign_hash(
-    State(core): State<Arc<Core>>,
+    CurrentCore(core): CurrentCore,
     Path(organization): Path<String>,
     call: Call,
 ) -> Response {
@@ -40,7 +39,7 @@ pub async fn sign_hash(
 
 /// Handles the `GET /v1/{org}/SigningRequests/{id}` route: the request, with its signature once it has one.
 pub async fn signing_request(
-    State(core): State<Arc<Core>>,
+    CurrentCore(core): CurrentCore,
     Path((organization, id)): Path<(String, String)>,
     call: Call,
 ) -> Response {
@@ -53,7 +52,7 @@ pub async fn signing_request(
 
 /// Handles the `GET /v1/{org}/SigningRequests/{id}/Status` route: where the request stands.
 pub async fn status(
-    State(core): State<Arc<Core>>,
+    CurrentCore(core): CurrentCore,
     Path((organization, id)): Path<(String, String)>,
     call: Call,
 ) -> Response {

@@ -18,7 +18,7 @@ mod sign_hash;
 pub mod state;
 mod votes;
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 pub use outcome::{refuse, store_failure, Answer, Audited, Kind, Refusal};
 pub use votes::store_unavailable;
@@ -63,16 +63,26 @@ impl Core {
                 }
                 .into();
                 let (idempotent, claim) = answer.take_idempotency();
+                let completion = answer.take_completion();
                 let written = self.stores.audit.append(&record, idempotent);
                 // Released only now: a duplicate waiting for this key finds the answer in the store.
                 drop(claim);
-                match written {
-                    Ok(()) => Ok(answer),
-                    Err(e) => {
-                        tracing::error!(error = %e, request_id = %record.request_id, "audit write failed; answer withheld");
-                        Err(store_failure())
+                if let Err(e) = written {
+                    tracing::error!(error = %e, request_id = %record.request_id, "audit write failed; answer withheld");
+                    if let Some((held, _)) = completion {
+                        self.give_back(&held);
+                    }
+                    return Err(store_failure());
+                }
+                // A held request is completed only once the record of its signature is durable.
+                if let Some((held, response)) = completion {
+                    if let Err(e) = self.stores.approvals.complete(&held, &response) {
+                        tracing::error!(error = %e, request_id = %held, "could not mark the approved request completed; answer withheld");
+                        self.give_back(&held);
+                        return Err(store_failure());
                     }
                 }
+                Ok(answer)
             }
             Err(refusal) => {
                 record.status = refusal.kind.status();
@@ -91,10 +101,52 @@ impl Core {
         }
     }
 
+    /// The same core with another configuration: the stores and the idempotency keys in flight are shared, so a
+    /// reload drops nothing that is under way.
+    pub fn reconfigured(&self, state: Arc<State>) -> Self {
+        Self {
+            state,
+            stores: self.stores.clone(),
+            in_flight: self.in_flight.clone(),
+        }
+    }
+
+    /// Gives a claimed held request back for the next poll to sign (its answer could not be stored).
+    fn give_back(&self, request_id: &str) {
+        if let Err(e) = self.stores.approvals.unclaim(request_id) {
+            tracing::error!(error = %e, request_id, "could not give the approved request back; a restart recovers it");
+        }
+    }
+
     /// The approvers' page of a signing request.
     pub fn web_link(&self, request_id: &str) -> String {
         format!("{}/Web/SigningRequests/{request_id}", self.state.public_url)
     }
 }
+/// The core in force, replaced whole when the configuration is reloaded. A request takes the core of the moment
+/// it starts and keeps it to its end, so a reload never changes the rules under a request in flight.
+#[derive(Debug)]
+pub struct LiveCore {
+    current: RwLock<Arc<Core>>,
+}
+
+impl LiveCore {
+    pub fn new(core: Core) -> Self {
+        Self {
+            current: RwLock::new(Arc::new(core)),
+        }
+    }
+
+    pub fn current(&self) -> Arc<Core> {
+        self.current.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Puts a core with `state` in force.
+    pub fn reconfigure(&self, state: Arc<State>) {
+        let next = Arc::new(self.current().reconfigured(state));
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = next;
+    }
+}
+
 #[cfg(test)]
 mod tests;

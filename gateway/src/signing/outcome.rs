@@ -92,6 +92,9 @@ pub struct Answer {
     pub(super) idempotency: Option<(String, String, String)>,
     /// The request's hold on its idempotency key, released once the answer is stored.
     pub(super) claim: Option<InFlightClaim>,
+    /// A held request this answer signs: marked completed (with this answer) only after the audit record of the
+    /// signature is durable.
+    pub(super) completes: Option<String>,
 }
 
 impl Answer {
@@ -101,6 +104,7 @@ impl Answer {
             waiting: None,
             idempotency: None,
             claim: None,
+            completes: None,
         }
     }
 
@@ -120,6 +124,11 @@ pub trait Audited {
     /// The answer to keep under an idempotency key with the record, and the claim to release once it is kept.
     fn take_idempotency(&mut self) -> (Option<IdempotentAnswer>, Option<InFlightClaim>) {
         (None, None)
+    }
+
+    /// The held request this answer completes, with the answer to store for its later polls.
+    fn take_completion(&mut self) -> Option<(String, String)> {
+        None
     }
 }
 
@@ -143,5 +152,9 @@ impl Audited for Answer {
                 response: self.body.clone(),
             });
         (answer, self.claim.take())
+    }
+
+    fn take_completion(&mut self) -> Option<(String, String)> {
+        self.completes.take().map(|id| (id, self.body.clone()))
     }
 }

@@ -104,20 +104,20 @@ impl Core {
                     .claim(&held.request_id)
                     .map_err(|_| store_failure())? =>
             {
-                let signed = self.sign_approved(&held, record);
-                match &signed {
-                    Ok(success) => self
-                        .stores
-                        .approvals
-                        .complete(&held.request_id, &success.body)
-                        .map_err(|_| store_failure())?,
-                    Err(_) => self
-                        .stores
-                        .approvals
-                        .unclaim(&held.request_id)
-                        .map_err(|_| store_failure())?,
+                match self.sign_approved(&held, record) {
+                    // Completed by `finish`, once the record of this signature is durable.
+                    Ok(mut answer) => {
+                        answer.completes = Some(held.request_id.clone());
+                        Ok(answer)
+                    }
+                    Err(refusal) => {
+                        self.stores
+                            .approvals
+                            .unclaim(&held.request_id)
+                            .map_err(|_| store_failure())?;
+                        Err(refusal)
+                    }
                 }
-                signed
             }
             _ => self.waiting(&held.request_id, web_link),
         }

@@ -13,7 +13,8 @@ use super::idempotency::IN_FLIGHT_WAIT;
 use super::outcome::{refuse, store_failure, Answer, Kind, Refusal};
 use super::state::Policy;
 use super::Core;
-use crate::store::{NewHeld, Record, StoredAnswer};
+use crate::config::OriginConfig;
+use crate::store::{GroupUse, NewHeld, Record, StoredAnswer};
 
 impl Core {
     /// `POST /v1/{org}/SigningRequests/SignHash`: the whole life of one hash-signing request after
@@ -72,12 +73,14 @@ impl Core {
         };
 
         let prepared = prepare(policy, &request.hash_signing_data, record)?;
+        let mut binding = None;
         if let Some(rule) = &policy.origin {
             let verified = self
                 .state
                 .origins
                 .verify(rule, origin_token)
                 .map_err(|e| refuse(Kind::Forbidden, pt::ORIGIN_REJECTED, e.to_string()))?;
+            binding = Some(ci_identity(rule, &verified));
             record.origin = Some(verified);
         }
         if let Some(approval) = &policy.approval {
@@ -85,7 +88,17 @@ impl Core {
                 (Some(group), Some(limits)) => self
                     .stores
                     .approvals
-                    .use_group(&policy.project, &policy.slug, group, limits, &record.request_id)
+                    .use_group(
+                        &GroupUse {
+                            project: &policy.project,
+                            policy: &policy.slug,
+                            group,
+                            token_id,
+                            binding: binding.as_deref(),
+                            request_id: &record.request_id,
+                        },
+                        limits,
+                    )
                     .map_err(|_| store_failure())?
                     .map(|c| (group.clone(), c)),
                 _ => None,
@@ -109,6 +122,7 @@ impl Core {
                             required: approval.required,
                             approvers: &approval.approvers,
                             release_group: record.release_group.as_deref(),
+                            binding: binding.as_deref(),
                             image: image.as_deref(),
                             digest: record.digest.as_deref().unwrap_or_default(),
                         })
@@ -227,4 +241,19 @@ fn image_reference(oci: &common::protocol::OciMetadata) -> String {
         s.push_str(d);
     }
     s
+}
+
+/// The claims that name where a request came from: the repository (by name and, where the CI has one, by its
+/// immutable id) and every claim the policy's rule checks (ref, workflow, ...). A release group's approval covers
+/// only requests with the same identity, so an approval for one pipeline is not a pass for another.
+fn ci_identity(rule: &OriginConfig, verified_claims: &str) -> String {
+    const REPOSITORY_CLAIMS: [&str; 4] = ["repository", "repository_id", "project_path", "project_id"];
+    let claims: std::collections::BTreeMap<String, serde_json::Value> =
+        serde_json::from_str(verified_claims).unwrap_or_default();
+    let identity: std::collections::BTreeMap<&str, &serde_json::Value> = claims
+        .iter()
+        .filter(|(name, _)| REPOSITORY_CLAIMS.contains(&name.as_str()) || rule.conditions.contains_key(*name))
+        .map(|(name, value)| (name.as_str(), value))
+        .collect();
+    serde_json::to_string(&identity).unwrap_or_default()
 }

@@ -1,8 +1,10 @@
 //! What `serve` holds in memory: the policies with their key handles and certificates, the token hashes, and the
-//! HSM signer. Built once at start; a configuration change takes a restart.
+//! HSM signer. Built at start and again, whole, when gateway.toml changes (`LiveCore`); the HSM session pool is
+//! shared across reloads.
 
 use std::collections::HashSet;
 use std::path::Path;
+use std::sync::Arc;
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
@@ -40,12 +42,15 @@ pub struct State {
     pub policies: Vec<Policy>,
     tokens: Vec<(String, [u8; 32])>,
     approvers: Vec<(String, [u8; 32])>,
+    /// Token id → the person it belongs to, approver name → the person behind it (where configured).
+    token_owners: std::collections::HashMap<String, String>,
+    approver_owners: std::collections::HashMap<String, String>,
     pub origins: Origins,
-    pub signer: Signer,
+    pub signer: Arc<Signer>,
 }
 
 impl State {
-    pub fn load(config: &GatewayConfig, base: &Path, signer: Signer) -> Result<Self, StateError> {
+    pub fn load(config: &GatewayConfig, base: &Path, signer: Arc<Signer>) -> Result<Self, StateError> {
         let origins = Origins::load(base, &config.trusted_issuers)?;
         let mut policies = Vec::new();
         for project in &config.projects {
@@ -140,8 +145,20 @@ impl State {
                 .map_err(|_| format!("approver {} has a bad sha256", a.name))?;
             approvers.push((a.name.clone(), hash));
         }
+        let token_owners = config
+            .tokens
+            .iter()
+            .filter_map(|t| Some((t.id.clone(), t.owner.clone()?)))
+            .collect();
+        let approver_owners = config
+            .approvers
+            .iter()
+            .filter_map(|a| Some((a.name.clone(), a.owner.clone()?)))
+            .collect();
         Ok(Self {
             approvers,
+            token_owners,
+            approver_owners,
             origins,
             organization_id: config.organization_id.clone(),
             public_url: config.public_url.trim_end_matches('/').to_owned(),
@@ -154,6 +171,14 @@ impl State {
     /// The id of the token with this value, compared in constant time against every stored hash.
     pub fn token_id(&self, token: &str) -> Option<String> {
         find_hashed(&self.tokens, token)
+    }
+
+    /// Whether `approver` is the person behind token `token_id` (both name the same owner).
+    pub fn is_own_token(&self, approver: &str, token_id: &str) -> bool {
+        matches!(
+            (self.approver_owners.get(approver), self.token_owners.get(token_id)),
+            (Some(a), Some(t)) if a.eq_ignore_ascii_case(t)
+        )
     }
 
     /// The name of the approver whose token this is.

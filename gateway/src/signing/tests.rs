@@ -39,6 +39,9 @@ fn fixture() -> &'static Fixture {
         crate::init::add_approver(&config_path, "alice").unwrap();
         crate::init::add_approver(&config_path, "bob").unwrap();
         let other = crate::init::add_token(&config_path, "other", &["demo/ec-384".into()]).unwrap();
+        // Bob is the person behind the `other` token: he cannot approve its requests.
+        crate::cli::access::set_token_owner(&config_path, "other", "bob@example.com").unwrap();
+        crate::cli::access::set_approver_owner(&config_path, "bob", "Bob@example.com").unwrap();
         let (mut config, base) = GatewayConfig::load(&config_path).unwrap();
         for policy in &mut config.projects[0].policies {
             if policy.slug == "ec-384" {
@@ -61,12 +64,14 @@ fn fixture() -> &'static Fixture {
             .trim_end_matches('\'')
             .to_owned();
         let pin = std::fs::read_to_string(base.join("hsm-pin")).unwrap();
-        let signer = crate::hsm::Signer::new(
-            crate::hsm::open(&config.hsm.module).unwrap(),
-            &config.hsm.token_label,
-            pin.trim(),
-        )
-        .unwrap();
+        let signer = Arc::new(
+            crate::hsm::Signer::new(
+                crate::hsm::open(&config.hsm.module).unwrap(),
+                &config.hsm.token_label,
+                pin.trim(),
+            )
+            .unwrap(),
+        );
         let state = super::state::State::load(&config, &base, signer).unwrap();
         let stores = Stores::sqlite(&base.join("audit.db")).unwrap();
         Fixture {
@@ -347,4 +352,116 @@ fn an_approved_release_group_covers_later_requests_of_its_group_only() {
         None,
     );
     assert!(elsewhere.unwrap().waiting.is_some(), "another group waits");
+    // Another submitter of the same policy naming the approved group is not covered: it waits for an approval of
+    // its own, and nothing is signed.
+    let (intruder, answer) = sign_hash(&f.other, &request("ec-384", &[10u8; 48], Some(&group)), None);
+    let answer = answer.unwrap();
+    assert!(answer.waiting.is_some(), "another token's request waits");
+    assert!(!answer.body.contains("signature"));
+    assert_eq!(audited(&intruder).outcome, "pending");
+}
+
+/// The audit store of the fixture, made to fail on demand.
+struct FlakyAudit {
+    inner: Arc<dyn crate::store::AuditStore>,
+    failing: std::sync::atomic::AtomicBool,
+}
+
+impl crate::store::AuditStore for FlakyAudit {
+    fn append(
+        &self,
+        record: &Record,
+        answer: Option<crate::store::IdempotentAnswer>,
+    ) -> Result<(), crate::store::StoreError> {
+        if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(crate::store::StoreError("disk full".into()));
+        }
+        self.inner.append(record, answer)
+    }
+
+    fn idempotent(
+        &self,
+        token_id: &str,
+        key: &str,
+    ) -> Result<Option<crate::store::StoredAnswer>, crate::store::StoreError> {
+        self.inner.idempotent(token_id, key)
+    }
+
+    fn signing_request(
+        &self,
+        token_id: &str,
+        request_id: &str,
+    ) -> Result<Option<String>, crate::store::StoreError> {
+        self.inner.signing_request(token_id, request_id)
+    }
+
+    fn records(&self, limit: Option<u32>) -> Result<Vec<Record>, crate::store::StoreError> {
+        self.inner.records(limit)
+    }
+}
+
+#[test]
+fn an_approved_request_is_completed_only_after_the_record_of_its_signature_is_durable() {
+    let f = fixture();
+    let (id, held) = sign_hash(&f.token, &request("ec-384", &[9u8; 48], None), None);
+    assert!(held.unwrap().waiting.is_some());
+    f.core.vote("bob", &id, true, None, &mut record(None)).unwrap();
+    let audit = Arc::new(FlakyAudit {
+        inner: f.core.stores.audit.clone(),
+        failing: std::sync::atomic::AtomicBool::new(true),
+    });
+    let flaky = Core::new(
+        f.core.state.clone(),
+        Stores {
+            audit: audit.clone(),
+            approvals: f.core.stores.approvals.clone(),
+        },
+    );
+    let poll_with = |core: &Core| {
+        let mut record = record(None);
+        let result = core
+            .authenticate(Some(&format!("Bearer {}", f.token)), &f.organization, &mut record)
+            .and_then(|token_id| core.request_status(&token_id, &id, false, &mut record));
+        core.finish(record, result)
+    };
+    let refused = poll_with(&flaky).unwrap_err();
+    assert_eq!(refused.kind, Kind::Unavailable, "no durable record, no signature");
+    let status = f.core.stores.approvals.get(&id).unwrap().unwrap().status;
+    assert_eq!(
+        status,
+        crate::store::Status::Approved,
+        "given back, not completed"
+    );
+    audit.failing.store(false, std::sync::atomic::Ordering::SeqCst);
+    let signed = poll_with(&flaky).unwrap();
+    assert!(signed.body.contains("signature"));
+    let status = f.core.stores.approvals.get(&id).unwrap().unwrap().status;
+    assert_eq!(status, crate::store::Status::Completed);
+}
+
+#[test]
+fn an_approver_cannot_approve_a_request_of_their_own_token() {
+    let f = fixture();
+    let (id, held) = sign_hash(&f.other, &request("ec-384", &[11u8; 48], None), None);
+    assert!(held.unwrap().waiting.is_some());
+    let mut vote = record(None);
+    let vote_id = vote.request_id.clone();
+    let result = f.core.vote("bob", &id, true, None, &mut vote);
+    let refused = f
+        .core
+        .finish(vote, result.map(|()| Answer::done(String::new())))
+        .unwrap_err();
+    assert_eq!(refused.kind, Kind::Forbidden);
+    assert!(refused.detail.contains("owns token"), "{}", refused.detail);
+    let audited_vote = audited(&vote_id);
+    assert_eq!(
+        (audited_vote.outcome.as_str(), audited_vote.status),
+        ("refused", 403),
+        "the attempt is audited"
+    );
+    let held = f.core.stores.approvals.get(&id).unwrap().unwrap();
+    assert_eq!(held.status, crate::store::Status::Pending);
+    assert!(held.approved_by.is_empty());
+    // Another approver can.
+    f.core.vote("alice", &id, true, None, &mut record(None)).unwrap();
 }

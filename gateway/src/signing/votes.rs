@@ -17,6 +17,22 @@ impl Core {
         reason: Option<&str>,
         record: &mut Record,
     ) -> Result<(), Refusal> {
+        if let Some(held) = self.stores.approvals.get(id).map_err(store_unavailable)? {
+            record.project = Some(held.project.clone());
+            record.policy = Some(held.policy.clone());
+            record.digest = Some(held.digest.clone());
+            if self.state.is_own_token(approver, &held.token_id) {
+                return Err(refuse(
+                    Kind::Forbidden,
+                    pt::FORBIDDEN,
+                    format!(
+                        "{approver} owns token {} that submitted signing request {id}; \
+                         another approver must decide on it",
+                        held.token_id
+                    ),
+                ));
+            }
+        }
         let held = self
             .stores
             .approvals
@@ -25,7 +41,9 @@ impl Core {
                 VoteError::NotFound(_) => {
                     refuse(Kind::NotFound, pt::SIGNING_REQUEST_NOT_FOUND, e.to_string())
                 }
-                VoteError::NotAnApprover { .. } => refuse(Kind::Forbidden, pt::FORBIDDEN, e.to_string()),
+                VoteError::NotAnApprover { .. } | VoteError::OwnRequest { .. } => {
+                    refuse(Kind::Forbidden, pt::FORBIDDEN, e.to_string())
+                }
                 VoteError::Decided { .. } | VoteError::AlreadyVoted { .. } => {
                     refuse(Kind::Conflict, pt::REQUEST_DENIED, e.to_string())
                 }

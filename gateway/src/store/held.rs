@@ -53,6 +53,9 @@ pub struct Held {
     pub denied_by: Option<String>,
     pub reason: Option<String>,
     pub release_group: Option<String>,
+    /// The verified CI identity the request came with (policies with origin verification): what its release
+    /// group's approval is bound to, beside the token.
+    pub binding: Option<String>,
     /// `registry/repository:tag@digest`, as much of it as the client named.
     pub image: Option<String>,
     pub digest: String,
@@ -72,6 +75,7 @@ pub struct NewHeld<'a> {
     pub required: u32,
     pub approvers: &'a [String],
     pub release_group: Option<&'a str>,
+    pub binding: Option<&'a str>,
     pub image: Option<&'a str>,
     pub digest: &'a str,
 }
@@ -90,6 +94,10 @@ pub enum VoteError {
     Decided { id: String, status: Status },
     #[error("{approver} has already decided on signing request {id}")]
     AlreadyVoted { approver: String, id: String },
+    #[error(
+        "{approver} owns the token that submitted signing request {id}; another approver must decide on it"
+    )]
+    OwnRequest { approver: String, id: String },
     #[error("the approval database: {0}")]
     Store(#[from] StoreError),
 }

@@ -94,16 +94,25 @@ pub trait ApprovalStore: Send + Sync {
     /// Stores the signed answer of a claimed request and marks it `Completed`.
     fn complete(&self, request_id: &str, response: &str) -> Result<(), StoreError>;
 
-    /// If an approved request of release group `group` on this policy still covers another signature (within
-    /// `limits`), counts `request_id` against it and returns the covering request's id.
+    /// If an approved request of release group `group` on this policy, submitted with the same token and the same
+    /// verified CI identity (`binding`), still covers another signature (within `limits`), counts `request_id`
+    /// against it and returns the covering request's id.
     fn use_group(
         &self,
-        project: &str,
-        policy: &str,
-        group: &str,
+        group: &GroupUse<'_>,
         limits: &ReleaseGroupConfig,
-        request_id: &str,
     ) -> Result<Option<String>, StoreError>;
+}
+
+/// A request that asks to be covered by its release group's approval.
+#[derive(Debug, Clone, Copy)]
+pub struct GroupUse<'a> {
+    pub project: &'a str,
+    pub policy: &'a str,
+    pub group: &'a str,
+    pub token_id: &'a str,
+    pub binding: Option<&'a str>,
+    pub request_id: &'a str,
 }
 
 /// The stores of one gateway.

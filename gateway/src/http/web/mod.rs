@@ -1,30 +1,37 @@
 //! The approvers' web page, server-rendered HTML without scripts: sign in with an approver token, see the
-//! signing requests that wait (image reference, digest, policy, release group), approve or deny them, and read the
-//! audit log. The token travels once in a form and then in an HttpOnly, Secure, SameSite=Strict cookie scoped to
-//! /Web, so another site cannot make an approver's browser approve anything. Every page view and vote is audited.
+//! signing requests that wait (image reference, digest, policy, release group, what approving covers), approve or
+//! deny them, and read the audit log of the policies one approves. The token travels once, in the sign-in form; the
+//! browser then holds only a random session id (`sessions`), with an expiry and a logout, in an HttpOnly, Secure,
+//! SameSite=Strict cookie scoped to /Web. Every form carries the session's CSRF token and every form post must come
+//! from the gateway's own origin. Every page view and vote is audited.
 //!
 //! Routes and sign-in live here, the HTML in `pages`. Like the rest of `http/`, this folder calls the signing core
 //! and never the other way round.
 
 mod pages;
+mod sessions;
 
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::Response;
 use axum::routing::{any, get, post, MethodRouter};
+use axum::Extension;
 use axum::Router;
 use common::protocol::problem_types as pt;
 
 use super::call::{Call, Incoming};
 use super::render::Render;
-use crate::signing::{refuse, Audited, Core, Kind, Refusal};
+use super::CurrentCore;
+use crate::signing::{refuse, Audited, Core, Kind, LiveCore, Refusal};
 use crate::store::Record;
 use pages::page;
 
-const COOKIE: &str = "signpath_approver";
+pub use sessions::Sessions;
+
+const COOKIE: &str = "signpath_session";
 
 /// An HTML page (or a redirect) and its status.
 #[derive(Debug)]
@@ -75,10 +82,11 @@ fn redirect(to: &str) -> Page {
 }
 
 /// The approvers' routes. Any other method on them, like any other page under `/Web`, is a 404 once signed in.
-pub fn routes() -> Router<Arc<Core>> {
-    let signed_in = |route: MethodRouter<Arc<Core>>| route.head(fallback).fallback(fallback);
+pub fn routes() -> Router<Arc<LiveCore>> {
+    let signed_in = |route: MethodRouter<Arc<LiveCore>>| route.head(fallback).fallback(fallback);
     Router::new()
         .route("/web/login", any(login))
+        .route("/web/logout", signed_in(post(logout)))
         .route("/web", signed_in(get(list)))
         .route("/web/signingrequests", signed_in(get(list)))
         .route("/web/signingrequests/{id}", signed_in(get(detail)))
@@ -86,14 +94,18 @@ pub fn routes() -> Router<Arc<Core>> {
         .route("/web/signingrequests/{id}/deny", signed_in(post(deny)))
 }
 
-async fn fallback(State(core): State<Arc<Core>>, call: Call) -> Response {
-    not_found(&core, call).await
+async fn fallback(
+    CurrentCore(core): CurrentCore,
+    Extension(sessions): Extension<Arc<Sessions>>,
+    call: Call,
+) -> Response {
+    not_found(&core, sessions, call).await
 }
 
 /// A page that does not exist: sign in first, then 404.
-pub async fn not_found(core: &Arc<Core>, call: Call) -> Response {
-    call.run(core, |core, incoming, record| {
-        as_approver(core, incoming, record, |_, _| {
+pub async fn not_found(core: &Arc<Core>, sessions: Arc<Sessions>, call: Call) -> Response {
+    call.run(core, move |core, incoming, record| {
+        as_approver(core, &sessions, incoming, record, |_, _| {
             Err(refuse(
                 Kind::NotFound,
                 pt::NOT_FOUND,
@@ -104,21 +116,44 @@ pub async fn not_found(core: &Arc<Core>, call: Call) -> Response {
     .await
 }
 
+/// The signed-in approver: by session cookie (a browser), or by `Authorization: Bearer <approver token>` (a
+/// script, which no other site can make a browser send).
+struct Approver {
+    name: String,
+    /// The session's CSRF token; None for a Bearer-authenticated caller.
+    csrf: Option<String>,
+    session: Option<String>,
+}
+
 /// Runs `then` for the signed-in approver; without one, a page view goes to the sign-in page and anything else is
-/// refused.
+/// refused. A form post in a browser session must carry the session's CSRF token and come from our own origin.
 fn as_approver(
     core: &Core,
+    sessions: &Sessions,
     incoming: &Incoming,
     record: &mut Record,
-    then: impl FnOnce(&str, &mut Record) -> Result<Page, Refusal>,
+    then: impl FnOnce(&Approver, &mut Record) -> Result<Page, Refusal>,
 ) -> Result<Page, Refusal> {
-    let presented = cookie_token(incoming.header("cookie")).or_else(|| {
-        incoming
-            .header("authorization")
-            .and_then(|a| a.strip_prefix("Bearer "))
-            .map(str::trim)
+    let bearer = incoming
+        .header("authorization")
+        .and_then(|a| a.strip_prefix("Bearer "))
+        .map(str::trim)
+        .and_then(|t| core.approver(t))
+        .map(|name| Approver {
+            name,
+            csrf: None,
+            session: None,
+        });
+    let approver = bearer.or_else(|| {
+        let id = cookie_value(incoming.header("cookie"))?;
+        let session = sessions.get(id)?;
+        Some(Approver {
+            name: session.approver,
+            csrf: Some(session.csrf),
+            session: Some(id.to_owned()),
+        })
     });
-    let Some(approver) = presented.and_then(|t| core.approver(t)) else {
+    let Some(approver) = approver else {
         if incoming.method == Method::GET {
             return Ok(redirect("/Web/Login"));
         }
@@ -128,11 +163,46 @@ fn as_approver(
             "sign in at /Web/Login with an approver token",
         ));
     };
-    record.token_id = Some(format!("approver:{approver}"));
+    record.token_id = Some(format!("approver:{}", approver.name));
+    if incoming.method == Method::POST {
+        if let Some(csrf) = &approver.csrf {
+            check_same_origin(core, incoming)?;
+            let presented = form(&incoming.body).remove("csrf").unwrap_or_default();
+            if !sessions::csrf_matches(csrf, &presented) {
+                return Err(refuse(
+                    Kind::Forbidden,
+                    pt::FORBIDDEN,
+                    "the form carries no valid CSRF token; reload the page and try again",
+                ));
+            }
+        }
+    }
     then(&approver, record)
 }
 
-fn cookie_token(cookie: Option<&str>) -> Option<&str> {
+/// A browser's form post must come from a page of this gateway: its `Origin` (or, without one, its `Referer`) is
+/// the gateway's public URL.
+fn check_same_origin(core: &Core, incoming: &Incoming) -> Result<(), Refusal> {
+    let ours = core.state.public_url.trim_end_matches('/');
+    let same = match (incoming.header("origin"), incoming.header("referer")) {
+        (Some(origin), _) => origin.trim_end_matches('/').eq_ignore_ascii_case(ours),
+        (None, Some(referer)) => referer
+            .strip_prefix(ours)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/')),
+        (None, None) => false,
+    };
+    if same {
+        Ok(())
+    } else {
+        Err(refuse(
+            Kind::Forbidden,
+            pt::FORBIDDEN,
+            format!("form posts are taken only from pages of {ours}"),
+        ))
+    }
+}
+
+fn cookie_value(cookie: Option<&str>) -> Option<&str> {
     cookie?
         .split(';')
         .filter_map(|c| c.trim().split_once('='))
@@ -145,49 +215,97 @@ fn form(body: &[u8]) -> std::collections::BTreeMap<String, String> {
 }
 
 /// Handles the `GET /Web` and `GET /Web/SigningRequests` routes.
-async fn list(State(core): State<Arc<Core>>, call: Call) -> Response {
-    call.run(&core, |core, incoming, record| {
-        as_approver(core, incoming, record, |approver, _| pages::list(core, approver))
-    })
-    .await
-}
-
-/// Handles the `GET /Web/SigningRequests/{id}` route.
-async fn detail(State(core): State<Arc<Core>>, Path(id): Path<String>, call: Call) -> Response {
+async fn list(
+    CurrentCore(core): CurrentCore,
+    Extension(sessions): Extension<Arc<Sessions>>,
+    call: Call,
+) -> Response {
     call.run(&core, move |core, incoming, record| {
-        as_approver(core, incoming, record, |approver, _| {
-            pages::detail(core, approver, &id)
+        as_approver(core, &sessions, incoming, record, |approver, _| {
+            pages::list(core, &approver.name, approver.csrf.as_deref())
         })
     })
     .await
 }
 
-/// Handles the `POST /Web/SigningRequests/{id}/Approve` route.
-async fn approve(State(core): State<Arc<Core>>, Path(id): Path<String>, call: Call) -> Response {
-    vote(core, id, true, call).await
-}
-
-/// Handles the `POST /Web/SigningRequests/{id}/Deny` route (form field `reason`).
-async fn deny(State(core): State<Arc<Core>>, Path(id): Path<String>, call: Call) -> Response {
-    vote(core, id, false, call).await
-}
-
-async fn vote(core: Arc<Core>, id: String, approve: bool, call: Call) -> Response {
+/// Handles the `GET /Web/SigningRequests/{id}` route.
+async fn detail(
+    CurrentCore(core): CurrentCore,
+    Extension(sessions): Extension<Arc<Sessions>>,
+    Path(id): Path<String>,
+    call: Call,
+) -> Response {
     call.run(&core, move |core, incoming, record| {
-        as_approver(core, incoming, record, |approver, record| {
+        as_approver(core, &sessions, incoming, record, |approver, _| {
+            pages::detail(core, &approver.name, &id)
+        })
+    })
+    .await
+}
+
+/// Handles the `POST /Web/SigningRequests/{id}/Approve` route (form field `csrf` in a browser session).
+async fn approve(
+    CurrentCore(core): CurrentCore,
+    Extension(sessions): Extension<Arc<Sessions>>,
+    Path(id): Path<String>,
+    call: Call,
+) -> Response {
+    vote(core, sessions, id, true, call).await
+}
+
+/// Handles the `POST /Web/SigningRequests/{id}/Deny` route (form fields `reason`, and `csrf` in a browser session).
+async fn deny(
+    CurrentCore(core): CurrentCore,
+    Extension(sessions): Extension<Arc<Sessions>>,
+    Path(id): Path<String>,
+    call: Call,
+) -> Response {
+    vote(core, sessions, id, false, call).await
+}
+
+async fn vote(core: Arc<Core>, sessions: Arc<Sessions>, id: String, approve: bool, call: Call) -> Response {
+    call.run(&core, move |core, incoming, record| {
+        as_approver(core, &sessions, incoming, record, |approver, record| {
             let reason = form(&incoming.body)
                 .remove("reason")
                 .filter(|r| !r.trim().is_empty());
-            core.vote(approver, &id, approve, reason.as_deref(), record)?;
+            core.vote(&approver.name, &id, approve, reason.as_deref(), record)?;
             Ok(redirect("/Web/SigningRequests"))
         })
     })
     .await
 }
 
-/// Handles the `/Web/Login` route: the sign-in form (GET), and signing in (POST, form field `token`).
-async fn login(State(core): State<Arc<Core>>, call: Call) -> Response {
-    call.run(&core, |core, incoming, record| {
+/// Handles the `POST /Web/Logout` route: the session ends and the cookie is cleared.
+async fn logout(
+    CurrentCore(core): CurrentCore,
+    Extension(sessions): Extension<Arc<Sessions>>,
+    call: Call,
+) -> Response {
+    call.run(&core, move |core, incoming, record| {
+        as_approver(core, &sessions, incoming, record, |approver, _| {
+            if let Some(id) = &approver.session {
+                sessions.end(id);
+            }
+            let mut page = redirect("/Web/Login");
+            page.headers.push((
+                header::SET_COOKIE,
+                format!("{COOKIE}=; Path=/Web; HttpOnly; Secure; SameSite=Strict; Max-Age=0"),
+            ));
+            Ok(page)
+        })
+    })
+    .await
+}
+
+/// Handles the `/Web/Login` route: the sign-in form (GET), and signing in (POST, form field `token`), which starts
+/// a session.
+async fn login(
+    CurrentCore(core): CurrentCore,
+    Extension(sessions): Extension<Arc<Sessions>>,
+    call: Call,
+) -> Response {
+    call.run(&core, move |core, incoming, record| {
         if incoming.method != Method::POST {
             return Ok(Page::html(
                 StatusCode::OK,
@@ -199,6 +317,7 @@ async fn login(State(core): State<Arc<Core>>, call: Call) -> Response {
                 ),
             ));
         }
+        check_same_origin(core, incoming)?;
         let token = form(&incoming.body).remove("token").unwrap_or_default();
         let Some(name) = core.approver(token.trim()) else {
             let body = page(
@@ -208,12 +327,13 @@ async fn login(State(core): State<Arc<Core>>, call: Call) -> Response {
             return Ok(Page::html(StatusCode::UNAUTHORIZED, body));
         };
         record.token_id = Some(format!("approver:{name}"));
+        let (id, _) = sessions.start(&name);
         let mut page = redirect("/Web/SigningRequests");
         page.headers.push((
             header::SET_COOKIE,
             format!(
-                "{COOKIE}={}; Path=/Web; HttpOnly; Secure; SameSite=Strict",
-                token.trim()
+                "{COOKIE}={id}; Path=/Web; HttpOnly; Secure; SameSite=Strict; Max-Age={}",
+                sessions::SESSION_LIFETIME.as_secs()
             ),
         ));
         Ok(page)

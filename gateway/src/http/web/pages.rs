@@ -23,11 +23,42 @@ pub fn page(title: &str, body: &str) -> String {
     )
 }
 
-fn row(h: &Held) -> String {
+/// What approving this request lets through: the request alone, or with its release group later requests of the
+/// same token (and, on a policy with origin verification, the same CI identity) within the group's limits.
+fn covers(core: &Core, h: &Held) -> String {
+    let Some(group) = &h.release_group else {
+        return "this request only".into();
+    };
+    let limits = core
+        .state
+        .policies
+        .iter()
+        .find(|p| p.project == h.project && p.slug == h.policy)
+        .and_then(|p| p.approval.as_ref())
+        .and_then(|a| a.release_group.as_ref());
+    let Some(limits) = limits else {
+        return "this request only".into();
+    };
+    let from = h
+        .binding
+        .as_deref()
+        .map(|b| format!(", from {b}"))
+        .unwrap_or_default();
+    format!(
+        "this request and up to {more} more of release group {group} within {window} s, \
+         each submitted with token {token}{from}",
+        more = limits.max_signatures.saturating_sub(1),
+        window = limits.window_seconds,
+        token = h.token_id,
+    )
+}
+
+fn row(core: &Core, h: &Held) -> String {
     format!(
         "<tr id=\"request-{id}\"><td><a href=\"/Web/SigningRequests/{id}\">{id}</a></td><td>{policy}</td>\
          <td class=\"image\">{image}</td><td class=\"digest\">{digest}</td><td>{group}</td><td class=\"status\">{status:?}</td>\
-         <td>{approved}/{required}</td></tr>",
+         <td>{approved}/{required}</td><td class=\"covers\">{covers}</td></tr>",
+        covers = esc(&covers(core, h)),
         id = esc(&h.request_id),
         policy = esc(&format!("{}/{}", h.project, h.policy)),
         image = esc(h.image.as_deref().unwrap_or("–")),
@@ -39,7 +70,30 @@ fn row(h: &Held) -> String {
     )
 }
 
-pub fn list(core: &Core, approver: &str) -> Result<Page, Refusal> {
+/// The policies `approver` decides on, as `project/policy`.
+fn approved_policies(core: &Core, approver: &str) -> Vec<(String, String)> {
+    core.state
+        .policies
+        .iter()
+        .filter(|p| {
+            p.approval
+                .as_ref()
+                .is_some_and(|a| a.approvers.iter().any(|n| n == approver))
+        })
+        .map(|p| (p.project.clone(), p.slug.clone()))
+        .collect()
+}
+
+/// The hidden form field that carries the session's CSRF token back (none for a Bearer-authenticated client).
+fn csrf_field(csrf: Option<&str>) -> String {
+    csrf.map(|c| format!("<input type=\"hidden\" name=\"csrf\" value=\"{}\">", esc(c)))
+        .unwrap_or_default()
+}
+
+/// The approver's overview: what waits for them, what they decided, and the audit log of their policies only.
+pub fn list(core: &Core, approver: &str, csrf: Option<&str>) -> Result<Page, Refusal> {
+    let hidden = csrf_field(csrf);
+    let theirs = approved_policies(core, approver);
     let held = core.stores.approvals.list(None, 100).map_err(store_unavailable)?;
     let mine = |h: &&Held| h.approvers.iter().any(|a| a == approver);
     let pending: String = held
@@ -48,12 +102,13 @@ pub fn list(core: &Core, approver: &str) -> Result<Page, Refusal> {
         .filter(|h| h.status == Status::Pending)
         .map(|h| {
             format!(
-                "{}<tr><td colspan=\"7\"><form method=\"post\" action=\"/Web/SigningRequests/{id}/Approve\" style=\"display:inline\">\
+                "{}<tr><td colspan=\"8\"><form method=\"post\" action=\"/Web/SigningRequests/{id}/Approve\" style=\"display:inline\">{hidden}\
                  <button type=\"submit\" class=\"approve\" id=\"approve-{id}\">Approve</button></form> \
-                 <form method=\"post\" action=\"/Web/SigningRequests/{id}/Deny\" style=\"display:inline\">\
+                 <form method=\"post\" action=\"/Web/SigningRequests/{id}/Deny\" style=\"display:inline\">{hidden}\
                  <input name=\"reason\" placeholder=\"reason\"> <button type=\"submit\" class=\"deny\" id=\"deny-{id}\">Deny</button></form></td></tr>",
-                row(h),
-                id = esc(&h.request_id)
+                row(core, h),
+                id = esc(&h.request_id),
+                hidden = hidden
             )
         })
         .collect();
@@ -61,15 +116,20 @@ pub fn list(core: &Core, approver: &str) -> Result<Page, Refusal> {
         .iter()
         .filter(mine)
         .filter(|h| h.status != Status::Pending)
-        .map(row)
+        .map(|h| row(core, h))
         .collect();
     let audit: String = core
         .stores
         .audit
-        .records(Some(50))
+        .records(Some(500))
         .map_err(store_unavailable)?
         .iter()
         .rev()
+        .filter(|r| match (&r.project, &r.policy) {
+            (Some(project), Some(policy)) => theirs.iter().any(|(p, s)| p == project && s == policy),
+            _ => false,
+        })
+        .take(50)
         .map(|r| {
             format!(
                 "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
@@ -86,13 +146,15 @@ pub fn list(core: &Core, approver: &str) -> Result<Page, Refusal> {
             )
         })
         .collect();
-    let head = "<tr><th>Request</th><th>Policy</th><th>Image</th><th>Digest</th><th>Release group</th><th>Status</th><th>Approvals</th></tr>";
+    let head = "<tr><th>Request</th><th>Policy</th><th>Image</th><th>Digest</th><th>Release group</th><th>Status</th><th>Approvals</th><th>Approving covers</th></tr>";
     let body = format!(
-        "<p>Signed in as <b id=\"approver\">{who}</b>.</p>\
+        "<p>Signed in as <b id=\"approver\">{who}</b>. <form method=\"post\" action=\"/Web/Logout\" \
+         style=\"display:inline\">{hidden}<button type=\"submit\" id=\"logout\">Sign out</button></form></p>\
          <h2>Waiting for approval</h2><table id=\"pending\">{head}{pending}</table>\
          <h2>Decided</h2><table id=\"decided\">{head}{decided}</table>\
          <h2>Audit log</h2><table id=\"audit\"><tr><th>Time</th><th>Request</th><th>Outcome</th><th>Route</th><th>Policy</th><th>Approval</th></tr>{audit}</table>",
-        who = esc(approver)
+        who = esc(approver),
+        hidden = hidden
     );
     Ok(Page::html(StatusCode::OK, page("Signing requests", &body)))
 }
@@ -113,7 +175,7 @@ pub fn detail(core: &Core, approver: &str, id: &str) -> Result<Page, Refusal> {
         })?;
     let body = format!(
         "<table>{}</table><p>Approved by: {}</p><p><a href=\"/Web/SigningRequests\">All requests</a></p>",
-        row(&held),
+        row(core, &held),
         esc(&held.approved_by.join(", "))
     );
     Ok(Page::html(StatusCode::OK, page("Signing request", &body)))

@@ -10,7 +10,7 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::connect;
 use crate::config::ReleaseGroupConfig;
-use crate::store::{ApprovalStore, Held, NewHeld, Status, StoreError, VoteError};
+use crate::store::{ApprovalStore, GroupUse, Held, NewHeld, Status, StoreError, VoteError};
 
 pub struct SqliteApprovals {
     conn: Mutex<Connection>,
@@ -28,7 +28,7 @@ fn now() -> i64 {
 
 const SELECT: &str =
     "SELECT request_id, token_id, project, policy, request_json, status, required, approvers, \
-    denied_by, reason, release_group, image, digest, created, response FROM held";
+    denied_by, reason, release_group, image, digest, created, response, binding FROM held";
 
 impl SqliteApprovals {
     pub fn open(path: &Path) -> rusqlite::Result<Self> {
@@ -46,6 +46,15 @@ impl SqliteApprovals {
              CREATE TABLE IF NOT EXISTS group_uses (covering TEXT NOT NULL, request_id TEXT PRIMARY KEY,
                  at INTEGER NOT NULL);",
         )?;
+        // Added after the first release: the CI identity a release group's approval is bound to.
+        let has_binding: bool = conn.query_row(
+            "SELECT COUNT(*) > 0 FROM pragma_table_info('held') WHERE name = 'binding'",
+            [],
+            |row| row.get(0),
+        )?;
+        if !has_binding {
+            conn.execute_batch("ALTER TABLE held ADD COLUMN binding TEXT")?;
+        }
         Ok(Self {
             conn: Mutex::new(conn),
         })
@@ -67,7 +76,8 @@ impl ApprovalStore for SqliteApprovals {
         let approvers = serde_json::to_string(n.approvers).unwrap_or_else(|_| "[]".into());
         self.conn().execute(
             "INSERT INTO held (request_id, token_id, project, policy, request_json, status, required, approvers, \
-             release_group, image, digest, created) VALUES (?1, ?2, ?3, ?4, ?5, 'Pending', ?6, ?7, ?8, ?9, ?10, ?11)",
+             release_group, image, digest, created, binding) \
+             VALUES (?1, ?2, ?3, ?4, ?5, 'Pending', ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
             params![
                 n.request_id,
                 n.token_id,
@@ -79,7 +89,8 @@ impl ApprovalStore for SqliteApprovals {
                 n.release_group,
                 n.image,
                 n.digest,
-                now()
+                now(),
+                n.binding
             ],
         )?;
         Ok(())
@@ -189,31 +200,33 @@ impl ApprovalStore for SqliteApprovals {
         Ok(())
     }
 
-    fn use_group(
-        &self,
-        project: &str,
-        policy: &str,
-        group: &str,
-        limits: &ReleaseGroupConfig,
-        request_id: &str,
-    ) -> Result<Option<String>, StoreError> {
+    fn use_group(&self, g: &GroupUse<'_>, limits: &ReleaseGroupConfig) -> Result<Option<String>, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let since = now() - i64::try_from(limits.window_seconds).unwrap_or(i64::MAX);
         let covering: Option<String> = tx
             .query_row(
                 "SELECT request_id FROM held WHERE project = ?1 AND policy = ?2 AND release_group = ?3 \
+                 AND token_id = ?6 AND binding IS ?7 \
                  AND status IN ('Approved', 'Signing', 'Completed') AND decided >= ?4 \
                  AND 1 + (SELECT COUNT(*) FROM group_uses WHERE covering = held.request_id) < ?5 \
                  ORDER BY decided DESC LIMIT 1",
-                params![project, policy, group, since, limits.max_signatures],
+                params![
+                    g.project,
+                    g.policy,
+                    g.group,
+                    since,
+                    limits.max_signatures,
+                    g.token_id,
+                    g.binding
+                ],
                 |row| row.get(0),
             )
             .optional()?;
         if let Some(c) = &covering {
             tx.execute(
                 "INSERT INTO group_uses (covering, request_id, at) VALUES (?1, ?2, ?3)",
-                params![c, request_id, now()],
+                params![c, g.request_id, now()],
             )?;
         }
         tx.commit()?;
@@ -261,6 +274,7 @@ fn row_to_held(row: &rusqlite::Row<'_>) -> rusqlite::Result<Held> {
         digest: row.get(12)?,
         created: row.get(13)?,
         response: row.get(14)?,
+        binding: row.get(15)?,
     })
 }
 
@@ -281,6 +295,7 @@ mod tests {
             required,
             approvers: &approvers,
             release_group: group,
+            binding: None,
             image: None,
             digest: "00",
         })
@@ -327,6 +342,17 @@ mod tests {
         ));
     }
 
+    fn group_use<'a>(group: &'a str, token: &'a str, binding: Option<&'a str>, id: &'a str) -> GroupUse<'a> {
+        GroupUse {
+            project: "demo",
+            policy: "ec-256",
+            group,
+            token_id: token,
+            binding,
+            request_id: id,
+        }
+    }
+
     #[test]
     fn an_approved_release_group_covers_up_to_its_limit() {
         let dir = tempfile::tempdir().unwrap();
@@ -336,35 +362,54 @@ mod tests {
             window_seconds: 3600,
         };
         assert_eq!(
-            a.use_group("demo", "ec-256", "rel-1", &limits, "x0").unwrap(),
+            a.use_group(&group_use("rel-1", "tok", None, "x0"), &limits)
+                .unwrap(),
             None
         );
         held(&a, "g1", Some("rel-1"), 1);
         assert_eq!(
-            a.use_group("demo", "ec-256", "rel-1", &limits, "x1").unwrap(),
+            a.use_group(&group_use("rel-1", "tok", None, "x1"), &limits)
+                .unwrap(),
             None,
             "not approved"
         );
         a.vote("g1", "alice", true, None).unwrap();
         assert_eq!(
-            a.use_group("demo", "ec-256", "rel-2", &limits, "x2").unwrap(),
+            a.use_group(&group_use("rel-2", "tok", None, "x2"), &limits)
+                .unwrap(),
             None,
             "another group"
         );
         assert_eq!(
-            a.use_group("demo", "ec-256", "rel-1", &limits, "x3")
+            a.use_group(&group_use("rel-1", "another-token", None, "y1"), &limits)
+                .unwrap(),
+            None,
+            "another token's request is not covered by this token's approval"
+        );
+        assert_eq!(
+            a.use_group(
+                &group_use("rel-1", "tok", Some("{\"repository\":\"evil/app\"}"), "y2"),
+                &limits
+            )
+            .unwrap(),
+            None,
+            "another CI identity is not covered"
+        );
+        assert_eq!(
+            a.use_group(&group_use("rel-1", "tok", None, "x3"), &limits)
                 .unwrap()
                 .as_deref(),
             Some("g1")
         );
         assert_eq!(
-            a.use_group("demo", "ec-256", "rel-1", &limits, "x4")
+            a.use_group(&group_use("rel-1", "tok", None, "x4"), &limits)
                 .unwrap()
                 .as_deref(),
             Some("g1")
         );
         assert_eq!(
-            a.use_group("demo", "ec-256", "rel-1", &limits, "x5").unwrap(),
+            a.use_group(&group_use("rel-1", "tok", None, "x5"), &limits)
+                .unwrap(),
             None,
             "3 signatures used"
         );
@@ -374,7 +419,8 @@ mod tests {
         };
         std::thread::sleep(std::time::Duration::from_millis(1100));
         assert_eq!(
-            a.use_group("demo", "ec-256", "rel-1", &expired, "x6").unwrap(),
+            a.use_group(&group_use("rel-1", "tok", None, "x6"), &expired)
+                .unwrap(),
             None,
             "window over"
         );

@@ -1,0 +1,81 @@
+//! Who may do what, on the command line: owners of tokens and approvers, revoking a token and removing an
+//! approver. Each command rewrites gateway.toml atomically; a running `serve` picks the change up by itself.
+
+use std::path::Path;
+
+use super::CliResult;
+use crate::config::GatewayConfig;
+
+/// Names the person behind token `name` (`--owner` of `token add`).
+pub fn set_token_owner(config_path: &Path, name: &str, owner: &str) -> CliResult {
+    let (mut config, _) = GatewayConfig::load(config_path)?;
+    let token = config
+        .tokens
+        .iter_mut()
+        .find(|t| t.name == name)
+        .ok_or_else(|| format!("there is no token named {name:?}"))?;
+    token.owner = Some(owner.to_owned());
+    config.save(config_path)?;
+    Ok(())
+}
+
+/// Names the person behind approver `name` (`--owner` of `approver add`).
+pub fn set_approver_owner(config_path: &Path, name: &str, owner: &str) -> CliResult {
+    let (mut config, _) = GatewayConfig::load(config_path)?;
+    let approver = config
+        .approvers
+        .iter_mut()
+        .find(|a| a.name == name)
+        .ok_or_else(|| format!("there is no approver {name:?}"))?;
+    approver.owner = Some(owner.to_owned());
+    config.save(config_path)?;
+    Ok(())
+}
+
+/// Revokes a token by name or id: it is removed from the tokens and from every policy's submitters.
+pub fn revoke_token(config_path: &Path, name_or_id: &str) -> CliResult {
+    let (mut config, _) = GatewayConfig::load(config_path)?;
+    let id = config
+        .tokens
+        .iter()
+        .find(|t| t.name == name_or_id || t.id == name_or_id)
+        .map(|t| t.id.clone())
+        .ok_or_else(|| format!("there is no token named {name_or_id:?} (name or id)"))?;
+    config.tokens.retain(|t| t.id != id);
+    for policy in config.projects.iter_mut().flat_map(|p| p.policies.iter_mut()) {
+        policy.submitters.retain(|s| *s != id);
+    }
+    config.save(config_path)?;
+    println!("token {id} revoked; a running gateway refuses it within 2 seconds");
+    Ok(())
+}
+
+/// Removes an approver; policies that still name them must be changed first.
+pub fn remove_approver(config_path: &Path, name: &str) -> CliResult {
+    let (mut config, _) = GatewayConfig::load(config_path)?;
+    if !config.approvers.iter().any(|a| a.name == name) {
+        return Err(format!("there is no approver {name:?}").into());
+    }
+    let policies: Vec<String> = config
+        .projects
+        .iter()
+        .flat_map(|p| p.policies.iter().map(move |s| (p, s)))
+        .filter(|(_, s)| {
+            s.approval
+                .as_ref()
+                .is_some_and(|a| a.approvers.iter().any(|n| n == name))
+        })
+        .map(|(p, s)| format!("{}/{}", p.slug, s.slug))
+        .collect();
+    if !policies.is_empty() {
+        return Err(format!(
+            "{name} approves {}; take them out of those policies' approvers first",
+            policies.join(", ")
+        )
+        .into());
+    }
+    config.approvers.retain(|a| a.name != name);
+    config.save(config_path)?;
+    println!("approver {name} removed; a running gateway refuses their token within 2 seconds");
+    Ok(())
+}

@@ -1,0 +1,65 @@
+//! Configuration reload while serving: gateway.toml is read again when it changes (`token add|revoke` and
+//! `approver add|remove` rewrite it atomically) and on SIGHUP. A file that does not load, or whose policies do not
+//! match the HSM, is refused and logged, and the configuration in force stays; a good one replaces it whole, for
+//! the requests that start after it. Requests in flight finish under the configuration they started with.
+//!
+//! What a reload changes: tokens, approvers and their owners, policies (submitters, approval, origin rules,
+//! certificates) and trusted issuers. The listen address, TLS certificate, HSM and database take a restart.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use crate::config::GatewayConfig;
+use crate::hsm::Signer;
+use crate::signing::state::{State, StateError};
+use crate::signing::LiveCore;
+
+/// How often the file is looked at: a revoked token is refused within this plus the time a reload takes.
+const POLL: Duration = Duration::from_millis(500);
+
+/// Watches `config_path` and SIGHUP for as long as the gateway serves.
+pub async fn watch(live: Arc<LiveCore>, config_path: PathBuf, signer: Arc<Signer>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hangup = signal(SignalKind::hangup()).ok();
+    let mut seen = stamp(&config_path);
+    let mut tick = tokio::time::interval(POLL);
+    loop {
+        let asked = tokio::select! {
+            _ = tick.tick() => false,
+            Some(()) = async {
+                match hangup.as_mut() {
+                    Some(h) => h.recv().await,
+                    None => std::future::pending().await,
+                }
+            } => true,
+        };
+        let now = stamp(&config_path);
+        if !asked && now == seen {
+            continue;
+        }
+        seen = now;
+        let (path, signer) = (config_path.clone(), signer.clone());
+        match tokio::task::spawn_blocking(move || load(&path, signer)).await {
+            Ok(Ok(state)) => {
+                live.reconfigure(Arc::new(state));
+                tracing::info!(config = %config_path.display(), "configuration reloaded");
+            }
+            Ok(Err(e)) => tracing::error!(config = %config_path.display(), error = %e,
+                "the changed configuration was refused; the one in force stays"),
+            Err(e) => tracing::error!(error = %e, "the configuration reload failed"),
+        }
+    }
+}
+
+fn load(path: &Path, signer: Arc<Signer>) -> Result<State, StateError> {
+    let (config, base) = GatewayConfig::load(path)?;
+    State::load(&config, &base, signer)
+}
+
+/// What tells a changed file from the same one: its modification time, size and inode (a rewrite is a rename).
+fn stamp(path: &Path) -> Option<(SystemTime, u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.modified().ok()?, m.len(), m.ino()))
+}
