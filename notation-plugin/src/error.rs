@@ -27,8 +27,8 @@ pub enum PluginError {
     #[error("contract version {0:?} is not supported: notation-signpath speaks Notation plugin contract version 1.0, which notation v1.x sends")]
     UnsupportedContractVersion(String),
 
-    #[error("{key:?} must not be set in pluginConfig (--plugin-config): notation stores plugin config in signingkeys.json and prints it in debug logs; set the token in SIGNPATH_API_TOKEN (or \"ApiToken\" in the file named by SIGNPATH_CONFIG_FILE) instead")]
-    TokenInPluginConfig { key: String },
+    #[error("{key:?} must not be set in pluginConfig (--plugin-config): notation stores plugin config in signingkeys.json and prints it in debug logs; set it in {env}{file} instead", file = if *env == "SIGNPATH_API_TOKEN" { " (or \"ApiToken\" in the file named by SIGNPATH_CONFIG_FILE)" } else { "" })]
+    TokenInPluginConfig { key: String, env: &'static str },
 
     #[error("{0}{hint}", hint = plugin_config_hint(.0))]
     Config(#[from] ConfigError),
@@ -96,6 +96,8 @@ pub fn error_code(error: &PluginError) -> &'static str {
             E::Tls(_)
             | E::TlsHandshake { .. }
             | E::Unreachable { .. }
+            | E::NeverConnected { .. }
+            | E::ForeignLocation { .. }
             | E::Unavailable { .. }
             | E::Server { .. }
             | E::InvalidResponse(_)
