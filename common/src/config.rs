@@ -44,6 +44,8 @@ settings! {
     SERVICE_UNAVAILABLE_TIMEOUT = "ServiceUnavailableTimeoutInSeconds",
         ["SIGNPATH_SERVICE_UNAVAILABLE_TIMEOUT_IN_SECONDS"], Some("600"),
         "Total time spent retrying an unavailable service (network errors, 429, 502, 503, 504).";
+    UNREACHABLE_TIMEOUT = "UnreachableTimeoutInSeconds", ["SIGNPATH_UNREACHABLE_TIMEOUT_IN_SECONDS"], Some("20"),
+        "Extension: while no attempt has ever connected to the gateway (connection refused, no such host), give up after this many seconds instead of ServiceUnavailableTimeoutInSeconds; a mistyped ApiUrl or a stopped gateway then fails quickly.";
     HTTP_REQUEST_TIMEOUT = "HttpRequestTimeoutInSeconds", ["SIGNPATH_HTTP_REQUEST_TIMEOUT_IN_SECONDS"], Some("30"),
         "Time allowed for one HTTP request.";
     LOG_CONSOLE_LEVEL = "Log.Console.Level", ["SIGNPATH_LOG_CONSOLE_LEVEL"], Some("none"),
@@ -52,8 +54,8 @@ settings! {
         "stderr or stdout.";
     LOG_FILE_LEVEL = "Log.File.Level", ["SIGNPATH_LOG_FILE_LEVEL"], Some("info"),
         "Level of the log file (same values as Log.Console.Level).";
-    LOG_FILE_DIRECTORY = "Log.File.Directory", ["SIGNPATH_LOG_FILE_DIRECTORY"], Some("/tmp/SignPathLogs"),
-        "Directory of the log file SignPath.CryptoProviders.<Interface>.txt.";
+    LOG_FILE_DIRECTORY = "Log.File.Directory", ["SIGNPATH_LOG_FILE_DIRECTORY"], None,
+        "Directory of the log file SignPath.CryptoProviders.<Interface>.txt; by default $XDG_STATE_HOME/signpath or ~/.local/state/signpath, private to the user.";
     CRYPTOKI_TOKEN_LABEL = "Cryptoki.TokenLabel", ["SIGNPATH_CRYPTOKI_TOKEN_LABEL"], Some("SignPath"),
         "Extension: the PKCS#11 token label.";
     TLS_CA_BUNDLE = "TlsCaBundle", ["SIGNPATH_TLS_CA_BUNDLE"], None,
@@ -134,6 +136,8 @@ pub struct Config {
     pub signing_policy_slug: Option<String>,
     pub http_proxy: Option<String>,
     pub service_unavailable_timeout: Duration,
+    /// The shorter budget while no attempt has connected (never longer than `service_unavailable_timeout`).
+    pub unreachable_timeout: Duration,
     pub http_request_timeout: Duration,
     pub log_console_level: LogLevel,
     pub log_console_to_stdout: bool,
@@ -283,11 +287,12 @@ impl Config {
             signing_policy_slug: text(&SIGNING_POLICY_SLUG),
             http_proxy: text(&HTTP_PROXY),
             service_unavailable_timeout: seconds(&SERVICE_UNAVAILABLE_TIMEOUT)?,
+            unreachable_timeout: seconds(&UNREACHABLE_TIMEOUT)?,
             http_request_timeout: seconds(&HTTP_REQUEST_TIMEOUT)?,
             log_console_level: level(&LOG_CONSOLE_LEVEL)?,
             log_console_to_stdout,
             log_file_level: level(&LOG_FILE_LEVEL)?,
-            log_file_directory: path(&LOG_FILE_DIRECTORY).unwrap_or_default(),
+            log_file_directory: path(&LOG_FILE_DIRECTORY).unwrap_or_else(|| default_log_directory(env)),
             token_label: text(&CRYPTOKI_TOKEN_LABEL).unwrap_or_default(),
             tls_ca_bundle: path(&TLS_CA_BUNDLE),
             tls_client_certificate_file: path(&TLS_CLIENT_CERTIFICATE_FILE),
@@ -327,6 +332,19 @@ impl Config {
             .and_then(|p| std::fs::metadata(p).ok())
             .is_some_and(|m| m.permissions().mode() & 0o044 != 0)
     }
+}
+
+/// `$XDG_STATE_HOME/signpath`, else `~/.local/state/signpath`: a directory of this user's, not a shared one such as
+/// `/tmp/SignPathLogs`, where another user could plant a symlink. Without either variable, no log directory.
+fn default_log_directory(env: &dyn Environment) -> PathBuf {
+    let absolute = |v: String| Some(PathBuf::from(v)).filter(|p| p.is_absolute());
+    if let Some(state) = env.var("XDG_STATE_HOME").and_then(absolute) {
+        return state.join("signpath");
+    }
+    env.var("HOME")
+        .and_then(absolute)
+        .map(|home| home.join(".local/state/signpath"))
+        .unwrap_or_default()
 }
 
 fn read_file(path: &Path) -> Result<serde_json::Value, ConfigError> {
@@ -371,6 +389,25 @@ mod tests {
             config.require_api_token().unwrap_err().to_string(),
             "ApiToken is not set: set SIGNPATH_API_TOKEN (or \"ApiToken\" in the file named by SIGNPATH_CONFIG_FILE)"
         );
+    }
+
+    #[test]
+    fn logs_default_to_a_per_user_state_directory() {
+        let config = Config::load(&BTreeMap::new(), &env_of(&[("HOME", "/home/ana")])).unwrap();
+        assert_eq!(
+            config.log_file_directory,
+            Path::new("/home/ana/.local/state/signpath")
+        );
+        let env = env_of(&[("HOME", "/home/ana"), ("XDG_STATE_HOME", "/state")]);
+        let config = Config::load(&BTreeMap::new(), &env).unwrap();
+        assert_eq!(config.log_file_directory, Path::new("/state/signpath"));
+        let env = env_of(&[
+            ("HOME", "/home/ana"),
+            ("SIGNPATH_LOG_FILE_DIRECTORY", "/var/log/sp"),
+        ]);
+        let config = Config::load(&BTreeMap::new(), &env).unwrap();
+        assert_eq!(config.log_file_directory, Path::new("/var/log/sp"));
+        assert_eq!(config.unreachable_timeout, Duration::from_secs(20));
     }
 
     #[test]

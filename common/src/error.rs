@@ -25,6 +25,21 @@ pub enum Error {
         reason: String,
     },
 
+    /// Not a single attempt of this client connected, and the short budget for that case is spent: most often a
+    /// mistyped ApiUrl or a gateway that is not running.
+    #[error("could not reach the signing gateway at {url} after {attempts} attempt(s) in {seconds} s: {reason}; no attempt ever connected, so the client stopped after {setting} ({env}): check ApiUrl (SIGNPATH_API_URL), that the gateway is running, the network and any proxy")]
+    NeverConnected {
+        url: String,
+        attempts: u32,
+        seconds: u64,
+        reason: String,
+        setting: &'static str,
+        env: &'static str,
+    },
+
+    #[error("the signing gateway sent a Location ({location}) outside the API URL's origin {origin}; it was not followed and the token was not sent there: check ApiUrl and the gateway or proxy in front of it")]
+    ForeignLocation { location: String, origin: String },
+
     /// A failure no retry can mend: the gateway's certificate is not trusted or not for this host, or the gateway
     /// refused this client's certificate.
     #[error("the TLS handshake with the signing gateway at {url} failed: {reason}; {hint}")]
@@ -121,6 +136,7 @@ impl Error {
         matches!(
             self,
             Self::Unreachable { .. }
+                | Self::NeverConnected { .. }
                 | Self::Timeout { .. }
                 | Self::Throttled { .. }
                 | Self::Unavailable { .. }

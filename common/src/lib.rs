@@ -16,7 +16,9 @@ pub mod metadata;
 pub mod protocol;
 pub mod pubkey;
 pub mod remote_key;
+pub mod retry;
 pub mod secret;
+pub mod tls;
 pub mod x509;
 
 pub use error::Error;

@@ -4,13 +4,17 @@
 use std::sync::OnceLock;
 
 use crate::protocol::{OperatingSystem, SourceProcess};
-use crate::secret::redact_command_line;
+use crate::secret::{redact_command_line, scrub};
 
-/// Describes the current process, with secrets removed from its command line. Read once per process: the PKCS#11
-/// module calls this on every C_Sign, and neither the command line nor the kernel changes under a process.
+/// Describes the current process, with secrets removed from its command line: the exact values this process holds
+/// (see [`crate::secret::scrub`]; applied on every call, since a PIN may be learnt after the first) and whatever
+/// looks like a secret. Read once per process: the PKCS#11 module calls this on every C_Sign, and neither the
+/// command line nor the kernel changes under a process.
 pub fn current_source_process() -> SourceProcess {
     static CURRENT: OnceLock<SourceProcess> = OnceLock::new();
-    CURRENT.get_or_init(read_source_process).clone()
+    let mut process = CURRENT.get_or_init(read_source_process).clone();
+    process.command_line = process.command_line.map(|line| scrub(&line));
+    process
 }
 
 fn read_source_process() -> SourceProcess {

@@ -25,7 +25,7 @@ struct Cli {
     command: Command,
 }
 
-#[derive(Debug, Clone, Copy, Subcommand)]
+#[derive(Debug, Clone, Subcommand)]
 enum Command {
     /// Print the plugin's name, version and capabilities (static; reads {"pluginConfig":{...}} or nothing).
     GetPluginMetadata,
@@ -33,6 +33,13 @@ enum Command {
     DescribeKey,
     /// Sign a payload with a signing policy (the request notation sends for SIGNATURE_GENERATOR.RAW).
     GenerateSignature,
+    /// For people, not notation: check the settings (gateway reachable, TLS CA and name, token, policies, clock,
+    /// file modes) and print each problem with its fix; exit code 1 when there is one. Reads no stdin.
+    Doctor {
+        /// Also check that this key id (Project/Policy, notation's --id) is among the token's policies.
+        #[arg(long)]
+        key_id: Option<String>,
+    },
 }
 
 const COMMANDS: &str = "get-plugin-metadata, describe-key or generate-signature";
@@ -49,15 +56,22 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
         }
         Err(error) => return output::fail(&PluginError::Request(usage_message(&error))),
     };
+    // The doctor is for people: no request on stdin, text on stdout. Every other command is notation's.
+    let command: fn(&[u8]) -> Result<Vec<u8>, PluginError> = match cli.command {
+        Command::Doctor { key_id } => return crate::doctor::run(key_id.as_deref()),
+        Command::GetPluginMetadata => {
+            |input| commands::get_plugin_metadata(input).and_then(|r| output::json(&r))
+        }
+        Command::DescribeKey => |input| commands::describe_key(input).and_then(|r| output::json(&r)),
+        Command::GenerateSignature => {
+            |input| commands::generate_signature(input).and_then(|r| output::json(&r))
+        }
+    };
     let input = match output::read_stdin() {
         Ok(input) => input,
         Err(error) => return output::fail(&error),
     };
-    let result = match cli.command {
-        Command::GetPluginMetadata => commands::get_plugin_metadata(&input).and_then(|r| output::json(&r)),
-        Command::DescribeKey => commands::describe_key(&input).and_then(|r| output::json(&r)),
-        Command::GenerateSignature => commands::generate_signature(&input).and_then(|r| output::json(&r)),
-    };
+    let result = command(&input);
     match result {
         Ok(json) => output::succeed(&json),
         Err(error) => output::fail(&error),

@@ -27,8 +27,8 @@ pub enum PluginError {
     #[error("contract version {0:?} is not supported: notation-signpath speaks Notation plugin contract version 1.0, which notation v1.x sends")]
     UnsupportedContractVersion(String),
 
-    #[error("{key:?} must not be set in pluginConfig (--plugin-config): notation stores plugin config in signingkeys.json and prints it in debug logs; set the token in SIGNPATH_API_TOKEN (or \"ApiToken\" in the file named by SIGNPATH_CONFIG_FILE) instead")]
-    TokenInPluginConfig { key: String },
+    #[error("{key:?} must not be set in pluginConfig (--plugin-config): notation stores plugin config in signingkeys.json and prints it in debug logs; {}", where_it_belongs(.env))]
+    TokenInPluginConfig { key: String, env: &'static str },
 
     #[error("{0}{hint}", hint = plugin_config_hint(.0))]
     Config(#[from] ConfigError),
@@ -54,6 +54,15 @@ pub enum PluginError {
 
     #[error("cannot write the response to stdout: {0}")]
     Output(String),
+}
+
+/// Where a secret refused in pluginConfig goes instead.
+fn where_it_belongs(env: &str) -> String {
+    if env == common::config::API_TOKEN.env[0] {
+        format!("set the token in {env} (or \"ApiToken\" in the file named by SIGNPATH_CONFIG_FILE) instead")
+    } else {
+        format!("set the identity token in {env} instead")
+    }
 }
 
 /// Settings other than the token can also come from notation's `--plugin-config`; say so where one is missing.
@@ -96,6 +105,8 @@ pub fn error_code(error: &PluginError) -> &'static str {
             E::Tls(_)
             | E::TlsHandshake { .. }
             | E::Unreachable { .. }
+            | E::NeverConnected { .. }
+            | E::ForeignLocation { .. }
             | E::Unavailable { .. }
             | E::Server { .. }
             | E::InvalidResponse(_)

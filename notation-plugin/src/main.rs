@@ -6,12 +6,14 @@
 //! - [`protocol`]: the plugin contract's JSON; [`error`]: errors and their one mapping to Notation error codes;
 //! - [`settings`]: key id, configuration, log file; [`key`] and [`cache`]: policy keys, cached per user;
 //! - [`chain`]: Notary's certificate-chain rules; [`payload`]: what is signed, for the audit log;
-//! - [`output`]: stdout, stderr and the panic hook.
+//! - [`output`]: stdout, stderr and the panic hook;
+//! - [`doctor`]: `notation-signpath doctor`, a settings check for people, outside the plugin contract.
 
 mod cache;
 mod chain;
 mod cli;
 mod commands;
+mod doctor;
 mod error;
 mod key;
 mod output;

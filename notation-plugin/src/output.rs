@@ -77,7 +77,7 @@ pub fn install_panic_hook() {
             code::ERROR,
             &format!(
                 "notation-signpath failed unexpectedly{location}; this is a bug, please report it with the log file \
-                 SignPath.CryptoProviders.Notation.txt (Log.File.Directory, default /tmp/SignPathLogs)"
+                 SignPath.CryptoProviders.Notation.txt (Log.File.Directory, default ~/.local/state/signpath)"
             ),
         );
         std::process::exit(EXIT_FAILURE);

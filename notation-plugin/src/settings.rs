@@ -9,8 +9,13 @@ use common::config::{Config, ProcessEnvironment};
 
 use crate::error::PluginError;
 
-/// pluginConfig keys that would carry the API token (SignPath's name, and its pre-4.2 name).
-const TOKEN_KEYS: [&str; 2] = ["ApiToken", "CIUserToken"];
+/// pluginConfig keys that would carry a secret (the API token under SignPath's name and its pre-4.2 name, the CI's
+/// identity token), and the environment variable each belongs in instead.
+const SECRET_KEYS: [(&str, &str); 3] = [
+    ("ApiToken", "SIGNPATH_API_TOKEN"),
+    ("CIUserToken", "SIGNPATH_API_TOKEN"),
+    ("IdToken", "SIGNPATH_ID_TOKEN"),
+];
 
 /// A SignPath key id: project slug and signing policy slug.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,11 +55,16 @@ impl fmt::Display for KeyId {
 /// The configuration for one request. Refuses a token in pluginConfig, then starts file logging.
 pub fn load_config(plugin_config: Option<&BTreeMap<String, String>>) -> Result<Config, PluginError> {
     let overrides = plugin_config.cloned().unwrap_or_default();
-    if let Some(key) = overrides
-        .keys()
-        .find(|k| TOKEN_KEYS.iter().any(|t| t.eq_ignore_ascii_case(k)))
-    {
-        return Err(PluginError::TokenInPluginConfig { key: key.clone() });
+    for key in overrides.keys() {
+        if let Some((_, env)) = SECRET_KEYS
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(key))
+        {
+            return Err(PluginError::TokenInPluginConfig {
+                key: key.clone(),
+                env,
+            });
+        }
     }
     let config = Config::load(&overrides, &ProcessEnvironment)?;
     init_logging(&config);
@@ -106,5 +116,14 @@ mod tests {
         assert!(matches!(error, PluginError::TokenInPluginConfig { .. }));
         assert!(!error.to_string().contains("secret"));
         assert!(error.to_string().contains("SIGNPATH_API_TOKEN"));
+    }
+
+    #[test]
+    fn an_identity_token_in_plugin_config_is_refused() {
+        let config = BTreeMap::from([("IdToken".to_owned(), "eyJ.secret.jwt".to_owned())]);
+        let error = load_config(Some(&config)).unwrap_err();
+        assert_eq!(crate::error::error_code(&error), "VALIDATION_ERROR");
+        assert!(!error.to_string().contains("eyJ"));
+        assert!(error.to_string().contains("SIGNPATH_ID_TOKEN"), "{error}");
     }
 }

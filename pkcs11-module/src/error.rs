@@ -42,9 +42,10 @@ pub enum Error {
     MechanismInvalid(CK_MECHANISM_TYPE),
     #[error("bad mechanism parameters: {0}")]
     MechanismParamInvalid(&'static str),
-    #[error("mechanism {mechanism:?} does not fit a {key} key")]
+    /// `mechanism` is the mechanism's name (the error table sits below the core, so it names no core type).
+    #[error("mechanism {mechanism} does not fit a {key} key")]
     KeyTypeInconsistent {
-        mechanism: crate::core::mechanism::Mechanism,
+        mechanism: String,
         key: common::keys::KeyKind,
     },
     #[error("an operation of this kind is already active in the session")]

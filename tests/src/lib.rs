@@ -1,14 +1,18 @@
 //! Shared fixtures for the end-to-end tests: each starts a real process (the gateway on a fresh `init`, a
 //! registry on loopback) and stops it when dropped, so a failing test leaves nothing running.
 //!
+//! - [`cosign`]: cosign signing images through the PKCS#11 module for one gateway.
 //! - [`faults`]: a fault-injecting HTTPS proxy between a client and the gateway.
 //! - [`gateway`]: `signpath-gateway init` + `serve` on a free port, and the client settings to reach it.
+//! - [`notation`]: one user's notation with the plugin in place and a trust policy for a given root.
 //! - [`registry`]: Debian's docker-registry on a free loopback port, and pushing a small image to it.
 //! - [`tools`]: where the real clients (notation, cosign, pkcs11-tool, ...) are, or why a test cannot run.
 //! - [`webdriver`]: headless Chromium through chromedriver, for the approvers' web page.
 
+pub mod cosign;
 pub mod faults;
 pub mod gateway;
+pub mod notation;
 pub mod registry;
 pub mod tools;
 pub mod webdriver;

@@ -11,7 +11,7 @@ use der::Encode;
 use common::keys::KeyKind;
 
 use crate::core::mechanism::{EC_MECHANISMS, RSA_MECHANISMS};
-use crate::core::objects::{Authority, Object, PolicyKey};
+use crate::core::objects::{Authority, Object, ObjectTable, PolicyKey};
 use crate::error::Error;
 
 /// One attribute of one object.
@@ -235,4 +235,19 @@ pub fn fill_template(object: &Object, template: &[(CK_ATTRIBUTE_TYPE, Option<usi
         })
         .collect();
     TemplateOutcome { entries, error }
+}
+
+impl ObjectTable {
+    /// Handles of the objects whose attributes equal every template entry byte for byte (an attribute the object
+    /// lacks, or a sensitive one, never matches).
+    pub fn find(&self, template: &[(CK_ATTRIBUTE_TYPE, Vec<u8>)]) -> Vec<CK_OBJECT_HANDLE> {
+        self.iter()
+            .filter(|(_, object)| {
+                template
+                    .iter()
+                    .all(|(ty, value)| matches!(object.attribute(*ty), Attr::Value(v) if v == *value))
+            })
+            .map(|(handle, _)| handle)
+            .collect()
+    }
 }

@@ -6,6 +6,11 @@
 //! what the call needs, unlock, call, and re-lock to record the outcome). Login state belongs to the application,
 //! as the specification says: one login serves every session.
 //!
+//! Before login a session sees the token's public objects (certificates, public keys) when the configuration
+//! already names the organization and the API token, as a hardware token shows them: gnupg-pkcs11-scd and libp11
+//! enumerate certificates before they log in. Without configured credentials there is nothing to show until
+//! `C_Login`, because the policy list depends on them.
+//!
 //! An instance remembers the process that created it. After `fork` the child sees "not initialized" until it calls
 //! `C_Initialize`, which abandons the parent's instance without dropping it: its connections and I/O driver are
 //! shared with the parent, and tearing them down in the child could disturb the parent.
@@ -31,7 +36,7 @@ use mechanism::{Mechanism, MechanismRequest};
 use objects::ObjectTable;
 use session::Session;
 use sign::SignOperation;
-use token::{Credentials, TokenInfo, SLOT_ID};
+use token::{check_slot, Credentials, TokenInfo, SLOT_ID};
 
 /// The version the module reports to the gateway in its User-Agent.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -54,6 +59,8 @@ struct Instance {
     sessions: BTreeMap<CK_SESSION_HANDLE, SharedSession>,
     next_session: CK_SESSION_HANDLE,
     login: Option<Arc<Login>>,
+    /// The configured token's objects, read at the first look before login; private keys among them stay hidden.
+    public: Option<Arc<ObjectTable>>,
 }
 
 impl Instance {
@@ -62,6 +69,40 @@ impl Instance {
             .get(&handle)
             .cloned()
             .ok_or(Error::SessionHandleInvalid(handle))
+    }
+}
+
+/// The objects a session may see now: the login's, the configured token's public ones, or none.
+#[derive(Debug)]
+enum View {
+    LoggedIn(Arc<Login>),
+    Public(Arc<ObjectTable>),
+    Nothing,
+}
+
+impl View {
+    fn object(&self, handle: CK_OBJECT_HANDLE) -> Result<&objects::Object> {
+        match self {
+            Self::LoggedIn(login) => login.objects.get(handle),
+            Self::Public(table) => table
+                .get(handle)
+                .ok()
+                .filter(|object| !object.is_private())
+                .ok_or(Error::ObjectHandleInvalid(handle)),
+            Self::Nothing => Err(Error::ObjectHandleInvalid(handle)),
+        }
+    }
+
+    fn find(&self, template: &[(CK_ATTRIBUTE_TYPE, Vec<u8>)]) -> Vec<CK_OBJECT_HANDLE> {
+        match self {
+            Self::LoggedIn(login) => login.objects.find(template),
+            Self::Public(table) => table
+                .find(template)
+                .into_iter()
+                .filter(|handle| table.get(*handle).is_ok_and(|object| !object.is_private()))
+                .collect(),
+            Self::Nothing => Vec::new(),
+        }
     }
 }
 
@@ -83,14 +124,6 @@ pub struct Module {
 
 fn lock<T>(mutex: &Mutex<T>) -> Result<MutexGuard<'_, T>> {
     mutex.lock().map_err(|_| Error::Poisoned)
-}
-
-fn check_slot(slot: CK_SLOT_ID) -> Result<()> {
-    if slot == SLOT_ID {
-        Ok(())
-    } else {
-        Err(Error::SlotIdInvalid(slot))
-    }
 }
 
 impl Module {
@@ -147,6 +180,7 @@ impl Module {
             sessions: BTreeMap::new(),
             next_session: 1,
             login: None,
+            public: None,
         });
         Ok(())
     }
@@ -173,12 +207,12 @@ impl Module {
     }
 
     pub fn check_slot(&self, slot: CK_SLOT_ID) -> Result<()> {
-        self.with(|_| check_slot(slot))
+        self.with(|i| check_slot(slot, &i.config.token_label))
     }
 
     pub fn token_info(&self, slot: CK_SLOT_ID) -> Result<TokenInfo> {
         self.with(|i| {
-            check_slot(slot)?;
+            check_slot(slot, &i.config.token_label)?;
             let mut rw_session_count = 0;
             for session in i.sessions.values() {
                 if lock(session)?.read_write {
@@ -195,7 +229,7 @@ impl Module {
     }
 
     pub fn mechanism_list(&self, slot: CK_SLOT_ID) -> Result<Vec<CK_MECHANISM_TYPE>> {
-        self.with(|_| check_slot(slot).map(|()| mechanism::all()))
+        self.with(|i| check_slot(slot, &i.config.token_label).map(|()| mechanism::all()))
     }
 
     pub fn mechanism_info(
@@ -203,12 +237,12 @@ impl Module {
         slot: CK_SLOT_ID,
         mechanism: CK_MECHANISM_TYPE,
     ) -> Result<CK_MECHANISM_INFO> {
-        self.with(|_| check_slot(slot).and_then(|()| mechanism::info(mechanism)))
+        self.with(|i| check_slot(slot, &i.config.token_label).and_then(|()| mechanism::info(mechanism)))
     }
 
     pub fn open_session(&self, slot: CK_SLOT_ID, flags: CK_FLAGS) -> Result<CK_SESSION_HANDLE> {
         self.with(|i| {
-            check_slot(slot)?;
+            check_slot(slot, &i.config.token_label)?;
             if flags & CKF_SERIAL_SESSION == 0 {
                 return Err(Error::SessionParallelNotSupported);
             }
@@ -228,6 +262,7 @@ impl Module {
                 .ok_or(Error::SessionHandleInvalid(handle))?;
             if i.sessions.is_empty() {
                 i.login = None;
+                i.public = None;
             }
             Ok(())
         })
@@ -235,9 +270,10 @@ impl Module {
 
     pub fn close_all_sessions(&self, slot: CK_SLOT_ID) -> Result<()> {
         self.with(|i| {
-            check_slot(slot)?;
+            check_slot(slot, &i.config.token_label)?;
             i.sessions.clear();
             i.login = None;
+            i.public = None;
             Ok(())
         })
     }
@@ -304,30 +340,75 @@ impl Module {
         self.with(|i| Ok((i.session(handle)?, i.login.clone())))
     }
 
+    /// The session and the objects it sees. Before login, the first look reads the configured token's policies
+    /// (with no lock held) and keeps them until the last session closes; if the gateway cannot answer, the session
+    /// sees nothing, as before login without configured credentials, and the next look asks again.
+    fn session_and_view(&self, handle: CK_SESSION_HANDLE) -> Result<(SharedSession, View)> {
+        let (session, login, public, config, epoch) = self.with(|i| {
+            Ok((
+                i.session(handle)?,
+                i.login.clone(),
+                i.public.clone(),
+                i.config.clone(),
+                i.epoch,
+            ))
+        })?;
+        if let Some(login) = login {
+            return Ok((session, View::LoggedIn(login)));
+        }
+        if let Some(public) = public {
+            return Ok((session, View::Public(public)));
+        }
+        let Ok(credentials) = token::credentials(None, &config) else {
+            return Ok((session, View::Nothing));
+        };
+        let table = match connect(&config, credentials) {
+            Ok(login) => Arc::new(login.objects),
+            Err(error) => {
+                tracing::warn!(%error, "the token's public objects are not shown before login");
+                return Ok((session, View::Nothing));
+            }
+        };
+        tracing::info!(
+            objects = table.len(),
+            "public objects of the configured token read before login"
+        );
+        let table = self.with(|i| {
+            if i.epoch != epoch {
+                return Err(Error::SessionHandleInvalid(handle));
+            }
+            Ok(i.public.get_or_insert(table).clone())
+        })?;
+        Ok((session, View::Public(table)))
+    }
+
     pub fn attribute_values(
         &self,
         handle: CK_SESSION_HANDLE,
         object: CK_OBJECT_HANDLE,
         template: &[(CK_ATTRIBUTE_TYPE, Option<usize>)],
     ) -> Result<TemplateOutcome> {
-        let (_, login) = self.session_and_login(handle)?;
-        let login = login.ok_or(Error::ObjectHandleInvalid(object))?;
-        Ok(attributes::fill_template(login.objects.get(object)?, template))
+        let (_, view) = self.session_and_view(handle)?;
+        Ok(attributes::fill_template(view.object(object)?, template))
     }
 
-    /// `C_FindObjectsInit`: objects exist only after login (the policy list depends on the credentials).
+    /// `C_FindObjectsInit`: every object after login; before it, the public objects of the configured token (see
+    /// [`Module::session_and_view`]).
     pub fn find_init(
         &self,
         handle: CK_SESSION_HANDLE,
         template: &[(CK_ATTRIBUTE_TYPE, Vec<u8>)],
     ) -> Result<()> {
-        let (session, login) = self.session_and_login(handle)?;
+        // Checked before the view too: a second init must not cost a gateway call.
+        if lock(self.session(handle)?.as_ref())?.find.is_some() {
+            return Err(Error::OperationActive);
+        }
+        let (session, view) = self.session_and_view(handle)?;
         let mut session = lock(&session)?;
         if session.find.is_some() {
             return Err(Error::OperationActive);
         }
-        let found = login.map(|l| l.objects.find(template)).unwrap_or_default();
-        session.find = Some(found.into());
+        session.find = Some(view.find(template).into());
         Ok(())
     }
 

@@ -17,7 +17,6 @@ use common::protocol::SigningPolicyInfo;
 use common::remote_key::RemoteKey;
 use common::x509::ParsedCertificate;
 
-use crate::core::attributes::Attr;
 use crate::error::{Error, Result};
 
 /// A policy's key, with the byte strings its objects share.
@@ -136,18 +135,11 @@ impl ObjectTable {
         }
     }
 
-    /// Handles of the objects whose attributes equal every template entry byte for byte (an attribute the object
-    /// lacks, or a sensitive one, never matches).
-    pub fn find(&self, template: &[(CK_ATTRIBUTE_TYPE, Vec<u8>)]) -> Vec<CK_OBJECT_HANDLE> {
+    /// Every object with its handle.
+    pub fn iter(&self) -> impl Iterator<Item = (CK_OBJECT_HANDLE, &Object)> {
         self.objects
             .iter()
             .enumerate()
-            .filter(|(_, object)| {
-                template
-                    .iter()
-                    .all(|(ty, value)| matches!(object.attribute(*ty), Attr::Value(v) if v == *value))
-            })
-            .map(|(index, _)| index as CK_OBJECT_HANDLE + 1)
-            .collect()
+            .map(|(index, object)| (index as CK_OBJECT_HANDLE + 1, object))
     }
 }

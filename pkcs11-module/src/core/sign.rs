@@ -85,7 +85,7 @@ impl SignOperation {
     pub fn new(mechanism: Mechanism, key: Arc<PolicyKey>, client: Arc<GatewayClient>) -> Result<Self> {
         if !mechanism.fits(key.remote.kind()) {
             return Err(Error::KeyTypeInconsistent {
-                mechanism,
+                mechanism: format!("{mechanism:?}"),
                 key: key.remote.kind(),
             });
         }
@@ -163,7 +163,7 @@ impl SignOperation {
             (Input::Raw(data), _) => {
                 let KeyKind::Ec(curve) = kind else {
                     return Err(Error::KeyTypeInconsistent {
-                        mechanism: self.mechanism,
+                        mechanism: format!("{:?}", self.mechanism),
                         key: kind,
                     });
                 };

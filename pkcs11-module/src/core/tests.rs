@@ -303,3 +303,54 @@ fn a_panic_under_the_lock_is_survived_by_finalize_and_initialize() {
     module.initialize(config).unwrap();
     assert!(module.slot_list().is_ok());
 }
+
+#[test]
+fn before_login_the_configured_tokens_public_objects_are_visible_and_its_private_keys_are_not() {
+    let (module, session, key) = module_with_unreachable_gateway();
+    module
+        .with(|instance| {
+            instance.login = None;
+            instance.public = Some(Arc::new(ObjectTable::from_policies(policies().0, None)));
+            Ok(())
+        })
+        .unwrap();
+    module.find_init(session, &[]).unwrap();
+    let found = module.find(session, 100).unwrap();
+    module.find_final(session).unwrap();
+    // Two public keys, two certificates and their CA; the two private keys stay hidden.
+    assert_eq!(found.len(), 5, "{found:?}");
+    assert!(!found.contains(&key));
+    module
+        .find_init(session, &[(CKA_CLASS, ulong(CKO_PRIVATE_KEY))])
+        .unwrap();
+    assert!(module.find(session, 100).unwrap().is_empty());
+    module.find_final(session).unwrap();
+    assert!(matches!(
+        module.attribute_values(session, key, &[(CKA_LABEL, None)]),
+        Err(Error::ObjectHandleInvalid(1))
+    ));
+    let certificate = module
+        .attribute_values(session, found[1], &[(CKA_ID, Some(64))])
+        .unwrap();
+    assert_eq!(certificate.entries[0].value.as_deref(), Some(&b"demo/ec-256"[..]));
+    assert!(matches!(
+        module.sign_init(session, ecdsa(), key),
+        Err(Error::UserNotLoggedIn)
+    ));
+    // Closing the last session forgets them, as it forgets a login.
+    module.close_session(session).unwrap();
+    assert!(module.with(|instance| Ok(instance.public.is_none())).unwrap());
+}
+
+#[test]
+fn without_configured_credentials_nothing_is_visible_before_login() {
+    let env = |name: &str| (name == "SIGNPATH_API_URL").then(|| "https://127.0.0.1:1/Api".to_owned());
+    let module = Module::new();
+    module
+        .initialize(Config::load(&BTreeMap::new(), &env).unwrap())
+        .unwrap();
+    let session = module.open_session(token_slot(), CKF_SERIAL_SESSION).unwrap();
+    module.find_init(session, &[]).unwrap();
+    assert!(module.find(session, 100).unwrap().is_empty());
+    assert!(module.with(|instance| Ok(instance.public.is_none())).unwrap());
+}

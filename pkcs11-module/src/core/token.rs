@@ -23,6 +23,40 @@ pub const CONFIG_PIN: &[u8] = b"CONFIG";
 /// The longest PIN we accept: an organization id, a colon and an API token fit easily.
 pub const MAX_PIN_LEN: usize = 4096;
 
+/// Checks a slot id from the caller. A wrong one is `CKR_SLOT_ID_INVALID`, as before; the first time in a process
+/// the log also says which slot to use, because cosign and pkcs11-tool ask for slot 0 unless told otherwise.
+pub fn check_slot(slot: CK_SLOT_ID, token_label: &str) -> Result<()> {
+    static TOLD: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if slot == SLOT_ID {
+        return Ok(());
+    }
+    if !TOLD.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        tracing::warn!("{}", wrong_slot_hint(slot, token_label));
+    }
+    Err(Error::SlotIdInvalid(slot))
+}
+
+/// What the log says about a slot that does not exist.
+pub fn wrong_slot_hint(slot: CK_SLOT_ID, token_label: &str) -> String {
+    format!(
+        "slot {slot} does not exist; the {token_label} token is slot {SLOT_ID} (`--slot-id {SLOT_ID}`, or \
+         `pkcs11:token={}` in the URI)",
+        uri_escape(token_label)
+    )
+}
+
+/// A token label as a `pkcs11:` URI path attribute value (RFC 7512 `pchar` minus `;`): unreserved characters
+/// stay, others are percent-encoded.
+fn uri_escape(label: &str) -> String {
+    label
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 /// `major.minor` of this crate, for `libraryVersion`, `hardwareVersion` and `firmwareVersion`.
 pub fn version() -> CK_VERSION {
     let number = |s: &str| s.parse::<u8>().unwrap_or(0);
@@ -81,6 +115,8 @@ pub fn credentials(pin: Option<&[u8]>, config: &Config) -> Result<Credentials> {
         return Err(Error::PinMalformed);
     }
     let text = std::str::from_utf8(pin).map_err(|_| Error::PinMalformed)?;
+    // The PIN as typed, so that it is removed from anything the module sends or logs (see common::secret).
+    common::secret::remember(text);
     let (organization_id, api_token) = text.split_once(':').ok_or(Error::PinMalformed)?;
     let organization_id = organization_id.trim();
     if organization_id.is_empty() || api_token.is_empty() {
@@ -114,6 +150,17 @@ mod tests {
         assert_eq!(&blank_padded::<4>("SignPath"), b"Sign");
         // "é" is two bytes; it must not be split.
         assert_eq!(&blank_padded::<2>("aé"), b"a ");
+    }
+
+    #[test]
+    fn a_wrong_slot_is_invalid_and_the_hint_names_the_right_one() {
+        assert!(matches!(check_slot(0, "SignPath"), Err(Error::SlotIdInvalid(0))));
+        assert!(check_slot(SLOT_ID, "SignPath").is_ok());
+        assert_eq!(
+            wrong_slot_hint(0, "SignPath"),
+            "slot 0 does not exist; the SignPath token is slot 1 (`--slot-id 1`, or `pkcs11:token=SignPath` in the URI)"
+        );
+        assert!(wrong_slot_hint(0, "Team Keys").ends_with("`pkcs11:token=Team%20Keys` in the URI)"));
     }
 
     #[test]

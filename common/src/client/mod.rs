@@ -9,55 +9,36 @@
 //! dropped in the child (its epoll descriptor is shared with the parent).
 //!
 //! Retries follow SignPath's contract: only network errors, timeouts, 429, 502, 503 and 504, with exponential
-//! backoff that honours `Retry-After`, inside the `ServiceUnavailableTimeoutInSeconds` budget. Every `SignHash`
+//! backoff that honours `Retry-After`, inside the `ServiceUnavailableTimeoutInSeconds` budget — or the shorter
+//! `UnreachableTimeoutInSeconds` while no attempt has ever connected ([`crate::retry`]). Every `SignHash`
 //! carries an `Idempotency-Key`, so a retry after a lost response cannot sign twice.
+//!
+//! The token goes only to the API URL's origin: a `Location` elsewhere is refused, not followed. What the client
+//! sends as audit metadata passes [`crate::secret::scrub`], so the token, PIN and identity token it holds are not
+//! among it.
 
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE, LOCATION, RETRY_AFTER};
+use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE, LOCATION};
 use reqwest::{Method, StatusCode, Url};
 use secrecy::ExposeSecret;
 
 use crate::config::Config;
 use crate::error::Error;
 use crate::protocol::{
-    MySigningPolicies, Problem, SignHashRequest, SignHashResponse, SigningPolicyInfo, IDEMPOTENCY_KEY,
+    MySigningPolicies, SignHashRequest, SignHashResponse, SigningPolicyInfo, IDEMPOTENCY_KEY,
 };
+use crate::retry::{decide, Budgets, Decision, RetryPolicy};
 use crate::secret::ApiToken;
+use response::{is_retryable_status, parse_json, retry_after, status_error, Failure, RawResponse};
+
+mod response;
 
 /// Largest response body we read; a gateway answer is a few kilobytes (a policy list with chains).
 const MAX_BODY: usize = 4 * 1024 * 1024;
-
-/// Exponential backoff: `first`, doubling, capped at `max`, plus up to 20 % jitter.
-#[derive(Debug, Clone, Copy)]
-pub struct RetryPolicy {
-    pub first_delay: Duration,
-    pub max_delay: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        // SignPath's Crypto Providers start at 1.16 s and double.
-        Self {
-            first_delay: Duration::from_millis(1000),
-            max_delay: Duration::from_secs(30),
-        }
-    }
-}
-
-impl RetryPolicy {
-    fn delay(&self, attempt: u32) -> Duration {
-        let exp = self
-            .first_delay
-            .saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
-        let base = exp.min(self.max_delay);
-        // Jitter from the OS random source via a v4 UUID: enough to spread clients, no extra dependency.
-        let jitter = f64::from(uuid::Uuid::new_v4().as_bytes()[0]) / 255.0 * 0.2;
-        base.mul_f64(1.0 + jitter)
-    }
-}
 
 /// Who is calling, for the User-Agent header (SignPath logs client versions from it).
 #[derive(Debug, Clone)]
@@ -91,7 +72,9 @@ pub struct GatewayClient {
     tls: Arc<rustls::ClientConfig>,
     proxy: Option<reqwest::Proxy>,
     request_timeout: Duration,
-    budget: Duration,
+    budgets: Budgets,
+    /// Whether any attempt of this client ever reached the gateway (an HTTP answer, or a failure after connecting).
+    connected: AtomicBool,
     approval_wait: Duration,
     release_group: Option<String>,
     id_token: Option<ApiToken>,
@@ -114,7 +97,11 @@ impl GatewayClient {
         let organization = config.require_organization_id()?;
         let token = config.require_api_token()?.clone();
         let base = api_base(&config.api_url, organization, config.allow_insecure_loopback_http)?;
-        let tls = Arc::new(tls_config(config)?);
+        let tls = Arc::new(crate::tls::tls_config(config)?);
+        crate::secret::remember_token(Some(organization), &token);
+        if let Some(id_token) = &config.id_token {
+            crate::secret::remember(id_token.expose_secret());
+        }
         let proxy = match &config.http_proxy {
             Some(proxy) if !is_loopback_host(&base) => {
                 let url = if proxy.contains("://") {
@@ -135,7 +122,11 @@ impl GatewayClient {
             tls,
             proxy,
             request_timeout: config.http_request_timeout,
-            budget: config.service_unavailable_timeout,
+            budgets: Budgets {
+                service_unavailable: config.service_unavailable_timeout,
+                unreachable: config.unreachable_timeout,
+            },
+            connected: AtomicBool::new(false),
             approval_wait: config.approval_wait_timeout,
             release_group: config.release_group.clone(),
             id_token: config.id_token.clone(),
@@ -177,20 +168,21 @@ impl GatewayClient {
     /// approval. The same idempotency key is sent on every retry.
     pub fn sign_hash(&self, request: &SignHashRequest) -> Result<SignHashResponse, Error> {
         let idempotency_key = uuid::Uuid::new_v4().to_string();
-        // Copied only when the release group has to be added; most signatures go out as they came.
-        let request = match &self.release_group {
-            Some(group) => {
-                let mut grouped = request.clone();
-                grouped
-                    .hash_signing_data
-                    .metadata
-                    .get_or_insert_with(Default::default)
-                    .release_group = Some(group.clone());
-                std::borrow::Cow::Owned(grouped)
-            }
-            None => std::borrow::Cow::Borrowed(request),
-        };
-        let body = serde_json::to_vec(&*request).map_err(|e| Error::InvalidResponse(e.to_string()))?;
+        let mut request = request.clone();
+        if let Some(group) = &self.release_group {
+            request
+                .hash_signing_data
+                .metadata
+                .get_or_insert_with(Default::default)
+                .release_group = Some(group.clone());
+        }
+        if let Some(metadata) = request.hash_signing_data.metadata.as_mut() {
+            scrub_metadata(metadata);
+        }
+        if let Some(description) = request.description.as_mut() {
+            *description = crate::secret::scrub(description);
+        }
+        let body = serde_json::to_vec(&request).map_err(|e| Error::InvalidResponse(e.to_string()))?;
         let url = self.url("SigningRequests/SignHash")?;
         let response = self.execute(Method::POST, url, Some(body), Some(&idempotency_key))?;
         let parsed: SignHashResponse = parse_json(&response.body)?;
@@ -207,10 +199,7 @@ impl GatewayClient {
     ) -> Result<SignHashResponse, Error> {
         let request_id = first.signing_request_id.clone();
         let location = match headers.get(LOCATION).and_then(|v| v.to_str().ok()) {
-            Some(l) => self
-                .base
-                .join(l)
-                .map_err(|e| Error::InvalidResponse(format!("bad Location {l:?}: {e}")))?,
+            Some(l) => self.same_origin(l)?,
             None => self.url(&format!("SigningRequests/{request_id}"))?,
         };
         let mut web_link = first.web_link.clone();
@@ -250,6 +239,41 @@ impl GatewayClient {
                 }
             }
         }
+    }
+
+    /// A `Location` resolved against the API URL, if it has the API URL's scheme, host and port: the token is sent
+    /// to nothing else (a gateway, or whoever answers in its name, must not redirect it).
+    fn same_origin(&self, location: &str) -> Result<Url, Error> {
+        let url = self
+            .base
+            .join(location)
+            .map_err(|e| Error::InvalidResponse(format!("bad Location {location:?}: {e}")))?;
+        if url.origin() != self.base.origin() {
+            let mut shown = url.clone();
+            shown.set_query(None);
+            return Err(Error::ForeignLocation {
+                location: shown.to_string(),
+                origin: self.base.origin().ascii_serialization(),
+            });
+        }
+        Ok(url)
+    }
+
+    /// One `GET Cryptoki/MySigningPolicies` with the normal retries, returning the policies and the gateway's clock
+    /// (its `Date` header): what `doctor` checks.
+    pub fn probe(&self) -> Result<Probe, Error> {
+        let url = self.url("Cryptoki/MySigningPolicies")?;
+        let response = self.execute(Method::GET, url, None, None)?;
+        let list: MySigningPolicies = parse_json(&response.body)?;
+        let date = response
+            .headers
+            .get(reqwest::header::DATE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        Ok(Probe {
+            policies: list.signing_policies,
+            date,
+        })
     }
 
     fn url(&self, path: &str) -> Result<Url, Error> {
@@ -319,7 +343,8 @@ impl GatewayClient {
         let mut attempt = 0u32;
         loop {
             attempt += 1;
-            let remaining = self.budget.saturating_sub(start.elapsed());
+            let (_, budget) = self.budgets.limit(self.connected.load(Ordering::Relaxed));
+            let remaining = budget.saturating_sub(start.elapsed());
             let timeout = self
                 .request_timeout
                 .min(remaining.max(Duration::from_millis(100)));
@@ -333,6 +358,10 @@ impl GatewayClient {
                 timeout,
             );
             self.checkin(transport);
+            // Anything but a failure to connect means the gateway was reached: its budget is the long one.
+            if !matches!(&outcome, Err(e) if e.is_connect()) {
+                self.connected.store(true, Ordering::Relaxed);
+            }
             let (failure, wait) = match outcome {
                 Ok(r) if is_retryable_status(r.status) => {
                     let wait = retry_after(&r.headers);
@@ -340,21 +369,33 @@ impl GatewayClient {
                 }
                 Ok(r) if r.status.is_success() => return Ok(r),
                 Ok(r) => return Err(status_error(&r)),
-                Err(e) => match tls_handshake_failure(&e, &url) {
+                Err(e) => match crate::tls::handshake_failure(&e, &url) {
                     Some(permanent) => return Err(permanent),
                     None => (Failure::Network(e), None),
                 },
             };
             let delay = self.options.retry.delay(attempt).max(wait.unwrap_or_default());
             let elapsed = start.elapsed();
-            if elapsed + delay >= self.budget {
-                return Err(failure.into_error(&url, attempt, elapsed.max(self.budget)));
-            }
-            tracing::warn!(
+            let ever_connected = self.connected.load(Ordering::Relaxed);
+            let (left, limit) = match decide(&self.budgets, ever_connected, elapsed, delay) {
+                Decision::GiveUp(limit) => {
+                    let (_, budget) = self.budgets.limit(ever_connected);
+                    return Err(failure.into_error(&url, attempt, elapsed.max(budget), limit));
+                }
+                Decision::Retry { left, .. } => (left, self.budgets.limit(ever_connected).0),
+            };
+            let mut shown = url.clone();
+            shown.set_query(None);
+            tracing::info!(
                 attempt,
                 delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+                left_s = left.as_secs(),
                 reason = %failure.describe(),
-                "gateway request failed transiently; retrying"
+                "{method} {shown} failed ({}); retrying in {:.1} s, {} s left of {}",
+                failure.describe(),
+                delay.as_secs_f64(),
+                left.as_secs(),
+                limit.setting().0,
             );
             std::thread::sleep(delay);
         }
@@ -414,166 +455,38 @@ impl GatewayClient {
     }
 }
 
-struct RawResponse {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: Vec<u8>,
+/// What [`GatewayClient::probe`] learnt.
+#[derive(Debug, Clone)]
+pub struct Probe {
+    pub policies: Vec<SigningPolicyInfo>,
+    /// The gateway's `Date` header, as sent.
+    pub date: Option<String>,
 }
 
-enum Failure {
-    Status(RawResponse),
-    Network(reqwest::Error),
-}
-
-impl Failure {
-    fn describe(&self) -> String {
-        match self {
-            Self::Status(r) => format!("HTTP {}", r.status.as_u16()),
-            Self::Network(e) => error_chain(e),
+/// Removes the secrets this process holds from every string of the audit metadata.
+fn scrub_metadata(metadata: &mut crate::protocol::Metadata) {
+    use crate::secret::scrub;
+    let scrub_opt = |value: &mut Option<String>| {
+        if let Some(v) = value.as_mut() {
+            *v = scrub(v);
+        }
+    };
+    if let Some(process) = metadata.source_process.as_mut() {
+        scrub_opt(&mut process.command_line);
+        scrub_opt(&mut process.user);
+    }
+    if let Some(oci) = metadata.oci.as_mut() {
+        for field in [
+            &mut oci.registry,
+            &mut oci.repository,
+            &mut oci.tag,
+            &mut oci.digest,
+            &mut oci.media_type,
+        ] {
+            scrub_opt(field);
         }
     }
-
-    fn into_error(self, url: &Url, attempts: u32, elapsed: Duration) -> Error {
-        let seconds = elapsed.as_secs();
-        match self {
-            Self::Status(r) if r.status == StatusCode::TOO_MANY_REQUESTS => Error::Throttled {
-                seconds,
-                detail: problem_detail(&r),
-            },
-            Self::Status(r) => Error::Unavailable {
-                status: r.status.as_u16(),
-                seconds,
-                detail: problem_detail(&r),
-            },
-            Self::Network(e) if e.is_timeout() => Error::Timeout { attempts, seconds },
-            Self::Network(e) => {
-                let mut shown = url.clone();
-                shown.set_query(None);
-                Error::Unreachable {
-                    url: shown.to_string(),
-                    attempts,
-                    seconds,
-                    reason: error_chain(&e),
-                }
-            }
-        }
-    }
-}
-
-/// A TLS handshake that failed on a certificate: the gateway's is not trusted or not for this host, or the gateway
-/// refused ours. Retrying cannot change that, so it ends the call at once with the reason.
-fn tls_handshake_failure(error: &reqwest::Error, url: &Url) -> Option<Error> {
-    use rustls::AlertDescription as Alert;
-    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(e) = current {
-        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
-            let hint = match tls {
-                rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented => {
-                    "TlsCaBundle (SIGNPATH_TLS_CA_BUNDLE) must hold the CA of the gateway's certificate, and ApiUrl must name a host that certificate is for"
-                }
-                rustls::Error::AlertReceived(
-                    Alert::BadCertificate
-                    | Alert::UnsupportedCertificate
-                    | Alert::CertificateRevoked
-                    | Alert::CertificateExpired
-                    | Alert::CertificateUnknown
-                    | Alert::UnknownCA
-                    | Alert::CertificateRequired
-                    | Alert::AccessDenied,
-                ) => "the gateway refused this client's certificate; check TlsClientCertificateFile and TlsClientKeyFile",
-                _ => return None,
-            };
-            let mut shown = url.clone();
-            shown.set_query(None);
-            return Some(Error::TlsHandshake {
-                url: shown.to_string(),
-                reason: tls.to_string(),
-                hint,
-            });
-        }
-        // An io::Error's `source` is its wrapped error's source: descend into the wrapped error itself.
-        current = match e.downcast_ref::<std::io::Error>() {
-            Some(io) => io
-                .get_ref()
-                .map(|inner| inner as &(dyn std::error::Error + 'static)),
-            None => e.source(),
-        };
-    }
-    None
-}
-
-fn is_retryable_status(status: StatusCode) -> bool {
-    matches!(status.as_u16(), 429 | 502 | 503 | 504)
-}
-
-/// `Retry-After` in seconds (the HTTP-date form is not used by gateways; it is ignored).
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let value = headers.get(RETRY_AFTER)?.to_str().ok()?;
-    value.trim().parse::<u64>().ok().map(Duration::from_secs)
-}
-
-fn status_error(response: &RawResponse) -> Error {
-    let detail = problem_detail(response);
-    match response.status.as_u16() {
-        401 => Error::Unauthenticated { detail },
-        403 => Error::Forbidden { detail },
-        404 => Error::NotFound { detail },
-        status @ 400..=499 => {
-            let problem_type = serde_json::from_slice::<Problem>(&response.body)
-                .map(|p| crate::protocol::problem_types::short(&p.problem_type).to_owned())
-                .unwrap_or_else(|_| "about:blank".to_owned());
-            Error::Rejected {
-                status,
-                problem_type,
-                detail,
-            }
-        }
-        status => Error::Server { status, detail },
-    }
-}
-
-/// The problem document's detail (or title); a non-problem body is summarised, never echoed at length.
-fn problem_detail(response: &RawResponse) -> String {
-    if let Ok(problem) = serde_json::from_slice::<Problem>(&response.body) {
-        if let Some(detail) = problem.detail.filter(|d| !d.is_empty()) {
-            return detail;
-        }
-        if !problem.title.is_empty() {
-            return problem.title;
-        }
-    }
-    let text: String = String::from_utf8_lossy(&response.body)
-        .chars()
-        .take(200)
-        .collect();
-    let text = text.trim();
-    if text.is_empty() || text.contains('\u{fffd}') {
-        response
-            .status
-            .canonical_reason()
-            .unwrap_or("no details")
-            .to_owned()
-    } else {
-        text.to_owned()
-    }
-}
-
-fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Error> {
-    serde_json::from_slice(body).map_err(|e| Error::InvalidResponse(format!("unexpected JSON ({e})")))
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(s) = source {
-        let s_text = s.to_string();
-        if !text.contains(&s_text) {
-            text.push_str(": ");
-            text.push_str(&s_text);
-        }
-        source = s.source();
-    }
-    text
+    scrub_opt(&mut metadata.release_group);
 }
 
 /// `{ApiUrl}/v1/{OrganizationId}/`, enforcing HTTPS (plain HTTP only to loopback, and only when allowed).
@@ -623,59 +536,6 @@ fn is_loopback_host(url: &Url) -> bool {
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
         Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
         None => false,
-    }
-}
-
-fn tls_config(config: &Config) -> Result<rustls::ClientConfig, Error> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| Error::Tls(e.to_string()))?;
-    let mut roots = rustls::RootCertStore::empty();
-    match &config.tls_ca_bundle {
-        // An explicit bundle is the whole trust: a private gateway's CA, not the web PKI.
-        Some(path) => {
-            let pem = std::fs::read(path).map_err(|e| Error::File {
-                path: path.display().to_string(),
-                reason: format!("{e} (TlsCaBundle / SIGNPATH_TLS_CA_BUNDLE)"),
-            })?;
-            for der in crate::x509::pem_certificates(&pem, &path.display().to_string())
-                .map_err(|e| Error::Tls(format!("TlsCaBundle: {e}")))?
-            {
-                roots
-                    .add(der.into())
-                    .map_err(|e| Error::Tls(format!("TlsCaBundle {}: {e}", path.display())))?;
-            }
-        }
-        None => {
-            let native = rustls_native_certs::load_native_certs();
-            for cert in native.certs {
-                // A system store may hold certificates rustls cannot use; skipping them is what browsers do.
-                let _ = roots.add(cert);
-            }
-        }
-    }
-    let builder = builder.with_root_certificates(roots);
-    match (&config.tls_client_certificate_file, &config.tls_client_key_file) {
-        (Some(cert_path), Some(key_path)) => {
-            let read = |p: &std::path::Path| {
-                std::fs::read(p).map_err(|e| Error::File { path: p.display().to_string(), reason: e.to_string() })
-            };
-            let chain = crate::x509::pem_certificates(&read(cert_path)?, &cert_path.display().to_string())
-                .map_err(|e| Error::Tls(format!("TlsClientCertificateFile: {e}")))?
-                .into_iter()
-                .map(rustls_pki_types::CertificateDer::from)
-                .collect();
-            let key_pem = read(key_path)?;
-            let key = rustls_pemfile::private_key(&mut key_pem.as_slice())
-                .map_err(|e| Error::Tls(format!("TlsClientKeyFile: {e}")))?
-                .ok_or_else(|| Error::Tls(format!("TlsClientKeyFile {}: no private key", key_path.display())))?;
-            builder.with_client_auth_cert(chain, key).map_err(|e| Error::Tls(format!("client certificate: {e}")))
-        }
-        (None, None) => Ok(builder.with_no_client_auth()),
-        _ => Err(Error::Tls(
-            "mutual TLS needs both TlsClientCertificateFile and TlsClientKeyFile (SIGNPATH_TLS_CLIENT_CERTIFICATE_FILE, SIGNPATH_TLS_CLIENT_KEY_FILE)".into(),
-        )),
     }
 }
 
