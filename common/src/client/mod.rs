@@ -1,4 +1,5 @@
-//! The gateway client: reqwest over rustls, with every byte of I/O done on the calling thread.
+//! The gateway client: reqwest over rustls, with every byte of I/O done on the calling thread. It owns the wire
+//! exchange with the gateway and must never import a client's own crate (plugin, module): both build on it.
 //!
 //! A PKCS#11 caller may forbid the module to create threads (`CKF_LIBRARY_CANT_CREATE_OS_THREADS`, which GnuTLS
 //! passes), and the Notation plugin is a short-lived process where a thread pool is pure cost. So each

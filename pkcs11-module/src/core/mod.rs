@@ -1,4 +1,5 @@
 //! The safe core: the module's state and every PKCS#11 function as a Rust method, without a pointer in sight.
+//! It owns sessions, objects, login and signing, and must never import `ffi` (the C ABI sits above it).
 //!
 //! [`Module`] owns one optional `Instance` (present between `C_Initialize` and `C_Finalize`) behind a mutex
 //! that is held only to look things up or record them. Sessions sit behind their own mutexes, so threads in
