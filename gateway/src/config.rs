@@ -46,6 +46,12 @@ pub struct ServerConfig {
     pub body_read_timeout_seconds: u64,
     /// Time for a whole request, from its headers to the answer (body read and signing included).
     pub request_timeout_seconds: u64,
+    /// Failed authentications (answers of 401) one client address may have within
+    /// `failed_authentication_window_seconds` before its requests are refused with 429 for
+    /// `failed_authentication_block_seconds`. 0 turns the limit off.
+    pub max_failed_authentications: u32,
+    pub failed_authentication_window_seconds: u64,
+    pub failed_authentication_block_seconds: u64,
 }
 
 impl Default for ServerConfig {
@@ -56,6 +62,9 @@ impl Default for ServerConfig {
             header_read_timeout_seconds: 10,
             body_read_timeout_seconds: 10,
             request_timeout_seconds: 30,
+            max_failed_authentications: 50,
+            failed_authentication_window_seconds: 60,
+            failed_authentication_block_seconds: 60,
         }
     }
 }
@@ -138,12 +147,21 @@ pub struct PolicyConfig {
     /// Token ids that may submit signing requests to this policy.
     #[serde(default)]
     pub submitters: Vec<String>,
+    /// The hash algorithms this policy signs, in SignPath's names (`Sha256`, `Sha384`, `Sha512`, `Sha1`). SHA-1
+    /// has known collisions: it is signed only where a policy lists it.
+    #[serde(default = "default_hash_algorithms")]
+    pub hash_algorithms: Vec<String>,
     /// Signatures wait until enough approvers agree.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval: Option<ApprovalConfig>,
     /// Requests must carry an identity token of a trusted CI that meets these conditions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub origin: Option<OriginConfig>,
+}
+
+/// What a policy signs unless it says otherwise: the SHA-2 family.
+pub fn default_hash_algorithms() -> Vec<String> {
+    ["Sha256", "Sha384", "Sha512"].map(String::from).to_vec()
 }
 
 /// k of n approval.

@@ -98,6 +98,7 @@ pub fn run(dir: &Path, port: u16, module: &Path) -> Result<(), InitError> {
             key_label: slug,
             certificate_chain: vec![leaf_path, "ca/intermediate.pem".into(), "ca/root.pem".into()],
             submitters: vec![token_config.id.clone()],
+            hash_algorithms: crate::config::default_hash_algorithms(),
             approval: None,
             origin: None,
         });

@@ -152,6 +152,7 @@ impl From<Error> for CK_RV {
 
 /// SignPath's table for gateway failures, refined as the module documentation explains.
 fn gateway_rv(phase: Phase, error: &common::Error) -> CK_RV {
+    use common::protocol::problem_types as pt;
     use common::Error as E;
     if error.is_transient() {
         return CKR_FUNCTION_FAILED;
@@ -164,6 +165,13 @@ fn gateway_rv(phase: Phase, error: &common::Error) -> CK_RV {
             CKR_KEY_FUNCTION_NOT_PERMITTED
         }
         (_, E::Denied { .. }) => CKR_FUNCTION_REJECTED,
+        // The policy does not sign this hash (SHA-1 unless the policy lists it): refused by the signing service,
+        // as a denial is; the module's log names the policy and the hashes it signs.
+        (Phase::Sign, E::Rejected { problem_type, .. })
+            if pt::short(problem_type) == pt::short(pt::UNSUPPORTED_ALGORITHM) =>
+        {
+            CKR_FUNCTION_REJECTED
+        }
         (_, E::ApprovalTimeout { .. }) => CKR_FUNCTION_FAILED,
         // The gateway answered with a signature that does not verify, or with something unreadable.
         (_, E::BadSignature { .. } | E::InvalidResponse(_)) => CKR_DEVICE_ERROR,
@@ -211,6 +219,12 @@ mod tests {
             detail: String::new(),
         };
         assert_eq!(rv(Phase::Sign, rejected), CKR_ARGUMENTS_BAD);
+        let hash_not_signed = common::Error::Rejected {
+            status: 400,
+            problem_type: common::protocol::problem_types::UNSUPPORTED_ALGORITHM.into(),
+            detail: String::new(),
+        };
+        assert_eq!(rv(Phase::Sign, hash_not_signed), CKR_FUNCTION_REJECTED);
         let io = common::Error::File {
             path: "x".into(),
             reason: "y".into(),

@@ -273,3 +273,130 @@ fn the_approvers_page_keeps_sessions_csrf_and_origins_apart() {
     assert_eq!(after.status(), 303);
     assert_eq!(after.headers()["location"], "/Web/Login");
 }
+
+/// A gateway whose failed-authentication limit is small enough to reach in a test: 5 failures, a 3 s block.
+fn gateway_with_a_small_failure_limit() -> Gateway {
+    Gateway::start_with(|dir| {
+        let path = dir.join("gateway.toml");
+        let mut config: toml::Table = std::fs::read_to_string(&path).unwrap().parse().unwrap();
+        let server = toml::toml! {
+            max_failed_authentications = 5
+            failed_authentication_window_seconds = 60
+            failed_authentication_block_seconds = 3
+        };
+        config.insert("server".into(), toml::Value::Table(server));
+        std::fs::write(&path, toml::to_string(&config).unwrap()).unwrap();
+    })
+}
+
+#[test]
+fn a_flood_of_bad_tokens_is_throttled_per_address_and_its_audit_stays_bounded() {
+    let gateway = gateway_with_a_small_failure_limit();
+    let http = gateway.https_client();
+    let policies = format!("{}/Cryptoki/MySigningPolicies", gateway.api_base());
+    let statuses: Vec<u16> = (0..60)
+        .map(|_| {
+            http.get(&policies)
+                .bearer_auth("not-a-token")
+                .send()
+                .unwrap()
+                .status()
+                .as_u16()
+        })
+        .collect();
+    assert_eq!(
+        statuses[..5],
+        [401; 5],
+        "the first failures are answered as usual"
+    );
+    assert!(
+        statuses[5..].iter().all(|&s| s == 429),
+        "then the address is blocked: {statuses:?}"
+    );
+
+    // While blocked, even a valid token from that address waits: the block is decided before credentials are read.
+    let blocked = http
+        .get(&policies)
+        .bearer_auth(gateway.api_token())
+        .send()
+        .unwrap();
+    assert_eq!(blocked.status(), 429);
+    let retry_after: u64 = blocked.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=3).contains(&retry_after), "Retry-After {retry_after}");
+    let problem: Value = blocked.json().unwrap();
+    assert_eq!(problem["type"], "urn:signpath-gateway:problem:throttled");
+    assert_eq!(problem["status"], 429);
+
+    // After the block the valid token works, and the flood left 5 + 2 audit records, not 61.
+    std::thread::sleep(Duration::from_secs(retry_after));
+    let served = http
+        .get(&policies)
+        .bearer_auth(gateway.api_token())
+        .send()
+        .unwrap();
+    assert_eq!(served.status(), 200, "the block has ended");
+    let audit = gateway.audit_json();
+    let count = |status: u64| audit.iter().filter(|r| r["status"] == status).count();
+    assert_eq!(count(401), 5, "each failure up to the limit has its record");
+    let throttled: Vec<&Value> = audit.iter().filter(|r| r["status"] == 429).collect();
+    assert_eq!(
+        throttled.len(),
+        2,
+        "one record when the block starts, one when it ends: {throttled:?}"
+    );
+    let mut details: Vec<&str> = throttled
+        .iter()
+        .map(|r| r["error_detail"].as_str().unwrap())
+        .collect();
+    details.sort_unstable();
+    assert!(
+        details[0].starts_with("5 failed authentications within 60 s"),
+        "{details:?}"
+    );
+    // 55 bad tokens and the valid one were refused while blocked.
+    assert_eq!(
+        details[1],
+        "the block on this address ended; it refused 56 requests"
+    );
+}
+
+#[test]
+fn sha1_is_refused_unless_the_policy_lists_it() {
+    let gateway = Gateway::start();
+    let http = gateway.https_client();
+    let sign = |policy: &str, hash_algorithm: &str, digest_len: usize| {
+        let mut data = json!({"signatureAlgorithm": "Rsa",
+            "rsaOptions": {"hashAlgorithmName": hash_algorithm, "paddingMode": "Pkcs1"},
+            "hash": base64::engine::general_purpose::STANDARD.encode(vec![3u8; digest_len])});
+        if policy.starts_with("ec") {
+            data = json!({"signatureAlgorithm": "Ecdsa",
+                "hash": base64::engine::general_purpose::STANDARD.encode(vec![3u8; digest_len])});
+        }
+        http.post(format!("{}/SigningRequests/SignHash", gateway.api_base()))
+            .bearer_auth(gateway.api_token())
+            .json(&json!({"projectSlug": "demo", "signingPolicySlug": policy, "hashSigningData": data}))
+            .send()
+            .unwrap()
+    };
+    for (policy, hash, len) in [("rsa-2048", "Sha1", 20), ("ec-256", "", 20)] {
+        let refused = sign(policy, hash, len);
+        assert_eq!(refused.status(), 400, "{policy}");
+        let problem: Value = refused.json().unwrap();
+        assert_eq!(
+            problem["type"],
+            "urn:signpath-gateway:problem:unsupported-algorithm"
+        );
+        assert!(
+            problem["detail"]
+                .as_str()
+                .unwrap()
+                .contains("does not sign Sha1 digests"),
+            "{problem}"
+        );
+    }
+    assert_eq!(sign("rsa-2048", "Sha256", 32).status(), 200);
+}

@@ -9,6 +9,7 @@
 
 mod call;
 mod cryptoki;
+mod failed_auth;
 mod normalize;
 mod reload;
 mod render;
@@ -59,10 +60,19 @@ pub fn service(
         .layer(RequestBodyTimeoutLayer::new(Duration::from_secs(
             limits.body_read_timeout_seconds,
         )))
-        .service(router(live).map_request(normalize::normalize::<TimeoutBody<hyper::body::Incoming>>))
+        .service(router(live, limits).map_request(normalize::normalize::<TimeoutBody<hyper::body::Incoming>>))
 }
 
-fn router(live: Arc<LiveCore>) -> Router {
+fn router(live: Arc<LiveCore>, limits: &ServerConfig) -> Router {
+    let guard = failed_auth::Guard {
+        failures: Arc::new(failed_auth::FailedAuthentications::new(
+            failed_auth::Limits::from_config(limits),
+        )),
+        live: live.clone(),
+    };
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        runtime.spawn(failed_auth::audit_ended_blocks(guard.clone()));
+    }
     Router::new()
         .route(
             "/v1/{org}/cryptoki/mysigningpolicies",
@@ -85,6 +95,7 @@ fn router(live: Arc<LiveCore>) -> Router {
         .layer(Extension(Arc::new(web::Sessions::default())))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(live)
+        .layer(axum::middleware::from_fn_with_state(guard, failed_auth::limit))
 }
 
 /// The signing core in force when the request started (the configuration may be reloaded meanwhile).

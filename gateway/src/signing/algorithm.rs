@@ -25,6 +25,20 @@ pub fn prepare(
     let (scheme, hash) = choose_algorithm(policy.kind, data)?;
     record.algorithm = Some(scheme.to_string());
     record.hash_algorithm = Some(hash.notation_name().to_owned());
+    if !policy.hash_algorithms.contains(&hash) {
+        let allowed: Vec<&str> = policy.hash_algorithms.iter().map(|h| h.signpath_name()).collect();
+        return Err(refuse(
+            Kind::BadRequest,
+            pt::UNSUPPORTED_ALGORITHM,
+            format!(
+                "signing policy {}/{} does not sign {} digests (it signs {}); hash with one of those",
+                policy.project,
+                policy.slug,
+                hash.signpath_name(),
+                allowed.join(", ")
+            ),
+        ));
+    }
     let digest = BASE64.decode(data.hash.trim()).map_err(|e| {
         refuse(
             Kind::BadRequest,

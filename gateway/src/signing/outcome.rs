@@ -31,6 +31,7 @@ pub enum Kind {
     PayloadTooLarge,
     UnprocessableEntity,
     UnsupportedMediaType,
+    TooManyRequests,
     Internal,
     Unavailable,
 }
@@ -47,6 +48,7 @@ impl Kind {
             Self::PayloadTooLarge => 413,
             Self::UnsupportedMediaType => 415,
             Self::UnprocessableEntity => 422,
+            Self::TooManyRequests => 429,
             Self::Internal => 500,
             Self::Unavailable => 503,
         }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
-use common::keys::KeyKind;
+use common::keys::{HashAlgorithm, KeyKind};
 use common::protocol::{RsaParameters, SigningPolicyInfo, WireKeyType};
 use common::x509::{pem_certificates, ParsedCertificate};
 use cryptoki::object::ObjectHandle;
@@ -29,6 +29,8 @@ pub struct Policy {
     pub kind: KeyKind,
     pub submitters: HashSet<String>,
     pub certificate_sha256: String,
+    /// The hash algorithms the policy signs (`hash_algorithms`).
+    pub hash_algorithms: Vec<HashAlgorithm>,
     /// The `MySigningPolicies` entry, precomputed.
     pub info: SigningPolicyInfo,
     pub approval: Option<ApprovalConfig>,
@@ -76,6 +78,23 @@ impl State {
                     modulus: BASE64.encode(n),
                 });
                 let key = signer.find_key(&p.key_label)?;
+                let hash_algorithms = p
+                    .hash_algorithms
+                    .iter()
+                    .map(|name| {
+                        HashAlgorithm::from_signpath_name(name).ok_or_else(|| {
+                            format!(
+                                "policy {}/{}: hash_algorithms: {name:?} is not Sha256, Sha384, Sha512 or Sha1",
+                                project.slug, p.slug
+                            )
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                if hash_algorithms.is_empty() {
+                    return Err(
+                        format!("policy {}/{}: hash_algorithms is empty", project.slug, p.slug).into(),
+                    );
+                }
                 if let Some(a) = &p.approval {
                     if a.required == 0 || a.required as usize > a.approvers.len() {
                         return Err(format!(
@@ -115,6 +134,7 @@ impl State {
                     kind,
                     submitters: p.submitters.iter().cloned().collect(),
                     certificate_sha256: leaf.sha256_fingerprint(),
+                    hash_algorithms,
                     info: SigningPolicyInfo {
                         signing_policy_slug: p.slug.clone(),
                         project_slug: project.slug.clone(),

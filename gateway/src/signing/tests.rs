@@ -44,6 +44,9 @@ fn fixture() -> &'static Fixture {
         crate::cli::access::set_approver_owner(&config_path, "bob", "Bob@example.com").unwrap();
         let (mut config, base) = GatewayConfig::load(&config_path).unwrap();
         for policy in &mut config.projects[0].policies {
+            if policy.slug == "rsa-2048" {
+                policy.hash_algorithms.push("Sha1".into());
+            }
             if policy.slug == "ec-384" {
                 policy.approval = Some(ApprovalConfig {
                     approvers: vec!["alice".into(), "bob".into()],
@@ -257,6 +260,55 @@ fn each_refusal_has_its_kind_problem_type_and_record() {
     }
     let (_, malformed) = sign_hash(&f.token, b"{not json", None);
     assert_eq!(refusal(malformed).problem_type, pt::MALFORMED_REQUEST);
+}
+
+#[test]
+fn sha1_is_signed_only_where_the_policy_lists_it() {
+    let f = fixture();
+    // A 20-byte ECDSA digest is SHA-1's; demo/ec-256 keeps the default list (the SHA-2 family).
+    let (id, result) = sign_hash(&f.token, &request("ec-256", &[7u8; 20], None), None);
+    let refused = refusal(result);
+    assert_eq!(refused.kind, Kind::BadRequest);
+    assert_eq!(refused.problem_type, pt::UNSUPPORTED_ALGORITHM);
+    assert!(
+        refused
+            .detail
+            .contains("does not sign Sha1 digests (it signs Sha256, Sha384, Sha512)"),
+        "{}",
+        refused.detail
+    );
+    let record = audited(&id);
+    assert_eq!((record.status, record.outcome.as_str()), (400, "refused"));
+    assert_eq!(record.hash_algorithm.as_deref(), Some("SHA-1"));
+
+    // RSA names its hash: refused on a policy without Sha1, signed on one that lists it.
+    let sha1_rsa = |policy: &str| {
+        let mut body: serde_json::Value = serde_json::from_slice(&request(policy, &[9u8; 20], None)).unwrap();
+        body["hashSigningData"]["rsaOptions"]["hashAlgorithmName"] = "Sha1".into();
+        sign_hash(&f.token, &serde_json::to_vec(&body).unwrap(), None).1
+    };
+    assert_eq!(
+        refusal(sha1_rsa("rsa-3072")).problem_type,
+        pt::UNSUPPORTED_ALGORITHM
+    );
+    let answer = sha1_rsa("rsa-2048").expect("rsa-2048 lists Sha1");
+    let info = &f
+        .core
+        .state
+        .policies
+        .iter()
+        .find(|p| p.slug == "rsa-2048")
+        .unwrap()
+        .info;
+    let leaf = ParsedCertificate::from_der(&BASE64.decode(&info.certificate_bytes).unwrap()).unwrap();
+    let key: PublicKey = leaf.public_key().unwrap();
+    key.verify_digest(
+        SignatureScheme::RsaPkcs1,
+        HashAlgorithm::Sha1,
+        &[9u8; 20],
+        &signature(&answer),
+    )
+    .expect("a SHA-1 PKCS#1 v1.5 signature with rsa-2048's key");
 }
 
 #[test]

@@ -35,6 +35,30 @@ extern "C" fn stop_at_exit() {
     }
 }
 
+/// SHA-1 digests are signed only where a policy lists them: the PKCS#11 tests sign every digest length, so every
+/// policy but `demo/ec-521` lists SHA-1 (where the tests check that it is refused).
+fn allow_sha1_except_on_ec_521(config_path: &Path) {
+    let mut config: toml::Table = std::fs::read_to_string(config_path)
+        .expect("gateway.toml")
+        .parse()
+        .expect("gateway.toml is TOML");
+    let policies = config
+        .get_mut("projects")
+        .and_then(|p| p.as_array_mut())
+        .into_iter()
+        .flatten()
+        .filter_map(|project| project.get_mut("policies").and_then(|p| p.as_array_mut()))
+        .flatten()
+        .filter_map(|policy| policy.as_table_mut());
+    for policy in policies {
+        if policy.get("slug").and_then(|s| s.as_str()) != Some("ec-521") {
+            let all = ["Sha1", "Sha256", "Sha384", "Sha512"].map(toml::Value::from);
+            policy.insert("hash_algorithms".into(), toml::Value::Array(all.to_vec()));
+        }
+    }
+    std::fs::write(config_path, toml::to_string(&config).expect("TOML")).expect("write gateway.toml");
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -60,6 +84,7 @@ impl GatewayProcess {
             .status()
             .expect("run signpath-gateway init");
         assert!(status.success(), "signpath-gateway init failed ({status})");
+        allow_sha1_except_on_ec_521(&gateway_dir.join("gateway.toml"));
         let out_path = dir.path().join("gateway.out");
         let out = std::fs::File::create(&out_path).expect("gateway output file");
         let err = std::fs::File::create(dir.path().join("gateway.err")).expect("gateway error file");
