@@ -72,15 +72,20 @@ impl Notation {
         self.home.path().join(name)
     }
 
-    /// Runs notation with only its own environment; the output whatever the exit status.
-    pub fn run(&self, args: &[&str]) -> Output {
-        Command::new(&self.binary)
+    /// notation with `args` and only its own environment, to add to (more variables, pipes) and run.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(&self.binary);
+        command
             .args(args)
             .env_clear()
             .envs(&self.env)
-            .current_dir(self.home.path())
-            .output()
-            .unwrap()
+            .current_dir(self.home.path());
+        command
+    }
+
+    /// Runs notation with only its own environment; the output whatever the exit status.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
     }
 
     /// Runs notation, expects success, returns stdout and stderr together.

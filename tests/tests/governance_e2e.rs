@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use e2e_tests::gateway::Gateway;
+use e2e_tests::notation::Notation;
 use e2e_tests::registry::{ImageRef, Registry, SmallImage};
 use e2e_tests::require_tool;
 use e2e_tests::tools;
@@ -201,104 +202,30 @@ fn id_token(key: &p256::ecdsa::SigningKey, claims: Value) -> String {
 }
 
 /// A notation of its own with our plugin (the release binary) and trust in the gateway's root.
-struct Notation {
-    binary: PathBuf,
-    home: tempfile::TempDir,
-    env: BTreeMap<String, String>,
+fn notation(gateway: &Gateway) -> Notation {
+    let notation = Notation::with_plugin(&tools::tool("notation"), gateway.env_vars());
+    notation.trust(&gateway.root_ca_pem());
+    notation
 }
 
-impl Notation {
-    fn new(gateway: &Gateway) -> Self {
-        let binary = tools::tool("notation");
-        let home = tempfile::tempdir().unwrap();
-        let dir = |n: &str| home.path().join(n).display().to_string();
-        let mut env: BTreeMap<String, String> = gateway.env_vars().into_iter().collect();
-        for (k, v) in [
-            ("HOME", dir("home")),
-            ("NOTATION_CONFIG", dir("config")),
-            ("NOTATION_LIBEXEC", dir("libexec")),
-            ("NOTATION_CACHE", dir("cache")),
-            ("XDG_CACHE_HOME", dir("xdg-cache")),
-            ("SIGNPATH_LOG_FILE_DIRECTORY", dir("logs")),
-        ] {
-            env.insert(k.into(), v);
-        }
-        let plugins = home.path().join("libexec/plugins/signpath");
-        std::fs::create_dir_all(&plugins).unwrap();
-        std::fs::copy(
-            tools::release_artifact("notation-signpath"),
-            plugins.join("notation-signpath"),
-        )
-        .unwrap();
-        let n = Self { binary, home, env };
-        let root = n.home.path().join("root.pem");
-        std::fs::copy(gateway.root_ca_pem(), &root).unwrap();
-        n.ok(
-            &[
-                "cert",
-                "add",
-                "--type",
-                "ca",
-                "--store",
-                "gw",
-                root.to_str().unwrap(),
-            ],
-            &[],
-        );
-        let policy = json!({"version": "1.0", "trustPolicies": [{
-            "name": "gw", "registryScopes": ["*"], "signatureVerification": {"level": "strict"},
-            "trustStores": ["ca:gw"], "trustedIdentities": ["*"]}]});
-        let file = n.home.path().join("trustpolicy.json");
-        std::fs::write(&file, policy.to_string()).unwrap();
-        n.ok(&["policy", "import", "--force", file.to_str().unwrap()], &[]);
-        n
-    }
-
-    fn command(&self, args: &[&str], extra_env: &[(&str, &str)]) -> Command {
-        let mut c = Command::new(&self.binary);
-        c.args(args)
-            .env_clear()
-            .envs(&self.env)
-            .envs(extra_env.iter().copied())
-            .current_dir(self.home.path());
-        c
-    }
-
-    fn run(&self, args: &[&str], extra_env: &[(&str, &str)]) -> Output {
-        self.command(args, extra_env).output().unwrap()
-    }
-
-    fn ok(&self, args: &[&str], extra_env: &[(&str, &str)]) -> String {
-        let out = self.run(args, extra_env);
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(out.status.success(), "notation {args:?} failed: {text}");
-        text
-    }
-
-    /// `notation sign` in the background (it may wait for approval).
-    fn spawn_sign(&self, key_id: &str, image: &ImageRef, extra_env: &[(&str, &str)]) -> Child {
-        self.command(
-            &["sign", "--plugin", "signpath", "--id", key_id, &image.reference],
-            extra_env,
-        )
+/// `notation sign` in the background (it may wait for approval), with `extra_env` added.
+fn spawn_sign(notation: &Notation, key_id: &str, image: &ImageRef, extra_env: &[(&str, &str)]) -> Child {
+    notation
+        .command(&["sign", "--plugin", "signpath", "--id", key_id, &image.reference])
+        .envs(extra_env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap()
-    }
+}
 
-    fn sign(&self, key_id: &str, image: &ImageRef, extra_env: &[(&str, &str)]) -> Output {
-        finish(self.spawn_sign(key_id, image, extra_env))
-    }
+fn sign(notation: &Notation, key_id: &str, image: &ImageRef, extra_env: &[(&str, &str)]) -> Output {
+    finish(spawn_sign(notation, key_id, image, extra_env))
+}
 
-    fn verify(&self, image: &ImageRef) {
-        let text = self.ok(&["verify", &image.reference], &[]);
-        assert!(text.contains("Successfully verified"), "{text}");
-    }
+fn verify(notation: &Notation, image: &ImageRef) {
+    let text = notation.ok(&["verify", &image.reference]);
+    assert!(text.contains("Successfully verified"), "{text}");
 }
 
 /// Waits for a client process (at most two minutes), its output.
@@ -328,14 +255,14 @@ fn two_approvers_release_a_notation_signature_and_one_denial_aborts_another() {
     require_tool!("docker-registry");
     let mut s = start();
     let registry = Registry::start();
-    let notation = Notation::new(&s.gateway);
+    let notation = notation(&s.gateway);
     let image = push(&registry, "acme/app", "approved");
     let oci = [
         ("SIGNPATH_OCI_REPOSITORY", "acme/app"),
         ("SIGNPATH_OCI_TAG", "v1"),
     ];
 
-    let signing = notation.spawn_sign("demo/ec-256", &image, &oci);
+    let signing = spawn_sign(&notation, "demo/ec-256", &image, &oci);
     let pending = s.wait_pending(1);
     let id = pending[0]["request_id"].as_str().unwrap().to_owned();
     assert_eq!(pending[0]["policy"], "ec-256");
@@ -365,15 +292,9 @@ fn two_approvers_release_a_notation_signature_and_one_denial_aborts_another() {
         .contains("Approved (2 of 2 approvals)"));
     let out = finish(signing);
     assert!(out.status.success(), "notation sign: {}", text(&out));
-    notation.verify(&image);
+    verify(&notation, &image);
     // The plugin said in its log which request waited and where to approve it.
-    let log = std::fs::read_to_string(
-        notation
-            .home
-            .path()
-            .join("logs/SignPath.CryptoProviders.Notation.txt"),
-    )
-    .unwrap();
+    let log = notation.plugin_log();
     assert!(
         log.contains(&format!(
             "signing request {id} waits for approval: approve it at "
@@ -402,7 +323,7 @@ fn two_approvers_release_a_notation_signature_and_one_denial_aborts_another() {
 
     // A denial aborts at once, and notation says which request and why.
     let other = push(&registry, "acme/app", "denied");
-    let signing = notation.spawn_sign("demo/ec-256", &other, &[]);
+    let signing = spawn_sign(&notation, "demo/ec-256", &other, &[]);
     let id = s.wait_pending(1)[0]["request_id"].as_str().unwrap().to_owned();
     s.vote("deny", &id, "bob", &["--reason", "not a release build"]);
     let out = finish(signing);
@@ -560,13 +481,13 @@ fn one_approval_covers_a_release_group_within_its_limits() {
     require_tool!("docker-registry");
     let s = start();
     let registry = Registry::start();
-    let notation = Notation::new(&s.gateway);
+    let notation = notation(&s.gateway);
     let group = [("SIGNPATH_RELEASE_GROUP", "release-2026.11")];
     let images: Vec<ImageRef> = (0..3)
         .map(|i| push(&registry, &format!("acme/svc{i}"), "group"))
         .collect();
 
-    let first = notation.spawn_sign("demo/rsa-3072", &images[0], &group);
+    let first = spawn_sign(&notation, "demo/rsa-3072", &images[0], &group);
     let id = s.wait_pending(1)[0]["request_id"].as_str().unwrap().to_owned();
     assert_eq!(s.pending()[0]["release_group"], "release-2026.11");
     s.vote("approve", &id, "alice", &[]);
@@ -574,10 +495,10 @@ fn one_approval_covers_a_release_group_within_its_limits() {
 
     // The second image of the release signs at once: the group's approval covers it.
     let started = Instant::now();
-    let out = notation.sign("demo/rsa-3072", &images[1], &group);
+    let out = sign(&notation, "demo/rsa-3072", &images[1], &group);
     assert!(out.status.success(), "{}", text(&out));
     assert!(started.elapsed() < Duration::from_secs(10));
-    notation.verify(&images[1]);
+    verify(&notation, &images[1]);
     let covered = s.audit(&["--group", "release-2026.11", "--outcome", "allowed"]);
     assert!(
         covered
@@ -587,14 +508,15 @@ fn one_approval_covers_a_release_group_within_its_limits() {
     );
 
     // The policy lets one approval cover 2 signatures: the third waits for an approval of its own.
-    let third = notation.spawn_sign("demo/rsa-3072", &images[2], &group);
+    let third = spawn_sign(&notation, "demo/rsa-3072", &images[2], &group);
     let waiting = s.wait_pending(1);
     assert_ne!(waiting[0]["request_id"].as_str().unwrap(), id);
     s.vote("deny", waiting[0]["request_id"].as_str().unwrap(), "alice", &[]);
     assert!(!finish(third).status.success());
 
     // Another group gets no free ride.
-    let other = notation.spawn_sign(
+    let other = spawn_sign(
+        &notation,
         "demo/rsa-3072",
         &images[2],
         &[("SIGNPATH_RELEASE_GROUP", "other")],
@@ -610,13 +532,13 @@ fn a_policy_with_origin_verification_signs_only_for_the_trusted_ci() {
     require_tool!("docker-registry");
     let s = start();
     let registry = Registry::start();
-    let notation = Notation::new(&s.gateway);
+    let notation = notation(&s.gateway);
     let image = push(&registry, "acme/app", "origin");
     let good = s.id_token(json!({"repository": "acme/app", "ref": "refs/heads/main", "workflow": "release"}));
 
-    let out = notation.sign("demo/ec-384", &image, &[("SIGNPATH_ID_TOKEN", &good)]);
+    let out = sign(&notation, "demo/ec-384", &image, &[("SIGNPATH_ID_TOKEN", &good)]);
     assert!(out.status.success(), "{}", text(&out));
-    notation.verify(&image);
+    verify(&notation, &image);
     let signed = s.audit(&["--policy", "demo/ec-384", "--outcome", "allowed"]);
     let signature = signed.iter().find(|r| r["signature_sha256"].is_string()).unwrap();
     let origin: Value = serde_json::from_str(signature["origin"].as_str().unwrap()).unwrap();
@@ -656,7 +578,7 @@ fn a_policy_with_origin_verification_signs_only_for_the_trusted_ci() {
     ];
     for (token, expected) in cases {
         let env: Vec<(&str, &str)> = token.iter().map(|t| ("SIGNPATH_ID_TOKEN", t.as_str())).collect();
-        let out = notation.sign("demo/ec-384", &image, &env);
+        let out = sign(&notation, "demo/ec-384", &image, &env);
         assert!(!out.status.success(), "signed with {token:?}");
         let said = text(&out);
         assert!(said.contains(expected), "{expected}: {said}");
@@ -675,12 +597,13 @@ fn the_audit_log_names_the_signed_image_and_filters_by_it() {
     require_tool!("docker-registry");
     let gateway = Gateway::start();
     let registry = Registry::start();
-    let notation = Notation::new(&gateway);
+    let notation = notation(&gateway);
     let a = push(&registry, "team/api", "a");
     let b = push(&registry, "team/ui", "b");
     let host = registry.localhost_host();
     for (image, repo) in [(&a, "team/api"), (&b, "team/ui")] {
-        let out = notation.sign(
+        let out = sign(
+            &notation,
             "demo/ec-256",
             image,
             &[
