@@ -10,6 +10,7 @@ use e2e_tests::tools;
 
 use crate::csign::Outcome;
 use crate::load::Target;
+use crate::p11kit::P11KitServer;
 use crate::procs::Cmd;
 use crate::Result;
 
@@ -425,6 +426,37 @@ impl Bench {
         ];
         let args = Self::csign_args(
             &self.softhsm_module,
+            "signpath-gateway",
+            policy.to_owned(),
+            kind,
+            threads,
+            seconds,
+        );
+        self.csign(&args, &env)
+    }
+
+    /// A `p11-kit server` exporting the gateway's SoftHSM2 token on a unix socket in the bench directory.
+    pub fn p11kit_server(&self) -> Result<P11KitServer> {
+        let conf = self.gateway.dir().join("softhsm2.conf");
+        P11KitServer::start(&self.softhsm_module, &conf, "signpath-gateway", self.dir.path())
+    }
+
+    /// C_Sign through p11-kit's remoting: p11-kit-client.so → unix socket → `p11-kit server` → SoftHSM2, the
+    /// gateway's token and key.
+    pub fn csign_p11kit(
+        &self,
+        server: &P11KitServer,
+        kind: &str,
+        policy: &str,
+        threads: usize,
+        seconds: f64,
+    ) -> Result<Outcome> {
+        let env = vec![
+            ("BENCH_PKCS11_PIN".into(), self.hsm_pin.clone()),
+            server.client_env(),
+        ];
+        let args = Self::csign_args(
+            server.client_module(),
             "signpath-gateway",
             policy.to_owned(),
             kind,
