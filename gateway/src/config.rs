@@ -29,6 +29,9 @@ pub struct GatewayConfig {
     /// Timeouts and the connection cap that keep slow or idle clients from holding the server.
     #[serde(default)]
     pub server: ServerConfig,
+    /// The gateway's own CAs and their CRLs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pki: Option<PkiConfig>,
 }
 
 /// `[server]`: limits on what one client may hold. Every field has a default; see docs/configuration.md.
@@ -286,5 +289,42 @@ pub fn resolve(base: &Path, path: &Path) -> PathBuf {
         path.to_path_buf()
     } else {
         base.join(path)
+    }
+}
+
+/// `[pki]`: the gateway's own CAs (the PKI `init` makes, keys in the HSM) and the plain-HTTP listener that
+/// publishes their CRLs. Absent where every policy carries certificates of an outside CA.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PkiConfig {
+    /// Address of the plain-HTTP CRL listener, e.g. `127.0.0.1:8080` (notation fetches CRLs over http only).
+    pub crl_listen: String,
+    /// The base URL certificates name as CRL distribution point: `{crl_url}/crl/{ca}.crl`.
+    pub crl_url: String,
+    /// How long a CRL is valid (its nextUpdate); the gateway signs a new one at half that age, and at once after a
+    /// `revoke`. Clients cache a CRL until its nextUpdate, so this bounds how late they learn of a revocation.
+    #[serde(default = "default_crl_validity_seconds")]
+    pub crl_validity_seconds: u64,
+    /// What the CAs revoked (`signpath-gateway revoke` writes it).
+    pub revocations: PathBuf,
+    /// The CAs, root first.
+    pub cas: Vec<CaConfig>,
+}
+
+fn default_crl_validity_seconds() -> u64 {
+    24 * 3600
+}
+
+/// One CA of the gateway: a name (its CRL is `{name}.crl`), its certificate, and its key's label in the HSM.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CaConfig {
+    pub name: String,
+    pub certificate: PathBuf,
+    pub key_label: String,
+}
+
+impl PkiConfig {
+    /// Where the CRL of the CA `name` is published.
+    pub fn crl_url_of(&self, name: &str) -> String {
+        format!("{}/crl/{name}.crl", self.crl_url.trim_end_matches('/'))
     }
 }

@@ -271,3 +271,56 @@ impl Signer {
         }
     }
 }
+
+/// Key management beside signing: `policy add|rotate` and `init` create keys through the logged-in pool, and
+/// `policy csr|certificate import` read a key's public half back.
+impl Signer {
+    /// Generates a key pair of `spec` labelled `label` in the token; its SubjectPublicKeyInfo (DER).
+    pub fn generate_key(&self, spec: KeySpec, label: &str) -> Result<Vec<u8>, HsmError> {
+        let session = self.session()?;
+        let spki = generate_key(&session, spec, label)?;
+        self.give_back(session);
+        Ok(spki)
+    }
+
+    /// The SubjectPublicKeyInfo (DER) of the public key labelled `label`.
+    pub fn public_key(&self, label: &str) -> Result<Vec<u8>, HsmError> {
+        let session = self.session()?;
+        let spki = public_key_of(&session, label);
+        self.give_back(session);
+        spki
+    }
+}
+
+fn public_key_of(session: &Session, label: &str) -> Result<Vec<u8>, HsmError> {
+    let handle = session
+        .find_objects(&[
+            Attribute::Class(ObjectClass::PUBLIC_KEY),
+            Attribute::Label(label.as_bytes().to_vec()),
+        ])?
+        .into_iter()
+        .next()
+        .ok_or_else(|| HsmError::NoKey(label.to_owned()))?;
+    let params = session.get_attributes(handle, &[AttributeType::EcParams])?;
+    let ec_params = params.into_iter().find_map(|a| match a {
+        Attribute::EcParams(v) => Some(v),
+        _ => None,
+    });
+    match ec_params {
+        Some(params) => {
+            let oid = const_oid::ObjectIdentifier::from_der(&params)
+                .map_err(|e| HsmError::PublicKey(e.to_string()))?;
+            let curve = Curve::from_oid(&oid)
+                .ok_or_else(|| HsmError::PublicKey(format!("unsupported curve {oid}")))?;
+            let point = attribute(session, handle, AttributeType::EcPoint)?;
+            let point =
+                der::asn1::OctetString::from_der(&point).map_err(|e| HsmError::PublicKey(e.to_string()))?;
+            ec_spki(curve, point.as_bytes())
+        }
+        None => {
+            let n = attribute(session, handle, AttributeType::Modulus)?;
+            let e = attribute(session, handle, AttributeType::PublicExponent)?;
+            rsa_spki(&n, &e)
+        }
+    }
+}

@@ -1,5 +1,5 @@
 //! `signpath-gateway init --dir DIR`: a complete, self-contained setup with no global state — a SoftHSM2 token
-//! with one key per Notary key spec, a PKI for them, a TLS certificate, an organization, an API token,
+//! with one key per Notary key spec, a PKI for them (its CA keys in the token too, its CRLs served over http), a TLS certificate, an organization, an API token,
 //! `gateway.toml`, and `env` for clients.
 
 use std::path::{Path, PathBuf};
@@ -7,8 +7,11 @@ use std::path::{Path, PathBuf};
 use common::keys::KeySpec;
 use sha2::Digest;
 
-use crate::config::{GatewayConfig, HsmConfig, PolicyConfig, ProjectConfig, TlsConfig, TokenConfig};
+use crate::config::{
+    CaConfig, GatewayConfig, HsmConfig, PkiConfig, PolicyConfig, ProjectConfig, TlsConfig, TokenConfig,
+};
 use crate::fsutil::{random_token, write_private, write_public};
+use crate::pki::hsm_key::HsmKey;
 use crate::{hsm, pki};
 
 pub type InitError = Box<dyn std::error::Error + Send + Sync>;
@@ -33,7 +36,7 @@ pub fn new_token_config(name: &str) -> (TokenConfig, String) {
     (config, token)
 }
 
-pub fn run(dir: &Path, port: u16, module: &Path) -> Result<(), InitError> {
+pub fn run(dir: &Path, port: u16, crl_port: u16, module: &Path) -> Result<(), InitError> {
     if dir.join("gateway.toml").exists() {
         return Err(format!(
             "{} already holds a gateway setup; refusing to overwrite it (use another --dir)",
@@ -68,28 +71,54 @@ pub fn run(dir: &Path, port: u16, module: &Path) -> Result<(), InitError> {
     let user_pin = random_token();
     hsm::init_token(&pkcs11, TOKEN_LABEL, &random_token(), &user_pin)?;
     write_private(&dir.join("hsm-pin"), user_pin.as_bytes())?;
-    let session = hsm::login(&pkcs11, TOKEN_LABEL, &user_pin)?;
+    let signer = hsm::Signer::new(pkcs11, TOKEN_LABEL, &user_pin)?;
 
-    // The PKI.
-    let root = pki::root("SignPath Gateway Demo Root")?;
-    let intermediate = pki::intermediate("SignPath Gateway Demo Intermediate", &root)?;
+    // The PKI: every key in the HSM, the CAs' too; certificates name the CRL their issuer publishes.
+    let pki_config = PkiConfig {
+        crl_listen: format!("127.0.0.1:{crl_port}"),
+        crl_url: format!("http://127.0.0.1:{crl_port}"),
+        crl_validity_seconds: 24 * 3600,
+        revocations: "ca/revocations.toml".into(),
+        cas: vec![
+            CaConfig {
+                name: "root".into(),
+                certificate: "ca/root.pem".into(),
+                key_label: "ca/root".into(),
+            },
+            CaConfig {
+                name: "intermediate".into(),
+                certificate: "ca/intermediate.pem".into(),
+                key_label: "ca/intermediate".into(),
+            },
+        ],
+    };
+    for ca in &pki_config.cas {
+        signer.generate_key(KeySpec::Ec384, &ca.key_label)?;
+    }
+    let root = pki::root("SignPath Gateway Demo Root", HsmKey::open(&signer, "ca/root")?)?;
+    let intermediate = pki::intermediate(
+        "SignPath Gateway Demo Intermediate",
+        HsmKey::open(&signer, "ca/intermediate")?,
+        &root,
+        &pki_config.crl_url_of("root"),
+    )?;
     write_public(&dir.join("ca/root.pem"), pki::pem(&root.cert)?.as_bytes())?;
     write_public(
         &dir.join("ca/intermediate.pem"),
         pki::pem(&intermediate.cert)?.as_bytes(),
-    )?;
-    write_private(&dir.join("ca/root.key"), pkcs8_pem(&root.key)?.as_bytes())?;
-    write_private(
-        &dir.join("ca/intermediate.key"),
-        pkcs8_pem(&intermediate.key)?.as_bytes(),
     )?;
 
     let (token_config, token) = new_token_config("demo");
     let mut policies = Vec::new();
     for spec in KeySpec::ALL {
         let slug = spec.policy_slug();
-        let spki = hsm::generate_key(&session, spec, &slug)?;
-        let leaf = pki::leaf(&format!("{PROJECT}/{slug}"), &spki, &intermediate)?;
+        let spki = signer.generate_key(spec, &slug)?;
+        let leaf = pki::leaf(
+            &format!("{PROJECT}/{slug}"),
+            &spki,
+            &intermediate,
+            &pki_config.crl_url_of("intermediate"),
+        )?;
         let leaf_path = PathBuf::from(format!("pki/{slug}.pem"));
         write_public(&dir.join(&leaf_path), pki::pem(&leaf)?.as_bytes())?;
         policies.push(PolicyConfig {
@@ -103,8 +132,8 @@ pub fn run(dir: &Path, port: u16, module: &Path) -> Result<(), InitError> {
             origin: None,
         });
     }
-    drop(session);
-    let _ = pkcs11.finalize();
+    drop((root, intermediate));
+    drop(signer);
 
     // TLS.
     let tls = pki::tls()?;
@@ -137,6 +166,7 @@ pub fn run(dir: &Path, port: u16, module: &Path) -> Result<(), InitError> {
         approvers: Vec::new(),
         trusted_issuers: Vec::new(),
         server: Default::default(),
+        pki: Some(pki_config),
     };
     config.save(&dir.join("gateway.toml"))?;
     let env = format!(
@@ -156,11 +186,6 @@ pub fn run(dir: &Path, port: u16, module: &Path) -> Result<(), InitError> {
     );
     println!("  trust root:   {}/ca/root.pem", dir.display());
     Ok(())
-}
-
-fn pkcs8_pem(key: &p384::ecdsa::SigningKey) -> Result<String, InitError> {
-    use pkcs8::EncodePrivateKey;
-    Ok(key.to_pkcs8_pem(der::pem::LineEnding::LF)?.to_string())
 }
 
 /// `signpath-gateway token add`: a new token with submitter permission on the given `project/policy` list.
@@ -240,6 +265,7 @@ mod tests {
             approvers: Vec::new(),
             trusted_issuers: Vec::new(),
             server: Default::default(),
+            pki: None,
         }
     }
 

@@ -38,6 +38,9 @@ enum Command {
         /// The HTTPS port on 127.0.0.1.
         #[arg(long, default_value_t = 8443)]
         port: u16,
+        /// The plain-HTTP port on 127.0.0.1 that serves the CA's CRLs (default: the HTTPS port + 1).
+        #[arg(long)]
+        crl_port: Option<u16>,
         /// The PKCS#11 module to create the keys in.
         #[arg(long, default_value = init::DEFAULT_SOFTHSM_MODULE)]
         module: PathBuf,
@@ -110,6 +113,94 @@ enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// A signing policy's key and certificate: create, request, import, rotate (see docs/pki.md).
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+    /// Revoke a certificate the gateway's own CA issued; it is on that CA's next CRL.
+    Revoke {
+        #[arg(long)]
+        config: PathBuf,
+        /// The certificate in force for this `Project/Policy`.
+        #[arg(long, conflicts_with = "certificate", required_unless_present = "certificate")]
+        policy: Option<String>,
+        /// A PEM certificate (a policy's earlier one, or the intermediate CA's).
+        #[arg(long)]
+        certificate: Option<PathBuf>,
+        #[arg(long, value_enum, default_value = "unspecified")]
+        reason: pki::revocations::Reason,
+        /// Since when the key is known or suspected to be unfit (RFC 3339, e.g. 2026-01-31T12:00:00Z).
+        #[arg(long)]
+        invalidity_date: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PolicyCommand {
+    /// Create a new policy's key in the HSM; the policy is in force once its certificate is imported.
+    Add {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        project: String,
+        #[arg(long)]
+        slug: String,
+        /// EC-256, EC-384, EC-521, RSA-2048, RSA-3072 or RSA-4096.
+        #[arg(long)]
+        key_spec: String,
+        /// A token (name or id) that may submit to the policy; repeatable.
+        #[arg(long = "submitter")]
+        submitters: Vec<String>,
+    },
+    /// Write a PKCS#10 request signed by the policy's new (or current) key, for Notary's leaf profile.
+    Csr {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        project: String,
+        #[arg(long)]
+        slug: String,
+        /// The subject, RFC 4514 (default `CN=Project/Policy`).
+        #[arg(long)]
+        subject: Option<String>,
+        /// Where to write the PEM request (default: stdout).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Import the certificate chain a CA issued for the policy's key.
+    Certificate {
+        #[command(subcommand)]
+        command: CertificateCommand,
+    },
+    /// Give a policy a new key: in force at once when the gateway's CA issues it, else after import.
+    Rotate {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        project: String,
+        #[arg(long)]
+        slug: String,
+        /// The new key's spec (default: the current one's).
+        #[arg(long)]
+        key_spec: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum CertificateCommand {
+    /// Check the chain (key match, Notary's rules, chain to a self-signed root) and put it in force.
+    Import {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        project: String,
+        #[arg(long)]
+        slug: String,
+        /// PEM: the policy's certificate first, then its CAs up to the root.
+        #[arg(long)]
+        chain: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -157,6 +248,40 @@ enum TokenCommand {
     },
 }
 
+fn run_policy(command: PolicyCommand) -> cli::CliResult {
+    match command {
+        PolicyCommand::Add {
+            config,
+            project,
+            slug,
+            key_spec,
+            submitters,
+        } => cli::policy::add(&config, &project, &slug, &key_spec, &submitters),
+        PolicyCommand::Csr {
+            config,
+            project,
+            slug,
+            subject,
+            out,
+        } => cli::policy::csr(&config, &project, &slug, subject.as_deref(), out.as_deref()),
+        PolicyCommand::Certificate {
+            command:
+                CertificateCommand::Import {
+                    config,
+                    project,
+                    slug,
+                    chain,
+                },
+        } => cli::policy::import(&config, &project, &slug, &chain),
+        PolicyCommand::Rotate {
+            config,
+            project,
+            slug,
+            key_spec,
+        } => cli::policy::rotate(&config, &project, &slug, key_spec.as_deref()),
+    }
+}
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -167,7 +292,12 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     let result: Result<(), Box<dyn std::error::Error + Send + Sync>> = match cli.command {
-        Command::Init { dir, port, module } => init::run(&dir, port, &module),
+        Command::Init {
+            dir,
+            port,
+            crl_port,
+            module,
+        } => init::run(&dir, port, crl_port.unwrap_or(port.wrapping_add(1)), &module),
         Command::Serve { config } => http::serve::run(&config),
         Command::Audit {
             config,
@@ -224,6 +354,20 @@ fn main() -> ExitCode {
         Command::Token {
             command: TokenCommand::Revoke { config, token },
         } => cli::access::revoke_token(&config, &token),
+        Command::Policy { command } => run_policy(command),
+        Command::Revoke {
+            config,
+            policy,
+            certificate,
+            reason,
+            invalidity_date,
+        } => cli::revoke::run(
+            &config,
+            policy.as_deref(),
+            certificate.as_deref(),
+            reason,
+            invalidity_date.as_deref(),
+        ),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

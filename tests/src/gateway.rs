@@ -50,6 +50,7 @@ impl Gateway {
             .args(["init", "--dir"])
             .arg(&setup)
             .args(["--port", &free_port().to_string()])
+            .args(["--crl-port", &free_port().to_string()])
             .output()
             .unwrap();
         assert!(

@@ -67,6 +67,12 @@ impl Notation {
         }
     }
 
+    /// The same notation with one more environment variable (`NOTATION_EXPERIMENTAL=1` for `--oci-layout`).
+    pub fn with_env(mut self, name: &str, value: &str) -> Self {
+        self.env.insert(name.to_owned(), value.to_owned());
+        self
+    }
+
     /// A path in this notation's private directory (for files a test writes).
     pub fn path(&self, name: &str) -> PathBuf {
         self.home.path().join(name)

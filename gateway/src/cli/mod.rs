@@ -6,6 +6,8 @@ pub mod approvals;
 pub mod audit;
 pub mod doctor;
 pub mod pending;
+pub mod policy;
+pub mod revoke;
 pub mod terminal;
 
 pub type CliResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;

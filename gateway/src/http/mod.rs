@@ -8,6 +8,7 @@
 //! import this folder.
 
 mod call;
+mod crl;
 mod cryptoki;
 mod failed_auth;
 mod normalize;

@@ -47,6 +47,13 @@ pub fn run(config_path: &Path) -> Result<(), ServeError> {
     )?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let live = Arc::new(LiveCore::new(Core::new(state, stores)));
+    if let Some(pki) = &config.pki {
+        let listener = runtime
+            .block_on(TcpListener::bind(&pki.crl_listen))
+            .map_err(|e| format!("cannot listen for CRLs on {}: {e}", pki.crl_listen))?;
+        let publisher = crate::pki::publisher::Publisher::new(pki.clone(), &base, signer.clone());
+        runtime.spawn(super::crl::serve(Arc::new(publisher), listener));
+    }
     runtime.spawn(super::watch_configuration(
         live.clone(),
         config_path.to_owned(),

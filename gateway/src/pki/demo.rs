@@ -1,15 +1,16 @@
 //! The demonstration PKI `init` makes: a self-signed root → an intermediate → one code-signing leaf per HSM key, shaped to
 //! pass Notary's certificate rules (leaf: critical KeyUsage digitalSignature (and nonRepudiation), EKU codeSigning; CAs: critical
-//! basic constraints and keyCertSign; subjects with C, ST and O). The root and intermediate keys are software
-//! P-384 keys kept 0600 under `DIR/ca`: this is a demonstration PKI; a site brings its own certificates.
+//! basic constraints and keyCertSign; subjects with C, ST and O). The root and intermediate keys are P-384 keys in
+//! the HSM like every other key; certificates below the root name the CRL their issuer publishes (`crl`).
 
 use std::str::FromStr;
 use std::time::{Duration, SystemTime};
 
 use der::{Decode, EncodePem};
-use p384::ecdsa::{DerSignature, SigningKey};
-use pkcs8::EncodePublicKey;
 use x509_cert::builder::{Builder, CertificateBuilder, Profile};
+use x509_cert::ext::pkix::crl::dp::DistributionPoint;
+use x509_cert::ext::pkix::crl::CrlDistributionPoints;
+use x509_cert::ext::pkix::name::{DistributionPointName, GeneralName};
 use x509_cert::ext::pkix::ExtendedKeyUsage;
 use x509_cert::name::Name;
 use x509_cert::serial_number::SerialNumber;
@@ -17,12 +18,16 @@ use x509_cert::spki::SubjectPublicKeyInfoOwned;
 use x509_cert::time::{Time, Validity};
 use x509_cert::Certificate;
 
+use super::hsm_key::{HsmKey, HsmSignature};
+
 pub type PkiError = Box<dyn std::error::Error + Send + Sync>;
 
 const DAY: u64 = 24 * 3600;
 
-pub struct Ca {
-    pub key: SigningKey,
+/// A CA of the gateway: its certificate and its key in the HSM.
+#[derive(Debug)]
+pub struct Ca<'a> {
+    pub key: HsmKey<'a>,
     pub cert: Certificate,
 }
 
@@ -34,7 +39,7 @@ fn validity(days: u64) -> Result<Validity, PkiError> {
     })
 }
 
-fn serial() -> Result<SerialNumber, PkiError> {
+pub(crate) fn serial() -> Result<SerialNumber, PkiError> {
     let mut bytes = *uuid::Uuid::new_v4().as_bytes();
     bytes[0] &= 0x7f; // positive
     bytes[0] |= 0x01; // no leading zero byte
@@ -48,46 +53,63 @@ fn name(common_name: &str) -> Result<Name, PkiError> {
     ))?)
 }
 
-fn spki_of(key: &SigningKey) -> Result<SubjectPublicKeyInfoOwned, PkiError> {
-    Ok(SubjectPublicKeyInfoOwned::from_der(
-        key.verifying_key().to_public_key_der()?.as_bytes(),
-    )?)
+/// The CRL distribution point extension naming one http URL (notation fetches CRLs over http only).
+fn crl_distribution_point(url: &str) -> Result<CrlDistributionPoints, PkiError> {
+    Ok(CrlDistributionPoints(vec![DistributionPoint {
+        distribution_point: Some(DistributionPointName::FullName(vec![
+            GeneralName::UniformResourceIdentifier(der::asn1::Ia5String::new(url)?),
+        ])),
+        reasons: None,
+        crl_issuer: None,
+    }]))
 }
 
-pub fn root(common_name: &str) -> Result<Ca, PkiError> {
-    let key = SigningKey::random(&mut rand_core::OsRng);
-    let builder = CertificateBuilder::new(
-        Profile::Root,
-        serial()?,
-        validity(3650)?,
-        name(common_name)?,
-        spki_of(&key)?,
-        &key,
-    )?;
-    let cert = builder.build::<DerSignature>()?;
+pub fn root<'a>(common_name: &str, key: HsmKey<'a>) -> Result<Ca<'a>, PkiError> {
+    let cert = {
+        let builder = CertificateBuilder::new(
+            Profile::Root,
+            serial()?,
+            validity(3650)?,
+            name(common_name)?,
+            SubjectPublicKeyInfoOwned::from_der(key.spki_der())?,
+            &key,
+        )?;
+        builder.build::<HsmSignature>()?
+    };
     Ok(Ca { key, cert })
 }
 
-pub fn intermediate(common_name: &str, issuer: &Ca) -> Result<Ca, PkiError> {
-    let key = SigningKey::random(&mut rand_core::OsRng);
+/// An intermediate under `issuer`, naming the issuer's CRL at `crl_url`.
+pub fn intermediate<'a>(
+    common_name: &str,
+    key: HsmKey<'a>,
+    issuer: &Ca<'_>,
+    crl_url: &str,
+) -> Result<Ca<'a>, PkiError> {
     let profile = Profile::SubCA {
         issuer: issuer.cert.tbs_certificate.subject.clone(),
         path_len_constraint: Some(0),
     };
-    let builder = CertificateBuilder::new(
+    let mut builder = CertificateBuilder::new(
         profile,
         serial()?,
         validity(3650)?,
         name(common_name)?,
-        spki_of(&key)?,
+        SubjectPublicKeyInfoOwned::from_der(key.spki_der())?,
         &issuer.key,
     )?;
-    let cert = builder.build::<DerSignature>()?;
+    builder.add_extension(&crl_distribution_point(crl_url)?)?;
+    let cert = builder.build::<HsmSignature>()?;
     Ok(Ca { key, cert })
 }
 
-/// A code-signing leaf for a public key held elsewhere (the HSM).
-pub fn leaf(common_name: &str, spki_der: &[u8], issuer: &Ca) -> Result<Certificate, PkiError> {
+/// A code-signing leaf for a public key held elsewhere (the HSM), naming the issuer's CRL at `crl_url`.
+pub fn leaf(
+    common_name: &str,
+    spki_der: &[u8],
+    issuer: &Ca<'_>,
+    crl_url: &str,
+) -> Result<Certificate, PkiError> {
     // The Leaf profile adds basic constraints (CA:FALSE), key identifiers and a critical KeyUsage of
     // digitalSignature and nonRepudiation (contentCommitment), which Notary allows.
     let profile = Profile::Leaf {
@@ -107,7 +129,8 @@ pub fn leaf(common_name: &str, spki_der: &[u8], issuer: &Ca) -> Result<Certifica
     builder.add_extension(&ExtendedKeyUsage(vec![
         const_oid::db::rfc5280::ID_KP_CODE_SIGNING,
     ]))?;
-    Ok(builder.build::<DerSignature>()?)
+    builder.add_extension(&crl_distribution_point(crl_url)?)?;
+    Ok(builder.build::<HsmSignature>()?)
 }
 
 pub fn pem(cert: &Certificate) -> Result<String, PkiError> {

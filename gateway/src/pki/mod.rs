@@ -1,7 +1,15 @@
-//! X.509 for the gateway: today the demonstration PKI `init` makes (`demo`); certificate signing requests,
-//! revocation lists and timestamps belong here too. Certificates and keys only: this folder must never import
-//! `signing/`, `http/` or `store/`.
+//! X.509 for the gateway: the PKI `init` makes (`demo`) and its CAs (`ca`), keys in the HSM signing through
+//! x509-cert's builders (`hsm_key`), certificate signing requests for policy keys (`csr`), the checks a policy's
+//! chain passes before it is put in force (`check`), and revocation (`revocations`, `crl`). Certificates and keys
+//! only: this folder must never import `signing/`, `http/` or `store/`.
 
+pub mod ca;
+pub mod check;
+pub mod crl;
+pub mod csr;
 mod demo;
+pub mod hsm_key;
+pub mod publisher;
+pub mod revocations;
 
 pub use demo::{intermediate, leaf, pem, root, tls};

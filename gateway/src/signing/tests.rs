@@ -34,7 +34,7 @@ fn fixture() -> &'static Fixture {
     FIXTURE.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
         let setup = dir.path().join("gw");
-        crate::init::run(&setup, 0, Path::new(crate::init::DEFAULT_SOFTHSM_MODULE)).unwrap();
+        crate::init::run(&setup, 0, 0, Path::new(crate::init::DEFAULT_SOFTHSM_MODULE)).unwrap();
         let config_path = setup.join("gateway.toml");
         crate::init::add_approver(&config_path, "alice").unwrap();
         crate::init::add_approver(&config_path, "bob").unwrap();

@@ -80,6 +80,8 @@ impl GatewayProcess {
             .arg(&gateway_dir)
             .arg("--port")
             .arg(free_port().to_string())
+            .arg("--crl-port")
+            .arg(free_port().to_string())
             .stdout(Stdio::null())
             .status()
             .expect("run signpath-gateway init");

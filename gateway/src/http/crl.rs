@@ -1,0 +1,52 @@
+//! The CRL listener: plain HTTP (notation fetches CRLs over http only, and a CRL is signed, so it needs no TLS),
+//! on `[pki] crl_listen`, serving `GET /crl/{ca}.crl` as `application/pkix-crl` and nothing else. It shares no
+//! route, token or state with the API beside the HSM pool.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+
+use crate::pki::publisher::Publisher;
+
+/// Serves the CRLs until the process ends.
+pub async fn serve(publisher: Arc<Publisher>, listener: tokio::net::TcpListener) {
+    let router = Router::new().route("/crl/{file}", get(crl)).with_state(publisher);
+    if let Err(e) = axum::serve(listener, router).await {
+        tracing::error!(error = %e, "the CRL listener stopped");
+    }
+}
+
+/// Handles the `GET /crl/{ca}.crl` route.
+async fn crl(State(publisher): State<Arc<Publisher>>, Path(file): Path<String>) -> Response {
+    let Some(ca) = file.strip_suffix(".crl").map(str::to_owned) else {
+        return not_found();
+    };
+    let found = tokio::task::spawn_blocking(move || publisher.crl(&ca)).await;
+    match found {
+        Ok(Ok(Some(der))) => (
+            [
+                (header::CONTENT_TYPE, "application/pkix-crl"),
+                (header::CACHE_CONTROL, "no-cache"),
+            ],
+            der.as_ref().clone(),
+        )
+            .into_response(),
+        Ok(Ok(None)) => not_found(),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "cannot sign the CRL");
+            StatusCode::SERVICE_UNAVAILABLE.into_response()
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "the CRL task failed");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+fn not_found() -> Response {
+    (StatusCode::NOT_FOUND, "no such CRL; CRLs are at /crl/{ca}.crl\n").into_response()
+}
