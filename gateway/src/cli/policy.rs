@@ -232,6 +232,7 @@ fn put_in_force(config_path: &Path, project: &str, slug: &str, label: &str, chai
                 key_label: label.to_owned(),
                 certificate_chain: vec![relative],
                 submitters: waiting.map(|w| w.submitters).unwrap_or_default(),
+                hash_algorithms: crate::config::default_hash_algorithms(),
                 approval: None,
                 origin: None,
             };
