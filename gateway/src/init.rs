@@ -102,6 +102,7 @@ pub fn run(dir: &Path, port: u16, module: &Path) -> Result<(), InitError> {
             origin: None,
         });
     }
+    let timestamping = crate::init_tsa::setup(&dir, &session)?;
     drop(session);
     let _ = pkcs11.finalize();
 
@@ -136,6 +137,7 @@ pub fn run(dir: &Path, port: u16, module: &Path) -> Result<(), InitError> {
         approvers: Vec::new(),
         trusted_issuers: Vec::new(),
         server: Default::default(),
+        timestamping: Some(timestamping),
     };
     config.save(&dir.join("gateway.toml"))?;
     let env = format!(
@@ -154,6 +156,10 @@ pub fn run(dir: &Path, port: u16, module: &Path) -> Result<(), InitError> {
         dir.display()
     );
     println!("  trust root:   {}/ca/root.pem", dir.display());
+    println!(
+        "  timestamps:   {public_url}/timestamp, TSA root {}/tsa/root.pem",
+        dir.display()
+    );
     Ok(())
 }
 
@@ -239,6 +245,7 @@ mod tests {
             approvers: Vec::new(),
             trusted_issuers: Vec::new(),
             server: Default::default(),
+            timestamping: None,
         }
     }
 

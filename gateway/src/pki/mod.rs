@@ -3,5 +3,6 @@
 //! `signing/`, `http/` or `store/`.
 
 mod demo;
+pub mod tsa;
 
 pub use demo::{intermediate, leaf, pem, root, tls};
