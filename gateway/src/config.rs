@@ -32,6 +32,21 @@ pub struct GatewayConfig {
     /// The gateway's own CAs and their CRLs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pki: Option<PkiConfig>,
+    /// RFC 3161 timestamping (`POST /timestamp`): off when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamping: Option<TimestampingConfig>,
+}
+
+/// `[timestamping]`: the gateway as a time-stamping authority (docs/timestamps.md).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimestampingConfig {
+    /// CKA_LABEL of the TSA's private key in the HSM.
+    pub key_label: String,
+    /// PEM files: the TSA certificate (EKU timeStamping only, critical), then its CA certificates up to the root.
+    pub certificate_chain: Vec<PathBuf>,
+    /// The TSA policy OID every token names (`TSTInfo.policy`).
+    pub policy: String,
 }
 
 /// `[server]`: limits on what one client may hold. Every field has a default; see docs/configuration.md.

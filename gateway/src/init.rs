@@ -132,6 +132,7 @@ pub fn run(dir: &Path, port: u16, crl_port: u16, module: &Path) -> Result<(), In
             origin: None,
         });
     }
+    let timestamping = crate::init_tsa::setup(&dir, &signer)?;
     drop((root, intermediate));
     drop(signer);
 
@@ -167,6 +168,7 @@ pub fn run(dir: &Path, port: u16, crl_port: u16, module: &Path) -> Result<(), In
         trusted_issuers: Vec::new(),
         server: Default::default(),
         pki: Some(pki_config),
+        timestamping: Some(timestamping),
     };
     config.save(&dir.join("gateway.toml"))?;
     let env = format!(
@@ -185,6 +187,10 @@ pub fn run(dir: &Path, port: u16, crl_port: u16, module: &Path) -> Result<(), In
         dir.display()
     );
     println!("  trust root:   {}/ca/root.pem", dir.display());
+    println!(
+        "  timestamps:   {public_url}/timestamp, TSA root {}/tsa/root.pem",
+        dir.display()
+    );
     Ok(())
 }
 
@@ -266,6 +272,7 @@ mod tests {
             trusted_issuers: Vec::new(),
             server: Default::default(),
             pki: None,
+            timestamping: None,
         }
     }
 

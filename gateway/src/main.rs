@@ -11,6 +11,7 @@ mod fsutil;
 mod hsm;
 mod http;
 mod init;
+mod init_tsa;
 mod pki;
 mod signing;
 mod store;

@@ -16,6 +16,7 @@ mod reload;
 mod render;
 pub mod serve;
 mod signing_requests;
+mod timestamp;
 mod web;
 
 use std::collections::HashMap;
@@ -91,6 +92,7 @@ fn router(live: Arc<LiveCore>, limits: &ServerConfig) -> Router {
             "/v1/{org}/signingrequests/{id}/status",
             api_route(get(signing_requests::status), "GET"),
         )
+        .route("/timestamp", post(timestamp::timestamp))
         .merge(web::routes())
         .fallback(not_found)
         .layer(Extension(Arc::new(web::Sessions::default())))

@@ -11,5 +11,6 @@ mod demo;
 pub mod hsm_key;
 pub mod publisher;
 pub mod revocations;
+pub mod tsa;
 
 pub use demo::{intermediate, leaf, pem, root, tls};

@@ -16,6 +16,7 @@ mod policies;
 mod requests;
 mod sign_hash;
 pub mod state;
+pub mod timestamp;
 mod votes;
 
 use std::sync::{Arc, RwLock};
@@ -56,7 +57,9 @@ impl Core {
         match result {
             Ok(mut answer) => {
                 record.status = answer.status();
-                record.outcome = if record.status == 202 {
+                record.outcome = if answer.refused() {
+                    "refused"
+                } else if record.status == 202 {
                     "pending"
                 } else {
                     "allowed"

@@ -132,6 +132,11 @@ pub trait Audited {
     fn take_completion(&mut self) -> Option<(String, String)> {
         None
     }
+
+    /// An answer that says no in its own format (a timestamp reply with a failure status): audited as refused.
+    fn refused(&self) -> bool {
+        false
+    }
 }
 
 impl Audited for Answer {

@@ -49,6 +49,8 @@ pub struct State {
     approver_owners: std::collections::HashMap<String, String>,
     pub origins: Origins,
     pub signer: Arc<Signer>,
+    /// The time-stamping authority, when `[timestamping]` is configured.
+    pub timestamping: Option<super::timestamp::Timestamping>,
 }
 
 impl State {
@@ -175,7 +177,12 @@ impl State {
             .iter()
             .filter_map(|a| Some((a.name.clone(), a.owner.clone()?)))
             .collect();
+        let timestamping = match &config.timestamping {
+            Some(tsa) => Some(super::timestamp::Timestamping::load(tsa, base, &signer)?),
+            None => None,
+        };
         Ok(Self {
+            timestamping,
             approvers,
             token_owners,
             approver_owners,
