@@ -46,6 +46,11 @@ pub struct ServerConfig {
     pub body_read_timeout_seconds: u64,
     /// Time for a whole request, from its headers to the answer (body read and signing included).
     pub request_timeout_seconds: u64,
+    /// After SIGTERM or SIGINT: how long to keep accepting connections while `/readyz` answers 503, so a load
+    /// balancer's health check sees it before the port closes (docs/operations.md).
+    pub drain_delay_seconds: u64,
+    /// Then: how long requests in flight may take to finish and be audited before the process exits anyway.
+    pub drain_timeout_seconds: u64,
 }
 
 impl Default for ServerConfig {
@@ -56,6 +61,8 @@ impl Default for ServerConfig {
             header_read_timeout_seconds: 10,
             body_read_timeout_seconds: 10,
             request_timeout_seconds: 30,
+            drain_delay_seconds: 0,
+            drain_timeout_seconds: 30,
         }
     }
 }

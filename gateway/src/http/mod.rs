@@ -9,6 +9,7 @@
 
 mod call;
 mod cryptoki;
+mod health;
 mod normalize;
 mod reload;
 mod render;
@@ -32,6 +33,7 @@ use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutBody, TimeoutLayer};
 
 pub use call::Peer;
 use call::{Call, MAX_BODY};
+pub use health::Operations;
 pub use reload::watch as watch_configuration;
 
 use crate::config::ServerConfig;
@@ -43,6 +45,7 @@ use crate::signing::{refuse, Core, Kind, LiveCore, Refusal};
 pub fn service(
     live: Arc<LiveCore>,
     limits: &ServerConfig,
+    operations: Arc<Operations>,
 ) -> impl tower::Service<
     Request<hyper::body::Incoming>,
     Response = Response,
@@ -59,10 +62,12 @@ pub fn service(
         .layer(RequestBodyTimeoutLayer::new(Duration::from_secs(
             limits.body_read_timeout_seconds,
         )))
-        .service(router(live).map_request(normalize::normalize::<TimeoutBody<hyper::body::Incoming>>))
+        .service(
+            router(live, operations).map_request(normalize::normalize::<TimeoutBody<hyper::body::Incoming>>),
+        )
 }
 
-fn router(live: Arc<LiveCore>) -> Router {
+fn router(live: Arc<LiveCore>, operations: Arc<Operations>) -> Router {
     Router::new()
         .route(
             "/v1/{org}/cryptoki/mysigningpolicies",
@@ -81,8 +86,10 @@ fn router(live: Arc<LiveCore>) -> Router {
             api_route(get(signing_requests::status), "GET"),
         )
         .merge(web::routes())
+        .merge(health::routes())
         .fallback(not_found)
         .layer(Extension(Arc::new(web::Sessions::default())))
+        .layer(Extension(operations))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(live)
 }
