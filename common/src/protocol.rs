@@ -228,6 +228,10 @@ pub struct Problem {
     /// Extension member: the audit record of the refused request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
+    /// Extension member of `origin-rejected` when no identity token was sent: the audience (`aud`) the policy's
+    /// issuer must have minted it for. Clients on GitHub Actions fetch a token for it and retry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity_token_audience: Option<String>,
 }
 
 fn about_blank() -> String {

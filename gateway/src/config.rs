@@ -70,6 +70,11 @@ pub struct ServerConfig {
     pub max_failed_authentications: u32,
     pub failed_authentication_window_seconds: u64,
     pub failed_authentication_block_seconds: u64,
+    /// After SIGTERM or SIGINT: how long to keep accepting connections while `/readyz` answers 503, so a load
+    /// balancer's health check sees it before the port closes (docs/operations.md).
+    pub drain_delay_seconds: u64,
+    /// Then: how long requests in flight may take to finish and be audited before the process exits anyway.
+    pub drain_timeout_seconds: u64,
 }
 
 impl Default for ServerConfig {
@@ -83,6 +88,8 @@ impl Default for ServerConfig {
             max_failed_authentications: 50,
             failed_authentication_window_seconds: 60,
             failed_authentication_block_seconds: 60,
+            drain_delay_seconds: 0,
+            drain_timeout_seconds: 30,
         }
     }
 }

@@ -213,6 +213,21 @@ impl Signer {
             .ok_or_else(|| HsmError::NoKey(key_label.to_owned()))
     }
 
+    /// Whether the token can be used now: a session opens (or a pooled one still answers) and the token is
+    /// present. For readiness checks; costs one PKCS#11 call.
+    pub fn check(&self) -> Result<(), HsmError> {
+        let session = self.session()?;
+        let info = session.get_session_info();
+        match info {
+            Ok(_) => {
+                self.give_back(session);
+                Ok(())
+            }
+            // A session that fails is dropped (closed), not pooled again.
+            Err(e) => Err(e.into()),
+        }
+    }
+
     fn session(&self) -> Result<Session, HsmError> {
         let pooled = self.sessions.lock().unwrap_or_else(|p| p.into_inner()).pop();
         match pooled {

@@ -12,6 +12,7 @@ mod hsm;
 mod http;
 mod init;
 mod init_tsa;
+mod metrics;
 mod pki;
 mod signing;
 mod store;
@@ -50,6 +51,9 @@ enum Command {
     Serve {
         #[arg(long)]
         config: PathBuf,
+        /// How to write the log on stderr: `text` for people, `json` for a log shipper (one object per line).
+        #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+        log_format: LogFormat,
     },
     /// Print the audit log, oldest first; the filters select records of what was signed.
     Audit {
@@ -204,6 +208,12 @@ enum CertificateCommand {
     },
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
 #[derive(Debug, Subcommand)]
 enum ApproverCommand {
     /// Adds an approver and prints their token (for the web page) once.
@@ -284,14 +294,26 @@ fn run_policy(command: PolicyCommand) -> cli::CliResult {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
+    let cli = Cli::parse();
+    let log = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("SIGNPATH_GATEWAY_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
-    let cli = Cli::parse();
+        );
+    match cli.command {
+        // One JSON object per line, the event's fields at the top level, for log shippers.
+        Command::Serve {
+            log_format: LogFormat::Json,
+            ..
+        } => log
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .init(),
+        _ => log.init(),
+    }
     let result: Result<(), Box<dyn std::error::Error + Send + Sync>> = match cli.command {
         Command::Init {
             dir,
@@ -299,7 +321,7 @@ fn main() -> ExitCode {
             crl_port,
             module,
         } => init::run(&dir, port, crl_port.unwrap_or(port.wrapping_add(1)), &module),
-        Command::Serve { config } => http::serve::run(&config),
+        Command::Serve { config, .. } => http::serve::run(&config),
         Command::Audit {
             config,
             json,

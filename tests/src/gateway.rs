@@ -41,6 +41,11 @@ impl Gateway {
     /// Like [`Gateway::start`], with `configure` run on the setup directory after `init` and before `serve`
     /// (to edit gateway.toml, add approvers, ...).
     pub fn start_with(configure: impl FnOnce(&Path)) -> Self {
+        Self::start_serving(configure, &[])
+    }
+
+    /// Like [`Gateway::start_with`], with more arguments for `serve` (`--log-format json`, ...).
+    pub fn start_serving(configure: impl FnOnce(&Path), serve_args: &[&str]) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("signpath-gateway-")
             .tempdir()
@@ -63,6 +68,7 @@ impl Gateway {
         let mut child = Command::new(Self::binary())
             .args(["serve", "--config"])
             .arg(setup.join("gateway.toml"))
+            .args(serve_args)
             .stdout(Stdio::piped())
             .stderr(stderr)
             .spawn()
@@ -92,6 +98,35 @@ impl Gateway {
     /// The gateway process's id (for its memory figures).
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// What the gateway wrote on stderr so far (its log).
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("gateway.stderr")).unwrap_or_default()
+    }
+
+    /// Sends SIGTERM, as systemd or Kubernetes stop a service: the gateway drains and exits.
+    pub fn terminate(&self) {
+        // kill(1) rather than libc::kill: no unsafe code outside the PKCS#11 FFI layer.
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -TERM failed");
+    }
+
+    /// Waits up to `limit` for the gateway to exit; its exit status, or None if it still runs.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            if std::time::Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// The setup directory (`gateway.toml`, `env`, `ca/root.pem`, ...).
@@ -130,6 +165,33 @@ impl Gateway {
             .no_proxy()
             .build()
             .unwrap()
+    }
+
+    /// A raw TLS connection to the gateway (handshake done), for tests that write requests byte by byte.
+    pub fn tls_connect(&self) -> rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream> {
+        let mut roots = rustls::RootCertStore::empty();
+        let pem = std::fs::read(self.tls_ca()).unwrap();
+        for cert in rustls_pki_types::pem::PemObject::pem_slice_iter(&pem) {
+            roots.add(cert.unwrap()).unwrap();
+        }
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let address = self.api_url().trim_start_matches("https://");
+        let tcp = std::net::TcpStream::connect(address).unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
+        let mut tls = rustls::StreamOwned::new(
+            rustls::ClientConnection::new(std::sync::Arc::new(config), name).unwrap(),
+            tcp,
+        );
+        while tls.conn.is_handshaking() {
+            tls.conn.complete_io(&mut tls.sock).unwrap();
+        }
+        tls
     }
 
     /// `{ApiUrl}/v1/{OrganizationId}`, the base of every API route.

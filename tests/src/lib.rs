@@ -4,6 +4,7 @@
 //! - [`cosign`]: cosign signing images through the PKCS#11 module for one gateway.
 //! - [`faults`]: a fault-injecting HTTPS proxy between a client and the gateway.
 //! - [`gateway`]: `signpath-gateway init` + `serve` on a free port, and the client settings to reach it.
+//! - [`oidc`]: a CI's token issuer that gateways trust, and a stand-in of GitHub Actions' ID token endpoint.
 //! - [`notation`]: one user's notation with the plugin in place and a trust policy for a given root.
 //! - [`registry`]: Debian's docker-registry on a free loopback port, and pushing a small image to it.
 //! - [`tools`]: where the real clients (notation, cosign, pkcs11-tool, ...) are, or why a test cannot run.
@@ -13,6 +14,7 @@ pub mod cosign;
 pub mod faults;
 pub mod gateway;
 pub mod notation;
+pub mod oidc;
 pub mod registry;
 pub mod tools;
 pub mod webdriver;

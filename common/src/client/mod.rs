@@ -14,6 +14,8 @@
 //! `UnreachableTimeoutInSeconds` while no attempt has ever connected ([`crate::retry`]). Every `SignHash`
 //! carries an `Idempotency-Key`, so a retry after a lost response cannot sign twice.
 //!
+//! On GitHub Actions, a policy's CI identity token is fetched when the gateway asks for one ([`github_oidc`]).
+//!
 //! The token goes only to the API URL's origin: a `Location` elsewhere is refused, not followed. What the client
 //! sends as audit metadata passes [`crate::secret::scrub`], so the token, PIN and identity token it holds are not
 //! among it.
@@ -36,6 +38,7 @@ use crate::retry::{decide, Budgets, Decision, RetryPolicy};
 use crate::secret::ApiToken;
 use response::{is_retryable_status, parse_json, retry_after, status_error, Failure, RawResponse};
 
+mod github_oidc;
 mod response;
 
 /// Largest response body we read; a gateway answer is a few kilobytes (a policy list with chains).
@@ -79,6 +82,10 @@ pub struct GatewayClient {
     approval_wait: Duration,
     release_group: Option<String>,
     id_token: Option<ApiToken>,
+    /// Where to fetch an identity token when `id_token` is not set and a policy wants one (GitHub Actions).
+    github: Option<github_oidc::TokenSource>,
+    /// The token fetched from `github`, reused for every later request of this client.
+    fetched_id_token: Mutex<Option<ApiToken>>,
     options: ClientOptions,
     transports: Mutex<Vec<Transport>>,
 }
@@ -131,6 +138,11 @@ impl GatewayClient {
             approval_wait: config.approval_wait_timeout,
             release_group: config.release_group.clone(),
             id_token: config.id_token.clone(),
+            github: match config.id_token {
+                Some(_) => None,
+                None => github_oidc::TokenSource::from_env(),
+            },
+            fetched_id_token: Mutex::new(None),
             options,
             transports: Mutex::new(Vec::new()),
         })
@@ -369,7 +381,14 @@ impl GatewayClient {
                     (Failure::Status(r), wait)
                 }
                 Ok(r) if r.status.is_success() => return Ok(r),
-                Ok(r) => return Err(status_error(&r)),
+                Ok(r) => match self.identity_token_wanted(&r, idempotency_key.is_some()) {
+                    // Fetched once per client: a second refusal is the gateway's answer, not a missing token.
+                    Some(audience) => {
+                        self.fetch_identity_token(&audience)?;
+                        continue;
+                    }
+                    None => return Err(status_error(&r)),
+                },
                 Err(e) => match crate::tls::handshake_failure(&e, &url) {
                     Some(permanent) => return Err(permanent),
                     None => (Failure::Network(e), None),
@@ -424,7 +443,7 @@ impl GatewayClient {
         if let Some(key) = idempotency_key {
             // Only SignHash carries an idempotency key, and only SignHash needs the CI's identity token.
             request = request.header(IDEMPOTENCY_KEY, key);
-            if let Some(token) = &self.id_token {
+            if let Some(token) = &self.current_id_token() {
                 if let Ok(mut value) = HeaderValue::from_str(token.expose_secret().trim()) {
                     value.set_sensitive(true);
                     request = request.header(crate::protocol::ORIGIN_TOKEN_HEADER, value);

@@ -1,18 +1,22 @@
 //! One API call as the routes see it: the request's parts and body, read once under the body limit, and the audit
 //! record that every request gets, begun before anything is checked. [`Call::run`] hands the work to the signing
-//! core on the blocking pool (the HSM and the stores block), audits the outcome and renders it.
+//! core on the blocking pool (the HSM and the stores block), audits the outcome and renders it; then counts it in
+//! the metrics and logs one line for it (request id, route, policy, token id, outcome, latency: never a secret).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, MatchedPath, Request};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::Response;
 use common::protocol::{problem_types as pt, IDEMPOTENCY_KEY};
 
+use super::health::Operations;
 use super::normalize::OriginalPath;
 use super::render::{problem, Render};
+use crate::metrics::Outcome;
 use crate::signing::{refuse, Audited, Core, Kind, Refusal};
 use crate::store::{now, Record};
 
@@ -52,6 +56,11 @@ pub struct Call {
     unreadable: Option<Refusal>,
     /// Whether the (normalized) path is one of the approvers' pages.
     web: bool,
+    started: Instant,
+    /// The route template that took the request (`/v1/{org}/signingrequests/signhash`), for metrics and logs:
+    /// unlike the path, it is one of a few known values.
+    route: String,
+    operations: Option<Arc<Operations>>,
 }
 
 impl<S: Send + Sync> FromRequest<S> for Call {
@@ -59,6 +68,12 @@ impl<S: Send + Sync> FromRequest<S> for Call {
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
         let received = now();
+        let started = Instant::now();
+        let route = request
+            .extensions()
+            .get::<MatchedPath>()
+            .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
+        let operations = request.extensions().get::<Arc<Operations>>().cloned();
         let path = request
             .extensions()
             .get::<OriginalPath>()
@@ -134,6 +149,9 @@ impl<S: Send + Sync> FromRequest<S> for Call {
             },
             unreadable,
             web,
+            started,
+            route,
+            operations,
         })
     }
 }
@@ -145,12 +163,15 @@ impl Call {
     }
 
     /// Runs `work` on the blocking pool, audits its outcome (no record, no answer) and renders it.
-    pub async fn run<T, F>(self, core: &Arc<Core>, work: F) -> Response
+    pub async fn run<T, F>(mut self, core: &Arc<Core>, work: F) -> Response
     where
         T: Audited + Render + Send + 'static,
         F: FnOnce(&Core, &Incoming, &mut Record) -> Result<T, Refusal> + Send + 'static,
     {
         let request_id = self.record.request_id.clone();
+        let started = self.started;
+        let route = std::mem::take(&mut self.route);
+        let operations = self.operations.take();
         let core = core.clone();
         let outcome = tokio::task::spawn_blocking(move || {
             let Self {
@@ -163,9 +184,28 @@ impl Call {
                 Some(refusal) => Err(refusal),
                 None => work(&core, &incoming, &mut record),
             };
-            core.finish(record, result)
+            let summary = Summary::of(&core, &record);
+            (core.finish(record, result), summary)
         })
         .await;
+        let (outcome, summary) = match outcome {
+            Ok((outcome, summary)) => (Ok(outcome), Some(summary)),
+            Err(e) => (Err(e), None),
+        };
+        let status = match &outcome {
+            Ok(Ok(answer)) => answer.status(),
+            Ok(Err(refusal)) => refusal.kind.status(),
+            Err(_) => Kind::Internal.status(),
+        };
+        if let Ok(Err(refusal)) = &outcome {
+            if refusal.problem_type == pt::HSM_UNAVAILABLE {
+                if let Some(operations) = &operations {
+                    operations.metrics.hsm_error();
+                }
+            }
+        }
+        let summary = summary.unwrap_or_default();
+        summary.report(&request_id, &route, status, started, operations.as_deref());
         match outcome {
             Ok(Ok(answer)) => answer.render(),
             Ok(Err(refusal)) => problem(&refusal, &request_id),
@@ -178,5 +218,90 @@ impl Call {
                 &request_id,
             ),
         }
+    }
+}
+
+/// What the metrics and the request log need of an audit record, taken before the record goes to the store.
+#[derive(Debug, Default)]
+struct Summary {
+    method: String,
+    project: Option<String>,
+    policy: Option<String>,
+    /// Whether the project and policy are configured ones (else they are what a client made up, and not labels).
+    configured: bool,
+    token_id: Option<String>,
+    signed: bool,
+}
+
+impl Summary {
+    fn of(core: &Core, record: &Record) -> Self {
+        let configured = match (&record.project, &record.policy) {
+            (Some(project), Some(policy)) => core
+                .state
+                .policies
+                .iter()
+                .any(|p| &p.project == project && &p.slug == policy),
+            _ => false,
+        };
+        Self {
+            method: record.method.clone(),
+            project: record.project.clone(),
+            policy: record.policy.clone(),
+            configured,
+            token_id: record.token_id.clone(),
+            signed: record.signature_sha256.is_some(),
+        }
+    }
+
+    /// Counts the request in the metrics and logs its line. `status` is the answer's; the outcome words are the
+    /// audit log's (`allowed`, `pending`, `refused`, `error`).
+    fn report(
+        &self,
+        request_id: &str,
+        route: &str,
+        status: u16,
+        started: Instant,
+        operations: Option<&Operations>,
+    ) {
+        let elapsed = started.elapsed();
+        let outcome = match status {
+            202 => Outcome::Pending,
+            s if s >= 500 => Outcome::Error,
+            s if s >= 400 => Outcome::Refused,
+            _ => Outcome::Signed,
+        };
+        if let Some(operations) = operations {
+            let metrics = &operations.metrics;
+            metrics.request_duration(route, elapsed);
+            let submitted = self.method == "POST" && route.ends_with("/signingrequests/signhash");
+            if submitted || (self.signed && outcome == Outcome::Signed) {
+                let policy = match (&self.project, &self.policy) {
+                    (Some(project), Some(policy)) if self.configured => {
+                        Some((project.as_str(), policy.as_str()))
+                    }
+                    _ => None,
+                };
+                metrics.signing_request(policy, outcome);
+            }
+        }
+        let audited = match outcome {
+            Outcome::Signed => "allowed",
+            Outcome::Pending => "pending",
+            Outcome::Refused => "refused",
+            Outcome::Error => "error",
+        };
+        tracing::info!(
+            target: "signpath_gateway::request",
+            request_id,
+            method = %self.method,
+            route,
+            status,
+            project = self.project.as_deref().unwrap_or(""),
+            policy = self.policy.as_deref().unwrap_or(""),
+            token_id = self.token_id.as_deref().unwrap_or(""),
+            outcome = audited,
+            latency_ms = elapsed.as_secs_f64() * 1000.0,
+            "request"
+        );
     }
 }

@@ -11,6 +11,7 @@ mod call;
 mod crl;
 mod cryptoki;
 mod failed_auth;
+mod health;
 mod normalize;
 mod reload;
 mod render;
@@ -35,6 +36,7 @@ use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutBody, TimeoutLayer};
 
 pub use call::Peer;
 use call::{Call, MAX_BODY};
+pub use health::Operations;
 pub use reload::watch as watch_configuration;
 
 use crate::config::ServerConfig;
@@ -46,6 +48,7 @@ use crate::signing::{refuse, Core, Kind, LiveCore, Refusal};
 pub fn service(
     live: Arc<LiveCore>,
     limits: &ServerConfig,
+    operations: Arc<Operations>,
 ) -> impl tower::Service<
     Request<hyper::body::Incoming>,
     Response = Response,
@@ -62,10 +65,13 @@ pub fn service(
         .layer(RequestBodyTimeoutLayer::new(Duration::from_secs(
             limits.body_read_timeout_seconds,
         )))
-        .service(router(live, limits).map_request(normalize::normalize::<TimeoutBody<hyper::body::Incoming>>))
+        .service(
+            router(live, limits, operations)
+                .map_request(normalize::normalize::<TimeoutBody<hyper::body::Incoming>>),
+        )
 }
 
-fn router(live: Arc<LiveCore>, limits: &ServerConfig) -> Router {
+fn router(live: Arc<LiveCore>, limits: &ServerConfig, operations: Arc<Operations>) -> Router {
     let guard = failed_auth::Guard {
         failures: Arc::new(failed_auth::FailedAuthentications::new(
             failed_auth::Limits::from_config(limits),
@@ -94,8 +100,10 @@ fn router(live: Arc<LiveCore>, limits: &ServerConfig) -> Router {
         )
         .route("/timestamp", post(timestamp::timestamp))
         .merge(web::routes())
+        .merge(health::routes())
         .fallback(not_found)
         .layer(Extension(Arc::new(web::Sessions::default())))
+        .layer(Extension(operations))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(live)
         .layer(axum::middleware::from_fn_with_state(guard, failed_auth::limit))

@@ -45,6 +45,7 @@ pub fn problem(refusal: &Refusal, request_id: &str) -> Response {
         detail: Some(refusal.detail.clone()),
         instance: None,
         request_id: Some(request_id.to_owned()),
+        identity_token_audience: refusal.identity_token_audience.clone(),
     };
     let body = serde_json::to_string(&document).unwrap_or_default();
     let mut response = Response::new(Body::from(body));

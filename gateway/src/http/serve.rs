@@ -1,23 +1,26 @@
-//! `serve`: HTTPS with rustls on the configured address, one task per connection, graceful shutdown on SIGTERM
-//! or SIGINT (stop accepting, let requests in flight finish and be audited). The connection-level limits live
+//! `serve`: HTTPS with rustls on the configured address, one task per connection, a graceful drain on SIGTERM
+//! or SIGINT (`/readyz` answers 503 at once; connections are still accepted for `drain_delay_seconds`, then no
+//! more; requests in flight finish and are audited, for at most `drain_timeout_seconds`; then the process exits).
+//! The connection-level limits live
 //! here (`[server]` in gateway.toml: a cap on open connections, TLS handshake and header timeouts, a backoff when
 //! `accept` fails); the request-level ones are tower layers in `http::service`.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt as _;
 
-use super::Peer;
+use super::{Operations, Peer};
 use crate::config::{resolve, GatewayConfig};
 use crate::hsm;
+use crate::metrics::Metrics;
 use crate::signing::state::State;
 use crate::signing::{Core, LiveCore};
 use crate::store::Stores;
@@ -33,7 +36,8 @@ pub fn run(config_path: &Path) -> Result<(), ServeError> {
     let pkcs11 = hsm::open(&config.hsm.module)?;
     let signer = Arc::new(hsm::Signer::new(pkcs11, &config.hsm.token_label, pin.trim())?);
     let state = Arc::new(State::load(&config, &base, signer.clone())?);
-    let stores = Stores::sqlite(&resolve(&base, &config.audit_db))?;
+    let metrics = Arc::new(Metrics::new());
+    let stores = Stores::sqlite(&resolve(&base, &config.audit_db))?.metered(metrics.clone());
     let recovered = stores.approvals.recover()?;
     if recovered > 0 {
         tracing::warn!(
@@ -46,6 +50,7 @@ pub fn run(config_path: &Path) -> Result<(), ServeError> {
         &resolve(&base, &config.tls.key),
     )?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let operations = Arc::new(Operations::new(metrics, signer.clone(), stores.clone()));
     let live = Arc::new(LiveCore::new(Core::new(state, stores)));
     if let Some(pki) = &config.pki {
         let listener = runtime
@@ -59,7 +64,7 @@ pub fn run(config_path: &Path) -> Result<(), ServeError> {
         config_path.to_owned(),
         signer,
     ));
-    runtime.block_on(serve(config, live, tls))
+    runtime.block_on(serve(config, live, tls, operations))
 }
 
 fn tls_config(cert: &Path, key: &Path) -> Result<rustls::ServerConfig, ServeError> {
@@ -77,18 +82,29 @@ async fn serve(
     config: GatewayConfig,
     live: Arc<LiveCore>,
     tls: rustls::ServerConfig,
+    operations: Arc<Operations>,
 ) -> Result<(), ServeError> {
     raise_open_file_limit();
     let limits = config.server.clone();
     let listener = TcpListener::bind(&config.listen).await?;
     let acceptor = TlsAcceptor::from(Arc::new(tls));
-    let active = Arc::new(AtomicUsize::new(0));
+    // Every served connection is watched, so the drain can wait for the requests in flight on all of them.
+    let graceful = GracefulShutdown::new();
     // One permit per open connection: at the cap the loop stops accepting, and new clients wait in the listen
     // backlog until a connection closes (the timeouts below see that idle ones do).
     let connections = Arc::new(Semaphore::new(limits.max_connections.max(1)));
-    let service = super::service(live, &limits);
+    let service = super::service(live, &limits, operations.clone());
     println!("signpath-gateway listening on https://{}", listener.local_addr()?);
-    let shutdown = shutdown_signal();
+    let drain_delay = Duration::from_secs(limits.drain_delay_seconds);
+    let shutdown = async {
+        shutdown_signal().await;
+        operations.start_draining();
+        tracing::info!(
+            delay_seconds = drain_delay.as_secs(),
+            "draining: /readyz answers 503; still accepting connections for the drain delay"
+        );
+        tokio::time::sleep(drain_delay).await;
+    };
     tokio::pin!(shutdown);
     let mut backoff = AcceptBackoff::default();
     loop {
@@ -116,7 +132,7 @@ async fn serve(
         let _ = stream.set_nodelay(true);
         let acceptor = acceptor.clone();
         let service = service.clone();
-        let active = active.clone();
+        let watcher = graceful.watcher();
         let limits = limits.clone();
         tokio::spawn(async move {
             let _permit = permit;
@@ -126,31 +142,29 @@ async fn serve(
             };
             let connection = service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
                 request.extensions_mut().insert(Peer(peer));
-                let service = service.clone();
-                let active = active.clone();
-                async move {
-                    active.fetch_add(1, Ordering::SeqCst);
-                    let reply = service.oneshot(request).await;
-                    active.fetch_sub(1, Ordering::SeqCst);
-                    reply
-                }
+                service.clone().oneshot(request)
             });
             // hyper starts the header timer whenever it waits for a request, so it also closes a connection
             // left idle after the handshake or between kept-alive requests.
-            let _ = hyper::server::conn::http1::Builder::new()
+            let connection = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(Duration::from_secs(limits.header_read_timeout_seconds))
                 .keep_alive(true)
-                .serve_connection(TokioIo::new(tls), connection)
-                .await;
+                .serve_connection(TokioIo::new(tls), connection);
+            // When the drain starts, an idle connection closes at once and a busy one after its answer is written.
+            let _ = watcher.watch(connection).await;
         });
     }
+    drop(listener);
     tracing::info!("shutting down: no new connections; waiting for requests in flight");
-    for _ in 0..100 {
-        if active.load(Ordering::SeqCst) == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    let bound = Duration::from_secs(limits.drain_timeout_seconds);
+    if tokio::time::timeout(bound, graceful.shutdown()).await.is_err() {
+        tracing::warn!(
+            timeout_seconds = bound.as_secs(),
+            "requests still in flight after the drain timeout; exiting anyway"
+        );
+    } else {
+        tracing::info!("drained: every request in flight was answered");
     }
     Ok(())
 }

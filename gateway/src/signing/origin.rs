@@ -39,8 +39,8 @@ const AUDITED_CLAIMS: &[&str] = &[
 
 #[derive(Debug, thiserror::Error)]
 pub enum OriginError {
-    #[error("this signing policy requires an identity token of {issuer}; send the CI's OIDC token (SIGNPATH_ID_TOKEN)")]
-    Missing { issuer: String },
+    #[error("this signing policy requires an identity token of {issuer} for the audience {audience:?}; send the CI's OIDC token (SIGNPATH_ID_TOKEN)")]
+    Missing { issuer: String, audience: String },
     #[error("the identity token is not valid: {0}")]
     Invalid(String),
     #[error("the identity token's claim {claim} is {actual:?}; this signing policy requires {expected:?}")]
@@ -164,6 +164,7 @@ impl Origins {
         })?;
         let token = token.ok_or_else(|| OriginError::Missing {
             issuer: issuer.config.issuer.clone(),
+            audience: issuer.config.audience.clone(),
         })?;
         let header = decode_header(token).map_err(|e| OriginError::Invalid(e.to_string()))?;
         let kid = header

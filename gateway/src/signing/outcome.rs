@@ -17,6 +17,9 @@ pub struct Refusal {
     pub retry_after: Option<u64>,
     /// For [`Kind::MethodNotAllowed`]: the one method the route takes.
     pub allow: Option<&'static str>,
+    /// For a policy that verifies origin and got no identity token: the audience the token must be issued for, so
+    /// a client on a CI that mints tokens on request (GitHub Actions) can fetch one and retry.
+    pub identity_token_audience: Option<String>,
 }
 
 /// The kinds of refusal. Each has one HTTP status, which the audit record keeps as the status the caller saw.
@@ -62,6 +65,7 @@ pub fn refuse(kind: Kind, problem_type: &'static str, detail: impl Into<String>)
         detail: detail.into(),
         retry_after: None,
         allow: None,
+        identity_token_audience: None,
     }
 }
 

@@ -10,6 +10,7 @@ use sha2::Digest;
 
 use super::algorithm::{prepare, Prepared};
 use super::idempotency::IN_FLIGHT_WAIT;
+use super::origin::OriginError;
 use super::outcome::{refuse, store_failure, Answer, Kind, Refusal};
 use super::state::Policy;
 use super::Core;
@@ -75,11 +76,16 @@ impl Core {
         let prepared = prepare(policy, &request.hash_signing_data, record)?;
         let mut binding = None;
         if let Some(rule) = &policy.origin {
-            let verified = self
-                .state
-                .origins
-                .verify(rule, origin_token)
-                .map_err(|e| refuse(Kind::Forbidden, pt::ORIGIN_REJECTED, e.to_string()))?;
+            let verified = self.state.origins.verify(rule, origin_token).map_err(|e| {
+                let audience = match &e {
+                    OriginError::Missing { audience, .. } => Some(audience.clone()),
+                    _ => None,
+                };
+                Refusal {
+                    identity_token_audience: audience,
+                    ..refuse(Kind::Forbidden, pt::ORIGIN_REJECTED, e.to_string())
+                }
+            })?;
             binding = Some(ci_identity(rule, &verified));
             record.origin = Some(verified);
         }

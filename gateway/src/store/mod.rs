@@ -7,6 +7,7 @@
 //! given and answers what it is asked, and knows nothing of tokens, policies or HTTP.
 
 mod held;
+mod metered;
 mod record;
 pub mod sqlite;
 
