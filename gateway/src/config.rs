@@ -29,6 +29,9 @@ pub struct GatewayConfig {
     /// Timeouts and the connection cap that keep slow or idle clients from holding the server.
     #[serde(default)]
     pub server: ServerConfig,
+    /// Artifacts of file-based signing requests (`SubmitWithArtifact`): where they are kept, how large, how long.
+    #[serde(default)]
+    pub artifacts: ArtifactsConfig,
 }
 
 /// `[server]`: limits on what one client may hold. Every field has a default; see docs/configuration.md.
@@ -124,6 +127,10 @@ pub struct ProjectConfig {
     pub slug: String,
     #[serde(default)]
     pub policies: Vec<PolicyConfig>,
+    /// How artifacts submitted to this project are signed (SignPath's artifact configurations); the first is the
+    /// default. Without any, OCI image layouts get a Notary Project JWS signature on each image.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub artifact_configurations: Vec<ArtifactConfigurationConfig>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -269,4 +276,46 @@ pub fn resolve(base: &Path, path: &Path) -> PathBuf {
     } else {
         base.join(path)
     }
+}
+
+/// `[artifacts]`: the unsigned and signed artifacts of file-based signing requests, kept on disk.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ArtifactsConfig {
+    /// Directory for the artifacts (relative to gateway.toml).
+    pub directory: PathBuf,
+    /// Largest artifact taken; a larger one is refused (413) before it is stored.
+    pub max_size_bytes: u64,
+    /// Hours an artifact is kept after its request was submitted; the request's status outlives it.
+    pub retention_hours: u64,
+}
+
+impl Default for ArtifactsConfig {
+    fn default() -> Self {
+        Self {
+            directory: "artifacts".into(),
+            max_size_bytes: 4 << 30,
+            retention_hours: 24,
+        }
+    }
+}
+
+/// One artifact configuration: which signatures an OCI image layout artifact gets.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArtifactConfigurationConfig {
+    pub slug: String,
+    /// Notary Project signature envelope: `jws`, `cose` or `none`.
+    #[serde(default = "default_notary")]
+    pub notary: String,
+    /// Also a cosign signature (tag `sha256-<hex>.sig`).
+    #[serde(default)]
+    pub cosign: bool,
+    /// Also sign each platform manifest of a multi-platform image index.
+    #[serde(default)]
+    pub each_platform: bool,
+}
+
+fn default_notary() -> String {
+    "jws".into()
 }

@@ -132,10 +132,12 @@ pub fn run(dir: &Path, port: u16, module: &Path) -> Result<(), InitError> {
         projects: vec![ProjectConfig {
             slug: PROJECT.to_owned(),
             policies,
+            artifact_configurations: Vec::new(),
         }],
         approvers: Vec::new(),
         trusted_issuers: Vec::new(),
         server: Default::default(),
+        artifacts: Default::default(),
     };
     config.save(&dir.join("gateway.toml"))?;
     let env = format!(
@@ -239,6 +241,7 @@ mod tests {
             approvers: Vec::new(),
             trusted_issuers: Vec::new(),
             server: Default::default(),
+            artifacts: Default::default(),
         }
     }
 

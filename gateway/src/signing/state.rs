@@ -16,8 +16,9 @@ use sha2::Digest;
 use subtle::ConstantTimeEq;
 
 use super::origin::Origins;
-use crate::config::{resolve, ApprovalConfig, GatewayConfig, OriginConfig};
+use crate::config::{resolve, ApprovalConfig, ArtifactConfigurationConfig, GatewayConfig, OriginConfig};
 use crate::hsm::Signer;
+use crate::store::artifacts::ArtifactStore;
 
 pub type StateError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -47,6 +48,9 @@ pub struct State {
     approver_owners: std::collections::HashMap<String, String>,
     pub origins: Origins,
     pub signer: Arc<Signer>,
+    /// Artifacts of file-based signing requests, and each project's artifact configurations.
+    pub artifacts: ArtifactStore,
+    pub artifact_configurations: Vec<(String, ArtifactConfigurationConfig)>,
 }
 
 impl State {
@@ -155,7 +159,18 @@ impl State {
             .iter()
             .filter_map(|a| Some((a.name.clone(), a.owner.clone()?)))
             .collect();
+        let artifact_configurations = config
+            .projects
+            .iter()
+            .flat_map(|p| {
+                p.artifact_configurations
+                    .iter()
+                    .map(|c| (p.slug.clone(), c.clone()))
+            })
+            .collect();
         Ok(Self {
+            artifacts: ArtifactStore::new(base, &config.artifacts),
+            artifact_configurations,
             approvers,
             token_owners,
             approver_owners,
