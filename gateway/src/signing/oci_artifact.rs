@@ -27,23 +27,30 @@ pub struct LayoutImage {
 /// `name@digest`; an error says what is wrong in the tarball's terms (a blob that does not match its digest, an
 /// index entry without its blob, no image at all).
 pub fn check_layout(tarball: &Path, staging: &Path) -> Result<Vec<LayoutImage>, String> {
-    signpath_oci::tarball::unpack_file(tarball, staging).map_err(|e| e.to_string())?;
-    let layout = Layout::open(staging).map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(staging).map_err(|e| {
+        tracing::error!(error = %e, "cannot create the staging directory");
+        "the gateway could not unpack it".to_owned()
+    })?;
+    signpath_oci::tarball::unpack_file(tarball, staging).map_err(|e| in_tarball_terms(&e))?;
+    let layout = Layout::open(staging).map_err(|e| in_tarball_terms(&e))?;
     let mut images: Vec<LayoutImage> = Vec::new();
-    for entry in layout.index().map_err(|e| e.to_string())? {
+    for entry in layout.index().map_err(|e| in_tarball_terms(&e))? {
         let name = entry
             .annotation(ANNOTATION_CONTAINERD_NAME)
             .or_else(|| entry.annotation(ANNOTATION_REF_NAME));
-        // Signatures already in the layout (a referrer, a cosign tag) are not images to sign.
-        let signature = entry.artifact_type.is_some() || name.is_some_and(|n| n.ends_with(".sig"));
-        if !(entry.is_index() || entry.is_manifest()) || signature {
+        // Only named entries are images to sign; signatures already in the layout (untagged referrers, cosign's
+        // `.sig` tags) are not.
+        let Some(name) = name.filter(|n| !n.ends_with(".sig")) else {
+            continue;
+        };
+        if !(entry.is_index() || entry.is_manifest()) {
             continue;
         }
-        image::graph(&layout, &entry, Layers::MayBeAbsent).map_err(|e| e.to_string())?;
-        let name = match name {
-            Some(n) if n.contains('/') => n.to_owned(),
-            Some(tag) => format!("image:{tag}"),
-            None => "image".to_owned(),
+        image::graph(&layout, &entry, Layers::MayBeAbsent).map_err(|e| in_tarball_terms(&e))?;
+        let name = if name.contains('/') {
+            name.to_owned()
+        } else {
+            format!("image:{name}")
         };
         let reference = format!("{name}@{}", entry.digest);
         if !images.iter().any(|i| i.reference == reference) {
@@ -54,6 +61,14 @@ pub fn check_layout(tarball: &Path, staging: &Path) -> Result<Vec<LayoutImage>, 
         return Err("the layout's index.json names no image manifest or image index".into());
     }
     Ok(images)
+}
+
+/// An error of the layout as the submitter sees it: what is wrong in the tarball, never a path on the gateway.
+fn in_tarball_terms(error: &signpath_oci::Error) -> String {
+    match error {
+        signpath_oci::Error::Io { .. } => "it is not a tar archive of an OCI image layout".into(),
+        other => other.to_string(),
+    }
 }
 
 /// Signs every image of the checked layout in `staging` and packs it into `signed`. Returns one line per
