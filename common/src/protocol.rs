@@ -268,6 +268,8 @@ pub mod problem_types {
         INTERNAL = "internal-error";
         NOT_FOUND = "not-found";
         METHOD_NOT_ALLOWED = "method-not-allowed";
+        INVALID_ARTIFACT = "invalid-artifact";
+        ARTIFACT_NOT_AVAILABLE = "artifact-not-available";
     }
 
     /// The short name after the prefix, for messages.

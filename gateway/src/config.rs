@@ -35,6 +35,9 @@ pub struct GatewayConfig {
     /// RFC 3161 timestamping (`POST /timestamp`): off when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timestamping: Option<TimestampingConfig>,
+    /// Artifacts of file-based signing requests (`SubmitWithArtifact`): where they are kept, how large, how long.
+    #[serde(default)]
+    pub artifacts: ArtifactsConfig,
 }
 
 /// `[timestamping]`: the gateway as a time-stamping authority (docs/timestamps.md).
@@ -158,6 +161,10 @@ pub struct ProjectConfig {
     pub slug: String,
     #[serde(default)]
     pub policies: Vec<PolicyConfig>,
+    /// How artifacts submitted to this project are signed (SignPath's artifact configurations); the first is the
+    /// default. Without any, OCI image layouts get a Notary Project JWS signature on each image.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub artifact_configurations: Vec<ArtifactConfigurationConfig>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -349,4 +356,46 @@ impl PkiConfig {
     pub fn crl_url_of(&self, name: &str) -> String {
         format!("{}/crl/{name}.crl", self.crl_url.trim_end_matches('/'))
     }
+}
+
+/// `[artifacts]`: the unsigned and signed artifacts of file-based signing requests, kept on disk.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ArtifactsConfig {
+    /// Directory for the artifacts (relative to gateway.toml).
+    pub directory: PathBuf,
+    /// Largest artifact taken; a larger one is refused (413) before it is stored.
+    pub max_size_bytes: u64,
+    /// Hours an artifact is kept after its request was submitted; the request's status outlives it.
+    pub retention_hours: u64,
+}
+
+impl Default for ArtifactsConfig {
+    fn default() -> Self {
+        Self {
+            directory: "artifacts".into(),
+            max_size_bytes: 4 << 30,
+            retention_hours: 24,
+        }
+    }
+}
+
+/// One artifact configuration: which signatures an OCI image layout artifact gets.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArtifactConfigurationConfig {
+    pub slug: String,
+    /// Notary Project signature envelope: `jws`, `cose` or `none`.
+    #[serde(default = "default_notary")]
+    pub notary: String,
+    /// Also a cosign signature (tag `sha256-<hex>.sig`).
+    #[serde(default)]
+    pub cosign: bool,
+    /// Also sign each platform manifest of a multi-platform image index.
+    #[serde(default)]
+    pub each_platform: bool,
+}
+
+fn default_notary() -> String {
+    "jws".into()
 }

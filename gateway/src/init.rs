@@ -163,12 +163,14 @@ pub fn run(dir: &Path, port: u16, crl_port: u16, module: &Path) -> Result<(), In
         projects: vec![ProjectConfig {
             slug: PROJECT.to_owned(),
             policies,
+            artifact_configurations: Vec::new(),
         }],
         approvers: Vec::new(),
         trusted_issuers: Vec::new(),
         server: Default::default(),
         pki: Some(pki_config),
         timestamping: Some(timestamping),
+        artifacts: Default::default(),
     };
     config.save(&dir.join("gateway.toml"))?;
     let env = format!(
@@ -273,6 +275,7 @@ mod tests {
             server: Default::default(),
             pki: None,
             timestamping: None,
+            artifacts: Default::default(),
         }
     }
 

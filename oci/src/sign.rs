@@ -94,8 +94,7 @@ pub fn sign_layout(
             let (manifest, _) = notary::manifest::signature_manifest(&subject, &envelope, &created);
             layout.write_blob(EMPTY_CONFIG)?;
             layout.write_blob(&envelope.bytes)?;
-            let mut descriptor = Descriptor::of(OCI_MANIFEST, &manifest);
-            descriptor.artifact_type = Some(notary::SIGNATURE_ARTIFACT_TYPE.to_owned());
+            let descriptor = Descriptor::of(OCI_MANIFEST, &manifest);
             layout.write_blob(&manifest)?;
             layout.add_index_entry(&descriptor)?;
             signatures.push(Signature {

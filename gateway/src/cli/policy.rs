@@ -241,6 +241,7 @@ fn put_in_force(config_path: &Path, project: &str, slug: &str, label: &str, chai
                 None => config.projects.push(ProjectConfig {
                     slug: project.to_owned(),
                     policies: vec![new],
+                    artifact_configurations: Vec::new(),
                 }),
             }
         }

@@ -7,6 +7,8 @@
 //! This folder owns HTTP. It may import `signing/` (the core) and `store/` (record types); nothing below it may
 //! import this folder.
 
+mod artifact_upload;
+mod artifacts;
 mod call;
 mod crl;
 mod cryptoki;
@@ -93,6 +95,22 @@ fn router(live: Arc<LiveCore>, limits: &ServerConfig, operations: Arc<Operations
         .route(
             "/v1/{org}/signingrequests/{id}",
             api_route(get(signing_requests::signing_request), "GET"),
+        )
+        .route(
+            "/v1/{org}/signingrequests",
+            api_route(post(artifacts::submit), "POST"),
+        )
+        .route(
+            "/v1/{org}/signingrequests/submitwithartifact",
+            api_route(post(artifacts::submit), "POST"),
+        )
+        .route(
+            "/v1/{org}/signingrequests/{id}/signedartifact",
+            api_route(get(artifacts::signed_artifact), "GET"),
+        )
+        .route(
+            "/v1/{org}/signingrequests/{id}/unsignedartifact",
+            api_route(get(artifacts::unsigned_artifact), "GET"),
         )
         .route(
             "/v1/{org}/signingrequests/{id}/status",

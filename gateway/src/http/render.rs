@@ -16,9 +16,17 @@ pub trait Render {
 impl Render for Answer {
     fn render(self) -> Response {
         let waiting = self.waiting.clone();
+        let created = self.created.clone();
         let mut response = Response::new(Body::from(self.body));
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if let Some(location) = created {
+            *response.status_mut() = StatusCode::CREATED;
+            if let Ok(value) = HeaderValue::from_str(&location) {
+                response.headers_mut().insert(header::LOCATION, value);
+            }
+            return response;
+        }
         if let Some(location) = waiting {
             *response.status_mut() = StatusCode::ACCEPTED;
             let headers = response.headers_mut();

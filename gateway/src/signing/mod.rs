@@ -8,8 +8,12 @@
 //! (keys); it must never import `http/` or any HTTP type: routes call the core, never the other way round.
 
 mod algorithm;
+mod approval_gate;
+mod artifacts;
 mod auth;
+mod fast_signing;
 mod idempotency;
+mod oci_artifact;
 pub mod origin;
 mod outcome;
 mod policies;
@@ -21,6 +25,7 @@ mod votes;
 
 use std::sync::{Arc, RwLock};
 
+pub use artifacts::ArtifactSubmission;
 pub use outcome::{refuse, store_failure, Answer, Audited, Kind, Refusal};
 pub use votes::store_unavailable;
 

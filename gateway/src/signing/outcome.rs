@@ -94,6 +94,8 @@ pub struct Answer {
     pub body: String,
     /// Waiting for approval: where to poll (an absolute path on the gateway).
     pub waiting: Option<String>,
+    /// A signing request created (201): its URL, for `Location`.
+    pub created: Option<String>,
     /// Stored with the audit record, so a retry with the same key gets this answer.
     pub(super) idempotency: Option<(String, String, String)>,
     /// The request's hold on its idempotency key, released once the answer is stored.
@@ -108,6 +110,7 @@ impl Answer {
         Self {
             body,
             waiting: None,
+            created: None,
             idempotency: None,
             claim: None,
             completes: None,
@@ -145,7 +148,9 @@ pub trait Audited {
 
 impl Audited for Answer {
     fn status(&self) -> u16 {
-        if self.waiting.is_some() {
+        if self.created.is_some() {
+            201
+        } else if self.waiting.is_some() {
             202
         } else {
             200

@@ -28,6 +28,9 @@ impl Core {
         if uuid::Uuid::parse_str(id).is_err() {
             return Err(not_found());
         }
+        if let Some(answer) = self.artifact_status(token_id, id, status_only, record)? {
+            return Ok(answer);
+        }
         if let Some(held) = self
             .stores
             .approvals

@@ -9,13 +9,14 @@ use common::protocol::{problem_types as pt, HashEcho, HashSigningResult, SignHas
 use sha2::Digest;
 
 use super::algorithm::{prepare, Prepared};
+use super::approval_gate::{Gate, Hold};
 use super::idempotency::IN_FLIGHT_WAIT;
 use super::origin::OriginError;
 use super::outcome::{refuse, store_failure, Answer, Kind, Refusal};
 use super::state::Policy;
 use super::Core;
 use crate::config::OriginConfig;
-use crate::store::{GroupUse, NewHeld, Record, StoredAnswer};
+use crate::store::{Record, StoredAnswer};
 
 impl Core {
     /// `POST /v1/{org}/SigningRequests/SignHash`: the whole life of one hash-signing request after
@@ -89,63 +90,21 @@ impl Core {
             binding = Some(ci_identity(rule, &verified));
             record.origin = Some(verified);
         }
-        if let Some(approval) = &policy.approval {
-            let covering = match (&record.release_group, &approval.release_group) {
-                (Some(group), Some(limits)) => self
-                    .stores
-                    .approvals
-                    .use_group(
-                        &GroupUse {
-                            project: &policy.project,
-                            policy: &policy.slug,
-                            group,
-                            token_id,
-                            binding: binding.as_deref(),
-                            request_id: &record.request_id,
-                        },
-                        limits,
-                    )
-                    .map_err(|_| store_failure())?
-                    .map(|c| (group.clone(), c)),
-                _ => None,
+        if policy.approval.is_some() {
+            let image = metadata.and_then(|m| m.oci.as_ref()).map(image_reference);
+            let request_json = serde_json::to_string(&request)
+                .map_err(|e| refuse(Kind::Internal, pt::INTERNAL, e.to_string()))?;
+            let digest = record.digest.clone().unwrap_or_default();
+            let hold = Hold {
+                request_json: &request_json,
+                image: image.as_deref(),
+                digest: &digest,
             };
-            match covering {
-                Some((group, covering)) => {
-                    record.approval = Some(format!("release group {group}, approved with {covering}"));
-                }
-                None => {
-                    let image = metadata.and_then(|m| m.oci.as_ref()).map(image_reference);
-                    let request_json = serde_json::to_string(&request)
-                        .map_err(|e| refuse(Kind::Internal, pt::INTERNAL, e.to_string()))?;
-                    self.stores
-                        .approvals
-                        .hold(&NewHeld {
-                            request_id: &record.request_id,
-                            token_id,
-                            project: &policy.project,
-                            policy: &policy.slug,
-                            request_json: &request_json,
-                            required: approval.required,
-                            approvers: &approval.approvers,
-                            release_group: record.release_group.as_deref(),
-                            binding: binding.as_deref(),
-                            image: image.as_deref(),
-                            digest: record.digest.as_deref().unwrap_or_default(),
-                        })
-                        .map_err(|_| store_failure())?;
-                    record.approval = Some(format!(
-                        "waiting for {} of {}",
-                        approval.required,
-                        approval.approvers.join(", ")
-                    ));
-                    tracing::info!(request_id = %record.request_id, policy = %format!("{}/{}", policy.project, policy.slug),
-                        "signing request waits for approval");
-                    let mut answer =
-                        self.waiting(&record.request_id, Some(self.web_link(&record.request_id)))?;
-                    answer.idempotency = idempotency;
-                    answer.claim = claim;
-                    return Ok(answer);
-                }
+            if self.approval_gate(policy, token_id, binding.as_deref(), hold, record)? == Gate::Held {
+                let mut answer = self.waiting(&record.request_id, Some(self.web_link(&record.request_id)))?;
+                answer.idempotency = idempotency;
+                answer.claim = claim;
+                return Ok(answer);
             }
         }
         let response = self.sign_prepared(policy, &request, &prepared, &record.request_id.clone(), record)?;
@@ -252,7 +211,7 @@ fn image_reference(oci: &common::protocol::OciMetadata) -> String {
 /// The claims that name where a request came from: the repository (by name and, where the CI has one, by its
 /// immutable id) and every claim the policy's rule checks (ref, workflow, ...). A release group's approval covers
 /// only requests with the same identity, so an approval for one pipeline is not a pass for another.
-fn ci_identity(rule: &OriginConfig, verified_claims: &str) -> String {
+pub(super) fn ci_identity(rule: &OriginConfig, verified_claims: &str) -> String {
     const REPOSITORY_CLAIMS: [&str; 4] = ["repository", "repository_id", "project_path", "project_id"];
     let claims: std::collections::BTreeMap<String, serde_json::Value> =
         serde_json::from_str(verified_claims).unwrap_or_default();

@@ -16,8 +16,9 @@ use sha2::Digest;
 use subtle::ConstantTimeEq;
 
 use super::origin::Origins;
-use crate::config::{resolve, ApprovalConfig, GatewayConfig, OriginConfig};
+use crate::config::{resolve, ApprovalConfig, ArtifactConfigurationConfig, GatewayConfig, OriginConfig};
 use crate::hsm::Signer;
+use crate::store::artifacts::ArtifactStore;
 
 pub type StateError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -51,6 +52,9 @@ pub struct State {
     pub signer: Arc<Signer>,
     /// The time-stamping authority, when `[timestamping]` is configured.
     pub timestamping: Option<super::timestamp::Timestamping>,
+    /// Artifacts of file-based signing requests, and each project's artifact configurations.
+    pub artifacts: ArtifactStore,
+    pub artifact_configurations: Vec<(String, ArtifactConfigurationConfig)>,
 }
 
 impl State {
@@ -181,8 +185,19 @@ impl State {
             Some(tsa) => Some(super::timestamp::Timestamping::load(tsa, base, &signer)?),
             None => None,
         };
+        let artifact_configurations = config
+            .projects
+            .iter()
+            .flat_map(|p| {
+                p.artifact_configurations
+                    .iter()
+                    .map(|c| (p.slug.clone(), c.clone()))
+            })
+            .collect();
         Ok(Self {
             timestamping,
+            artifacts: ArtifactStore::new(base, &config.artifacts),
+            artifact_configurations,
             approvers,
             token_owners,
             approver_owners,

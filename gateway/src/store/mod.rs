@@ -6,6 +6,7 @@
 //! This folder owns persistence only. It must never import `signing/`, `http/` or the HSM: it stores what it is
 //! given and answers what it is asked, and knows nothing of tokens, policies or HTTP.
 
+pub mod artifacts;
 mod held;
 mod metered;
 mod record;

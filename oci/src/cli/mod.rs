@@ -2,6 +2,7 @@
 //! result. Errors print as `signpath-oci: error: ...` with exit code 1; usage errors exit 2 (clap).
 
 mod gateway_signer;
+mod submit;
 
 use std::path::PathBuf;
 
@@ -63,6 +64,24 @@ enum Command {
         /// Signature expiry in seconds from now (a critical signed attribute).
         #[arg(long)]
         expiry_seconds: Option<u32>,
+    },
+    /// Submits the tarball to the gateway (SignPath's SubmitWithArtifact), waits for the request to complete
+    /// (approval included) and downloads the signed tarball, which holds every image's signatures.
+    Submit {
+        tarball: PathBuf,
+        /// The signing policy as Project/Policy (default: SIGNPATH_PROJECT_SLUG / SIGNPATH_SIGNING_POLICY_SLUG).
+        #[arg(long)]
+        key: Option<String>,
+        /// The artifact configuration (which signatures: Notary JWS or COSE, cosign); the project's default if
+        /// not given.
+        #[arg(long)]
+        artifact_configuration: Option<String>,
+        /// A description for the approvers and the audit log (e.g. the release).
+        #[arg(long)]
+        description: Option<String>,
+        /// Where the signed tarball goes (default: image-signed.tar next to image.tar).
+        #[arg(long)]
+        output: Option<PathBuf>,
     },
 }
 
@@ -152,6 +171,59 @@ fn execute(command: Command) -> Result<(), String> {
                 );
             }
         }
+        Command::Submit {
+            tarball,
+            key,
+            artifact_configuration,
+            description,
+            output,
+        } => {
+            let (project, policy) = policy_slugs(key.as_deref())?;
+            let output = output.unwrap_or_else(|| signed_name(&tarball));
+            let submission = submit::Submission {
+                tarball: &tarball,
+                project,
+                policy,
+                artifact_configuration,
+                description,
+                output: output.clone(),
+            };
+            let id = submit::submit(&submission)?;
+            println!(
+                "signing request {id} completed: signed tarball {}",
+                output.display()
+            );
+        }
     }
     Ok(())
+}
+
+/// `--key Project/Policy`, or the policy the configuration names.
+fn policy_slugs(key: Option<&str>) -> Result<(String, String), String> {
+    if let Some(key) = key {
+        return key
+            .split_once('/')
+            .map(|(p, s)| (p.to_owned(), s.to_owned()))
+            .ok_or_else(|| format!("--key {key:?} is not Project/Policy"));
+    }
+    let config = common::config::Config::from_environment().map_err(|e| e.to_string())?;
+    match (config.project_slug, config.signing_policy_slug) {
+        (Some(p), Some(s)) => Ok((p, s)),
+        _ => Err(
+            "no signing policy: give --key Project/Policy or set SIGNPATH_PROJECT_SLUG and SIGNPATH_SIGNING_POLICY_SLUG"
+                .into(),
+        ),
+    }
+}
+
+/// `image.tar` -> `image-signed.tar`, beside it.
+fn signed_name(tarball: &std::path::Path) -> PathBuf {
+    let stem = tarball
+        .file_stem()
+        .map_or_else(|| "image".into(), |s| s.to_string_lossy().into_owned());
+    let name = match tarball.extension() {
+        Some(ext) => format!("{stem}-signed.{}", ext.to_string_lossy()),
+        None => format!("{stem}-signed"),
+    };
+    tarball.with_file_name(name)
 }

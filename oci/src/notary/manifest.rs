@@ -1,5 +1,6 @@
-//! The Notary signature manifest: an OCI image manifest with `artifactType`
-//! `application/vnd.cncf.notary.signature`, the empty config, the envelope as its one layer, the signed image as
+//! The Notary signature manifest: an OCI image manifest whose config has the media type
+//! `application/vnd.cncf.notary.signature` (no `artifactType`: this is the form notation itself writes, and the
+//! only one `notation verify --oci-layout` finds in a layout), the empty JSON object as that config, the envelope as its one layer, the signed image as
 //! its `subject` (which makes it a referrer), and the annotation `io.cncf.notary.x509chain.thumbprint#S256`
 //! (the SHA-256 of each certificate in the chain, leaf first, as a JSON array of hex strings), as notation writes it.
 
@@ -9,7 +10,7 @@ use serde_json::json;
 use sha2::{Digest as _, Sha256};
 
 use super::{Envelope, SIGNATURE_ARTIFACT_TYPE};
-use crate::layout::{Descriptor, ANNOTATION_CREATED, OCI_EMPTY, OCI_MANIFEST};
+use crate::layout::{Descriptor, ANNOTATION_CREATED, OCI_MANIFEST};
 
 pub const ANNOTATION_THUMBPRINT: &str = "io.cncf.notary.x509chain.thumbprint#S256";
 /// The empty JSON object every artifact manifest without a config points to.
@@ -32,8 +33,7 @@ pub fn signature_manifest(subject: &Descriptor, envelope: &Envelope, created: &s
     let manifest = json!({
         "schemaVersion": 2,
         "mediaType": OCI_MANIFEST,
-        "artifactType": SIGNATURE_ARTIFACT_TYPE,
-        "config": Descriptor::of(OCI_EMPTY, EMPTY_CONFIG),
+        "config": Descriptor::of(SIGNATURE_ARTIFACT_TYPE, EMPTY_CONFIG),
         "layers": [layer],
         "subject": subject.bare(),
         "annotations": annotations,

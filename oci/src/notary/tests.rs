@@ -180,7 +180,9 @@ fn signature_manifest_is_a_referrer_with_the_chain_thumbprints() {
     let subject = target().descriptor;
     let (bytes, layer) = manifest::signature_manifest(&subject, &envelope, "2025-06-01T12:00:00Z");
     let m: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
-    assert_eq!(m["artifactType"], SIGNATURE_ARTIFACT_TYPE);
+    // notation's own form, the one `notation verify --oci-layout` finds: the artifact type as the config's.
+    assert_eq!(m["config"]["mediaType"], SIGNATURE_ARTIFACT_TYPE);
+    assert!(m.get("artifactType").is_none());
     assert_eq!(m["subject"]["digest"], subject.digest.to_string());
     assert_eq!(m["layers"][0]["mediaType"], "application/cose");
     assert_eq!(layer.digest, crate::digest::Digest::sha256(&envelope.bytes));

@@ -1,0 +1,138 @@
+//! OCI image layout tarballs signed on the gateway: the layout is checked when it is submitted (every image's
+//! manifests and indexes against their digests; content layers may be stripped), and signed, once allowed, with
+//! the `signpath-oci` library over the policy's HSM key: Notary Project signatures (JWS or COSE, as the artifact
+//! configuration says) as referrers of each image and/or cosign signatures, written back into a tarball.
+
+use std::path::{Path, PathBuf};
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+use signpath_oci::image::{self, Layers};
+use signpath_oci::layout::{Layout, ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME};
+use signpath_oci::notary::SignatureFormat;
+use signpath_oci::sign::{sign_layout, SignOptions};
+use signpath_oci::signer::{DigestToSign, Signer, SignerError};
+
+use super::state::Policy;
+use crate::config::ArtifactConfigurationConfig;
+use crate::hsm;
+
+/// An image of the layout: the name to sign it under (with its digest, so it selects exactly one entry).
+#[derive(Debug, Clone)]
+pub struct LayoutImage {
+    pub reference: String,
+}
+
+/// Unpacks the tarball at `tarball` into `staging` and checks every image in it. Returns the images, each as
+/// `name@digest`; an error says what is wrong in the tarball's terms (a blob that does not match its digest, an
+/// index entry without its blob, no image at all).
+pub fn check_layout(tarball: &Path, staging: &Path) -> Result<Vec<LayoutImage>, String> {
+    std::fs::create_dir_all(staging).map_err(|e| {
+        tracing::error!(error = %e, "cannot create the staging directory");
+        "the gateway could not unpack it".to_owned()
+    })?;
+    signpath_oci::tarball::unpack_file(tarball, staging).map_err(|e| in_tarball_terms(&e))?;
+    let layout = Layout::open(staging).map_err(|e| in_tarball_terms(&e))?;
+    let mut images: Vec<LayoutImage> = Vec::new();
+    for entry in layout.index().map_err(|e| in_tarball_terms(&e))? {
+        let name = entry
+            .annotation(ANNOTATION_CONTAINERD_NAME)
+            .or_else(|| entry.annotation(ANNOTATION_REF_NAME));
+        // Only named entries are images to sign; signatures already in the layout (untagged referrers, cosign's
+        // `.sig` tags) are not.
+        let Some(name) = name.filter(|n| !n.ends_with(".sig")) else {
+            continue;
+        };
+        if !(entry.is_index() || entry.is_manifest()) {
+            continue;
+        }
+        image::graph(&layout, &entry, Layers::MayBeAbsent).map_err(|e| in_tarball_terms(&e))?;
+        let name = if name.contains('/') {
+            name.to_owned()
+        } else {
+            format!("image:{name}")
+        };
+        let reference = format!("{name}@{}", entry.digest);
+        if !images.iter().any(|i| i.reference == reference) {
+            images.push(LayoutImage { reference });
+        }
+    }
+    if images.is_empty() {
+        return Err("the layout's index.json names no image manifest or image index".into());
+    }
+    Ok(images)
+}
+
+/// An error of the layout as the submitter sees it: what is wrong in the tarball, never a path on the gateway.
+fn in_tarball_terms(error: &signpath_oci::Error) -> String {
+    match error {
+        signpath_oci::Error::Io { .. } => "it is not a tar archive of an OCI image layout".into(),
+        other => other.to_string(),
+    }
+}
+
+/// Signs every image of the checked layout in `staging` and packs it into `signed`. Returns one line per
+/// signature (`kind image digest -> signature manifest`) for the audit record.
+pub fn sign_checked_layout(
+    staging: &Path,
+    images: &[LayoutImage],
+    signer: &HsmSigner<'_>,
+    configuration: &ArtifactConfigurationConfig,
+    signed: &PathBuf,
+) -> Result<Vec<String>, String> {
+    let notary = match configuration.notary.to_ascii_lowercase().as_str() {
+        "jws" => Some(SignatureFormat::Jws),
+        "cose" => Some(SignatureFormat::Cose),
+        _ => None,
+    };
+    let now = time::OffsetDateTime::now_utc();
+    let options = SignOptions {
+        notary,
+        cosign: configuration.cosign,
+        each_platform: configuration.each_platform,
+        signing_time: now.replace_nanosecond(0).unwrap_or(now),
+        expiry: None,
+        signing_agent: format!("signpath-gateway/{}", env!("CARGO_PKG_VERSION")),
+    };
+    let layout = Layout::open(staging).map_err(|e| e.to_string())?;
+    let mut lines = Vec::new();
+    for image in images {
+        let done = sign_layout(&layout, &image.reference, signer, &options).map_err(|e| e.to_string())?;
+        for s in done.signatures {
+            lines.push(format!(
+                "{} {} {} -> {}",
+                s.kind, image.reference, s.subject.digest, s.manifest.digest
+            ));
+        }
+    }
+    signpath_oci::tarball::pack_file(staging, signed).map_err(|e| e.to_string())?;
+    Ok(lines)
+}
+
+/// The policy's HSM key as the `signpath-oci` library's [`Signer`].
+pub struct HsmSigner<'a> {
+    pub hsm: &'a hsm::Signer,
+    pub policy: &'a Policy,
+}
+
+impl Signer for HsmSigner<'_> {
+    fn certificate_chain(&self) -> Result<Vec<Vec<u8>>, SignerError> {
+        let chain = self.policy.info.certificate_chain.as_deref().unwrap_or_default();
+        chain
+            .iter()
+            .map(|c| BASE64.decode(c).map_err(|e| SignerError(Box::new(e))))
+            .collect()
+    }
+
+    fn sign_digest(&self, request: &DigestToSign<'_>) -> Result<Vec<u8>, SignerError> {
+        self.hsm
+            .sign(
+                self.policy.key,
+                self.policy.kind,
+                request.scheme,
+                request.hash,
+                request.digest,
+            )
+            .map_err(|e| SignerError(Box::new(e)))
+    }
+}

@@ -1,0 +1,228 @@
+//! `signpath-oci submit`: SignPath's file-based round trip for a layout tarball. The tarball is uploaded to
+//! `SubmitWithArtifact` as it is read from disk (with progress on stderr), the request is polled until it is final
+//! (waiting for approval as the other clients do, up to ApprovalWaitTimeoutInSeconds), and the signed tarball is
+//! downloaded straight to a file next to the output and renamed into place. The configuration is the other
+//! clients' (SIGNPATH_* variables or SIGNPATH_CONFIG_FILE); the token goes only to the API URL's origin.
+//!
+//! reqwest's blocking client is used here rather than `common::client::GatewayClient`, which sends bodies from
+//! memory: an artifact may be gigabytes, so it is streamed from its file both ways.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::config::Config;
+use common::protocol::ORIGIN_TOKEN_HEADER;
+use reqwest::blocking::{multipart, Client, Response};
+use reqwest::header::{AUTHORIZATION, LOCATION};
+use reqwest::{StatusCode, Url};
+use secrecy::ExposeSecret;
+use serde_json::Value;
+
+/// What to submit.
+#[derive(Debug)]
+pub struct Submission<'a> {
+    pub tarball: &'a Path,
+    pub project: String,
+    pub policy: String,
+    pub artifact_configuration: Option<String>,
+    pub description: Option<String>,
+    pub output: PathBuf,
+}
+
+/// Submits, waits and downloads; returns the request id.
+pub fn submit(submission: &Submission<'_>) -> Result<String, String> {
+    let config = Config::from_environment().map_err(|e| e.to_string())?;
+    let organization = config.require_organization_id().map_err(|e| e.to_string())?;
+    let token = config.require_api_token().map_err(|e| e.to_string())?;
+    let base = common::client::api_base(&config.api_url, organization, config.allow_insecure_loopback_http)
+        .map_err(|e| e.to_string())?;
+    let tls = common::tls::tls_config(&config).map_err(|e| e.to_string())?;
+    let client = Client::builder()
+        .use_preconfigured_tls(tls)
+        .user_agent(format!(
+            "SignPath.ContainerSigning.signpath-oci/{}",
+            env!("CARGO_PKG_VERSION")
+        ))
+        .redirect(reqwest::redirect::Policy::none())
+        // Uploads and downloads of large tarballs take as long as they take; each read still has a deadline.
+        .timeout(None)
+        .connect_timeout(Duration::from_secs(30))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let bearer = format!("Bearer {}", token.expose_secret());
+
+    let file = std::fs::File::open(submission.tarball)
+        .map_err(|e| format!("{}: {e}", submission.tarball.display()))?;
+    let length = file.metadata().map_err(|e| e.to_string())?.len();
+    let file_name = submission
+        .tarball
+        .file_name()
+        .map_or_else(|| "image.tar".to_owned(), |n| n.to_string_lossy().into_owned());
+    let artifact = multipart::Part::reader_with_length(Progress::new(file, length), length)
+        .file_name(file_name)
+        .mime_str("application/octet-stream")
+        .map_err(|e| e.to_string())?;
+    let mut form = multipart::Form::new()
+        .text("ProjectSlug", submission.project.clone())
+        .text("SigningPolicySlug", submission.policy.clone());
+    if let Some(slug) = &submission.artifact_configuration {
+        form = form.text("ArtifactConfigurationSlug", slug.clone());
+    }
+    if let Some(description) = &submission.description {
+        form = form.text("Description", description.clone());
+    }
+    if let Some(group) = &config.release_group {
+        form = form.text("ReleaseGroup", group.clone());
+    }
+    let form = form.part("Artifact", artifact);
+    let url = join(&base, "SigningRequests/SubmitWithArtifact")?;
+    let mut request = client.post(url).header(AUTHORIZATION, &bearer).multipart(form);
+    if let Some(id_token) = &config.id_token {
+        request = request.header(ORIGIN_TOKEN_HEADER, id_token.expose_secret());
+    }
+    let response = request
+        .send()
+        .map_err(|e| format!("submitting the tarball failed: {e}"))?;
+    if response.status() != StatusCode::CREATED {
+        return Err(problem(response));
+    }
+    let location = response
+        .headers()
+        .get(LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let created: Value = response.json().map_err(|e| e.to_string())?;
+    let id = created["signingRequestId"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let web_link = created["webLink"].as_str().unwrap_or_default().to_owned();
+    eprintln!("submitted signing request {id} ({web_link})");
+    let location = same_origin(
+        &base,
+        location.as_deref().unwrap_or(&format!("SigningRequests/{id}")),
+    )?;
+
+    let deadline = Instant::now() + config.approval_wait_timeout;
+    let mut told = false;
+    let status = loop {
+        let response = client
+            .get(location.clone())
+            .header(AUTHORIZATION, &bearer)
+            .send()
+            .map_err(|e| format!("polling signing request {id} failed: {e}"))?;
+        if !response.status().is_success() {
+            return Err(problem(response));
+        }
+        let status: Value = response.json().map_err(|e| e.to_string())?;
+        if status["isFinalStatus"].as_bool() == Some(true) {
+            break status;
+        }
+        if !told {
+            eprintln!(
+                "signing request {id} is {}: approve it at {web_link} or with `signpath-gateway approve {id} --as <approver>`; waiting",
+                status["status"].as_str().unwrap_or("in progress")
+            );
+            told = true;
+        }
+        if Instant::now() > deadline {
+            return Err(format!(
+                "signing request {id} was not completed within {} s; it is still at {web_link}",
+                config.approval_wait_timeout.as_secs()
+            ));
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    };
+    let final_status = status["status"].as_str().unwrap_or_default();
+    if final_status != "Completed" {
+        return Err(format!(
+            "signing request {id} ended {final_status}: nothing was signed ({web_link})"
+        ));
+    }
+    let link = status["signedArtifactLink"].as_str().ok_or_else(|| {
+        format!("signing request {id} has no signed artifact (deleted after the retention period?)")
+    })?;
+    let mut response = client
+        .get(same_origin(&base, link)?)
+        .header(AUTHORIZATION, &bearer)
+        .send()
+        .map_err(|e| format!("downloading the signed tarball failed: {e}"))?;
+    if !response.status().is_success() {
+        return Err(problem(response));
+    }
+    let dir = match submission.output.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let mut out = tempfile::NamedTempFile::new_in(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let bytes = std::io::copy(&mut response, &mut out)
+        .map_err(|e| format!("downloading the signed tarball failed: {e}"))?;
+    out.flush().map_err(|e| e.to_string())?;
+    out.persist(&submission.output)
+        .map_err(|e| format!("{}: {}", submission.output.display(), e.error))?;
+    eprintln!(
+        "downloaded the signed tarball ({bytes} bytes) to {}",
+        submission.output.display()
+    );
+    Ok(id)
+}
+
+fn join(base: &Url, path: &str) -> Result<Url, String> {
+    base.join(path).map_err(|e| e.to_string())
+}
+
+/// A URL the gateway gave (`Location`, a link), if it is on the API URL's origin: the token goes nowhere else.
+fn same_origin(base: &Url, link: &str) -> Result<Url, String> {
+    let url = join(base, link)?;
+    if url.origin() != base.origin() {
+        return Err(format!(
+            "the gateway pointed to {} outside its API URL's origin; refusing to send the token there",
+            url.origin().ascii_serialization()
+        ));
+    }
+    Ok(url)
+}
+
+/// A refusal as the gateway explained it (its problem document's detail).
+fn problem(response: Response) -> String {
+    let status = response.status();
+    let text = response.text().unwrap_or_default();
+    let detail = serde_json::from_str::<Value>(&text)
+        .ok()
+        .and_then(|v| v["detail"].as_str().map(str::to_owned))
+        .unwrap_or(text);
+    format!("the gateway answered {status}: {detail}")
+}
+
+/// The tarball as it is read for upload, with a line on stderr every tenth of it.
+struct Progress<R> {
+    inner: R,
+    total: u64,
+    sent: u64,
+    shown: u64,
+}
+
+impl<R> Progress<R> {
+    fn new(inner: R, total: u64) -> Self {
+        Self {
+            inner,
+            total,
+            sent: 0,
+            shown: 0,
+        }
+    }
+}
+
+impl<R: Read> Read for Progress<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.sent += n as u64;
+        let tenth = (self.sent * 10).checked_div(self.total).unwrap_or(10);
+        if tenth > self.shown {
+            self.shown = tenth;
+            eprintln!("uploaded {} of {} bytes", self.sent, self.total);
+        }
+        Ok(n)
+    }
+}
