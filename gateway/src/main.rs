@@ -110,6 +110,11 @@ enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Applies the database's missing schema migrations (`serve` applies them on start too).
+    Migrate {
+        #[arg(long)]
+        config: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -224,6 +229,7 @@ fn main() -> ExitCode {
         Command::Token {
             command: TokenCommand::Revoke { config, token },
         } => cli::access::revoke_token(&config, &token),
+        Command::Migrate { config } => cli::migrate::run(&config),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -12,6 +12,7 @@ mod cryptoki;
 mod normalize;
 mod reload;
 mod render;
+mod revocations;
 pub mod serve;
 mod signing_requests;
 mod web;

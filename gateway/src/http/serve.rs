@@ -33,7 +33,7 @@ pub fn run(config_path: &Path) -> Result<(), ServeError> {
     let pkcs11 = hsm::open(&config.hsm.module)?;
     let signer = Arc::new(hsm::Signer::new(pkcs11, &config.hsm.token_label, pin.trim())?);
     let state = Arc::new(State::load(&config, &base, signer.clone())?);
-    let stores = Stores::sqlite(&resolve(&base, &config.audit_db))?;
+    let stores = Stores::open(&base, &config.audit_db)?;
     let recovered = stores.approvals.recover()?;
     if recovered > 0 {
         tracing::warn!(
@@ -46,7 +46,12 @@ pub fn run(config_path: &Path) -> Result<(), ServeError> {
         &resolve(&base, &config.tls.key),
     )?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let revocations = stores.revocations.clone();
     let live = Arc::new(LiveCore::new(Core::new(state, stores)));
+    if let Some(shared) = revocations {
+        super::revocations::refresh(&live, shared.as_ref())?;
+        runtime.spawn(super::revocations::watch(live.clone(), shared));
+    }
     runtime.spawn(super::watch_configuration(
         live.clone(),
         config_path.to_owned(),

@@ -14,6 +14,7 @@ pub mod origin;
 mod outcome;
 mod policies;
 mod requests;
+pub mod revoked;
 mod sign_hash;
 pub mod state;
 mod votes;
@@ -32,6 +33,8 @@ pub struct Core {
     pub state: Arc<State>,
     pub stores: Stores,
     in_flight: Arc<InFlight>,
+    /// Tokens revoked through another replica; shared by every reloaded configuration.
+    pub revoked: Arc<revoked::RevokedTokens>,
 }
 
 impl std::fmt::Debug for Core {
@@ -46,6 +49,7 @@ impl Core {
             state,
             stores,
             in_flight: Arc::new(InFlight::default()),
+            revoked: Arc::default(),
         }
     }
 
@@ -108,6 +112,7 @@ impl Core {
             state,
             stores: self.stores.clone(),
             in_flight: self.in_flight.clone(),
+            revoked: self.revoked.clone(),
         }
     }
 
