@@ -89,8 +89,9 @@ fn three_replicas_on_postgresql_behind_haproxy_act_as_one_gateway() {
     replicas.kill(1);
     let killed_at = done.load(Ordering::SeqCst);
     wait_until(|| done.load(Ordering::SeqCst) >= total / 2);
-    replicas.restart(2);
+    // Counted when replica 2 is stopped: its start may finish after the clients do.
     let restarted_at = done.load(Ordering::SeqCst);
+    replicas.restart(2);
     let signed: Vec<Signed> = clients.into_iter().flat_map(|c| c.join().unwrap()).collect();
     eprintln!(
         "{total} signatures (and as many replays) in {:?}; replica 1 killed after {killed_at}, replica 2 restarted after {restarted_at}",
