@@ -12,7 +12,7 @@ pub struct GatewayConfig {
     /// The URL clients use (`ApiUrl`), for links in responses.
     pub public_url: String,
     pub organization_id: String,
-    /// SQLite audit database.
+    /// The audit database: a SQLite file (the default), or a `postgres://` URL that replicas share.
     pub audit_db: PathBuf,
     pub tls: TlsConfig,
     pub hsm: HsmConfig,

@@ -118,6 +118,11 @@ enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Applies the database's missing schema migrations (`serve` applies them on start too).
+    Migrate {
+        #[arg(long)]
+        config: PathBuf,
+    },
     /// A signing policy's key and certificate: create, request, import, rotate (see docs/pki.md).
     Policy {
         #[command(subcommand)]
@@ -377,6 +382,7 @@ fn main() -> ExitCode {
         Command::Token {
             command: TokenCommand::Revoke { config, token },
         } => cli::access::revoke_token(&config, &token),
+        Command::Migrate { config } => cli::migrate::run(&config),
         Command::Policy { command } => run_policy(command),
         Command::Revoke {
             config,

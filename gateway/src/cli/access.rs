@@ -5,6 +5,8 @@ use std::path::Path;
 
 use super::CliResult;
 use crate::config::GatewayConfig;
+use crate::store::postgres::is_postgres;
+use crate::store::Stores;
 
 /// Names the person behind token `name` (`--owner` of `token add`).
 pub fn set_token_owner(config_path: &Path, name: &str, owner: &str) -> CliResult {
@@ -32,15 +34,21 @@ pub fn set_approver_owner(config_path: &Path, name: &str, owner: &str) -> CliRes
     Ok(())
 }
 
-/// Revokes a token by name or id: it is removed from the tokens and from every policy's submitters.
+/// Revokes a token by name or id: it is removed from the tokens and from every policy's submitters. With a shared
+/// (PostgreSQL) store the revocation is written there first, for the replicas whose gateway.toml still names it.
 pub fn revoke_token(config_path: &Path, name_or_id: &str) -> CliResult {
-    let (mut config, _) = GatewayConfig::load(config_path)?;
+    let (mut config, base) = GatewayConfig::load(config_path)?;
     let id = config
         .tokens
         .iter()
         .find(|t| t.name == name_or_id || t.id == name_or_id)
         .map(|t| t.id.clone())
         .ok_or_else(|| format!("there is no token named {name_or_id:?} (name or id)"))?;
+    if config.audit_db.to_str().is_some_and(is_postgres) {
+        if let Some(shared) = Stores::open(&base, &config.audit_db)?.revocations {
+            shared.revoke(&id)?;
+        }
+    }
     config.tokens.retain(|t| t.id != id);
     for policy in config.projects.iter_mut().flat_map(|p| p.policies.iter_mut()) {
         policy.submitters.retain(|s| *s != id);

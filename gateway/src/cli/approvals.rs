@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use super::CliResult;
-use crate::config::{resolve, GatewayConfig};
+use crate::config::GatewayConfig;
 use crate::store::{now, Record, Status, Stores};
 
 /// An approval or denial from the command line: whoever runs it can read gateway.toml and the database, so the
@@ -14,8 +14,7 @@ pub fn vote(config_path: &Path, id: &str, approver: &str, approve: bool, reason:
     if !config.approvers.iter().any(|a| a.name == approver) {
         return Err(format!("there is no approver {approver:?} in {}", config_path.display()).into());
     }
-    let db = resolve(&base, &config.audit_db);
-    let stores = Stores::sqlite(&db)?;
+    let stores = Stores::open(&base, &config.audit_db)?;
     let mut record = Record {
         request_id: uuid::Uuid::new_v4().to_string(),
         received: now(),
@@ -79,7 +78,7 @@ pub fn vote(config_path: &Path, id: &str, approver: &str, approve: bool, reason:
 
 pub fn print_pending(config_path: &Path, format: super::audit::Format) -> CliResult {
     let (config, base) = GatewayConfig::load(config_path)?;
-    let stores = Stores::sqlite(&resolve(&base, &config.audit_db))?;
+    let stores = Stores::open(&base, &config.audit_db)?;
     let pending = stores.approvals.list(Some(Status::Pending), 1000)?;
     if format == super::audit::Format::Json {
         for h in &pending {

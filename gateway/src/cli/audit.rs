@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use super::{terminal, CliResult};
-use crate::config::{resolve, GatewayConfig};
+use crate::config::GatewayConfig;
 use crate::store::{Record, Stores};
 
 /// Record filters of `audit`; all given must match.
@@ -92,7 +92,7 @@ pub fn print_audit(
     filter: &AuditFilter,
 ) -> CliResult {
     let (config, base) = GatewayConfig::load(config_path)?;
-    let log = Stores::sqlite(&resolve(&base, &config.audit_db))?.audit;
+    let log = Stores::open(&base, &config.audit_db)?.audit;
     let mut records: Vec<Record> = log
         .records(None)?
         .into_iter()

@@ -5,6 +5,7 @@ pub mod access;
 pub mod approvals;
 pub mod audit;
 pub mod doctor;
+pub mod migrate;
 pub mod pending;
 pub mod policy;
 pub mod revoke;

@@ -17,6 +17,7 @@ mod health;
 mod normalize;
 mod reload;
 mod render;
+mod revocations;
 pub mod serve;
 mod signing_requests;
 mod timestamp;

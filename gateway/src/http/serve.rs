@@ -37,7 +37,7 @@ pub fn run(config_path: &Path) -> Result<(), ServeError> {
     let signer = Arc::new(hsm::Signer::new(pkcs11, &config.hsm.token_label, pin.trim())?);
     let state = Arc::new(State::load(&config, &base, signer.clone())?);
     let metrics = Arc::new(Metrics::new());
-    let stores = Stores::sqlite(&resolve(&base, &config.audit_db))?.metered(metrics.clone());
+    let stores = Stores::open(&base, &config.audit_db)?.metered(metrics.clone());
     let recovered = stores.approvals.recover()?;
     if recovered > 0 {
         tracing::warn!(
@@ -51,7 +51,12 @@ pub fn run(config_path: &Path) -> Result<(), ServeError> {
     )?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let operations = Arc::new(Operations::new(metrics, signer.clone(), stores.clone()));
+    let revocations = stores.revocations.clone();
     let live = Arc::new(LiveCore::new(Core::new(state, stores)));
+    if let Some(shared) = revocations {
+        super::revocations::refresh(&live, shared.as_ref())?;
+        runtime.spawn(super::revocations::watch(live.clone(), shared));
+    }
     if let Some(pki) = &config.pki {
         let listener = runtime
             .block_on(TcpListener::bind(&pki.crl_listen))

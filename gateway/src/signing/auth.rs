@@ -34,6 +34,7 @@ impl Core {
         let token_id = self
             .state
             .token_id(token)
+            .filter(|id| !self.revoked.contains(id))
             .ok_or_else(|| unauthenticated("the API token is not valid"))?;
         record.token_id = Some(token_id.clone());
         if organization != self.state.organization_id {

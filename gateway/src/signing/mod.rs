@@ -18,6 +18,7 @@ pub mod origin;
 mod outcome;
 mod policies;
 mod requests;
+pub mod revoked;
 mod sign_hash;
 pub mod state;
 pub mod timestamp;
@@ -38,6 +39,8 @@ pub struct Core {
     pub state: Arc<State>,
     pub stores: Stores,
     in_flight: Arc<InFlight>,
+    /// Tokens revoked through another replica; shared by every reloaded configuration.
+    pub revoked: Arc<revoked::RevokedTokens>,
 }
 
 impl std::fmt::Debug for Core {
@@ -52,6 +55,7 @@ impl Core {
             state,
             stores,
             in_flight: Arc::new(InFlight::default()),
+            revoked: Arc::default(),
         }
     }
 
@@ -116,6 +120,7 @@ impl Core {
             state,
             stores: self.stores.clone(),
             in_flight: self.in_flight.clone(),
+            revoked: self.revoked.clone(),
         }
     }
 

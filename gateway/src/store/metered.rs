@@ -26,6 +26,7 @@ impl Stores {
                 inner: self.approvals,
                 metrics,
             }),
+            revocations: self.revocations,
         }
     }
 }

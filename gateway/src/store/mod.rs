@@ -1,7 +1,8 @@
 //! Stores: everything the gateway persists, behind small traits so that the signing core never names a database.
 //! The audit log (with the idempotency records that share its transactions) is one [`AuditStore`]; signing requests
 //! held for approval, their votes and release-group uses are one [`ApprovalStore`]. SQLite (`sqlite/`) is the
-//! embedded implementation; another database is another implementation of the same traits.
+//! embedded implementation; PostgreSQL (`postgres/`) the shared one that lets replicas act as one gateway, and
+//! the only one with a [`RevocationStore`] (one gateway on SQLite reads revocations from its own gateway.toml).
 //!
 //! This folder owns persistence only. It must never import `signing/`, `http/` or the HSM: it stores what it is
 //! given and answers what it is asked, and knows nothing of tokens, policies or HTTP.
@@ -9,6 +10,7 @@
 pub mod artifacts;
 mod held;
 mod metered;
+pub mod postgres;
 mod record;
 pub mod sqlite;
 
@@ -106,6 +108,14 @@ pub trait ApprovalStore: Send + Sync {
     ) -> Result<Option<String>, StoreError>;
 }
 
+/// Tokens revoked through any gateway sharing the store, for the others whose gateway.toml still names them.
+pub trait RevocationStore: Send + Sync {
+    fn revoke(&self, token_id: &str) -> Result<(), StoreError>;
+
+    /// The ids of every revoked token.
+    fn revoked(&self) -> Result<Vec<String>, StoreError>;
+}
+
 /// A request that asks to be covered by its release group's approval.
 #[derive(Debug, Clone, Copy)]
 pub struct GroupUse<'a> {
@@ -122,6 +132,8 @@ pub struct GroupUse<'a> {
 pub struct Stores {
     pub audit: Arc<dyn AuditStore>,
     pub approvals: Arc<dyn ApprovalStore>,
+    /// Shared revocations, where the store is shared (PostgreSQL).
+    pub revocations: Option<Arc<dyn RevocationStore>>,
 }
 
 impl std::fmt::Debug for Stores {
@@ -136,6 +148,29 @@ impl Stores {
         Ok(Self {
             audit: Arc::new(sqlite::SqliteAudit::open(path)?),
             approvals: Arc::new(sqlite::SqliteApprovals::open(path)?),
+            revocations: None,
         })
+    }
+
+    /// The stores `audit_db` names: a `postgres://` URL (its migrations applied first), or else a SQLite file
+    /// relative to `base`, the configuration's directory.
+    pub fn open(base: &Path, audit_db: &Path) -> Result<Self, StoreError> {
+        match audit_db.to_str().filter(|url| postgres::is_postgres(url)) {
+            Some(url) => {
+                let db = postgres::Database::connect(url)?;
+                postgres::migrate(&db)?;
+                Ok(Self::postgres(db))
+            }
+            None => Self::sqlite(&crate::config::resolve(base, audit_db)),
+        }
+    }
+
+    /// The PostgreSQL stores of one database, shared with every replica that names it.
+    pub fn postgres(db: postgres::Database) -> Self {
+        Self {
+            audit: Arc::new(postgres::PgAudit::new(db.clone())),
+            approvals: Arc::new(postgres::PgApprovals::new(db.clone())),
+            revocations: Some(Arc::new(postgres::PgRevocations::new(db))),
+        }
     }
 }

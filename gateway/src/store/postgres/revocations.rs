@@ -1,0 +1,41 @@
+//! Tokens revoked through any replica: `signpath-gateway token revoke` writes the token's id here as well as in
+//! its own gateway.toml, and every replica reads the table every half second and refuses those tokens, so a
+//! revocation reaches replicas whose configuration files were not rewritten.
+
+use super::{unix_now, Database};
+use crate::store::{RevocationStore, StoreError};
+
+#[derive(Debug)]
+pub struct PgRevocations {
+    db: Database,
+}
+
+impl PgRevocations {
+    pub fn new(db: Database) -> Self {
+        Self { db }
+    }
+}
+
+impl RevocationStore for PgRevocations {
+    fn revoke(&self, token_id: &str) -> Result<(), StoreError> {
+        let token_id = token_id.to_owned();
+        self.db.run(|pool| async move {
+            sqlx::query(
+                "INSERT INTO revoked_tokens (token_id, revoked) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            )
+            .bind(token_id)
+            .bind(unix_now())
+            .execute(&pool)
+            .await?;
+            Ok(())
+        })
+    }
+
+    fn revoked(&self) -> Result<Vec<String>, StoreError> {
+        self.db.run(|pool| async move {
+            sqlx::query_scalar("SELECT token_id FROM revoked_tokens")
+                .fetch_all(&pool)
+                .await
+        })
+    }
+}
