@@ -4,6 +4,7 @@
 //! (a missing or altered blob) for negative tests. No container tooling needed.
 
 #![allow(clippy::unwrap_used)] // test scaffolding: a failure here should stop the test loudly
+#![allow(dead_code)] // each test binary uses a different part
 
 use std::collections::BTreeMap;
 use std::io::Read;
