@@ -36,6 +36,22 @@ pub struct SigningPolicyInfo {
     /// `certificateBytes`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub certificate_chain: Option<Vec<String>>,
+    /// Extension: the hash algorithms the policy signs, in SignPath's names (`Sha256`, ..., `Sha1`), so that a
+    /// client refuses what the gateway would refuse before it asks. SignPath does not send it: then the gateway
+    /// decides.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash_algorithms: Option<Vec<String>>,
+}
+
+impl SigningPolicyInfo {
+    /// Whether the policy signs digests of `hash`: as its `hashAlgorithms` says, or yes when it says nothing.
+    pub fn signs(&self, hash: crate::keys::HashAlgorithm) -> bool {
+        self.hash_algorithms.as_ref().is_none_or(|names| {
+            names
+                .iter()
+                .any(|name| name.eq_ignore_ascii_case(hash.signpath_name()))
+        })
+    }
 }
 
 /// RSA public key parameters, base64 big-endian unsigned integers.
@@ -321,6 +337,24 @@ mod tests {
         let parsed: MySigningPolicies = serde_json::from_str(json).unwrap();
         assert_eq!(parsed.signing_policies[0].key_type, WireKeyType::Rsa);
         assert!(parsed.signing_policies[0].certificate_chain.is_none());
+        // Without our extension, every hash is left to the gateway to decide.
+        assert!(parsed.signing_policies[0].signs(crate::keys::HashAlgorithm::Sha1));
+    }
+
+    #[test]
+    fn a_policy_that_lists_its_hashes_signs_only_those() {
+        let mut policy: SigningPolicyInfo = serde_json::from_value(serde_json::json!({
+            "signingPolicySlug": "s", "projectSlug": "p", "signingPolicyId": "id", "keyType": "Rsa",
+            "keySizeInBits": 2048, "certificateBytes": "", "publicKeyBytes": "",
+            "hashAlgorithms": ["Sha256", "sha384"]}))
+        .unwrap();
+        use crate::keys::HashAlgorithm::{Sha1, Sha256, Sha384, Sha512};
+        assert_eq!(
+            [Sha1, Sha256, Sha384, Sha512].map(|h| policy.signs(h)),
+            [false, true, true, false]
+        );
+        policy.hash_algorithms = None;
+        assert!(policy.signs(Sha1));
     }
 
     #[test]

@@ -213,6 +213,7 @@ mod tests {
             public_key_bytes: "BBBB".into(),
             rsa_parameters: None,
             certificate_chain: Some(vec!["AAAA".into()]),
+            hash_algorithms: None,
         }
     }
 

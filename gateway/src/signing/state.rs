@@ -151,6 +151,9 @@ impl State {
                         public_key_bytes: BASE64.encode(public_key.signpath_public_key_bytes()),
                         rsa_parameters,
                         certificate_chain: Some(chain.iter().map(|c| BASE64.encode(c)).collect()),
+                        hash_algorithms: Some(
+                            hash_algorithms.iter().map(|h| h.signpath_name().to_owned()).collect(),
+                        ),
                     },
                     approval: p.approval.clone(),
                     origin: p.origin.clone(),

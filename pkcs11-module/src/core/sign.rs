@@ -89,6 +89,15 @@ impl SignOperation {
                 key: key.remote.kind(),
             });
         }
+        // The PSS hash is a parameter: a hash the policy does not sign (SHA-1 unless it lists it) is refused here,
+        // before any data, as tokens refuse parameters they cannot honour.
+        if let Mechanism::RsaPss(hash) | Mechanism::RsaPssWith(hash) = mechanism {
+            if !key.remote.info.signs(hash) {
+                return Err(Error::MechanismParamInvalid(
+                    "hashAlg names a hash the signing policy does not sign",
+                ));
+            }
+        }
         let input = match mechanism.local_hash().and_then(Hasher::new) {
             Some(hasher) => Input::Hashing(Box::new(hasher)),
             None => Input::Raw(Vec::new()),

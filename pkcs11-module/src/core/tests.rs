@@ -45,6 +45,7 @@ fn policies() -> (Vec<SigningPolicyInfo>, Vec<u8>) {
                 public_key_bytes: BASE64.encode(key.public_key_raw()),
                 rsa_parameters: None,
                 certificate_chain: Some(vec![BASE64.encode(leaf.der()), BASE64.encode(ca.der())]),
+                hash_algorithms: None,
             }
         })
         .collect();
