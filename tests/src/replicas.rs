@@ -1,8 +1,8 @@
 //! Gateways as replicas: one `signpath-gateway init` setup (one HSM token, one PKI, one TLS certificate) whose
 //! `audit_db` is a PostgreSQL URL, served by N processes that differ only in their listen port (each has its own
 //! gateway-<n>.toml beside the setup's gateway.toml, which replica 0 uses), and Debian's HAProxy in front of them
-//! on a free loopback port. The balancer passes TLS through (mode tcp) and drops a replica whose port stops
-//! answering its health check. Dropping the fixture stops every process.
+//! on a free loopback port. The balancer passes TLS through (mode tcp) and drops a replica whose `/readyz`
+//! stops answering 200. Dropping the fixture stops every process.
 
 #![allow(clippy::unwrap_used)] // test scaffolding: a failure here should stop the test loudly
 
@@ -204,20 +204,21 @@ pub fn haproxy() -> Option<PathBuf> {
     })
 }
 
-/// HAProxy in the foreground, TCP mode (the gateways terminate TLS), round robin, a TCP health check every
-/// 200 ms; a connection refused by a dead replica is redispatched to another.
+/// HAProxy in the foreground, TCP mode (the gateways terminate TLS), round robin, `GET /readyz` over TLS every
+/// 200 ms as the health check (a draining or unready replica is dropped); a connection refused by a dead replica
+/// is redispatched to another.
 fn start_haproxy(haproxy: &Path, dir: &Path, port: u16, backends: &[u16]) -> Child {
     let servers: String = backends
         .iter()
         .enumerate()
-        .map(|(i, p)| format!("    server replica-{i} 127.0.0.1:{p} check inter 200ms fall 1 rise 1\n"))
+        .map(|(i, p)| format!("    server replica-{i} 127.0.0.1:{p} check check-ssl verify none inter 200ms fall 1 rise 1\n"))
         .collect();
     let config = format!(
         "global\n    maxconn 1024\n\
          defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 30s\n    timeout server 30s\n    \
          retries 3\n    option redispatch\n\
          frontend gateways\n    bind 127.0.0.1:{port}\n    default_backend replicas\n\
-         backend replicas\n    balance roundrobin\n{servers}"
+         backend replicas\n    balance roundrobin\n    option httpchk GET /readyz\n{servers}"
     );
     let path = dir.join("haproxy.cfg");
     std::fs::write(&path, config).unwrap();

@@ -314,9 +314,17 @@ fn notation_timestamps_outlive_the_signing_certificate() {
 
     let stamped = layout("stamped");
     sign(&stamped, "demo/ec-256", true);
+    let unstamped = layout("unstamped");
+    sign(&unstamped, "demo/ec-256", false);
+    let before = verify(&unstamped);
     assert!(
         SystemTime::now() < not_after,
         "signing took longer than the certificate's {lifetime:?}"
+    );
+    assert!(
+        before.status.success(),
+        "without a timestamp, valid while the certificate is:\n{}",
+        tools::output_text(&before)
     );
     // Wait out the signing certificate (x509 times have whole seconds).
     if let Ok(left) = not_after.duration_since(SystemTime::now()) {
@@ -331,6 +339,15 @@ fn notation_timestamps_outlive_the_signing_certificate() {
             tools::output_text(&kept)
         );
     }
+    // Without a timestamp, nothing vouches for when it was signed: it dies with its certificate.
+    trust(&notation, None);
+    let expired = verify(&unstamped);
+    assert!(!expired.status.success(), "an unstamped signature must not outlive its certificate");
+    assert!(
+        tools::output_text(&expired).contains("expired"),
+        "{}",
+        tools::output_text(&expired)
+    );
 }
 
 #[test]

@@ -152,7 +152,11 @@ impl State {
                         rsa_parameters,
                         certificate_chain: Some(chain.iter().map(|c| BASE64.encode(c)).collect()),
                         hash_algorithms: Some(
-                            hash_algorithms.iter().map(|h| h.signpath_name().to_owned()).collect(),
+                            p.hash_algorithms
+                                .iter()
+                                .filter_map(|n| HashAlgorithm::from_signpath_name(n))
+                                .map(|h| h.signpath_name().to_owned())
+                                .collect(),
                         ),
                     },
                     approval: p.approval.clone(),
