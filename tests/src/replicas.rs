@@ -1,5 +1,5 @@
 //! Gateways as replicas: one `signpath-gateway init` setup (one HSM token, one PKI, one TLS certificate) whose
-//! `audit_db` is a PostgreSQL URL, served by N processes that differ only in their listen port (each has its own
+//! `audit_db` is a PostgreSQL URL, served by N processes that differ only in their listen ports (each has its own
 //! gateway-<n>.toml beside the setup's gateway.toml, which replica 0 uses), and Debian's HAProxy in front of them
 //! on a free loopback port. The balancer passes TLS through (mode tcp) and drops a replica whose `/readyz`
 //! stops answering 200. Dropping the fixture stops every process.
@@ -56,6 +56,10 @@ impl Replicas {
         );
         for (i, port) in ports.iter().enumerate() {
             config.insert("listen".into(), format!("127.0.0.1:{port}").into());
+            // Each replica publishes the CRLs on a port of its own (the URL in the certificates stays replica 0's).
+            if let Some(pki) = config.get_mut("pki").and_then(|p| p.as_table_mut()) {
+                pki.insert("crl_listen".into(), format!("127.0.0.1:{}", free_port()).into());
+            }
             std::fs::write(Self::config_of(&setup, i), toml::to_string(&config).unwrap()).unwrap();
         }
         let balancer = start_haproxy(haproxy, dir.path(), balancer_port, &ports);

@@ -16,7 +16,22 @@ use serde_json::Value;
 #[test]
 fn opensc_p11test_passes_every_case_that_applies_to_a_signing_token() {
     let p11test = require_tool!("p11test");
-    let gateway = Gateway::start();
+    // p11test signs CKM_RSA_PKCS over a SHA-1 DigestInfo, and policies sign SHA-1 only where they list it
+    // (gateway_hardening.rs and pkcs11_module.rs prove the refusal): here every policy lists it.
+    let gateway = Gateway::start_with(|setup| {
+        let path = setup.join("gateway.toml");
+        let mut config: toml::Table = std::fs::read_to_string(&path).unwrap().parse().unwrap();
+        for project in config["projects"].as_array_mut().unwrap() {
+            for policy in project["policies"].as_array_mut().unwrap() {
+                let all = ["Sha1", "Sha256", "Sha384", "Sha512"].map(toml::Value::from);
+                policy
+                    .as_table_mut()
+                    .unwrap()
+                    .insert("hash_algorithms".into(), toml::Value::Array(all.to_vec()));
+            }
+        }
+        std::fs::write(&path, toml::to_string(&config).unwrap()).unwrap();
+    });
     let dir = tempfile::tempdir().unwrap();
     let output = gateway
         .command(&p11test)

@@ -235,18 +235,24 @@ fn short_lived_ec256(setup: &Path, lifetime: Duration) -> SystemTime {
 
 /// Trusts the `signing` and `gateway-tsa` stores for `local/app`, strict, with `verifyTimestamp` as given (None:
 /// notation's default, `always`).
-fn trust(notation: &Notation, verify_timestamp: Option<&str>) {
+/// Trusts the signing roots, and with `verify_timestamp` the gateway's TSA too (notation then requires a timestamp
+/// on every signature the policy covers).
+fn trust(notation: &Notation, verify_timestamp: Option<Option<&str>>) {
     let mut verification = json!({"level": "strict"});
-    if let Some(when) = verify_timestamp {
+    if let Some(Some(when)) = verify_timestamp {
         verification["verifyTimestamp"] = json!(when);
     }
+    let stores = match verify_timestamp {
+        Some(_) => json!(["ca:signing", "tsa:gateway-tsa"]),
+        None => json!(["ca:signing"]),
+    };
     let policy = json!({
         "version": "1.0",
         "trustPolicies": [{
             "name": "local",
             "registryScopes": ["local/app"],
             "signatureVerification": verification,
-            "trustStores": ["ca:signing", "tsa:gateway-tsa"],
+            "trustStores": stores,
             "trustedIdentities": ["*"],
         }],
     });
@@ -308,7 +314,7 @@ fn notation_timestamps_outlive_the_signing_certificate() {
     // A certificate that stays valid: EC-384 (the TSA answers a SHA-384 imprint), verified with the TSA root.
     let lasting = layout("lasting");
     sign(&lasting, "demo/ec-384", true);
-    trust(&notation, None);
+    trust(&notation, Some(None));
     let verified = verify(&lasting);
     assert!(verified.status.success(), "{}", tools::output_text(&verified));
 
@@ -316,6 +322,9 @@ fn notation_timestamps_outlive_the_signing_certificate() {
     sign(&stamped, "demo/ec-256", true);
     let unstamped = layout("unstamped");
     sign(&unstamped, "demo/ec-256", false);
+    // Without the TSA in the trust policy: notation requires a timestamp on every signature a policy with a `tsa`
+    // store covers.
+    trust(&notation, None);
     let before = verify(&unstamped);
     assert!(
         SystemTime::now() < not_after,
@@ -331,7 +340,7 @@ fn notation_timestamps_outlive_the_signing_certificate() {
         std::thread::sleep(left + Duration::from_secs(2));
     }
     for verify_timestamp in [None, Some("afterCertExpiry")] {
-        trust(&notation, verify_timestamp);
+        trust(&notation, Some(verify_timestamp));
         let kept = verify(&stamped);
         assert!(
             kept.status.success(),
@@ -342,7 +351,10 @@ fn notation_timestamps_outlive_the_signing_certificate() {
     // Without a timestamp, nothing vouches for when it was signed: it dies with its certificate.
     trust(&notation, None);
     let expired = verify(&unstamped);
-    assert!(!expired.status.success(), "an unstamped signature must not outlive its certificate");
+    assert!(
+        !expired.status.success(),
+        "an unstamped signature must not outlive its certificate"
+    );
     assert!(
         tools::output_text(&expired).contains("expired"),
         "{}",
