@@ -3,7 +3,7 @@
 //! the `signpath-oci` library over the policy's HSM key: Notary Project signatures (JWS or COSE, as the artifact
 //! configuration says) as referrers of each image and/or cosign signatures, written back into a tarball.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
@@ -78,7 +78,7 @@ pub fn sign_checked_layout(
     images: &[LayoutImage],
     signer: &HsmSigner<'_>,
     configuration: &ArtifactConfigurationConfig,
-    signed: &PathBuf,
+    signed: &Path,
 ) -> Result<Vec<String>, String> {
     let notary = match configuration.notary.to_ascii_lowercase().as_str() {
         "jws" => Some(SignatureFormat::Jws),

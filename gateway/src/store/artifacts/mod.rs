@@ -145,14 +145,15 @@ impl ArtifactStore {
                 .and_then(|t| SystemTime::now().duration_since(t).ok())
                 .is_some_and(|age| age > self.retention);
             match self.get(&name) {
-                Ok(Some(mut request)) if !request.deleted => {
-                    if now.saturating_sub(request.submitted) > self.retention.as_secs() {
-                        let _ = std::fs::remove_file(self.unsigned(&name));
-                        let _ = std::fs::remove_file(self.signed(&name));
-                        request.deleted = true;
-                        if self.put(&request).is_ok() {
-                            swept += 1;
-                        }
+                Ok(Some(mut request))
+                    if !request.deleted
+                        && now.saturating_sub(request.submitted) > self.retention.as_secs() =>
+                {
+                    let _ = std::fs::remove_file(self.unsigned(&name));
+                    let _ = std::fs::remove_file(self.signed(&name));
+                    request.deleted = true;
+                    if self.put(&request).is_ok() {
+                        swept += 1;
                     }
                 }
                 Ok(None) if old => {
