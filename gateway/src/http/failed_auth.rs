@@ -207,8 +207,8 @@ pub async fn limit(State(guard): State<Guard>, request: Request, next: Next) -> 
     let Some(peer) = request.extensions().get::<Peer>().map(|p| p.0) else {
         return next.run(request).await;
     };
-    let route: String = request.uri().path().chars().take(2048).collect();
-    let method = request.method().to_string();
+    // Kept as they are (cheap clones); written out only for the audit record of a block.
+    let (uri, method) = (request.uri().clone(), request.method().clone());
     match guard.failures.check(peer.ip(), Instant::now()) {
         Check::Refuse { retry_after } => {
             let refusal = refuse(
@@ -232,7 +232,8 @@ pub async fn limit(State(guard): State<Guard>, request: Request, next: Next) -> 
                 limits.block.as_secs()
             );
             tracing::warn!(client = %peer, "{detail}");
-            audit(&guard, record(peer, &method, &route, detail)).await;
+            let route: String = uri.path().chars().take(2048).collect();
+            audit(&guard, record(peer, method.as_str(), &route, detail)).await;
         }
     }
     response

@@ -96,6 +96,10 @@ impl State {
                         })
                     })
                     .collect::<Result<Vec<_>, _>>()?;
+                let hash_names = hash_algorithms
+                    .iter()
+                    .map(|h| h.signpath_name().to_owned())
+                    .collect();
                 if hash_algorithms.is_empty() {
                     return Err(
                         format!("policy {}/{}: hash_algorithms is empty", project.slug, p.slug).into(),
@@ -151,13 +155,7 @@ impl State {
                         public_key_bytes: BASE64.encode(public_key.signpath_public_key_bytes()),
                         rsa_parameters,
                         certificate_chain: Some(chain.iter().map(|c| BASE64.encode(c)).collect()),
-                        hash_algorithms: Some(
-                            p.hash_algorithms
-                                .iter()
-                                .filter_map(|n| HashAlgorithm::from_signpath_name(n))
-                                .map(|h| h.signpath_name().to_owned())
-                                .collect(),
-                        ),
+                        hash_algorithms: Some(hash_names),
                     },
                     approval: p.approval.clone(),
                     origin: p.origin.clone(),
