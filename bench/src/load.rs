@@ -5,18 +5,26 @@
 //! ones were answered, so a slow gateway cannot slow the sender and hide its queue (no coordinated omission).
 //! Latency counts from when the request started; how late the sender's timer started requests (tokio's timer
 //! has millisecond granularity) is reported beside it, as the sender's own lag.
+//!
+//! The same load can be RFC 3161 timestamp queries to the gateway's TSA (`POST /timestamp`), each for a distinct
+//! SHA-256 imprint with a nonce and `certReq`, as notation sends them: the TSA's figure next to SignHash's.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
+use cmpv2::status::PkiStatus;
 use common::protocol::{
     EcdsaOptions, EcdsaSignatureFormat, HashSigningData, SignHashRequest, SignatureAlgorithm,
 };
+use der::asn1::{Int, OctetString};
+use der::{Decode, Encode};
 use hdrhistogram::Histogram;
 use sha2::Digest;
 use tokio::sync::Mutex;
+use x509_cert::spki::AlgorithmIdentifierOwned;
+use x509_tsp::{MessageImprint, TimeStampReq, TimeStampResp, TspVersion};
 
 use crate::Result;
 
@@ -29,6 +37,26 @@ pub struct Target {
     pub tls_ca_pem: Vec<u8>,
     pub project: String,
     pub policy: String,
+    pub operation: Operation,
+}
+
+/// What each request of the load is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    /// `POST /v1/{org}/SigningRequests/SignHash` (EC-256, IEEE P1363), with the API token.
+    SignHash,
+    /// `POST /timestamp` with a DER TimeStampReq (no token, as a TSA client sends it).
+    Timestamp,
+}
+
+impl Target {
+    /// The same gateway, loaded with timestamp queries instead.
+    pub fn timestamps(&self) -> Self {
+        Self {
+            operation: Operation::Timestamp,
+            ..self.clone()
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -51,6 +79,7 @@ impl Outcome {
 
 struct Shared {
     client: reqwest::Client,
+    operation: Operation,
     url: String,
     token: String,
     project: String,
@@ -69,13 +98,16 @@ impl Shared {
             .pool_max_idle_per_host(1024)
             .timeout(Duration::from_secs(30))
             .build()?;
+        let base = target.api_url.trim_end_matches('/');
         Ok(Arc::new(Self {
             client,
-            url: format!(
-                "{}/v1/{}/SigningRequests/SignHash",
-                target.api_url.trim_end_matches('/'),
-                target.organization_id
-            ),
+            operation: target.operation,
+            url: match target.operation {
+                Operation::SignHash => {
+                    format!("{base}/v1/{}/SigningRequests/SignHash", target.organization_id)
+                }
+                Operation::Timestamp => format!("{base}/timestamp"),
+            },
             token: target.api_token.clone(),
             project: target.project.clone(),
             policy: target.policy.clone(),
@@ -83,6 +115,72 @@ impl Shared {
             errors: Default::default(),
             first_error: Default::default(),
         }))
+    }
+
+    /// The same client and target with empty counters (after a warm-up).
+    fn fresh(&self) -> Result<Arc<Self>> {
+        Ok(Arc::new(Self {
+            client: self.client.clone(),
+            operation: self.operation,
+            url: self.url.clone(),
+            token: self.token.clone(),
+            project: self.project.clone(),
+            policy: self.policy.clone(),
+            histogram: Mutex::new(Histogram::new_with_bounds(1, 60_000_000, 3)?),
+            errors: Default::default(),
+            first_error: Default::default(),
+        }))
+    }
+
+    /// One request for the digest made from `n`.
+    async fn send(&self, n: u64) -> std::result::Result<(), String> {
+        match self.operation {
+            Operation::SignHash => self.sign(n).await,
+            Operation::Timestamp => self.timestamp(n).await,
+        }
+    }
+
+    /// One timestamp query; Ok when the TSA answered 200 with a granted TimeStampResp.
+    async fn timestamp(&self, n: u64) -> std::result::Result<(), String> {
+        let digest = sha2::Sha256::digest(n.to_be_bytes());
+        let query = TimeStampReq {
+            version: TspVersion::V1,
+            message_imprint: MessageImprint {
+                hash_algorithm: AlgorithmIdentifierOwned {
+                    oid: const_oid::db::rfc5912::ID_SHA_256,
+                    parameters: None,
+                },
+                hashed_message: OctetString::new(digest.to_vec()).map_err(|e| e.to_string())?,
+            },
+            req_policy: None,
+            nonce: Some(Int::new(&(n | 1 << 62).to_be_bytes()).map_err(|e| e.to_string())?),
+            cert_req: true,
+            extensions: None,
+        }
+        .to_der()
+        .map_err(|e| e.to_string())?;
+        let response = self
+            .client
+            .post(&self.url)
+            .header("content-type", "application/timestamp-query")
+            .body(query)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = response.status();
+        let body = response.bytes().await.map_err(|e| e.to_string())?;
+        let reply =
+            TimeStampResp::from_der(&body).map_err(|e| format!("{status}: not a TimeStampResp: {e}"))?;
+        if status != reqwest::StatusCode::OK
+            || !matches!(
+                reply.status.status,
+                PkiStatus::Accepted | PkiStatus::GrantedWithMods
+            )
+            || reply.time_stamp_token.is_none()
+        {
+            return Err(format!("{status}: timestamp not granted: {:?}", reply.status));
+        }
+        Ok(())
     }
 
     /// One SignHash of a digest made from `n`; Ok when the gateway answered 200 with a signature.
@@ -167,17 +265,7 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 pub fn closed_loop(target: &Target, clients: usize, seconds: f64) -> Result<Outcome> {
     runtime()?.block_on(async {
         let warm = Shared::new(target)?;
-        let shared = Shared {
-            client: warm.client.clone(),
-            url: warm.url.clone(),
-            token: warm.token.clone(),
-            project: warm.project.clone(),
-            policy: warm.policy.clone(),
-            histogram: Mutex::new(Histogram::new_with_bounds(1, 60_000_000, 3)?),
-            errors: Default::default(),
-            first_error: Default::default(),
-        };
-        let shared = Arc::new(shared);
+        let shared = warm.fresh()?;
         let deadline = Instant::now() + Duration::from_secs_f64(seconds);
         let warm_until = Instant::now() + Duration::from_secs_f64((seconds / 5.0).min(2.0));
         let started = Arc::new(std::sync::Mutex::new(None::<Instant>));
@@ -188,7 +276,7 @@ pub fn closed_loop(target: &Target, clients: usize, seconds: f64) -> Result<Outc
                     let mut n = c << 40;
                     while Instant::now() < warm_until {
                         n += 1;
-                        let _ = warm.sign(n).await;
+                        let _ = warm.send(n).await;
                     }
                     started
                         .lock()
@@ -197,7 +285,7 @@ pub fn closed_loop(target: &Target, clients: usize, seconds: f64) -> Result<Outc
                     while Instant::now() < deadline {
                         n += 1;
                         let t = Instant::now();
-                        let r = shared.sign(n).await;
+                        let r = shared.send(n).await;
                         shared.record(r, t).await;
                     }
                 })
@@ -237,7 +325,7 @@ pub fn open_loop(target: &Target, rate: f64, seconds: f64) -> Result<Outcome> {
             let measured = i >= warm_up;
             tasks.push(tokio::spawn(async move {
                 let started = Instant::now();
-                let r = shared.sign(i).await;
+                let r = shared.send(i).await;
                 if measured {
                     shared.record(r, started).await;
                 }

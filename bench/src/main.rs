@@ -10,8 +10,12 @@ mod csign;
 mod load;
 mod p11kit;
 mod procs;
+mod replicas;
 mod setup;
+mod sign_before_push;
 mod stats;
+mod tarball;
+mod tsa;
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -48,7 +52,8 @@ struct RunArgs {
     /// Alternating rounds of each C_Sign throughput pair (the table shows their median).
     #[arg(long, default_value_t = 3)]
     rounds: usize,
-    /// Only these sections: notation, cosign, csign, load, plugin, memory (comma separated; default all).
+    /// Only these sections: notation, cosign, csign, load, plugin, memory, tsa, artifacts, replicas (comma
+    /// separated; default all).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Also profile the gateway (perf record, cpu-clock) during the fixed-rate load.
@@ -112,6 +117,15 @@ fn run(args: &RunArgs) -> Result<()> {
     }
     if on("memory") {
         memory(&bench, args, &mut rows)?;
+    }
+    if on("tsa") {
+        tsa::figures(&bench.load_target("ec-256")?, args, &mut rows)?;
+    }
+    if on("artifacts") {
+        sign_before_push::figures(&bench, args, &mut rows)?;
+    }
+    if on("replicas") {
+        replicas::figures(&bench.load_target("ec-256")?, args, &mut rows)?;
     }
     print!("{}", table(&rows));
     for n in notes {

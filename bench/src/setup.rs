@@ -105,7 +105,7 @@ impl Bench {
     }
 
     /// The gateway's client settings (URL, organization, token, TLS CA).
-    fn gateway_env(&self) -> Vec<(String, String)> {
+    pub fn gateway_env(&self) -> Vec<(String, String)> {
         self.gateway.env_vars()
     }
 
@@ -474,6 +474,7 @@ impl Bench {
             tls_ca_pem: std::fs::read(self.gateway.tls_ca())?,
             project: PROJECT.to_owned(),
             policy: policy.to_owned(),
+            operation: crate::load::Operation::SignHash,
         })
     }
 
