@@ -489,3 +489,51 @@ fn sha2_256(bytes: &[u8]) -> Vec<u8> {
     use sha2::Digest as _;
     sha2::Sha256::digest(bytes).to_vec()
 }
+
+#[test]
+fn a_policy_named_by_its_signing_policy_id_signs_and_ids_mixed_with_slugs_are_refused() {
+    let gateway = start_gateway();
+    let config: toml::Table = std::fs::read_to_string(gateway.config()).unwrap().parse().unwrap();
+    let policy_id = config["projects"][0]["policies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["slug"].as_str() == Some("rsa-2048"))
+        .and_then(|p| p["id"].as_str())
+        .unwrap()
+        .to_owned();
+    let payload = format!(
+        "{{\"SignatureAlgorithm\":\"RsaPss\",\"RsaHashAlgorithm\":\"2.16.840.1.101.3.4.2.1\",\"Base64EncodedHash\":\"{}\"}}",
+        BASE64.encode(sha2_256(b"by id"))
+    );
+    // As SignPath's PowerShell module sends `-SigningPolicyId`: the id, no slugs.
+    let submit = |extra: Option<(&str, &str)>| {
+        let mut form = reqwest::blocking::multipart::Form::new()
+            .text("SigningPolicyId", policy_id.clone())
+            .text("IsFastSigningRequest", "true")
+            .part(
+                "Artifact",
+                reqwest::blocking::multipart::Part::bytes(payload.clone().into_bytes()).file_name("payload.json"),
+            );
+        if let Some((name, value)) = extra {
+            form = form.text(name.to_owned(), value.to_owned());
+        }
+        gateway
+            .https_client()
+            .post(format!("{}/SigningRequests/SubmitWithArtifact", gateway.api_base()))
+            .bearer_auth(gateway.api_token())
+            .multipart(form)
+            .send()
+            .unwrap()
+    };
+    let signed = submit(None);
+    assert_eq!(signed.status().as_u16(), 200);
+    assert!(signed.text().unwrap().contains("\"Signature\":\""));
+    let mixed = submit(Some(("ProjectSlug", "demo")));
+    assert_eq!(mixed.status().as_u16(), 400);
+    let problem: Value = mixed.json().unwrap();
+    assert!(
+        problem["detail"].as_str().unwrap().contains("one or the other"),
+        "{problem}"
+    );
+}

@@ -82,7 +82,7 @@ async fn read_form(
         .size_limit(multer::SizeLimit::new().whole_stream(store.max_size.saturating_add(FORM_OVERHEAD)));
     let mut form = multer::Multipart::with_constraints(body.into_data_stream(), boundary, constraints);
     let mut submission = ArtifactSubmission::default();
-    let (mut project, mut policy, mut artifact) = (None, None, false);
+    let (mut project, mut policy, mut policy_id, mut artifact) = (None, None, None, false);
     let mut fields = 0;
     while let Some(mut field) = form
         .next_field()
@@ -139,9 +139,11 @@ async fn read_form(
             "description" => submission.description = Some(value),
             "releasegroup" => submission.release_group = Some(value).filter(|v| !v.is_empty()),
             "isfastsigningrequest" => submission.fast = value.eq_ignore_ascii_case("true"),
-            "signingpolicyid" | "artifactconfigurationid" => {
+            "signingpolicyid" => policy_id = Some(value),
+            "artifactconfigurationid" => {
                 return Err(malformed(format!(
-                    "{name}: this gateway takes slugs; send ProjectSlug and SigningPolicySlug (and ArtifactConfigurationSlug)"
+                    "{name}: this gateway names artifact configurations by slug; send ArtifactConfigurationSlug, or \
+                     nothing for the project's default"
                 )))
             }
             _ => {
@@ -165,8 +167,34 @@ async fn read_form(
         }
     }
     let missing = |what: &str| malformed(format!("the form has no {what} part"));
-    submission.project = project.ok_or_else(|| missing("ProjectSlug"))?;
-    submission.policy = policy.ok_or_else(|| missing("SigningPolicySlug"))?;
+    match (policy_id, project, policy) {
+        // SignPath: "use either slugs or IDs, don't mix".
+        (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
+            return Err(malformed(
+                "the form names the policy both by SigningPolicyId and by slugs; send one or the other".into(),
+            ))
+        }
+        (Some(id), None, None) => {
+            let found = core
+                .state
+                .policies
+                .iter()
+                .find(|p| p.info.signing_policy_id.eq_ignore_ascii_case(id.trim()))
+                .ok_or_else(|| {
+                    refuse(
+                        Kind::NotFound,
+                        pt::POLICY_NOT_FOUND,
+                        format!("there is no signing policy with the id {id:?}"),
+                    )
+                })?;
+            submission.project = found.project.clone();
+            submission.policy = found.slug.clone();
+        }
+        (None, project, policy) => {
+            submission.project = project.ok_or_else(|| missing("ProjectSlug"))?;
+            submission.policy = policy.ok_or_else(|| missing("SigningPolicySlug"))?;
+        }
+    }
     if !artifact {
         return Err(missing("Artifact"));
     }
