@@ -1,9 +1,9 @@
 //! Revocation and the signing time, with notation: the gateway signs OCI layout tarballs under the Notary Project
 //! scheme `notary.x509.signingAuthority` (an artifact configuration's `signing_scheme`), whose critical
 //! `io.cncf.notary.authenticSigningTime` notation passes to its CRL check. After `signpath-gateway revoke` with an
-//! invalidity date, a signature made before that date still verifies under a strict trust policy with a
-//! `signingAuthority` trust store, one made after it fails as revoked, and a `notary.x509` signature made before
-//! the date fails too (notation gives its revocation check no signing time under that scheme).
+//! invalidity date, a signature made before that date (JWS or COSE) still verifies under a strict trust policy
+//! with a `signingAuthority` trust store, one made after it fails as revoked, and a `notary.x509` signature made
+//! before the date fails too (notation gives its revocation check no signing time under that scheme).
 
 #![allow(clippy::unwrap_used)] // test code: a failure should stop the test loudly
 
@@ -41,8 +41,9 @@ fn ok(command: &mut Command) -> String {
     tools::output_text(&output)
 }
 
-/// The gateway with two artifact configurations in project demo: `authority` (JWS under
-/// `notary.x509.signingAuthority`) and `x509` (JWS under the default `notary.x509`).
+/// The gateway with three artifact configurations in project demo: `authority` (JWS under
+/// `notary.x509.signingAuthority`), `authority-cose` (COSE under it) and `x509` (JWS under the default
+/// `notary.x509`).
 fn start_gateway() -> Gateway {
     Gateway::start_with(|setup| {
         let path = setup.join("gateway.toml");
@@ -52,6 +53,8 @@ fn start_gateway() -> Gateway {
             .unwrap();
         let configurations: toml::Table = toml::from_str(
             "[[artifact_configurations]]\nslug = \"authority\"\nnotary = \"jws\"\n\
+             signing_scheme = \"notary.x509.signingAuthority\"\n\
+             [[artifact_configurations]]\nslug = \"authority-cose\"\nnotary = \"cose\"\n\
              signing_scheme = \"notary.x509.signingAuthority\"\n\
              [[artifact_configurations]]\nslug = \"x509\"\nnotary = \"jws\"\n",
         )
@@ -221,6 +224,12 @@ fn a_signature_made_before_the_invalidity_date_stays_valid_and_one_made_after_fa
         "authority",
     );
     let signed_at = authentic_signing_time(&before);
+    // The COSE envelope's scheme shows in which trust store verifies it (only the signingAuthority one, below).
+    let cose = submit(
+        &gateway,
+        &tarball(dir.path(), AUTHORITY_SCOPE, "cose"),
+        "authority-cose",
+    );
     let x509 = submit(&gateway, &tarball(dir.path(), X509_SCOPE, "x509"), "x509");
     let header = notary_protected_header(&x509);
     assert_eq!(header["io.cncf.notary.signingScheme"], "notary.x509", "{header}");
@@ -229,15 +238,23 @@ fn a_signature_made_before_the_invalidity_date_stays_valid_and_one_made_after_fa
         "{header}"
     );
     verifies(&notation, &before, AUTHORITY_SCOPE, "signing authority, before");
-    verifies(&notation, &x509, X509_SCOPE, "notary.x509, before");
-    // The scheme decides the trust store type: a policy with only a `ca` store does not verify the
-    // signing-authority signature.
-    let refused = verify(&notation, &before, X509_SCOPE);
-    assert!(
-        !refused.status.success(),
-        "a ca trust store verified a signing-authority signature: {}",
-        tools::output_text(&refused)
+    verifies(
+        &notation,
+        &cose,
+        AUTHORITY_SCOPE,
+        "signing authority COSE, before",
     );
+    verifies(&notation, &x509, X509_SCOPE, "notary.x509, before");
+    // The scheme decides the trust store type: a policy with only a `ca` store verifies neither
+    // signing-authority signature.
+    for layout in [&before, &cose] {
+        let refused = verify(&notation, layout, X509_SCOPE);
+        assert!(
+            !refused.status.success(),
+            "a ca trust store verified a signing-authority signature: {}",
+            tools::output_text(&refused)
+        );
+    }
 
     // The key is unfit from two seconds after the first signature (the x509 one was made before that too).
     let invalid_from = signed_at + Duration::from_secs(2);
@@ -275,6 +292,12 @@ fn a_signature_made_before_the_invalidity_date_stays_valid_and_one_made_after_fa
         &before,
         AUTHORITY_SCOPE,
         "signing authority, before the date",
+    );
+    verifies(
+        &notation,
+        &cose,
+        AUTHORITY_SCOPE,
+        "signing authority COSE, before the date",
     );
     fails_as_revoked(&notation, &x509, X509_SCOPE, "notary.x509, before the date");
 
