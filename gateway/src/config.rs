@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use signpath_oci::notary::SigningScheme;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct GatewayConfig {
@@ -288,6 +289,15 @@ impl GatewayConfig {
         })?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         for project in &config.projects {
+            for configuration in &project.artifact_configurations {
+                configuration.check().map_err(|reason| ConfigError::Parse {
+                    path: path.display().to_string(),
+                    reason: format!(
+                        "artifact configuration {}/{}: {reason}",
+                        project.slug, configuration.slug
+                    ),
+                })?;
+            }
             for policy in &project.policies {
                 if let Some(origin) = &policy.origin {
                     origin.check().map_err(|reason| ConfigError::Parse {
@@ -394,8 +404,35 @@ pub struct ArtifactConfigurationConfig {
     /// Also sign each platform manifest of a multi-platform image index.
     #[serde(default)]
     pub each_platform: bool,
+    /// The Notary Project signing scheme: `notary.x509` (the default) or `notary.x509.signingAuthority` (the
+    /// gateway attests the time it signed, and notation checks revocation at that time).
+    #[serde(default, skip_serializing_if = "SigningScheme::is_default")]
+    pub signing_scheme: SigningScheme,
+}
+
+impl ArtifactConfigurationConfig {
+    /// What serde cannot say: a Notary signing scheme needs a Notary signature to apply to.
+    pub fn check(&self) -> Result<(), String> {
+        let notary = self.notary.to_ascii_lowercase();
+        if !matches!(notary.as_str(), "jws" | "cose" | "none") {
+            return Err(format!(
+                "notary = {:?}: the Notary Project envelope is \"jws\", \"cose\" or \"none\"",
+                self.notary
+            ));
+        }
+        if notary == "none" && !self.signing_scheme.is_default() {
+            return Err(format!(
+                "signing_scheme = \"{}\" applies to Notary Project signatures, and notary = \"none\" makes none",
+                self.signing_scheme
+            ));
+        }
+        Ok(())
+    }
 }
 
 fn default_notary() -> String {
     "jws".into()
 }
+
+#[cfg(test)]
+mod tests;

@@ -12,7 +12,7 @@ use crate::cosign;
 use crate::error::Result;
 use crate::image::{self, Image, Layers};
 use crate::layout::{Descriptor, Layout, ANNOTATION_REF_NAME, OCI_MANIFEST};
-use crate::notary::{self, manifest::EMPTY_CONFIG, NotaryOptions, SignatureFormat};
+use crate::notary::{self, manifest::EMPTY_CONFIG, NotaryOptions, SignatureFormat, SigningScheme};
 use crate::signer::{Signer, SigningTarget};
 use crate::tarball;
 
@@ -21,6 +21,8 @@ use crate::tarball;
 pub struct SignOptions {
     /// A Notary Project signature in this format, or none.
     pub notary: Option<SignatureFormat>,
+    /// The Notary Project signing scheme of that signature.
+    pub signing_scheme: SigningScheme,
     pub cosign: bool,
     /// Also sign each platform manifest of an image index.
     pub each_platform: bool,
@@ -85,6 +87,7 @@ pub fn sign_layout(
             };
             let notary_options = NotaryOptions {
                 format,
+                signing_scheme: options.signing_scheme,
                 signing_time: options.signing_time,
                 expiry: options.expiry,
                 signing_agent: options.signing_agent.clone(),

@@ -2,6 +2,7 @@
 //! registry on loopback) and stops it when dropped, so a failing test leaves nothing running.
 //!
 //! - [`cosign`]: cosign signing images through the PKCS#11 module for one gateway.
+//! - [`crl`]: the gateway's CRLs fetched as a verifier fetches them.
 //! - [`faults`]: a fault-injecting HTTPS proxy between a client and the gateway.
 //! - [`gateway`]: `signpath-gateway init` + `serve` on a free port, and the client settings to reach it.
 //! - [`oidc`]: a CI's token issuer that gateways trust, and a stand-in of GitHub Actions' ID token endpoint.
@@ -13,6 +14,7 @@
 //! - [`webdriver`]: headless Chromium through chromedriver, for the approvers' web page.
 
 pub mod cosign;
+pub mod crl;
 pub mod faults;
 pub mod gateway;
 pub mod notation;

@@ -10,6 +10,7 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use e2e_tests::cosign::Cosign;
+use e2e_tests::crl::{crl_url, fetch_crl};
 use e2e_tests::gateway::Gateway;
 use e2e_tests::notation::Notation;
 use e2e_tests::{registry, require_tool, tools};
@@ -431,21 +432,6 @@ fn files_under(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-fn fetch_crl(url: &str, out: &Path) {
-    let response = reqwest::blocking::Client::builder()
-        .no_proxy()
-        .build()
-        .unwrap()
-        .get(url)
-        .send()
-        .unwrap();
-    assert_eq!(response.status(), 200, "{url}");
-    assert_eq!(response.headers()["content-type"], "application/pkix-crl");
-    let der = out.with_extension("der");
-    std::fs::write(&der, response.bytes().unwrap()).unwrap();
-    openssl_ok(&["crl", "-inform", "DER", "-in", &p(&der), "-out", &p(out)]);
-}
-
 #[test]
 fn a_revoked_signing_certificate_fails_strict_verification_and_only_warns_under_log() {
     let notation_bin = require_tool!("notation");
@@ -476,11 +462,7 @@ fn a_revoked_signing_certificate_fails_strict_verification_and_only_warns_under_
     ]);
 
     // 4. The leaf names the intermediate's CRL over http; the gateway serves it, signed by the intermediate.
-    let config: toml::Value = toml::from_str(&std::fs::read_to_string(gateway.config()).unwrap()).unwrap();
-    let crl_url = format!(
-        "{}/crl/intermediate.crl",
-        config["pki"]["crl_url"].as_str().unwrap()
-    );
+    let crl_url = crl_url(&gateway, "intermediate");
     assert!(crl_url.starts_with("http://127.0.0.1:"), "{crl_url}");
     let text = openssl_ok(&["x509", "-in", &p(&leaf), "-noout", "-text"]);
     assert!(text.contains(&format!("URI:{crl_url}")), "{text}");

@@ -172,6 +172,7 @@ impl Core {
                 notary: "jws".into(),
                 cosign: false,
                 each_platform: false,
+                signing_scheme: Default::default(),
             }),
             (None, Some(slug)) if slug.eq_ignore_ascii_case("default") => {
                 self.artifact_configuration(policy, None)

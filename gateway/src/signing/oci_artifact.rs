@@ -1,7 +1,8 @@
 //! OCI image layout tarballs signed on the gateway: the layout is checked when it is submitted (every image's
 //! manifests and indexes against their digests; content layers may be stripped), and signed, once allowed, with
-//! the `signpath-oci` library over the policy's HSM key: Notary Project signatures (JWS or COSE, as the artifact
-//! configuration says) as referrers of each image and/or cosign signatures, written back into a tarball.
+//! the `signpath-oci` library over the policy's HSM key: Notary Project signatures (JWS or COSE, under the signing
+//! scheme the artifact configuration names) as referrers of each image and/or cosign signatures, written back
+//! into a tarball.
 
 use std::path::Path;
 
@@ -88,6 +89,7 @@ pub fn sign_checked_layout(
     let now = time::OffsetDateTime::now_utc();
     let options = SignOptions {
         notary,
+        signing_scheme: configuration.signing_scheme,
         cosign: configuration.cosign,
         each_platform: configuration.each_platform,
         signing_time: now.replace_nanosecond(0).unwrap_or(now),

@@ -7,7 +7,7 @@ mod submit;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use signpath_oci::notary::SignatureFormat;
+use signpath_oci::notary::{SignatureFormat, SigningScheme};
 use signpath_oci::sign::SignOptions;
 use signpath_oci::{repack, sign, strip};
 
@@ -156,6 +156,7 @@ fn execute(command: Command) -> Result<(), String> {
             let signing_time = now.replace_nanosecond(0).unwrap_or(now);
             let options = SignOptions {
                 notary,
+                signing_scheme: SigningScheme::X509,
                 cosign,
                 each_platform,
                 signing_time,

@@ -1,7 +1,8 @@
 //! The Notary Project COSE envelope (`signature-envelope-cose.md`): a tagged COSE_Sign1 with the payload attached.
-//! Protected: `alg`, `crit` (the signing scheme, and expiry when set), content type = the Notary payload type,
-//! the signing scheme, and the signing time (and expiry) as CBOR tag 1 epoch seconds. Unprotected: `x5chain`
-//! (label 33, leaf first) and the signing agent. Built with `coset`.
+//! Protected: `alg`, `crit` (the signing scheme, the authentic signing time under `notary.x509.signingAuthority`,
+//! and expiry when set), content type = the Notary payload type, the signing scheme, and the signing time
+//! (`signingTime` or `authenticSigningTime`, as the scheme says) and expiry as CBOR tag 1 epoch seconds.
+//! Unprotected: `x5chain` (label 33, leaf first) and the signing agent. Built with `coset`.
 
 use coset::cbor::Value;
 use coset::iana;
@@ -9,7 +10,7 @@ use coset::{CoseSign1Builder, HeaderBuilder, RegisteredLabel, TaggedCborSerializ
 
 use super::{
     NotaryAlgorithm, NotaryOptions, HEADER_EXPIRY, HEADER_SIGNING_AGENT, HEADER_SIGNING_SCHEME,
-    HEADER_SIGNING_TIME, PAYLOAD_MEDIA_TYPE, SIGNING_SCHEME_X509,
+    PAYLOAD_MEDIA_TYPE,
 };
 use crate::error::{Error, Result};
 use common::keys::KeySpec;
@@ -40,15 +41,17 @@ pub(crate) fn envelope(
     options: &NotaryOptions,
     sign: impl FnOnce(&[u8]) -> Result<Vec<u8>>,
 ) -> Result<Vec<u8>> {
+    let scheme = options.signing_scheme;
     let mut protected = HeaderBuilder::new()
         .algorithm(cose_algorithm(algorithm))
-        .add_critical_label(RegisteredLabel::Text(HEADER_SIGNING_SCHEME.into()))
+        .add_critical_label(RegisteredLabel::Text(HEADER_SIGNING_SCHEME.into()));
+    if scheme.time_is_critical() {
+        protected = protected.add_critical_label(RegisteredLabel::Text(scheme.time_header().into()));
+    }
+    protected = protected
         .content_type(PAYLOAD_MEDIA_TYPE.into())
-        .text_value(
-            HEADER_SIGNING_SCHEME.into(),
-            Value::Text(SIGNING_SCHEME_X509.into()),
-        )
-        .text_value(HEADER_SIGNING_TIME.into(), epoch_time(options.signing_time));
+        .text_value(HEADER_SIGNING_SCHEME.into(), Value::Text(scheme.as_str().into()))
+        .text_value(scheme.time_header().into(), epoch_time(options.signing_time));
     if let Some(expiry) = options.expiry {
         protected = protected
             .add_critical_label(RegisteredLabel::Text(HEADER_EXPIRY.into()))

@@ -1,8 +1,9 @@
 //! The Notary Project JWS envelope (`signature-envelope-jws.md`): JSON serialization, flattened. The protected
-//! header holds `alg`, `cty` = the Notary payload type, the signing scheme, the signing time, the optional expiry,
-//! and `crit` naming the scheme (and expiry); the unprotected header holds `x5c` (standard base64 DER, leaf first)
-//! and the signing agent. Written by hand because it is a few fields of JSON, which no JOSE crate of ours builds
-//! with Notary's private header parameters.
+//! header holds `alg`, `cty` = the Notary payload type, the signing scheme, the signing time (`signingTime`, or
+//! under `notary.x509.signingAuthority` `authenticSigningTime`), the optional expiry, and `crit` naming the scheme
+//! (then the authentic signing time, then expiry, in notation-core-go's order); the unprotected header holds
+//! `x5c` (standard base64 DER, leaf first) and the signing agent. Written by hand because it is a few fields of
+//! JSON, which no JOSE crate of ours builds with Notary's private header parameters.
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine as _;
@@ -10,7 +11,7 @@ use serde_json::{json, Map, Value};
 
 use super::{
     rfc3339, NotaryAlgorithm, NotaryOptions, HEADER_EXPIRY, HEADER_SIGNING_AGENT, HEADER_SIGNING_SCHEME,
-    HEADER_SIGNING_TIME, PAYLOAD_MEDIA_TYPE, SIGNING_SCHEME_X509,
+    PAYLOAD_MEDIA_TYPE,
 };
 use crate::error::Result;
 
@@ -18,15 +19,19 @@ use crate::error::Result;
 pub(crate) fn protected_header(algorithm: NotaryAlgorithm, options: &NotaryOptions) -> Vec<u8> {
     let mut header = Map::new();
     header.insert("alg".into(), json!(algorithm.jws_name()));
+    let scheme = options.signing_scheme;
     let mut crit = vec![json!(HEADER_SIGNING_SCHEME)];
+    if scheme.time_is_critical() {
+        crit.push(json!(scheme.time_header()));
+    }
     if let Some(expiry) = options.expiry {
         crit.push(json!(HEADER_EXPIRY));
         header.insert(HEADER_EXPIRY.into(), json!(rfc3339(expiry)));
     }
     header.insert("crit".into(), Value::Array(crit));
     header.insert("cty".into(), json!(PAYLOAD_MEDIA_TYPE));
-    header.insert(HEADER_SIGNING_SCHEME.into(), json!(SIGNING_SCHEME_X509));
-    header.insert(HEADER_SIGNING_TIME.into(), json!(rfc3339(options.signing_time)));
+    header.insert(HEADER_SIGNING_SCHEME.into(), json!(scheme.as_str()));
+    header.insert(scheme.time_header().into(), json!(rfc3339(options.signing_time)));
     serde_json::to_vec(&Value::Object(header)).unwrap_or_default()
 }
 

@@ -1,7 +1,11 @@
 //! Notary Project signatures (notaryproject/specifications `signature-specification.md`), made here in Rust:
 //! the payload (the target's descriptor), the JWS and COSE envelopes with the signed attributes
-//! (`io.cncf.notary.signingScheme` = `notary.x509`, `signingTime`, optional critical `expiry`) and the certificate
-//! chain, and the signature manifest that attaches an envelope to the image as an OCI referrer.
+//! (`io.cncf.notary.signingScheme`, the signing time, optional critical `expiry`) and the certificate chain, and
+//! the signature manifest that attaches an envelope to the image as an OCI referrer.
+//!
+//! Two signing schemes: `notary.x509` (a claimed `signingTime`; only an RFC 3161 countersignature makes a time
+//! authentic) and `notary.x509.signingAuthority` (a critical `authenticSigningTime` the signer vouches for,
+//! verified against a `signingAuthority` trust store; notation checks revocation at that time).
 //!
 //! The key's kind decides the algorithm (RSA → RSASSA-PSS, EC → ECDSA, hash sized to the key), as the
 //! specification's "Algorithm Selection" requires. This module never touches files; [`crate::sign`] does.
@@ -11,7 +15,7 @@ pub mod jws;
 pub mod manifest;
 
 use common::keys::{HashAlgorithm, KeyKind, KeySpec, SignatureScheme};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::error::{Error, Result};
@@ -22,9 +26,57 @@ pub const PAYLOAD_MEDIA_TYPE: &str = "application/vnd.cncf.notary.payload.v1+jso
 pub const SIGNATURE_ARTIFACT_TYPE: &str = "application/vnd.cncf.notary.signature";
 pub const HEADER_SIGNING_SCHEME: &str = "io.cncf.notary.signingScheme";
 pub const HEADER_SIGNING_TIME: &str = "io.cncf.notary.signingTime";
+pub const HEADER_AUTHENTIC_SIGNING_TIME: &str = "io.cncf.notary.authenticSigningTime";
 pub const HEADER_EXPIRY: &str = "io.cncf.notary.expiry";
 pub const HEADER_SIGNING_AGENT: &str = "io.cncf.notary.signingAgent";
 pub const SIGNING_SCHEME_X509: &str = "notary.x509";
+pub const SIGNING_SCHEME_X509_SIGNING_AUTHORITY: &str = "notary.x509.signingAuthority";
+
+/// The Notary Project signing scheme (`io.cncf.notary.signingScheme`), spelled as the specification spells it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SigningScheme {
+    /// `notary.x509`: the signing time is the signer's claim (`io.cncf.notary.signingTime`).
+    #[default]
+    #[serde(rename = "notary.x509")]
+    X509,
+    /// `notary.x509.signingAuthority`: the signer is a signing authority that attests the time it signed
+    /// (`io.cncf.notary.authenticSigningTime`, critical).
+    #[serde(rename = "notary.x509.signingAuthority")]
+    X509SigningAuthority,
+}
+
+impl SigningScheme {
+    /// The value of `io.cncf.notary.signingScheme`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::X509 => SIGNING_SCHEME_X509,
+            Self::X509SigningAuthority => SIGNING_SCHEME_X509_SIGNING_AUTHORITY,
+        }
+    }
+
+    /// The signed attribute that carries the signing time under this scheme.
+    pub fn time_header(self) -> &'static str {
+        match self {
+            Self::X509 => HEADER_SIGNING_TIME,
+            Self::X509SigningAuthority => HEADER_AUTHENTIC_SIGNING_TIME,
+        }
+    }
+
+    /// Whether the signing time attribute must be listed as critical (only the authentic signing time is).
+    pub fn time_is_critical(self) -> bool {
+        self == Self::X509SigningAuthority
+    }
+
+    pub fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+impl std::fmt::Display for SigningScheme {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// The envelope format (`notation sign --signature-format`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,7 +99,8 @@ impl SignatureFormat {
 #[derive(Debug, Clone)]
 pub struct NotaryOptions {
     pub format: SignatureFormat,
-    /// Truncated to whole seconds, as notation does.
+    pub signing_scheme: SigningScheme,
+    /// Truncated to whole seconds, as notation does. `signingTime` or `authenticSigningTime`, as the scheme says.
     pub signing_time: OffsetDateTime,
     /// When set, a critical `io.cncf.notary.expiry` attribute.
     pub expiry: Option<OffsetDateTime>,

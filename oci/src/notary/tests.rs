@@ -58,6 +58,7 @@ fn target() -> SigningTarget {
 fn options(format: SignatureFormat) -> NotaryOptions {
     NotaryOptions {
         format,
+        signing_scheme: SigningScheme::X509,
         signing_time: time::macros::datetime!(2025-06-01 12:00:00 UTC),
         expiry: Some(time::macros::datetime!(2025-07-01 12:00:00 UTC)),
         signing_agent: "signpath-oci/test".into(),
@@ -103,6 +104,69 @@ fn jws_envelope_verifies_with_jsonwebtoken_and_carries_the_signed_attributes() {
         json!([STANDARD.encode(&signer.certificate)])
     );
     assert_eq!(jws["header"]["io.cncf.notary.signingAgent"], "signpath-oci/test");
+}
+
+/// The decoded protected header of a JWS envelope.
+fn jws_protected_header(envelope: &Envelope) -> serde_json::Value {
+    let jws: serde_json::Value = serde_json::from_slice(&envelope.bytes).unwrap();
+    serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(jws["protected"].as_str().unwrap())
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+#[test]
+fn jws_under_the_signing_authority_scheme_carries_a_critical_authentic_signing_time_and_no_signing_time() {
+    let signer = LocalSigner::new();
+    let mut options = options(SignatureFormat::Jws);
+    options.signing_scheme = SigningScheme::X509SigningAuthority;
+    let header = jws_protected_header(&sign(&signer, &target(), &options).unwrap());
+    // notation-core-go's order: the scheme, the authentic signing time, then expiry.
+    assert_eq!(
+        header,
+        json!({"alg": "ES256", "cty": PAYLOAD_MEDIA_TYPE,
+            "crit": ["io.cncf.notary.signingScheme", "io.cncf.notary.authenticSigningTime",
+                "io.cncf.notary.expiry"],
+            "io.cncf.notary.signingScheme": "notary.x509.signingAuthority",
+            "io.cncf.notary.authenticSigningTime": "2025-06-01T12:00:00Z",
+            "io.cncf.notary.expiry": "2025-07-01T12:00:00Z"})
+    );
+    options.expiry = None;
+    let header = jws_protected_header(&sign(&signer, &target(), &options).unwrap());
+    assert_eq!(
+        header["crit"],
+        json!([
+            "io.cncf.notary.signingScheme",
+            "io.cncf.notary.authenticSigningTime"
+        ])
+    );
+    assert!(header.get("io.cncf.notary.signingTime").is_none());
+}
+
+#[test]
+fn signing_schemes_are_spelled_as_the_specification_spells_them() {
+    #[derive(serde::Deserialize)]
+    struct Configured {
+        signing_scheme: SigningScheme,
+    }
+    let parse = |s: &str| serde_json::from_str::<Configured>(&format!("{{\"signing_scheme\": \"{s}\"}}"));
+    assert_eq!(parse("notary.x509").unwrap().signing_scheme, SigningScheme::X509);
+    assert_eq!(
+        parse("notary.x509.signingAuthority").unwrap().signing_scheme,
+        SigningScheme::X509SigningAuthority
+    );
+    let error = parse("notary.x509.signingauthority").err().unwrap().to_string();
+    assert!(
+        error.contains("expected `notary.x509` or `notary.x509.signingAuthority`"),
+        "{error}"
+    );
+    assert_eq!(SigningScheme::default(), SigningScheme::X509);
+    assert_eq!(
+        SigningScheme::X509SigningAuthority.to_string(),
+        "notary.x509.signingAuthority"
+    );
 }
 
 fn map_get<'a>(map: &'a [(Value, Value)], key: &Value) -> &'a Value {
@@ -167,6 +231,46 @@ fn cose_envelope_decodes_with_ciborium_and_verifies_with_p256() {
     let key = *signer.key.verifying_key();
     let signature = p256::ecdsa::Signature::from_slice(signature).unwrap();
     key.verify(&to_be_signed, &signature).unwrap();
+}
+
+#[test]
+fn cose_under_the_signing_authority_scheme_carries_a_critical_authentic_signing_time_and_no_signing_time() {
+    let signer = LocalSigner::new();
+    let mut options = options(SignatureFormat::Cose);
+    options.signing_scheme = SigningScheme::X509SigningAuthority;
+    let envelope = sign(&signer, &target(), &options).unwrap();
+    let value: Value = ciborium::from_reader(envelope.bytes.as_slice()).unwrap();
+    let Value::Tag(18, inner) = value else {
+        panic!("not a tagged COSE_Sign1: {value:?}")
+    };
+    let Value::Array(parts) = *inner else {
+        panic!("not an array")
+    };
+    let Value::Bytes(protected) = &parts[0] else {
+        panic!("no protected header: {parts:?}")
+    };
+    let header: Value = ciborium::from_reader(protected.as_slice()).unwrap();
+    let header = header.as_map().unwrap();
+    assert_eq!(
+        map_get(header, &Value::Integer(2.into())),
+        &Value::Array(vec![
+            Value::Text("io.cncf.notary.signingScheme".into()),
+            Value::Text("io.cncf.notary.authenticSigningTime".into()),
+            Value::Text("io.cncf.notary.expiry".into())
+        ])
+    );
+    assert_eq!(
+        map_get(header, &Value::Text(HEADER_SIGNING_SCHEME.into())),
+        &Value::Text("notary.x509.signingAuthority".into())
+    );
+    // tdate as epoch seconds, CBOR tag 1, as for signingTime.
+    assert_eq!(
+        map_get(header, &Value::Text("io.cncf.notary.authenticSigningTime".into())),
+        &Value::Tag(1, Box::new(Value::Integer(1_748_779_200.into())))
+    );
+    assert!(!header
+        .iter()
+        .any(|(k, _)| k == &Value::Text(HEADER_SIGNING_TIME.into())));
 }
 
 fn payload_bytes() -> Vec<u8> {
