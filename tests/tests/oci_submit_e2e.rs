@@ -493,7 +493,10 @@ fn sha2_256(bytes: &[u8]) -> Vec<u8> {
 #[test]
 fn a_policy_named_by_its_signing_policy_id_signs_and_ids_mixed_with_slugs_are_refused() {
     let gateway = start_gateway();
-    let config: toml::Table = std::fs::read_to_string(gateway.config()).unwrap().parse().unwrap();
+    let config: toml::Table = std::fs::read_to_string(gateway.config())
+        .unwrap()
+        .parse()
+        .unwrap();
     let policy_id = config["projects"][0]["policies"]
         .as_array()
         .unwrap()
@@ -513,14 +516,18 @@ fn a_policy_named_by_its_signing_policy_id_signs_and_ids_mixed_with_slugs_are_re
             .text("IsFastSigningRequest", "true")
             .part(
                 "Artifact",
-                reqwest::blocking::multipart::Part::bytes(payload.clone().into_bytes()).file_name("payload.json"),
+                reqwest::blocking::multipart::Part::bytes(payload.clone().into_bytes())
+                    .file_name("payload.json"),
             );
         if let Some((name, value)) = extra {
             form = form.text(name.to_owned(), value.to_owned());
         }
         gateway
             .https_client()
-            .post(format!("{}/SigningRequests/SubmitWithArtifact", gateway.api_base()))
+            .post(format!(
+                "{}/SigningRequests/SubmitWithArtifact",
+                gateway.api_base()
+            ))
             .bearer_auth(gateway.api_token())
             .multipart(form)
             .send()
@@ -536,4 +543,72 @@ fn a_policy_named_by_its_signing_policy_id_signs_and_ids_mixed_with_slugs_are_re
         problem["detail"].as_str().unwrap().contains("one or the other"),
         "{problem}"
     );
+}
+
+#[test]
+fn origin_parts_that_contradict_the_verified_identity_token_are_refused() {
+    let audience = "https://signpath-gateway.example/ci";
+    let issuer = e2e_tests::oidc::Issuer::new();
+    let gateway = Gateway::start_with(|setup| {
+        issuer.trust_in(setup, "ci", audience);
+        let path = setup.join("gateway.toml");
+        let mut config: toml::Table = std::fs::read_to_string(&path).unwrap().parse().unwrap();
+        for policy in config["projects"][0]["policies"].as_array_mut().unwrap() {
+            if policy["slug"].as_str() == Some("rsa-2048") {
+                let origin: toml::Value =
+                    toml::from_str("issuer = \"ci\"\n[conditions]\nrepository = \"acme/app\"").unwrap();
+                policy.as_table_mut().unwrap().insert("origin".into(), origin);
+            }
+        }
+        std::fs::write(&path, toml::to_string(&config).unwrap()).unwrap();
+    });
+    let token = issuer.token(
+        audience,
+        &json!({"repository": "acme/app", "ref": "refs/heads/main", "sha": "0123abcd"}),
+    );
+    let payload = format!(
+        "{{\"SignatureAlgorithm\":\"RsaPkcs1\",\"RsaHashAlgorithm\":\"2.16.840.1.101.3.4.2.1\",\"Base64EncodedHash\":\"{}\"}}",
+        BASE64.encode(sha2_256(b"origin"))
+    );
+    let submit = |branch: &str| {
+        let form = reqwest::blocking::multipart::Form::new()
+            .text("ProjectSlug", "demo")
+            .text("SigningPolicySlug", "rsa-2048")
+            .text("IsFastSigningRequest", "true")
+            .text("Origin.RepositoryData.Url", "https://github.com/acme/app.git")
+            .text("Origin.RepositoryData.BranchName", branch.to_owned())
+            .text("Origin.RepositoryData.CommitId", "0123abcd")
+            .part(
+                "Artifact",
+                reqwest::blocking::multipart::Part::bytes(payload.clone().into_bytes())
+                    .file_name("payload.json"),
+            );
+        gateway
+            .https_client()
+            .post(format!(
+                "{}/SigningRequests/SubmitWithArtifact",
+                gateway.api_base()
+            ))
+            .bearer_auth(gateway.api_token())
+            .header("X-SignPath-Origin-Token", &token)
+            .multipart(form)
+            .send()
+            .unwrap()
+    };
+    assert_eq!(submit("main").status().as_u16(), 200);
+    let refused = submit("release");
+    assert_eq!(refused.status().as_u16(), 403);
+    let problem: Value = refused.json().unwrap();
+    assert_eq!(problem["type"], "urn:signpath-gateway:problem:origin-rejected");
+    let detail = problem["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("Origin.RepositoryData.BranchName") && detail.contains("refs/heads/main"),
+        "{detail}"
+    );
+    // The audit keeps the refusal with the verified identity, and never the token.
+    let audit = gateway.audit_json();
+    let last = audit.last().unwrap();
+    assert_eq!(last["error_type"], "origin-rejected", "{last}");
+    assert!(last["origin"].as_str().unwrap().contains("acme/app"), "{last}");
+    assert!(!last.to_string().contains(&token));
 }

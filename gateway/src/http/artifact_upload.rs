@@ -171,7 +171,8 @@ async fn read_form(
         // SignPath: "use either slugs or IDs, don't mix".
         (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
             return Err(malformed(
-                "the form names the policy both by SigningPolicyId and by slugs; send one or the other".into(),
+                "the form names the policy both by SigningPolicyId and by slugs; send one or the other"
+                    .into(),
             ))
         }
         (Some(id), None, None) => {

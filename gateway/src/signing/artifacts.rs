@@ -52,15 +52,46 @@ impl Core {
         record: &mut Record,
     ) -> Result<Answer, Refusal> {
         let request_id = record.request_id.clone();
-        let result = if submission.fast {
-            self.fast_sign(token_id, submission, origin_token, record)
-        } else {
-            self.submit_layout(token_id, submission, origin_token, record)
-        };
+        let result = self
+            .check_claimed_origin(token_id, submission, origin_token, record)
+            .and_then(|()| {
+                if submission.fast {
+                    self.fast_sign(token_id, submission, origin_token, record)
+                } else {
+                    self.submit_layout(token_id, submission, origin_token, record)
+                }
+            });
         if submission.fast || result.is_err() {
             self.state.artifacts.discard(&request_id);
         }
         result
+    }
+
+    /// Where the policy verifies origin, the form's `Origin.*` parts must agree with the identity token
+    /// (`claimed_origin`). A missing or invalid token is left to the path's own origin check, which refuses it.
+    fn check_claimed_origin(
+        &self,
+        token_id: &str,
+        submission: &ArtifactSubmission,
+        origin_token: Option<&str>,
+        record: &mut Record,
+    ) -> Result<(), Refusal> {
+        if submission.origin.is_empty() {
+            return Ok(());
+        }
+        let policy = self.authorize(token_id, &submission.project, &submission.policy)?;
+        let Some(rule) = &policy.origin else {
+            return Ok(());
+        };
+        let Ok(verified) = self.state.origins.verify(rule, origin_token) else {
+            return Ok(());
+        };
+        super::claimed_origin::check(&submission.origin, &verified).map_err(|reason| {
+            record.project = Some(policy.project.clone());
+            record.policy = Some(policy.slug.clone());
+            record.origin = Some(verified.clone());
+            refuse(Kind::Forbidden, pt::ORIGIN_REJECTED, reason)
+        })
     }
 
     fn submit_layout(

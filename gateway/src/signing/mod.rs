@@ -11,6 +11,7 @@ mod algorithm;
 mod approval_gate;
 mod artifacts;
 mod auth;
+mod claimed_origin;
 mod fast_signing;
 mod idempotency;
 mod oci_artifact;
