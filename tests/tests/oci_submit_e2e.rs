@@ -21,7 +21,7 @@ use serde_json::{json, Value};
 use e2e_tests::gateway::Gateway;
 use e2e_tests::registry::Registry;
 use e2e_tests::{require_tool, tools};
-use oci_support::LayoutBuilder;
+use oci_support::{submit_fast, LayoutBuilder};
 
 fn signpath_oci() -> PathBuf {
     tools::release_artifact("signpath-oci")
@@ -510,33 +510,14 @@ fn a_policy_named_by_its_signing_policy_id_signs_and_ids_mixed_with_slugs_are_re
         BASE64.encode(sha2_256(b"by id"))
     );
     // As SignPath's PowerShell module sends `-SigningPolicyId`: the id, no slugs.
-    let submit = |extra: Option<(&str, &str)>| {
-        let mut form = reqwest::blocking::multipart::Form::new()
-            .text("SigningPolicyId", policy_id.clone())
-            .text("IsFastSigningRequest", "true")
-            .part(
-                "Artifact",
-                reqwest::blocking::multipart::Part::bytes(payload.clone().into_bytes())
-                    .file_name("payload.json"),
-            );
-        if let Some((name, value)) = extra {
-            form = form.text(name.to_owned(), value.to_owned());
-        }
-        gateway
-            .https_client()
-            .post(format!(
-                "{}/SigningRequests/SubmitWithArtifact",
-                gateway.api_base()
-            ))
-            .bearer_auth(gateway.api_token())
-            .multipart(form)
-            .send()
-            .unwrap()
+    let submit = |extra: &[(&str, &str)]| {
+        let parts = [&[("SigningPolicyId", policy_id.as_str())], extra].concat();
+        submit_fast(&gateway, &parts, &payload, None)
     };
-    let signed = submit(None);
+    let signed = submit(&[]);
     assert_eq!(signed.status().as_u16(), 200);
     assert!(signed.text().unwrap().contains("\"Signature\":\""));
-    let mixed = submit(Some(("ProjectSlug", "demo")));
+    let mixed = submit(&[("ProjectSlug", "demo")]);
     assert_eq!(mixed.status().as_u16(), 400);
     let problem: Value = mixed.json().unwrap();
     assert!(
@@ -571,29 +552,14 @@ fn origin_parts_that_contradict_the_verified_identity_token_are_refused() {
         BASE64.encode(sha2_256(b"origin"))
     );
     let submit = |branch: &str| {
-        let form = reqwest::blocking::multipart::Form::new()
-            .text("ProjectSlug", "demo")
-            .text("SigningPolicySlug", "rsa-2048")
-            .text("IsFastSigningRequest", "true")
-            .text("Origin.RepositoryData.Url", "https://github.com/acme/app.git")
-            .text("Origin.RepositoryData.BranchName", branch.to_owned())
-            .text("Origin.RepositoryData.CommitId", "0123abcd")
-            .part(
-                "Artifact",
-                reqwest::blocking::multipart::Part::bytes(payload.clone().into_bytes())
-                    .file_name("payload.json"),
-            );
-        gateway
-            .https_client()
-            .post(format!(
-                "{}/SigningRequests/SubmitWithArtifact",
-                gateway.api_base()
-            ))
-            .bearer_auth(gateway.api_token())
-            .header("X-SignPath-Origin-Token", &token)
-            .multipart(form)
-            .send()
-            .unwrap()
+        let parts = [
+            ("ProjectSlug", "demo"),
+            ("SigningPolicySlug", "rsa-2048"),
+            ("Origin.RepositoryData.Url", "https://github.com/acme/app.git"),
+            ("Origin.RepositoryData.BranchName", branch),
+            ("Origin.RepositoryData.CommitId", "0123abcd"),
+        ];
+        submit_fast(&gateway, &parts, &payload, Some(&token))
     };
     assert_eq!(submit("main").status().as_u16(), 200);
     let refused = submit("release");

@@ -1,7 +1,8 @@
 //! OCI image layout tarballs made in Rust, as `docker buildx build -o type=oci,dest=image.tar` writes them
 //! (`oci-layout`, `index.json` with `io.containerd.image.name` and a tag in `org.opencontainers.image.ref.name`,
 //! `blobs/sha256/<hex>`), with several images, image indexes for multi-platform images, and ways to break them
-//! (a missing or altered blob) for negative tests. No container tooling needed.
+//! (a missing or altered blob) for negative tests. No container tooling needed. And the fast-signing form of
+//! SignPath's file-based API, as its clients post it.
 
 #![allow(clippy::unwrap_used)] // test scaffolding: a failure here should stop the test loudly
 #![allow(dead_code)] // each test binary uses a different part
@@ -12,6 +13,7 @@ use std::path::Path;
 
 use serde_json::{json, Value};
 
+use e2e_tests::gateway::Gateway;
 use e2e_tests::registry::{sha256_digest, OCI_INDEX, OCI_MANIFEST};
 
 const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
@@ -122,4 +124,33 @@ pub fn tar_contents(path: &Path) -> BTreeMap<String, String> {
         files.insert(name.trim_start_matches("./").to_owned(), sha256_digest(&bytes));
     }
     files
+}
+
+/// `POST SigningRequests/SubmitWithArtifact` of a fast-signing request: the text `parts`, then `payload` as the
+/// `payload.json` Artifact, with the origin token header when given.
+pub fn submit_fast(
+    gateway: &Gateway,
+    parts: &[(&str, &str)],
+    payload: &str,
+    origin_token: Option<&str>,
+) -> reqwest::blocking::Response {
+    let mut form = reqwest::blocking::multipart::Form::new().text("IsFastSigningRequest", "true");
+    for (name, value) in parts {
+        form = form.text((*name).to_owned(), (*value).to_owned());
+    }
+    let form = form.part(
+        "Artifact",
+        reqwest::blocking::multipart::Part::bytes(payload.as_bytes().to_vec()).file_name("payload.json"),
+    );
+    let mut request = gateway
+        .https_client()
+        .post(format!(
+            "{}/SigningRequests/SubmitWithArtifact",
+            gateway.api_base()
+        ))
+        .bearer_auth(gateway.api_token());
+    if let Some(token) = origin_token {
+        request = request.header("X-SignPath-Origin-Token", token);
+    }
+    request.multipart(form).send().unwrap()
 }
