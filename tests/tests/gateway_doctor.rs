@@ -83,6 +83,23 @@ fn doctor_names_each_problem_with_its_fix() {
         "{out}"
     );
 
+    // A policy whose certificate is for another key of the token.
+    std::fs::write(
+        &config_path,
+        config.replacen("key_label = \"rsa-2048\"", "key_label = \"rsa-3072\"", 1),
+    )
+    .unwrap();
+    let (ok, out) = doctor(&dir);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("is a certificate for another key than \"rsa-3072\" in the HSM"),
+        "{out}"
+    );
+    assert!(
+        out.contains("policy demo/ec-256: its certificate is for key \"ec-256\""),
+        "{out}"
+    );
+
     // A wrong PIN.
     std::fs::write(dir.join("hsm-pin"), "not-the-pin").unwrap();
     let (ok, out) = doctor(&dir);

@@ -1,8 +1,8 @@
 //! `signpath-gateway doctor --config FILE`: checks what an operator gets wrong before `serve` meets a client — the
 //! configuration itself (origin rules included), the TLS certificate and key, the HSM module, token and PIN, each
-//! policy's key and certificate chain, and the modes of the files that hold secrets. Each problem is printed with
-//! its fix in one sentence; any problem makes the exit status non-zero. Clock skew cannot be judged from the gateway
-//! alone and is not checked.
+//! policy's key (in the HSM, and the one its certificate names) and certificate chain, and the modes of the files
+//! that hold secrets. Each problem is printed with its fix in one sentence; any problem makes the exit status
+//! non-zero. Clock skew cannot be judged from the gateway alone and is not checked.
 //!
 //! Owns these checks only; it must never import `http/`.
 
@@ -13,7 +13,7 @@ use std::sync::Arc;
 use common::x509::ParsedCertificate;
 
 use super::CliResult;
-use crate::config::{resolve, GatewayConfig};
+use crate::config::{resolve, GatewayConfig, PolicyConfig};
 use crate::hsm;
 
 /// One finding: what is wrong and what to do about it.
@@ -266,7 +266,10 @@ fn keys(config: &GatewayConfig, base: &Path, report: &mut Report) {
         for policy in &project.policies {
             let name = format!("{}/{}", project.slug, policy.slug);
             match signer.find_key(&policy.key_label) {
-                Ok(_) => report.ok(format!("policy {name}: key {:?} is in the HSM", policy.key_label)),
+                Ok(_) => {
+                    report.ok(format!("policy {name}: key {:?} is in the HSM", policy.key_label));
+                    certificate_is_for_the_key(&signer, &name, policy, base, report);
+                }
                 Err(e) => report.problem(
                     format!("policy {name}: {e}"),
                     format!(
@@ -277,6 +280,49 @@ fn keys(config: &GatewayConfig, base: &Path, report: &mut Report) {
             }
             chain(&name, &policy.certificate_chain, base, report);
         }
+    }
+}
+
+/// The policy's certificate names the HSM key's public key. A certificate for another key would let `serve` start
+/// and every signature fail its verification, at the gateway or at the verifier.
+fn certificate_is_for_the_key(
+    signer: &hsm::Signer,
+    name: &str,
+    policy: &PolicyConfig,
+    base: &Path,
+    report: &mut Report,
+) {
+    use der::{Decode as _, Encode as _};
+    let Some(first) = policy.certificate_chain.first() else {
+        return;
+    };
+    let path = resolve(base, first);
+    // An unreadable chain is reported by `chain`.
+    let Some(leaf) = std::fs::read(&path)
+        .ok()
+        .and_then(|pem| rustls_pemfile::certs(&mut pem.as_slice()).next()?.ok())
+        .and_then(|der| x509_cert::Certificate::from_der(&der).ok())
+        .and_then(|cert| cert.tbs_certificate.subject_public_key_info.to_der().ok())
+    else {
+        return;
+    };
+    match signer.public_key(&policy.key_label) {
+        Ok(hsm) if hsm == leaf => report.ok(format!(
+            "policy {name}: its certificate is for key {:?}",
+            policy.key_label
+        )),
+        Ok(_) => report.problem(
+            format!(
+                "policy {name}: {} is a certificate for another key than {:?} in the HSM",
+                path.display(),
+                policy.key_label
+            ),
+            "Put the certificate the CA issued for this key in force (`signpath-gateway policy certificate import`), or correct key_label.",
+        ),
+        Err(e) => report.problem(
+            format!("policy {name}: the public key of {:?} cannot be read: {e}", policy.key_label),
+            "Keep the key pair's public key object in the token beside its private key, with the same label.",
+        ),
     }
 }
 
