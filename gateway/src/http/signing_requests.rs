@@ -38,27 +38,24 @@ pub async fn sign_hash(
 }
 
 /// Handles the `GET /v1/{org}/SigningRequests/{id}` route: the request, with its signature once it has one.
-pub async fn signing_request(
-    CurrentCore(core): CurrentCore,
-    Path((organization, id)): Path<(String, String)>,
-    call: Call,
-) -> Response {
-    call.run(&core, move |core, incoming, record| {
-        let token_id = core.authenticate(incoming.header("authorization"), &organization, record)?;
-        core.request_status(&token_id, &id, false, record)
-    })
-    .await
+pub async fn signing_request(core: CurrentCore, path: Path<(String, String)>, call: Call) -> Response {
+    poll(core, path, call, false).await
 }
 
 /// Handles the `GET /v1/{org}/SigningRequests/{id}/Status` route: where the request stands.
-pub async fn status(
+pub async fn status(core: CurrentCore, path: Path<(String, String)>, call: Call) -> Response {
+    poll(core, path, call, true).await
+}
+
+async fn poll(
     CurrentCore(core): CurrentCore,
     Path((organization, id)): Path<(String, String)>,
     call: Call,
+    status_only: bool,
 ) -> Response {
     call.run(&core, move |core, incoming, record| {
         let token_id = core.authenticate(incoming.header("authorization"), &organization, record)?;
-        core.request_status(&token_id, &id, true, record)
+        core.request_status(&token_id, &id, status_only, record)
     })
     .await
 }
