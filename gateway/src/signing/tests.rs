@@ -439,6 +439,20 @@ impl crate::store::AuditStore for FlakyAudit {
         self.inner.idempotent(token_id, key)
     }
 
+    fn claim_key(
+        &self,
+        token_id: &str,
+        key: &str,
+        holder: &str,
+        lease: std::time::Duration,
+    ) -> Result<bool, crate::store::StoreError> {
+        self.inner.claim_key(token_id, key, holder, lease)
+    }
+
+    fn release_key(&self, token_id: &str, key: &str, holder: &str) -> Result<(), crate::store::StoreError> {
+        self.inner.release_key(token_id, key, holder)
+    }
+
     fn signing_request(
         &self,
         token_id: &str,
