@@ -3,7 +3,7 @@
 //! them.
 
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use common::encoding::{ecdsa_raw_to_der, encode_digest_info};
 use common::keys::{Curve, HashAlgorithm, KeyKind, KeySpec, SignatureScheme};
@@ -15,6 +15,8 @@ use cryptoki::object::{Attribute, AttributeType, ObjectClass, ObjectHandle};
 use cryptoki::session::{Session, UserType};
 use cryptoki::types::AuthPin;
 use der::{Decode, Encode};
+
+use crate::metrics::Metrics;
 
 #[derive(Debug, thiserror::Error)]
 pub enum HsmError {
@@ -178,6 +180,8 @@ pub struct Signer {
     sessions: Mutex<Vec<Session>>,
     /// Kept open so the login state (per application) lasts.
     _login: Mutex<Session>,
+    /// Where every signature the HSM makes is counted, once `serve` has metrics.
+    metrics: OnceLock<Arc<Metrics>>,
 }
 
 impl std::fmt::Debug for Signer {
@@ -196,7 +200,13 @@ impl Signer {
             label: label.to_owned(),
             sessions: Mutex::new(Vec::new()),
             _login: Mutex::new(login),
+            metrics: OnceLock::new(),
         })
+    }
+
+    /// Counts every signature from now on into `metrics` (`serve` calls it once; a second call changes nothing).
+    pub fn count_signatures(&self, metrics: Arc<Metrics>) {
+        let _ = self.metrics.set(metrics);
     }
 
     /// Finds a private key by label.
@@ -278,6 +288,9 @@ impl Signer {
         // A session whose call failed may be in a bad state; drop it rather than pool it.
         let signature = result?;
         self.give_back(session);
+        if let Some(metrics) = self.metrics.get() {
+            metrics.hsm_signature();
+        }
         match (scheme, kind) {
             (SignatureScheme::EcdsaAsn1, KeyKind::Ec(curve)) => {
                 ecdsa_raw_to_der(curve, &signature).map_err(|e| HsmError::PublicKey(e.to_string()))

@@ -65,6 +65,7 @@ pub struct Metrics {
     request_duration: Family<RouteLabels, Histogram>,
     approvals_waiting: Gauge,
     hsm_errors: Counter,
+    hsm_signatures: Counter,
     database_errors: Counter,
     audit_commit: Histogram,
 }
@@ -103,6 +104,13 @@ impl Metrics {
             "Failures of the HSM: signing requests it could not serve and failed readiness checks",
             hsm_errors.clone(),
         );
+        let hsm_signatures = Counter::default();
+        registry.register(
+            "hsm_signatures",
+            "Signatures the HSM made (signing requests, time stamps, certificates, CRLs), counted when the HSM \
+             returns one, whether or not its answer was handed out",
+            hsm_signatures.clone(),
+        );
         let database_errors = Counter::default();
         registry.register(
             "database_errors",
@@ -121,6 +129,7 @@ impl Metrics {
             request_duration,
             approvals_waiting,
             hsm_errors,
+            hsm_signatures,
             database_errors,
             audit_commit,
         }
@@ -154,6 +163,10 @@ impl Metrics {
 
     pub fn hsm_error(&self) {
         self.hsm_errors.inc();
+    }
+
+    pub fn hsm_signature(&self) {
+        self.hsm_signatures.inc();
     }
 
     pub fn database_error(&self) {

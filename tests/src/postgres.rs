@@ -111,6 +111,31 @@ impl Postgres {
         format!("postgres://signpath@127.0.0.1:{}/postgres", self.port)
     }
 
+    /// Runs `sql` with psql as the gateways' user; its unaligned output, or a panic with psql's error.
+    pub fn psql(&self, sql: &str) -> String {
+        let out = Command::new(self.bin.join("psql"))
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+            .args([
+                "-U",
+                "signpath",
+                "-d",
+                "postgres",
+                "-At",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-c",
+                sql,
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "psql failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
     /// A PostgreSQL program, run as the user that owns the data directory.
     fn command(&self, program: &str) -> Command {
         let path = self.bin.join(program);

@@ -152,6 +152,11 @@ fn health_metrics_and_the_json_log_after_real_signatures() {
         sample(&scrape, "signpath_gateway_hsm_errors_total", &[]),
         Some(0.0)
     );
+    // The three signatures, each made once; the refusals and the probes made none.
+    assert_eq!(
+        sample(&scrape, "signpath_gateway_hsm_signatures_total", &[]),
+        Some(3.0)
+    );
     assert_eq!(
         sample(&scrape, "signpath_gateway_database_errors_total", &[]),
         Some(0.0)

@@ -37,6 +37,7 @@ pub fn run(config_path: &Path) -> Result<(), ServeError> {
     let signer = Arc::new(hsm::Signer::new(pkcs11, &config.hsm.token_label, pin.trim())?);
     let state = Arc::new(State::load(&config, &base, signer.clone())?);
     let metrics = Arc::new(Metrics::new());
+    signer.count_signatures(metrics.clone());
     let stores = Stores::open(&base, &config.audit_db)?.metered(metrics.clone());
     let recovered = stores.approvals.recover()?;
     if recovered > 0 {

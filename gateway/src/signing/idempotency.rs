@@ -1,66 +1,108 @@
-//! Idempotency under concurrency: a client whose first attempt timed out retries while the gateway still works on
-//! it. The retry waits for the first attempt's answer (kept in the audit store under its key) instead of signing
-//! again. This file holds the in-process claims on (token, key) pairs; the answers live in the store.
+//! Idempotency under concurrency: a client whose first attempt timed out retries while a gateway still works on
+//! it, perhaps another replica than the one the retry reaches. A signature is made once per (token, key): the
+//! request that signs first takes the key's claim in the shared store, and any other request with the key waits
+//! until the claim's answer is in the store (and answers it), or the claim's lease ran out (its holder died: the
+//! waiter takes the claim over and signs), or its own deadline passed (409). This file holds that claim and the
+//! wait; the claims and the answers live in the store, so the same holds across replicas and within one.
 
-use std::collections::HashSet;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use crate::store::{AuditStore, StoreError, StoredAnswer};
 
 /// How long a request waits for an earlier one with its idempotency key to finish before it is refused (409).
 pub const IN_FLIGHT_WAIT: Duration = Duration::from_secs(10);
 
-/// The (token, idempotency key) pairs whose first request is being processed, and a signal when one is released.
-#[derive(Debug, Default)]
-pub struct InFlight {
-    keys: Mutex<HashSet<(String, String)>>,
-    released: Condvar,
+/// How long a claim on a key holds without its holder giving it back. Longer than a signing request normally
+/// takes from claim to commit (an origin check, an approval-store write, an HSM signature and an audit commit:
+/// milliseconds, or a second or two when an identity provider's keys are fetched), because a live holder whose
+/// lease ran out would be taken over and the key signed twice (the second answer is still refused at commit).
+/// Shorter than [`IN_FLIGHT_WAIT`], so that a request waiting on a replica killed mid-request sees the lease run
+/// out within its wait, takes the key over and signs, instead of answering 409.
+pub const CLAIM_LEASE: Duration = Duration::from_secs(5);
+
+/// How often a waiting request looks again for the answer or a free key.
+const POLL: Duration = Duration::from_millis(25);
+
+/// A request's claim on a (token, key) pair in the store. Given back when dropped: for a signature, after its
+/// answer is in the store (so whoever claims the key next finds the answer there); for a refusal, at once.
+pub struct KeyClaim {
+    audit: Arc<dyn AuditStore>,
+    token_id: String,
+    key: String,
+    holder: String,
 }
 
-/// One request's hold on its (token, key) pair. Released when dropped: for a signature, after its answer is in
-/// the idempotency store, so whoever claims the pair next finds the answer there.
-#[derive(Debug)]
-pub struct InFlightClaim {
-    set: Arc<InFlight>,
-    key: (String, String),
-}
-
-impl Drop for InFlightClaim {
-    fn drop(&mut self) {
-        self.set
-            .keys
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&self.key);
-        self.set.released.notify_all();
+impl std::fmt::Debug for KeyClaim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyClaim")
+            .field("holder", &self.holder)
+            .finish_non_exhaustive()
     }
 }
 
-impl InFlight {
-    /// Claims the pair, waiting while another request holds it; `Err(())` if it is still held at `deadline`.
-    pub fn claim(
-        self: &Arc<Self>,
-        token_id: &str,
-        key: &str,
-        deadline: Instant,
-    ) -> Result<InFlightClaim, ()> {
-        let pair = (token_id.to_owned(), key.to_owned());
-        let mut keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
-        while keys.contains(&pair) {
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            if remaining.is_zero() {
-                return Err(());
-            }
-            keys = self
-                .released
-                .wait_timeout(keys, remaining)
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
+impl Drop for KeyClaim {
+    fn drop(&mut self) {
+        if let Err(e) = self.audit.release_key(&self.token_id, &self.key, &self.holder) {
+            // Not lost: the lease runs out, and the next request with the key finds the answer or takes it over.
+            tracing::warn!(error = %e, request_id = %self.holder, "could not give back an idempotency key's claim");
         }
-        keys.insert(pair.clone());
-        Ok(InFlightClaim {
-            set: self.clone(),
-            key: pair,
-        })
+    }
+}
+
+/// What a request with an idempotency key found: the key to itself, or the answer another request stored.
+#[derive(Debug)]
+pub enum Claimed {
+    Claim(KeyClaim),
+    Answered(StoredAnswer),
+}
+
+/// Why a request could not claim its key.
+#[derive(Debug)]
+pub enum Unclaimed {
+    /// Another request still held the key at the deadline.
+    StillHeld,
+    Store(StoreError),
+}
+
+impl From<StoreError> for Unclaimed {
+    fn from(e: StoreError) -> Self {
+        Self::Store(e)
+    }
+}
+
+/// Claims (token, key) for `holder` (the request's id), or finds the key's answer, waiting while another request
+/// holds the key until `deadline`.
+pub fn claim_or_answer(
+    audit: &Arc<dyn AuditStore>,
+    token_id: &str,
+    key: &str,
+    holder: &str,
+    deadline: Instant,
+) -> Result<Claimed, Unclaimed> {
+    loop {
+        // Claimed first, then looked up: under the claim no other request can store an answer for the key, so an
+        // answer not found now will not appear behind this request's back.
+        if audit.claim_key(token_id, key, holder, CLAIM_LEASE)? {
+            let claim = KeyClaim {
+                audit: audit.clone(),
+                token_id: token_id.to_owned(),
+                key: key.to_owned(),
+                holder: holder.to_owned(),
+            };
+            return Ok(match audit.idempotent(token_id, key)? {
+                Some(answer) => Claimed::Answered(answer),
+                None => Claimed::Claim(claim),
+            });
+        }
+        if let Some(answer) = audit.idempotent(token_id, key)? {
+            return Ok(Claimed::Answered(answer));
+        }
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if remaining.is_zero() {
+            return Err(Unclaimed::StillHeld);
+        }
+        std::thread::sleep(POLL.min(remaining));
     }
 }
 
@@ -69,41 +111,94 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+    use crate::store::sqlite::SqliteAudit;
+    use crate::store::{IdempotentAnswer, Record};
+
+    fn store() -> (tempfile::TempDir, Arc<dyn AuditStore>) {
+        let dir = tempfile::tempdir().unwrap();
+        let audit = SqliteAudit::open(&dir.path().join("audit.db")).unwrap();
+        (dir, Arc::new(audit))
+    }
+
+    fn soon() -> Instant {
+        Instant::now() + Duration::from_secs(5)
+    }
+
+    /// Stores `response` as the answer under ("t", "k"), as `finish` does for a signature.
+    fn answer(audit: &Arc<dyn AuditStore>, response: &str) {
+        let record = Record {
+            request_id: uuid::Uuid::new_v4().to_string(),
+            ..Record::default()
+        };
+        let stored = IdempotentAnswer {
+            token_id: "t".into(),
+            key: "k".into(),
+            body_sha256: "body".into(),
+            response: response.into(),
+        };
+        audit.append(&record, Some(stored)).unwrap();
+    }
 
     #[test]
-    fn a_claimed_key_makes_others_wait_until_it_is_released() {
-        let set = Arc::new(InFlight::default());
-        let soon = || Instant::now() + Duration::from_secs(5);
-        let first = set.claim("t", "k", soon()).unwrap();
-        // Another token's key of the same name is another pair.
-        let other_token = set.claim("u", "k", soon()).unwrap();
+    fn a_waiter_answers_with_what_the_holder_stored_and_never_gets_the_key() {
+        let (_dir, audit) = store();
+        let Claimed::Claim(first) = claim_or_answer(&audit, "t", "k", "first", soon()).unwrap() else {
+            panic!("a free key was not claimed");
+        };
         // Past its deadline, a second claimer gives up.
-        assert!(set.claim("t", "k", Instant::now()).is_err());
+        assert!(matches!(
+            claim_or_answer(&audit, "t", "k", "late", Instant::now()),
+            Err(Unclaimed::StillHeld)
+        ));
         let waiter = {
-            let set = set.clone();
-            std::thread::spawn(move || {
-                let claim = set
-                    .claim("t", "k", Instant::now() + Duration::from_secs(5))
-                    .unwrap();
-                (claim, Instant::now())
-            })
+            let audit = audit.clone();
+            std::thread::spawn(move || claim_or_answer(&audit, "t", "k", "second", soon()).unwrap())
+        };
+        std::thread::sleep(Duration::from_millis(200));
+        answer(&audit, "the first answer");
+        drop(first);
+        match waiter.join().unwrap() {
+            Claimed::Answered(stored) => assert_eq!(stored.response, "the first answer"),
+            Claimed::Claim(_) => panic!("the waiter got the key and would sign again"),
+        }
+        // A later request finds the answer too, and leaves no claim behind.
+        assert!(matches!(
+            claim_or_answer(&audit, "t", "k", "third", soon()).unwrap(),
+            Claimed::Answered(_)
+        ));
+        assert!(audit.claim_key("t", "k", "fourth", CLAIM_LEASE).unwrap());
+    }
+
+    #[test]
+    fn a_refused_request_gives_the_key_to_the_next_one() {
+        let (_dir, audit) = store();
+        let Claimed::Claim(first) = claim_or_answer(&audit, "t", "k", "first", soon()).unwrap() else {
+            panic!("a free key was not claimed");
+        };
+        let waiter = {
+            let audit = audit.clone();
+            std::thread::spawn(move || claim_or_answer(&audit, "t", "k", "second", soon()).unwrap())
         };
         std::thread::sleep(Duration::from_millis(100));
-        // The waiter must get the pair only after it is released, and well before its deadline.
-        let released = Instant::now();
+        // Dropped without an answer stored, as a refused request's claim is.
         drop(first);
-        let (second, claimed) = waiter.join().unwrap();
+        assert!(matches!(waiter.join().unwrap(), Claimed::Claim(_)));
+    }
+
+    #[test]
+    fn a_dead_holders_claim_is_taken_over_once_its_lease_ran_out() {
+        let (_dir, audit) = store();
+        // A holder on another gateway that died: its claim is never given back.
+        assert!(audit
+            .claim_key("t", "k", "dead", Duration::from_millis(300))
+            .unwrap());
+        let started = Instant::now();
+        let claimed = claim_or_answer(&audit, "t", "k", "next", soon()).unwrap();
+        assert!(matches!(claimed, Claimed::Claim(_)), "{claimed:?}");
+        let waited = started.elapsed();
         assert!(
-            claimed >= released,
-            "claimed {:?} before the release",
-            released - claimed
+            waited >= Duration::from_millis(250) && waited < Duration::from_secs(3),
+            "took over after {waited:?}"
         );
-        assert!(
-            claimed - released < Duration::from_secs(4),
-            "{:?}",
-            claimed - released
-        );
-        drop((second, other_token));
-        assert!(set.keys.lock().unwrap().is_empty());
     }
 }

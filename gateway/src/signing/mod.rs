@@ -32,14 +32,13 @@ pub use outcome::{refuse, store_failure, Answer, Audited, Kind, Refusal};
 pub use votes::store_unavailable;
 
 use crate::store::{Record, Stores};
-use idempotency::InFlight;
 use state::State;
 
-/// The signing core of one gateway: its policies and tokens, its stores, and the idempotency keys in flight.
+/// The signing core of one gateway: its policies and tokens, and its stores (which hold the idempotency keys in
+/// flight, shared with every replica on the same store).
 pub struct Core {
     pub state: Arc<State>,
     pub stores: Stores,
-    in_flight: Arc<InFlight>,
     /// Tokens revoked through another replica; shared by every reloaded configuration.
     pub revoked: Arc<revoked::RevokedTokens>,
 }
@@ -55,7 +54,6 @@ impl Core {
         Self {
             state,
             stores,
-            in_flight: Arc::new(InFlight::default()),
             revoked: Arc::default(),
         }
     }
@@ -114,13 +112,12 @@ impl Core {
         }
     }
 
-    /// The same core with another configuration: the stores and the idempotency keys in flight are shared, so a
-    /// reload drops nothing that is under way.
+    /// The same core with another configuration: the stores (and with them the idempotency keys in flight) are
+    /// shared, so a reload drops nothing that is under way.
     pub fn reconfigured(&self, state: Arc<State>) -> Self {
         Self {
             state,
             stores: self.stores.clone(),
-            in_flight: self.in_flight.clone(),
             revoked: self.revoked.clone(),
         }
     }

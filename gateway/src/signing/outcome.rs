@@ -3,7 +3,7 @@
 
 use common::protocol::problem_types as pt;
 
-use super::idempotency::InFlightClaim;
+use super::idempotency::KeyClaim;
 use crate::store::IdempotentAnswer;
 
 /// Why a request was not done, in the caller's terms: the kind of refusal, SignPath's stable problem type, and a
@@ -99,7 +99,7 @@ pub struct Answer {
     /// Stored with the audit record, so a retry with the same key gets this answer.
     pub(super) idempotency: Option<(String, String, String)>,
     /// The request's hold on its idempotency key, released once the answer is stored.
-    pub(super) claim: Option<InFlightClaim>,
+    pub(super) claim: Option<KeyClaim>,
     /// A held request this answer signs: marked completed (with this answer) only after the audit record of the
     /// signature is durable.
     pub(super) completes: Option<String>,
@@ -131,7 +131,7 @@ pub trait Audited {
     fn status(&self) -> u16;
 
     /// The answer to keep under an idempotency key with the record, and the claim to release once it is kept.
-    fn take_idempotency(&mut self) -> (Option<IdempotentAnswer>, Option<InFlightClaim>) {
+    fn take_idempotency(&mut self) -> (Option<IdempotentAnswer>, Option<KeyClaim>) {
         (None, None)
     }
 
@@ -157,7 +157,7 @@ impl Audited for Answer {
         }
     }
 
-    fn take_idempotency(&mut self) -> (Option<IdempotentAnswer>, Option<InFlightClaim>) {
+    fn take_idempotency(&mut self) -> (Option<IdempotentAnswer>, Option<KeyClaim>) {
         let answer = self
             .idempotency
             .take()

@@ -100,6 +100,10 @@ impl Core {
                 };
                 Answer::json(&response)
             }
+            // One signature per approved request whichever replica is polled: `claim` is one conditional UPDATE
+            // (`Approved` to `Signing`), so of two polls at once, here or on another replica, exactly one takes the
+            // request and signs; the other answers that it is still waiting, and its next poll gets the stored
+            // signature. No idempotency-key claim is needed on top of it.
             Status::Approved
                 if self
                     .stores

@@ -10,7 +10,7 @@ use sha2::Digest;
 
 use super::algorithm::{prepare, Prepared};
 use super::approval_gate::{Gate, Hold};
-use super::idempotency::IN_FLIGHT_WAIT;
+use super::idempotency::{claim_or_answer, Claimed, Unclaimed, IN_FLIGHT_WAIT};
 use super::origin::OriginError;
 use super::outcome::{refuse, store_failure, Answer, Kind, Refusal};
 use super::state::Policy;
@@ -46,29 +46,28 @@ impl Core {
         let body_hash = hex::encode(sha2::Sha256::digest(body));
         let (idempotency, claim) = match record.idempotency_key.clone() {
             Some(key) => {
-                // A client whose first attempt timed out retries while the gateway still works on it: the retry
-                // waits for that answer instead of signing again.
-                let claim = self
-                    .in_flight
-                    .claim(token_id, &key, Instant::now() + IN_FLIGHT_WAIT)
-                    .map_err(|()| {
-                        refuse(
-                            Kind::Conflict,
-                            pt::IDEMPOTENCY_KEY_REUSED,
-                            "a request with this Idempotency-Key is still being processed; retry shortly",
-                        )
-                        .retry_after(1)
-                    })?;
-                // Looked up under the claim: whoever held it before stored its answer before releasing it.
-                if let Some(stored) = self
-                    .stores
-                    .audit
-                    .idempotent(token_id, &key)
-                    .map_err(|_| store_failure())?
-                {
-                    drop(claim);
-                    return self.replay(token_id, stored, &body_hash, record);
-                }
+                // A client whose first attempt timed out retries while a gateway (this one or another replica)
+                // still works on it: the retry waits for that answer instead of signing again.
+                let deadline = Instant::now() + IN_FLIGHT_WAIT;
+                let claim =
+                    match claim_or_answer(&self.stores.audit, token_id, &key, &record.request_id, deadline) {
+                        Ok(Claimed::Claim(claim)) => claim,
+                        Ok(Claimed::Answered(stored)) => {
+                            return self.replay(token_id, stored, &body_hash, record)
+                        }
+                        Err(Unclaimed::StillHeld) => {
+                            return Err(refuse(
+                                Kind::Conflict,
+                                pt::IDEMPOTENCY_KEY_REUSED,
+                                "a request with this Idempotency-Key is still being processed; retry shortly",
+                            )
+                            .retry_after(1))
+                        }
+                        Err(Unclaimed::Store(e)) => {
+                            tracing::error!(error = %e, "could not claim the idempotency key");
+                            return Err(store_failure());
+                        }
+                    };
                 (Some((token_id.to_owned(), key, body_hash.clone())), Some(claim))
             }
             None => (None, None),

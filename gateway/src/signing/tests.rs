@@ -333,6 +333,36 @@ fn an_idempotent_retry_gets_the_first_answer_and_another_body_is_refused() {
 }
 
 #[test]
+fn concurrent_requests_with_one_key_are_signed_once_and_all_get_that_answer() {
+    let f = fixture();
+    let key = uuid::Uuid::new_v4().to_string();
+    let body = request("ec-256", &[5u8; 32], None);
+    let start = std::sync::Barrier::new(8);
+    let answers: Vec<(String, String)> = std::thread::scope(|s| {
+        let clients: Vec<_> = (0..8)
+            .map(|_| {
+                s.spawn(|| {
+                    start.wait();
+                    let (id, answer) = sign_hash(&f.token, &body, Some(&key));
+                    (id, answer.unwrap().body)
+                })
+            })
+            .collect();
+        clients.into_iter().map(|c| c.join().unwrap()).collect()
+    });
+    // ECDSA signatures are randomized: a second signature would be another answer.
+    assert!(
+        answers.iter().all(|(_, body)| body == &answers[0].1),
+        "{answers:?}"
+    );
+    let signed: Vec<String> = answers
+        .iter()
+        .filter_map(|(id, _)| audited(id).signature_sha256)
+        .collect();
+    assert_eq!(signed.len(), 1, "one of the requests signed, the others replayed");
+}
+
+#[test]
 fn approval_holds_the_request_until_an_approver_agrees_and_signs_it_once() {
     let f = fixture();
     let digest = [4u8; 48];
@@ -437,6 +467,20 @@ impl crate::store::AuditStore for FlakyAudit {
         key: &str,
     ) -> Result<Option<crate::store::StoredAnswer>, crate::store::StoreError> {
         self.inner.idempotent(token_id, key)
+    }
+
+    fn claim_key(
+        &self,
+        token_id: &str,
+        key: &str,
+        holder: &str,
+        lease: std::time::Duration,
+    ) -> Result<bool, crate::store::StoreError> {
+        self.inner.claim_key(token_id, key, holder, lease)
+    }
+
+    fn release_key(&self, token_id: &str, key: &str, holder: &str) -> Result<(), crate::store::StoreError> {
+        self.inner.release_key(token_id, key, holder)
     }
 
     fn signing_request(

@@ -5,7 +5,7 @@
 //! Like the rest of `store/`, this must never import `signing/`, `http/` or the HSM; it imports only the metrics.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::{
     ApprovalStore, AuditStore, GroupUse, Held, IdempotentAnswer, NewHeld, Record, Status, StoreError,
@@ -59,6 +59,20 @@ impl AuditStore for MeteredAudit {
 
     fn idempotent(&self, token_id: &str, key: &str) -> Result<Option<StoredAnswer>, StoreError> {
         counted(&self.metrics, self.inner.idempotent(token_id, key))
+    }
+
+    fn claim_key(
+        &self,
+        token_id: &str,
+        key: &str,
+        holder: &str,
+        lease: Duration,
+    ) -> Result<bool, StoreError> {
+        counted(&self.metrics, self.inner.claim_key(token_id, key, holder, lease))
+    }
+
+    fn release_key(&self, token_id: &str, key: &str, holder: &str) -> Result<(), StoreError> {
+        counted(&self.metrics, self.inner.release_key(token_id, key, holder))
     }
 
     fn signing_request(&self, token_id: &str, request_id: &str) -> Result<Option<String>, StoreError> {

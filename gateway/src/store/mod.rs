@@ -16,6 +16,7 @@ pub mod sqlite;
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 pub use held::{Held, NewHeld, Status, VoteError};
 pub use record::{now, Record};
@@ -57,6 +58,15 @@ pub trait AuditStore: Send + Sync {
 
     /// The answer stored for a key of this token, if younger than 24 hours.
     fn idempotent(&self, token_id: &str, key: &str) -> Result<Option<StoredAnswer>, StoreError>;
+
+    /// Claims a key of this token for `holder` (a request id) for `lease`, shared by every gateway on the store:
+    /// true if the key was free or its claim's lease had run out (its holder died), false while another holder's
+    /// claim stands. One statement, so of two gateways claiming at once exactly one gets true.
+    fn claim_key(&self, token_id: &str, key: &str, holder: &str, lease: Duration)
+        -> Result<bool, StoreError>;
+
+    /// Gives back `holder`'s claim on the key; a claim taken over by another holder since is left alone.
+    fn release_key(&self, token_id: &str, key: &str, holder: &str) -> Result<(), StoreError>;
 
     /// A completed signing request's stored response, for the polling routes.
     fn signing_request(&self, token_id: &str, request_id: &str) -> Result<Option<String>, StoreError>;

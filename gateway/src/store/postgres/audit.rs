@@ -3,7 +3,11 @@
 //!
 //! One answer per idempotency key whichever replica signs: the key is the primary key, and a second answer under a
 //! fresh key (another replica signed the same key at the same moment) fails the whole transaction, record and
-//! all, so that second signature is never handed out; the client's retry finds the first answer.
+//! all, so that second answer is never handed out; the client's retry finds the first answer. That second
+//! signature is not made in the first place: a request takes its key's claim (`claims.rs`) before it signs, and
+//! a request with a key claimed elsewhere waits for the answer.
+
+use std::time::Duration;
 
 use sqlx::postgres::PgRow;
 use sqlx::Row;
@@ -115,6 +119,20 @@ impl AuditStore for PgAudit {
             })
             .transpose()
         })
+    }
+
+    fn claim_key(
+        &self,
+        token_id: &str,
+        key: &str,
+        holder: &str,
+        lease: Duration,
+    ) -> Result<bool, StoreError> {
+        super::claims::claim(&self.db, token_id, key, holder, lease)
+    }
+
+    fn release_key(&self, token_id: &str, key: &str, holder: &str) -> Result<(), StoreError> {
+        super::claims::release(&self.db, token_id, key, holder)
     }
 
     fn signing_request(&self, token_id: &str, request_id: &str) -> Result<Option<String>, StoreError> {

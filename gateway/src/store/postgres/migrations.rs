@@ -11,11 +11,18 @@ use sqlx::Executor as _;
 use super::{Database, StoreError};
 
 /// Every migration, in order: (version, name, SQL). A released migration never changes; a new one is appended.
-const MIGRATIONS: &[(i32, &str, &str)] = &[(
-    1,
-    "shared store",
-    include_str!("migrations/0001_shared_store.sql"),
-)];
+const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (
+        1,
+        "shared store",
+        include_str!("migrations/0001_shared_store.sql"),
+    ),
+    (
+        2,
+        "idempotency claims",
+        include_str!("migrations/0002_idempotency_claims.sql"),
+    ),
+];
 
 /// An arbitrary constant naming the migration lock among the database's advisory locks.
 const MIGRATION_LOCK: i64 = 0x5167_7061_7468_0001;

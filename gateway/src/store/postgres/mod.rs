@@ -3,16 +3,18 @@
 //! Selected by `audit_db = "postgres://…"` in gateway.toml; SQLite stays the default.
 //!
 //! Every guarantee that the embedded store gets from being one file with one writer comes here from the database,
-//! never from a lock in this process: an idempotency key has one answer (its primary key), a vote reads and writes
-//! its request under `SELECT … FOR UPDATE`, a release group counts its uses under a transaction-scoped advisory
-//! lock, and an approved request is signed by the one replica whose claim took it (with a lease, so a request
-//! taken by a replica that died is signed by the next poll after the lease, and only then).
+//! never from a lock in this process: an idempotency key has one answer (its primary key) and one signer at a
+//! time (a claim with a lease, taken before signing), a vote reads and writes its request under `SELECT … FOR
+//! UPDATE`, a release group counts its uses under a transaction-scoped advisory lock, and an approved request is
+//! signed by the one replica whose claim took it (with a lease, so a request taken by a replica that died is
+//! signed by the next poll after the lease, and only then).
 //!
 //! This folder owns the PostgreSQL side of persistence only. Like the rest of `store/`, it must never import
 //! `signing/`, `http/` or the HSM.
 
 mod approvals;
 mod audit;
+mod claims;
 mod migrations;
 mod revocations;
 

@@ -9,6 +9,7 @@
 use std::path::Path;
 use std::sync::mpsc;
 use std::sync::Mutex;
+use std::time::Duration;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -18,6 +19,8 @@ use crate::store::{AuditStore, IdempotentAnswer, Record, StoreError, StoredAnswe
 pub struct SqliteAudit {
     /// For reads only.
     conn: Mutex<Connection>,
+    /// For the claims on idempotency keys (`claims.rs`).
+    claims: Mutex<Connection>,
     /// To the writer thread; dropping it lets the thread finish the waiting writes and exit.
     writer: mpsc::Sender<Job>,
     /// Dropping it stops the checkpointer (after a last checkpoint).
@@ -89,6 +92,7 @@ impl SqliteAudit {
             })?;
         Ok(Self {
             conn: Mutex::new(conn),
+            claims: Mutex::new(super::claims::open(path)?),
             writer,
             _checkpointer: checkpointer,
         })
@@ -134,6 +138,22 @@ impl AuditStore for SqliteAudit {
                 },
             )
             .optional()?)
+    }
+
+    fn claim_key(
+        &self,
+        token_id: &str,
+        key: &str,
+        holder: &str,
+        lease: Duration,
+    ) -> Result<bool, StoreError> {
+        let conn = self.claims.lock().unwrap_or_else(|p| p.into_inner());
+        super::claims::claim(&conn, token_id, key, holder, lease)
+    }
+
+    fn release_key(&self, token_id: &str, key: &str, holder: &str) -> Result<(), StoreError> {
+        let conn = self.claims.lock().unwrap_or_else(|p| p.into_inner());
+        super::claims::release(&conn, token_id, key, holder)
     }
 
     fn signing_request(&self, token_id: &str, request_id: &str) -> Result<Option<String>, StoreError> {

@@ -1,8 +1,10 @@
 //! The embedded stores: one SQLite database file (WAL, `synchronous=FULL`) holds the audit log, the idempotency
-//! records, held signing requests, votes and release-group uses. `init` + `serve` on one machine need no setup.
+//! records and the claims on idempotency keys, held signing requests, votes and release-group uses. `init` +
+//! `serve` on one machine need no setup.
 
 mod approvals;
 mod audit;
+mod claims;
 
 use std::path::Path;
 
