@@ -19,8 +19,8 @@ use crate::store::{AuditStore, IdempotentAnswer, Record, StoreError, StoredAnswe
 pub struct SqliteAudit {
     /// For reads only.
     conn: Mutex<Connection>,
-    /// For the claims on idempotency keys (`claims.rs`).
-    claims: Mutex<Connection>,
+    /// The claims on idempotency keys (`claims.rs`).
+    claims: super::claims::Claims,
     /// To the writer thread; dropping it lets the thread finish the waiting writes and exit.
     writer: mpsc::Sender<Job>,
     /// Dropping it stops the checkpointer (after a last checkpoint).
@@ -92,7 +92,7 @@ impl SqliteAudit {
             })?;
         Ok(Self {
             conn: Mutex::new(conn),
-            claims: Mutex::new(super::claims::open(path)?),
+            claims: super::claims::Claims::default(),
             writer,
             _checkpointer: checkpointer,
         })
@@ -147,13 +147,12 @@ impl AuditStore for SqliteAudit {
         holder: &str,
         lease: Duration,
     ) -> Result<bool, StoreError> {
-        let conn = self.claims.lock().unwrap_or_else(|p| p.into_inner());
-        super::claims::claim(&conn, token_id, key, holder, lease)
+        Ok(self.claims.claim(token_id, key, holder, lease))
     }
 
     fn release_key(&self, token_id: &str, key: &str, holder: &str) -> Result<(), StoreError> {
-        let conn = self.claims.lock().unwrap_or_else(|p| p.into_inner());
-        super::claims::release(&conn, token_id, key, holder)
+        self.claims.release(token_id, key, holder);
+        Ok(())
     }
 
     fn signing_request(&self, token_id: &str, request_id: &str) -> Result<Option<String>, StoreError> {

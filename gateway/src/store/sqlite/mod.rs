@@ -1,6 +1,6 @@
 //! The embedded stores: one SQLite database file (WAL, `synchronous=FULL`) holds the audit log, the idempotency
-//! records and the claims on idempotency keys, held signing requests, votes and release-group uses. `init` +
-//! `serve` on one machine need no setup.
+//! records, held signing requests, votes and release-group uses; the claims on idempotency keys are the serving
+//! process's own (`claims.rs`). `init` + `serve` on one machine need no setup; one gateway process serves a file.
 
 mod approvals;
 mod audit;
