@@ -19,6 +19,23 @@ pub struct Gateway {
     env: BTreeMap<String, String>,
 }
 
+/// `signpath-gateway ARGS --config SETUP/gateway.toml`, which must succeed; its stdout. The operator's command
+/// line, as the governance and hardening tests drive it on a setup directory.
+pub fn run_cli(setup: &Path, args: &[&str]) -> String {
+    let out = Command::new(Gateway::binary())
+        .args(args)
+        .arg("--config")
+        .arg(setup.join("gateway.toml"))
+        .output()
+        .expect("run signpath-gateway");
+    assert!(
+        out.status.success(),
+        "signpath-gateway {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// A port nobody listens on now.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

@@ -5,29 +5,12 @@
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test, with its location
 
-use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use e2e_tests::gateway::{sign_ec256, Gateway};
+use e2e_tests::gateway::{run_cli, sign_ec256, Gateway};
 use serde_json::{json, Value};
-
-/// `signpath-gateway ARGS --config DIR/gateway.toml`, which must succeed; its stdout.
-fn gw(setup: &Path, args: &[&str]) -> String {
-    let out = Command::new(Gateway::binary())
-        .args(args)
-        .arg("--config")
-        .arg(setup.join("gateway.toml"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "signpath-gateway {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 /// Polls `check` every 100 ms for up to `limit`; how long it took to hold.
 fn within(limit: Duration, mut check: impl FnMut() -> bool) -> Option<Duration> {
@@ -49,7 +32,7 @@ fn tokens_added_and_revoked_take_effect_within_two_seconds_and_a_broken_file_cha
     let base = gateway.api_base();
     let digest = [5u8; 32];
 
-    let token = gw(
+    let token = run_cli(
         &setup,
         &["token", "add", "--name", "ci-2", "--policy", "demo/ec-256"],
     )
@@ -61,7 +44,7 @@ fn tokens_added_and_revoked_take_effect_within_two_seconds_and_a_broken_file_cha
     .expect("a token added while serving signs within 2 s, without a restart");
     eprintln!("new token usable after {took:?}");
 
-    gw(&setup, &["token", "revoke", "ci-2"]);
+    run_cli(&setup, &["token", "revoke", "ci-2"]);
     let took = within(Duration::from_secs(2), || {
         http.post(format!("{base}/SigningRequests/SignHash"))
             .bearer_auth(&token)
@@ -97,7 +80,9 @@ fn approval_gateway() -> (Gateway, Vec<(String, String)>) {
     let mut approvers = Vec::new();
     let gateway = Gateway::start_with(|setup| {
         for name in ["alice", "bob", "carol"] {
-            let token = gw(setup, &["approver", "add", "--name", name]).trim().to_owned();
+            let token = run_cli(setup, &["approver", "add", "--name", name])
+                .trim()
+                .to_owned();
             approvers.push((name.to_owned(), token));
         }
         let path = setup.join("gateway.toml");
@@ -143,7 +128,7 @@ fn held_request(gateway: &Gateway, http: &reqwest::blocking::Client) -> String {
 }
 
 fn status_of(gateway: &Gateway, id: &str) -> String {
-    gw(&gateway.dir(), &["pending", "--json"])
+    run_cli(&gateway.dir(), &["pending", "--json"])
         .lines()
         .map(|l| serde_json::from_str::<Value>(l).unwrap())
         .find(|h| h["request_id"] == id)

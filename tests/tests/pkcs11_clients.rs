@@ -6,57 +6,18 @@
 //! The PIN is `CONFIG` wherever a tool takes it on its command line, so the API token reaches the module through
 //! the environment, not through `ps`; one pkcs11-tool call also uses `OrganizationId:ApiToken` to cover that form.
 
+mod pkcs11_clients_support;
 mod pkcs11_support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
-use e2e_tests::{require_tool, tools};
+use e2e_tests::require_tool;
 
+use pkcs11_clients_support::{
+    export_public_key, key_id, openssl, pkcs11_tool, pkcs11_tool_sign, run, run_readable_by_others,
+};
 use pkcs11_support::{gateway, module_path};
-
-/// Runs a command in `dir` with the gateway's environment; fails the test with its output unless it succeeds.
-fn run(dir: &Path, command: &mut Command) -> String {
-    gateway();
-    let output: Output = command.current_dir(dir).output().expect("start the tool");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(
-        output.status.success(),
-        "{command:?} failed ({}):\n{text}",
-        output.status
-    );
-    text
-}
-
-fn pkcs11_tool() -> Command {
-    let mut command = Command::new(tools::tool("pkcs11-tool"));
-    command.arg("--module").arg(module_path());
-    command
-}
-
-fn hex_id(label: &str) -> String {
-    hex::encode(label.as_bytes())
-}
-
-fn openssl() -> Command {
-    Command::new(tools::tool("openssl"))
-}
-
-/// A policy's full key id (`Project/ec-256`), as the token lists it.
-fn key_id(dir: &Path, policy: &str) -> String {
-    let objects = run(dir, pkcs11_tool().args(["--login", "--pin", "CONFIG", "-O"]));
-    objects
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("label:"))
-        .map(str::trim)
-        .find(|l| l.ends_with(&format!("/{policy}")))
-        .unwrap_or_else(|| panic!("no {policy} policy in:\n{objects}"))
-        .to_owned()
-}
 
 #[test]
 fn pkcs11_tool_lists_the_token_its_mechanisms_and_objects() {
@@ -103,20 +64,7 @@ fn pkcs11_tool_signs_with_every_mechanism_and_openssl_verifies() {
     let rsa = key_id(d, "rsa-2048");
     std::fs::write(d.join("data"), b"signed by pkcs11-tool").unwrap();
     for (id, file) in [(&ec, "ec"), (&rsa, "rsa")] {
-        run(
-            d,
-            pkcs11_tool()
-                .args(["--pin", "CONFIG", "-r", "-y", "pubkey", "--id", &hex_id(id), "-o"])
-                .arg(format!("{file}.der")),
-        );
-        run(
-            d,
-            openssl()
-                .args(["pkey", "-pubin", "-inform", "DER", "-in"])
-                .arg(format!("{file}.der"))
-                .arg("-out")
-                .arg(format!("{file}.pem")),
-        );
+        export_public_key(d, id, file);
     }
     run(
         d,
@@ -127,23 +75,8 @@ fn pkcs11_tool_signs_with_every_mechanism_and_openssl_verifies() {
     digest_info.extend(std::fs::read(d.join("data.sha256")).unwrap());
     std::fs::write(d.join("data.digestinfo"), digest_info).unwrap();
 
-    let sign = |id: &str, mechanism: &[&str], input: &str, out: &str| {
-        let mut command = pkcs11_tool();
-        command
-            .args([
-                "--pin",
-                "CONFIG",
-                "--sign",
-                "--id",
-                &hex_id(id),
-                "-i",
-                input,
-                "-o",
-                out,
-            ])
-            .args(mechanism);
-        run(d, &mut command);
-    };
+    let sign =
+        |id: &str, mechanism: &[&str], input: &str, out: &str| pkcs11_tool_sign(d, id, mechanism, input, out);
     let verify = |args: &[&str]| run(d, openssl().args(args));
 
     sign(&ec, &["-m", "ECDSA", "-f", "openssl"], "data.sha256", "s1");
@@ -658,30 +591,4 @@ fn scripts_install_registers_the_module_with_p11_kit() {
     );
     assert!(removed.contains("removed"), "{removed}");
     assert!(!module_file.exists() && !library.exists());
-}
-
-/// Lets the unprivileged user read the temporary home (tempfile creates it 0700).
-fn run_readable_by_others(dir: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    for entry in walk(dir) {
-        let mode = if entry.is_dir() {
-            0o755
-        } else {
-            0o644 | (std::fs::metadata(&entry).expect("stat").permissions().mode() & 0o111)
-        };
-        std::fs::set_permissions(&entry, std::fs::Permissions::from_mode(mode)).expect("chmod");
-    }
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut all = vec![dir.to_path_buf()];
-    for entry in std::fs::read_dir(dir).expect("read the directory").flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            all.extend(walk(&path));
-        } else {
-            all.push(path);
-        }
-    }
-    all
 }
