@@ -200,6 +200,22 @@ impl Replicas {
     }
 }
 
+/// Debian's HAProxy and PostgreSQL server binaries, what a replica test needs; None when either is missing, which
+/// fails the test in CI (scripts/install-deps installs both) and skips it elsewhere with a note.
+pub fn haproxy_and_postgres() -> Option<(PathBuf, PathBuf)> {
+    match (haproxy(), crate::postgres::bin_dir()) {
+        (Some(haproxy), Some(postgres)) => Some((haproxy, postgres)),
+        _ => {
+            assert!(
+                !crate::tools::in_ci(),
+                "HAProxy or PostgreSQL is not installed; run scripts/install-deps"
+            );
+            eprintln!("SKIPPED: Debian's haproxy or postgresql is not installed; run scripts/install-deps");
+            None
+        }
+    }
+}
+
 /// Debian's HAProxy: on PATH, or in /usr/sbin (not on every user's PATH).
 pub fn haproxy() -> Option<PathBuf> {
     crate::tools::find_tool("haproxy").or_else(|| {

@@ -17,9 +17,8 @@ use std::time::{Duration, Instant};
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use e2e_tests::gateway::Gateway;
-use e2e_tests::postgres::{self, Postgres};
+use e2e_tests::postgres::Postgres;
 use e2e_tests::replicas::{self, Replicas};
-use e2e_tests::tools;
 use serde_json::{json, Value};
 use sha2::{Digest as _, Sha256};
 
@@ -35,12 +34,7 @@ struct Signed {
 
 #[test]
 fn three_replicas_on_postgresql_behind_haproxy_act_as_one_gateway() {
-    let (Some(haproxy), Some(bin)) = (replicas::haproxy(), postgres::bin_dir()) else {
-        assert!(
-            !tools::in_ci(),
-            "HAProxy or PostgreSQL is not installed; run scripts/install-deps"
-        );
-        eprintln!("SKIPPED: Debian's haproxy or postgresql is not installed; run scripts/install-deps");
+    let Some((haproxy, bin)) = replicas::haproxy_and_postgres() else {
         return;
     };
     let started = Instant::now();

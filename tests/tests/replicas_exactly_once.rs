@@ -14,9 +14,8 @@ use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
-use e2e_tests::postgres::{self, Postgres};
+use e2e_tests::postgres::Postgres;
 use e2e_tests::replicas::{self, Replicas};
-use e2e_tests::tools;
 use serde_json::{json, Value};
 use sha2::{Digest as _, Sha256};
 
@@ -27,12 +26,7 @@ const KEYS: usize = 5;
 
 #[test]
 fn one_idempotency_key_sent_to_two_replicas_at_once_is_signed_once() {
-    let (Some(haproxy), Some(bin)) = (replicas::haproxy(), postgres::bin_dir()) else {
-        assert!(
-            !tools::in_ci(),
-            "HAProxy or PostgreSQL is not installed; run scripts/install-deps"
-        );
-        eprintln!("SKIPPED: Debian's haproxy or postgresql is not installed; run scripts/install-deps");
+    let Some((haproxy, bin)) = replicas::haproxy_and_postgres() else {
         return;
     };
     let pg = Postgres::start(&bin);
