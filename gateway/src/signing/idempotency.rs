@@ -31,6 +31,28 @@ pub struct KeyClaim {
     token_id: String,
     key: String,
     holder: String,
+    /// When the claim (or its last renewal) was asked for: its lease runs from no earlier than this.
+    claimed_at: Instant,
+}
+
+impl KeyClaim {
+    /// Whether this request still holds its key, asked just before the HSM signs. Within half a lease of the claim
+    /// it certainly does and the store is not asked; later (a slow identity provider's key fetch, a slow store)
+    /// the key is claimed again, which extends a claim that is still this request's and fails if a retry took it
+    /// over after the lease ran out. A request that lost its key must not sign: the retry that holds it does.
+    pub fn still_held(&mut self) -> Result<bool, StoreError> {
+        if self.claimed_at.elapsed() < CLAIM_LEASE / 2 {
+            return Ok(true);
+        }
+        let asked = Instant::now();
+        let held = self
+            .audit
+            .claim_key(&self.token_id, &self.key, &self.holder, CLAIM_LEASE)?;
+        if held {
+            self.claimed_at = asked;
+        }
+        Ok(held)
+    }
 }
 
 impl std::fmt::Debug for KeyClaim {
@@ -83,12 +105,14 @@ pub fn claim_or_answer(
     loop {
         // Claimed first, then looked up: under the claim no other request can store an answer for the key, so an
         // answer not found now will not appear behind this request's back.
+        let asked = Instant::now();
         if audit.claim_key(token_id, key, holder, CLAIM_LEASE)? {
             let claim = KeyClaim {
                 audit: audit.clone(),
                 token_id: token_id.to_owned(),
                 key: key.to_owned(),
                 holder: holder.to_owned(),
+                claimed_at: asked,
             };
             return Ok(match audit.idempotent(token_id, key)? {
                 Some(answer) => Claimed::Answered(answer),
@@ -200,5 +224,49 @@ mod tests {
             waited >= Duration::from_millis(250) && waited < Duration::from_secs(3),
             "took over after {waited:?}"
         );
+    }
+
+    #[test]
+    fn a_claim_outlived_by_its_lease_and_taken_over_is_no_longer_held() {
+        let (_dir, audit) = store();
+        // A slow request (its origin check took seconds) whose claim's lease ran out.
+        assert!(audit
+            .claim_key("t", "k", "slow", Duration::from_millis(50))
+            .unwrap());
+        let mut slow = KeyClaim {
+            audit: audit.clone(),
+            token_id: "t".into(),
+            key: "k".into(),
+            holder: "slow".into(),
+            claimed_at: Instant::now() - CLAIM_LEASE,
+        };
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(
+            audit.claim_key("t", "k", "retry", CLAIM_LEASE).unwrap(),
+            "the expired claim was not taken over"
+        );
+        assert!(
+            audit.claim_key("t", "k", "retry", CLAIM_LEASE).unwrap(),
+            "a holder's second claim did not extend its own"
+        );
+        assert!(
+            !slow.still_held().unwrap(),
+            "the slow request would sign a key it lost"
+        );
+    }
+
+    #[test]
+    fn a_claim_older_than_half_a_lease_is_renewed_while_it_is_still_its_holders() {
+        let (_dir, audit) = store();
+        let Ok(Claimed::Claim(mut claim)) = claim_or_answer(&audit, "t", "k", "first", soon()) else {
+            panic!("the free key was not claimed");
+        };
+        claim.claimed_at -= CLAIM_LEASE;
+        assert!(claim.still_held().unwrap());
+        assert!(
+            claim.claimed_at.elapsed() < CLAIM_LEASE / 2,
+            "the renewal was not recorded"
+        );
+        assert!(!audit.claim_key("t", "k", "other", CLAIM_LEASE).unwrap());
     }
 }

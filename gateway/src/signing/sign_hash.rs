@@ -44,7 +44,7 @@ impl Core {
         record.certificate_sha256 = Some(policy.certificate_sha256.clone());
 
         let body_hash = hex::encode(sha2::Sha256::digest(body));
-        let (idempotency, claim) = match record.idempotency_key.clone() {
+        let (idempotency, mut claim) = match record.idempotency_key.clone() {
             Some(key) => {
                 // A client whose first attempt timed out retries while a gateway (this one or another replica)
                 // still works on it: the retry waits for that answer instead of signing again.
@@ -104,6 +104,16 @@ impl Core {
                 answer.idempotency = idempotency;
                 answer.claim = claim;
                 return Ok(answer);
+            }
+        }
+        if let Some(claim) = claim.as_mut() {
+            if !claim.still_held().map_err(|_| store_failure())? {
+                return Err(refuse(
+                    Kind::Conflict,
+                    pt::IDEMPOTENCY_KEY_REUSED,
+                    "this request outlived the claim on its Idempotency-Key and a retry took it over; the retry answers",
+                )
+                .retry_after(1));
             }
         }
         let response = self.sign_prepared(policy, &request, &prepared, &record.request_id.clone(), record)?;

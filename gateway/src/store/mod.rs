@@ -61,8 +61,9 @@ pub trait AuditStore: Send + Sync {
 
     /// Claims a key of this token for `holder` (a request id) for `lease`, shared by every gateway on the store:
     /// true if the key was free or its claim's lease had run out (its holder died), false while another holder's
-    /// claim stands. Of two gateways claiming at once exactly one gets true (PostgreSQL: one statement; SQLite,
-    /// whose file one process serves: that process's memory).
+    /// claim stands; a holder claiming its own key again extends the lease. Of two gateways claiming at once
+    /// exactly one gets true (PostgreSQL: one statement; SQLite, whose file one process serves: that process's
+    /// memory).
     fn claim_key(&self, token_id: &str, key: &str, holder: &str, lease: Duration)
         -> Result<bool, StoreError>;
 

@@ -12,7 +12,8 @@ use crate::store::StoreError;
 /// Now, in milliseconds since the epoch, by the database's clock (the clock of the statement, not of its transaction).
 const NOW_MS: &str = "(extract(epoch FROM clock_timestamp()) * 1000)::bigint";
 
-/// Takes the claim on (token, key) for `holder` unless another holder's lease still runs.
+/// Takes the claim on (token, key) for `holder` unless another holder's lease still runs; the holder's own claim
+/// is extended.
 pub(super) fn claim(
     db: &Database,
     token_id: &str,
@@ -26,7 +27,7 @@ pub(super) fn claim(
         let taken = sqlx::query(&format!(
             "INSERT INTO idempotency_claims (token_id, key, holder, expires) VALUES ($1, $2, $3, {NOW_MS} + $4) \
              ON CONFLICT (token_id, key) DO UPDATE SET holder = EXCLUDED.holder, expires = EXCLUDED.expires \
-             WHERE idempotency_claims.expires <= {NOW_MS}"
+             WHERE idempotency_claims.expires <= {NOW_MS} OR idempotency_claims.holder = EXCLUDED.holder"
         ))
         .bind(token_id)
         .bind(key)

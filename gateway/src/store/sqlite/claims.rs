@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 pub(super) struct Claims(Mutex<HashMap<(String, String), (String, Instant)>>);
 
 impl Claims {
-    /// Takes the claim on (token, key) for `holder` unless another holder's lease still runs.
+    /// Takes the claim on (token, key) for `holder` unless another holder's lease still runs; the holder's own
+    /// claim is extended.
     pub(super) fn claim(&self, token_id: &str, key: &str, holder: &str, lease: Duration) -> bool {
         let now = Instant::now();
         let mut claims = self.0.lock().unwrap_or_else(|p| p.into_inner());
@@ -24,7 +25,7 @@ impl Claims {
         }
         let pair = (token_id.to_owned(), key.to_owned());
         match claims.get(&pair) {
-            Some((_, until)) if *until > now => false,
+            Some((standing, until)) if *until > now && standing != holder => false,
             _ => {
                 claims.insert(pair, (holder.to_owned(), now + lease));
                 true
