@@ -36,6 +36,67 @@ pub fn run_cli(setup: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// `signpath-gateway init` into `gw` of a new temporary directory named `prefix…`, its API and CRL listener on free
+/// ports; the directory (removed when dropped) and the setup's path.
+pub fn init_setup(prefix: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::Builder::new().prefix(prefix).tempdir().unwrap();
+    let setup = dir.path().join("gw");
+    let init = Command::new(Gateway::binary())
+        .args(["init", "--dir"])
+        .arg(&setup)
+        .args(["--port", &free_port().to_string()])
+        .args(["--crl-port", &free_port().to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        init.status.success(),
+        "init failed: {}",
+        String::from_utf8_lossy(&init.stderr)
+    );
+    (dir, setup)
+}
+
+/// Signs in to the approvers' pages at `web` with `approver_token` (the form posted from `origin`, the gateway's
+/// public URL) and opens the list of requests: the session cookie (`name=value`) and the page.
+pub fn approver_page(
+    http: &reqwest::blocking::Client,
+    web: &str,
+    origin: &str,
+    approver_token: &str,
+) -> (String, String) {
+    let login = http
+        .post(format!("{web}/Web/Login"))
+        .header("origin", origin)
+        .form(&[("token", approver_token)])
+        .send()
+        .unwrap();
+    assert_eq!(login.status(), 303, "signing in to {web}");
+    let session = login.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let page = http
+        .get(format!("{web}/Web/SigningRequests"))
+        .header("cookie", &session)
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    (session, page)
+}
+
+/// The CSRF token the forms of an approvers' page carry.
+pub fn csrf_of(page: &str) -> String {
+    page.split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("the page carries no CSRF token: {page}"))
+        .to_owned()
+}
+
 /// A port nobody listens on now.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -63,23 +124,7 @@ impl Gateway {
 
     /// Like [`Gateway::start_with`], with more arguments for `serve` (`--log-format json`, ...).
     pub fn start_serving(configure: impl FnOnce(&Path), serve_args: &[&str]) -> Self {
-        let dir = tempfile::Builder::new()
-            .prefix("signpath-gateway-")
-            .tempdir()
-            .unwrap();
-        let setup = dir.path().join("gw");
-        let init = Command::new(Self::binary())
-            .args(["init", "--dir"])
-            .arg(&setup)
-            .args(["--port", &free_port().to_string()])
-            .args(["--crl-port", &free_port().to_string()])
-            .output()
-            .unwrap();
-        assert!(
-            init.status.success(),
-            "init failed: {}",
-            String::from_utf8_lossy(&init.stderr)
-        );
+        let (dir, setup) = init_setup("signpath-gateway-");
         configure(&setup);
         let stderr = std::fs::File::create(dir.path().join("gateway.stderr")).unwrap();
         let mut child = Command::new(Self::binary())

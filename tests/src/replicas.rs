@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use crate::gateway::{free_port, Gateway};
+use crate::gateway::{free_port, init_setup, Gateway};
 
 #[derive(Debug)]
 pub struct Replicas {
@@ -28,22 +28,7 @@ impl Replicas {
     /// `init` into a temporary directory, `configure` run on the setup directory (to add approvers and tokens,
     /// edit policies, ...), then `n` replicas on `database_url` behind HAProxy (`haproxy` is its path).
     pub fn start(n: usize, database_url: &str, haproxy: &Path, configure: impl FnOnce(&Path)) -> Self {
-        let dir = tempfile::Builder::new()
-            .prefix("signpath-replicas-")
-            .tempdir()
-            .unwrap();
-        let setup = dir.path().join("gw");
-        let init = Command::new(Gateway::binary())
-            .args(["init", "--dir"])
-            .arg(&setup)
-            .args(["--port", &free_port().to_string()])
-            .output()
-            .unwrap();
-        assert!(
-            init.status.success(),
-            "init failed: {}",
-            String::from_utf8_lossy(&init.stderr)
-        );
+        let (dir, setup) = init_setup("signpath-replicas-");
         let balancer_port = free_port();
         let ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
         configure(&setup);

@@ -6,28 +6,16 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::process::Command;
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
-use e2e_tests::gateway::Gateway;
+use e2e_tests::gateway::{run_cli, Gateway};
 use serde_json::{json, Value};
 
 const DEMO: &[&str] = &["ec-256", "ec-384", "ec-521", "rsa-2048", "rsa-3072", "rsa-4096"];
 
 fn gw(setup: &Path, args: &[&str]) -> String {
-    let out = Command::new(Gateway::binary())
-        .args(args)
-        .arg("--config")
-        .arg(setup.join("gateway.toml"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    run_cli(setup, args).trim().to_owned()
 }
 
 /// Adds project `other` with policies `ec-256` and `rsa-2048` (the same HSM keys and certificates as demo's, new

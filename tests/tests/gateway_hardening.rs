@@ -9,7 +9,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use e2e_tests::gateway::{run_cli, sign_ec256, Gateway};
+use e2e_tests::gateway::{approver_page, csrf_of, run_cli, sign_ec256, Gateway};
 use serde_json::{json, Value};
 
 /// Polls `check` every 100 ms for up to `limit`; how long it took to hold.
@@ -184,12 +184,7 @@ fn the_approvers_page_keeps_sessions_csrf_and_origins_apart() {
         page.contains(&format!("id=\"approve-{id}\"")),
         "the request waits on alice's page"
     );
-    let csrf = page
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .expect("every form carries a CSRF token")
-        .to_owned();
+    let csrf = csrf_of(&page);
 
     let approve = |origin: Option<&str>, csrf: Option<&str>| {
         let mut request = browser
@@ -211,26 +206,7 @@ fn the_approvers_page_keeps_sessions_csrf_and_origins_apart() {
 
     // Carol approves rsa-2048 only: she sees neither alice's request nor the records of ec-384.
     let carol = no_redirects();
-    let login = carol
-        .post(format!("{web}/Web/Login"))
-        .header("origin", &web)
-        .form(&[("token", approvers[2].1.as_str())])
-        .send()
-        .unwrap();
-    let carol_session = login.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
-    let page = carol
-        .get(format!("{web}/Web/SigningRequests"))
-        .header("cookie", &carol_session)
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
+    let (_, page) = approver_page(&carol, &web, &web, approvers[2].1.as_str());
     assert!(
         !page.contains(&id),
         "another policy's request and records are not shown"

@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 use e2e_tests::gateway::Gateway;
 use e2e_tests::registry::Registry;
 use e2e_tests::{require_tool, tools};
-use oci_support::{tar_contents, LayoutBuilder};
+use oci_support::{cosign_verify_with_key, tar_contents, LayoutBuilder};
 
 fn signpath_oci() -> PathBuf {
     tools::release_artifact("signpath-oci")
@@ -440,21 +440,7 @@ fn signed_layouts_verify_with_notation_and_cosign_after_oras_publishes_them() {
                 out.contains(&format!("Successfully verified signature for {by_digest}")),
                 "{case}: {out}"
             );
-            let out = ok(Command::new(&cosign)
-                .env("HOME", work.as_path())
-                .env("HTTPS_PROXY", "http://127.0.0.1:9")
-                .args([
-                    "verify",
-                    "--insecure-ignore-tlog=true",
-                    "--allow-http-registry",
-                    "--key",
-                ])
-                .arg(&pub_key)
-                .arg(&by_digest));
-            assert!(
-                out.contains("The signatures were verified against the specified public key"),
-                "{case}: {out}"
-            );
+            cosign_verify_with_key(&cosign, &work, &pub_key, &by_digest);
         }
     }
 }

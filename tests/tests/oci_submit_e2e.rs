@@ -18,10 +18,10 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use serde_json::{json, Value};
 
-use e2e_tests::gateway::Gateway;
+use e2e_tests::gateway::{run_cli as gw, Gateway};
 use e2e_tests::registry::Registry;
 use e2e_tests::{require_tool, tools};
-use oci_support::{submit_fast, LayoutBuilder};
+use oci_support::{cosign_verify_with_key, submit_fast, LayoutBuilder};
 
 fn signpath_oci() -> PathBuf {
     tools::release_artifact("signpath-oci")
@@ -46,14 +46,6 @@ fn fails(command: &mut Command) -> String {
         text(&output)
     );
     text(&output)
-}
-
-/// `signpath-gateway ARGS --config gateway.toml` in `setup`, which must succeed; its stdout.
-fn gw(setup: &Path, args: &[&str]) -> String {
-    ok(Command::new(Gateway::binary())
-        .args(args)
-        .arg("--config")
-        .arg(setup.join("gateway.toml")))
 }
 
 /// The gateway for these tests: approver alice; demo/ec-256 needs her approval, demo/rsa-2048 none; project demo
@@ -284,21 +276,7 @@ fn submitted_tarballs_come_back_signed_and_verify_with_notation_and_cosign() {
                 out.contains(&format!("Successfully verified signature for {by_digest}")),
                 "{case}: {out}"
             );
-            let out = ok(Command::new(&cosign)
-                .env("HOME", &work)
-                .env("HTTPS_PROXY", "http://127.0.0.1:9")
-                .args([
-                    "verify",
-                    "--insecure-ignore-tlog=true",
-                    "--allow-http-registry",
-                    "--key",
-                ])
-                .arg(&public_key)
-                .arg(&by_digest));
-            assert!(
-                out.contains("The signatures were verified against the specified public key"),
-                "{case}: {out}"
-            );
+            cosign_verify_with_key(&cosign, &work, &public_key, &by_digest);
         }
     }
 }

@@ -9,14 +9,13 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
-use e2e_tests::gateway::Gateway;
+use e2e_tests::gateway::{approver_page, csrf_of, run_cli};
 use e2e_tests::postgres::Postgres;
 use e2e_tests::replicas::{self, Replicas};
 use serde_json::{json, Value};
@@ -269,33 +268,8 @@ fn approve_on_web_page(
     let web = replicas.replica_url(i);
     // The forms' origin is the gateway's public URL, the balancer's.
     let origin = replicas.api_url();
-    let login = http
-        .post(format!("{web}/Web/Login"))
-        .header("origin", &origin)
-        .form(&[("token", approver)])
-        .send()
-        .unwrap();
-    assert_eq!(login.status(), 303);
-    let session = login.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
-    let page = http
-        .get(format!("{web}/Web/SigningRequests"))
-        .header("cookie", &session)
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
-    let csrf = page
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .unwrap_or_else(|| panic!("the page carries a CSRF token: {page}"))
-        .to_owned();
+    let (session, page) = approver_page(http, &web, &origin, approver);
+    let csrf = csrf_of(&page);
     assert!(
         page.contains(&format!("id=\"approve-{id}\"")),
         "the request waits on the page"
@@ -339,18 +313,7 @@ fn verify(key: &p256::ecdsa::VerifyingKey, digest: &[u8; 32], signature: &[u8]) 
 
 /// `signpath-gateway <args> --config <setup>/gateway.toml`, before the replicas start; its stdout, trimmed.
 fn gateway(setup: &Path, args: &[&str]) -> String {
-    let out = Command::new(Gateway::binary())
-        .args(args)
-        .arg("--config")
-        .arg(setup.join("gateway.toml"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    run_cli(setup, args).trim().to_owned()
 }
 
 /// Makes `policy` of project demo need one approval of `approver`.

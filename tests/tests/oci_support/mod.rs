@@ -154,3 +154,28 @@ pub fn submit_fast(
     }
     request.multipart(form).send().unwrap()
 }
+
+/// `cosign verify --key PUBLIC_KEY IMAGE@DIGEST` against the plain-HTTP test registry, no transparency log (and no
+/// way out to one: a proxy that refuses), asserting cosign's own verdict; what it printed.
+pub fn cosign_verify_with_key(cosign: &Path, home: &Path, public_key: &Path, by_digest: &str) -> String {
+    let output = std::process::Command::new(cosign)
+        .env("HOME", home)
+        .env("HTTPS_PROXY", "http://127.0.0.1:9")
+        .args([
+            "verify",
+            "--insecure-ignore-tlog=true",
+            "--allow-http-registry",
+            "--key",
+        ])
+        .arg(public_key)
+        .arg(by_digest)
+        .output()
+        .unwrap();
+    let text = e2e_tests::tools::output_text(&output);
+    assert!(
+        output.status.success()
+            && text.contains("The signatures were verified against the specified public key"),
+        "cosign verify {by_digest}: {text}"
+    );
+    text
+}
