@@ -97,6 +97,41 @@ pub fn csrf_of(page: &str) -> String {
         .to_owned()
 }
 
+/// `signpath-gateway serve --config CONFIG ARGS` with its stderr in `stderr_path`, once it printed its "listening"
+/// line (60 s at most; a panic with its stderr otherwise). Its stdout keeps being read, so the gateway never
+/// writes into a closed pipe.
+pub fn serve(config: &Path, serve_args: &[&str], stderr_path: &Path) -> Child {
+    let stderr = std::fs::File::create(stderr_path).unwrap();
+    let mut child = Command::new(Gateway::binary())
+        .args(["serve", "--config"])
+        .arg(config)
+        .args(serve_args)
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let ready = rx
+        .recv_timeout(Duration::from_secs(60))
+        .is_ok_and(|line| line.starts_with("signpath-gateway listening on https://"));
+    if !ready {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!(
+            "the gateway ({}) did not start: {}",
+            config.display(),
+            std::fs::read_to_string(stderr_path).unwrap_or_default()
+        );
+    }
+    child
+}
+
 /// A port nobody listens on now.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -126,33 +161,11 @@ impl Gateway {
     pub fn start_serving(configure: impl FnOnce(&Path), serve_args: &[&str]) -> Self {
         let (dir, setup) = init_setup("signpath-gateway-");
         configure(&setup);
-        let stderr = std::fs::File::create(dir.path().join("gateway.stderr")).unwrap();
-        let mut child = Command::new(Self::binary())
-            .args(["serve", "--config"])
-            .arg(setup.join("gateway.toml"))
-            .args(serve_args)
-            .stdout(Stdio::piped())
-            .stderr(stderr)
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let ready = rx
-            .recv_timeout(Duration::from_secs(60))
-            .map(|line| line.starts_with("signpath-gateway listening on https://"))
-            .unwrap_or(false);
-        if !ready {
-            let _ = child.kill();
-            panic!(
-                "the gateway did not start: {}",
-                std::fs::read_to_string(dir.path().join("gateway.stderr")).unwrap_or_default()
-            );
-        }
+        let child = serve(
+            &setup.join("gateway.toml"),
+            serve_args,
+            &dir.path().join("gateway.stderr"),
+        );
         let env = parse_env(&std::fs::read_to_string(setup.join("env")).unwrap());
         Self { child, dir, env }
     }
@@ -312,22 +325,7 @@ impl Gateway {
     /// Stops the gateway (SIGKILL, as a crash would) and starts it again on the same port and database.
     pub fn restart(&mut self) {
         stop(&mut self.child);
-        let stderr = std::fs::File::create(self.dir.path().join("gateway.stderr")).unwrap();
-        let mut child = Command::new(Self::binary())
-            .args(["serve", "--config"])
-            .arg(self.config())
-            .stdout(Stdio::piped())
-            .stderr(stderr)
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert!(
-            line.starts_with("signpath-gateway listening"),
-            "restart failed: {line}"
-        );
+        let child = serve(&self.config(), &[], &self.dir.path().join("gateway.stderr"));
         self.child = child;
     }
 

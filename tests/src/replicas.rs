@@ -6,13 +6,11 @@
 
 #![allow(clippy::unwrap_used)] // test scaffolding: a failure here should stop the test loudly
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
-use crate::gateway::{free_port, init_setup, Gateway};
+use crate::gateway::{free_port, init_setup, serve, Gateway};
 
 #[derive(Debug)]
 pub struct Replicas {
@@ -84,32 +82,11 @@ impl Replicas {
 
     /// Starts replica `i` and waits for its "listening" line.
     fn serve(&self, i: usize) -> Child {
-        let stderr = std::fs::File::create(self.setup.join(format!("replica-{i}.stderr"))).unwrap();
-        let mut child = Command::new(Gateway::binary())
-            .args(["serve", "--config"])
-            .arg(self.config(i))
-            .stdout(Stdio::piped())
-            .stderr(stderr)
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let ready = rx
-            .recv_timeout(Duration::from_secs(60))
-            .is_ok_and(|line| line.starts_with("signpath-gateway listening on https://"));
-        if !ready {
-            let _ = child.kill();
-            panic!(
-                "replica {i} did not start: {}",
-                std::fs::read_to_string(self.setup.join(format!("replica-{i}.stderr"))).unwrap_or_default()
-            );
-        }
-        child
+        serve(
+            &self.config(i),
+            &[],
+            &self.setup.join(format!("replica-{i}.stderr")),
+        )
     }
 
     /// SIGKILL to replica `i`, as a crash would.
