@@ -176,20 +176,7 @@ async fn read_form(
             ))
         }
         (Some(id), None, None) => {
-            let found = core
-                .state
-                .policies
-                .iter()
-                .find(|p| p.info.signing_policy_id.eq_ignore_ascii_case(id.trim()))
-                .ok_or_else(|| {
-                    refuse(
-                        Kind::NotFound,
-                        pt::POLICY_NOT_FOUND,
-                        format!("there is no signing policy with the id {id:?}"),
-                    )
-                })?;
-            submission.project = found.project.clone();
-            submission.policy = found.slug.clone();
+            (submission.project, submission.policy) = core.policy_named_by_id(&id)?;
         }
         (None, project, policy) => {
             submission.project = project.ok_or_else(|| missing("ProjectSlug"))?;

@@ -29,6 +29,22 @@ impl Core {
         })
     }
 
+    /// The (project, slug) of the policy SignPath's `SigningPolicyId` names (the `id` in gateway.toml).
+    pub fn policy_named_by_id(&self, id: &str) -> Result<(String, String), Refusal> {
+        self.state
+            .policies
+            .iter()
+            .find(|p| p.info.signing_policy_id.eq_ignore_ascii_case(id.trim()))
+            .map(|p| (p.project.clone(), p.slug.clone()))
+            .ok_or_else(|| {
+                refuse(
+                    Kind::NotFound,
+                    pt::POLICY_NOT_FOUND,
+                    format!("there is no signing policy with the id {id:?}"),
+                )
+            })
+    }
+
     /// The policy `project/policy`, if this token is one of its submitters.
     pub fn authorize(&self, token_id: &str, project: &str, policy: &str) -> Result<&Policy, Refusal> {
         let found = self
