@@ -14,7 +14,7 @@ use crate::fsutil::{random_token, write_private, write_public};
 use crate::pki::hsm_key::HsmKey;
 use crate::{hsm, pki};
 
-pub type InitError = Box<dyn std::error::Error + Send + Sync>;
+pub type InitError = crate::error::BoxError;
 
 pub const DEFAULT_SOFTHSM_MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
 pub const TOKEN_LABEL: &str = "signpath-gateway";

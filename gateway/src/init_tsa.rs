@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use common::keys::KeySpec;
 
 use crate::config::TimestampingConfig;
+use crate::error::BoxError;
 use crate::fsutil::write_public;
-use crate::init::InitError;
 use crate::{hsm, pki};
 
 /// CKA_LABEL of the TSA key.
@@ -19,7 +19,7 @@ pub const TSA_KEY_LABEL: &str = "tsa";
 /// demonstration setup; a site names its own policy OID in `[timestamping] policy`.
 pub const DEMO_TSA_POLICY: &str = "1.2.3.4.1";
 
-pub fn setup(dir: &Path, signer: &hsm::Signer) -> Result<TimestampingConfig, InitError> {
+pub fn setup(dir: &Path, signer: &hsm::Signer) -> Result<TimestampingConfig, BoxError> {
     std::fs::create_dir_all(dir.join("tsa"))?;
     let spki = signer.generate_key(KeySpec::Ec256, TSA_KEY_LABEL)?;
     let issued = pki::tsa::issue(

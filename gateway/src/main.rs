@@ -7,6 +7,7 @@
 
 mod cli;
 mod config;
+mod error;
 mod fsutil;
 mod hsm;
 mod http;
@@ -319,7 +320,7 @@ fn main() -> ExitCode {
             .init(),
         _ => log.init(),
     }
-    let result: Result<(), Box<dyn std::error::Error + Send + Sync>> = match cli.command {
+    let result: Result<(), error::BoxError> = match cli.command {
         Command::Init {
             dir,
             port,

@@ -7,8 +7,6 @@ use std::str::FromStr;
 
 use sha2::{Digest as _, Sha256, Sha512};
 
-use crate::error::Error;
-
 const COPY_BUFFER: usize = 256 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -33,6 +31,12 @@ impl Algorithm {
     }
 }
 
+/// Text that is not a digest this crate supports. It lives here, below [`crate::error::Error`] (which carries it
+/// and names digests in its variants), so that digests need nothing from the crate's error type.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a digest this tool supports (sha256:<64 hex> or sha512:<128 hex>)")]
+pub struct InvalidDigest(pub String);
+
 /// A validated digest; its text form is what descriptors and blob paths use.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Digest {
@@ -50,7 +54,7 @@ impl Digest {
     }
 
     /// Parses the two path components under `blobs/` (`sha256`, `<hex>`).
-    pub fn from_path_parts(algorithm: &str, hex: &str) -> Result<Self, Error> {
+    pub fn from_path_parts(algorithm: &str, hex: &str) -> Result<Self, InvalidDigest> {
         format!("{algorithm}:{hex}").parse()
     }
 
@@ -93,10 +97,10 @@ impl Digest {
 }
 
 impl FromStr for Digest {
-    type Err = Error;
+    type Err = InvalidDigest;
 
-    fn from_str(s: &str) -> Result<Self, Error> {
-        let invalid = || Error::InvalidDigest(s.to_owned());
+    fn from_str(s: &str) -> Result<Self, InvalidDigest> {
+        let invalid = || InvalidDigest(s.to_owned());
         let (algorithm, hex) = s.split_once(':').ok_or_else(invalid)?;
         let algorithm = match algorithm {
             "sha256" => Algorithm::Sha256,

@@ -1,6 +1,15 @@
 //! The crate's one error type: every variant names the layout object, file or reference a user has to look at.
+//! It sits above `digest` (whose parse error it carries) and below everything that signs or reads a layout, so
+//! it imports nothing but `digest`.
 
-use crate::digest::Digest;
+use crate::digest::{Digest, InvalidDigest};
+
+/// A failure of a [`crate::signer::Signer`], carried as its source error (an HSM error, a gateway error, a
+/// denial). Defined here, beside the [`Error::Signing`] that carries it, so the error type needs nothing from
+/// `signer`.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct SignerError(#[from] pub Box<dyn std::error::Error + Send + Sync>);
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -14,8 +23,8 @@ pub enum Error {
     #[error("the tarball entry {path:?} cannot be part of an OCI image layout: {reason}")]
     UnexpectedEntry { path: String, reason: &'static str },
 
-    #[error("{0:?} is not a digest this tool supports (sha256:<64 hex> or sha512:<128 hex>)")]
-    InvalidDigest(String),
+    #[error(transparent)]
+    InvalidDigest(#[from] InvalidDigest),
 
     #[error(
         "blob {digest} does not match its digest: its content hashes to {actual}; the tarball is damaged or was \
@@ -81,7 +90,7 @@ pub enum Error {
     Signing {
         target: String,
         #[source]
-        source: crate::signer::SignerError,
+        source: SignerError,
     },
 
     #[error("the signature over {target} does not verify with the signing certificate's key: {reason}")]

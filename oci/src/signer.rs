@@ -6,13 +6,9 @@
 use common::keys::{HashAlgorithm, KeyKind, SignatureScheme};
 use common::x509::ParsedCertificate;
 
+pub use crate::error::SignerError;
 use crate::error::{Error, Result};
 use crate::layout::Descriptor;
-
-/// A failure of a [`Signer`], carried as its source error (an HSM error, a gateway error, a denial).
-#[derive(Debug, thiserror::Error)]
-#[error(transparent)]
-pub struct SignerError(#[from] pub Box<dyn std::error::Error + Send + Sync>);
 
 /// What is being signed, so a signer can audit it (and refuse it).
 #[derive(Debug, Clone)]

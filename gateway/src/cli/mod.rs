@@ -11,4 +11,4 @@ pub mod policy;
 pub mod revoke;
 pub mod terminal;
 
-pub type CliResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
+pub type CliResult = Result<(), crate::error::BoxError>;

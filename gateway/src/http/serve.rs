@@ -25,7 +25,7 @@ use crate::signing::state::State;
 use crate::signing::{Core, LiveCore};
 use crate::store::Stores;
 
-pub type ServeError = Box<dyn std::error::Error + Send + Sync>;
+pub type ServeError = crate::error::BoxError;
 
 pub fn run(config_path: &Path) -> Result<(), ServeError> {
     let (config, base) = GatewayConfig::load(config_path)?;

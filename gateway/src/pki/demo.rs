@@ -20,7 +20,7 @@ use x509_cert::Certificate;
 
 use super::hsm_key::{HsmKey, HsmSignature};
 
-pub type PkiError = Box<dyn std::error::Error + Send + Sync>;
+pub type PkiError = crate::error::BoxError;
 
 const DAY: u64 = 24 * 3600;
 

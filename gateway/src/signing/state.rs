@@ -20,7 +20,7 @@ use crate::config::{resolve, ApprovalConfig, ArtifactConfigurationConfig, Gatewa
 use crate::hsm::Signer;
 use crate::store::artifacts::ArtifactStore;
 
-pub type StateError = Box<dyn std::error::Error + Send + Sync>;
+pub type StateError = crate::error::BoxError;
 
 #[derive(Debug)]
 pub struct Policy {

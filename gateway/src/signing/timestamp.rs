@@ -14,6 +14,7 @@ use sha2::Digest as _;
 
 use super::{refuse, Audited, Core, Kind, Refusal};
 use crate::config::{resolve, TimestampingConfig};
+use crate::error::BoxError;
 use crate::hsm::Signer;
 use crate::pki::tsa::{self, Authority};
 use crate::store::Record;
@@ -27,11 +28,7 @@ pub struct Timestamping {
 
 impl Timestamping {
     /// Reads `[timestamping]`: the certificate chain's first certificate is the TSA's; its key must be in the HSM.
-    pub fn load(
-        config: &TimestampingConfig,
-        base: &Path,
-        signer: &Signer,
-    ) -> Result<Self, super::state::StateError> {
+    pub fn load(config: &TimestampingConfig, base: &Path, signer: &Signer) -> Result<Self, BoxError> {
         let mut chain = Vec::new();
         for file in &config.certificate_chain {
             let path = resolve(base, file);
