@@ -1,7 +1,23 @@
-# Shell helpers shared by scripts/install-deps, scripts/test and scripts/demo. Source it; it defines functions and
-# the variable `repo_root`, and changes no shell options of its caller.
+# Shell helpers shared by scripts/install-deps, scripts/test, scripts/demo and the other scripts. Source it; it
+# defines functions and the variables `repo_root` and `tools_dir`, and changes no shell options of its caller.
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+# Where scripts/install-deps puts what it builds (bin/, env, the logs): .tools, or SIGNPATH_TOOLS_DIR (a relative
+# path is taken from the workspace root), for example to time an install from nothing beside an existing one.
+tools_dir="${SIGNPATH_TOOLS_DIR:-.tools}"
+case "$tools_dir" in /*) ;; *) tools_dir="$repo_root/$tools_dir" ;; esac
+
+# The directory cargo writes release builds to: $CARGO_TARGET_DIR/release (relative to the workspace root) or
+# target/release.
+release_dir() {
+    local target="${CARGO_TARGET_DIR:-$repo_root/target}"
+    case "$target" in /*) ;; *) target="$repo_root/$target" ;; esac
+    printf '%s/release\n' "$target"
+}
+
+# A path for messages: relative to the workspace root when it is inside it.
+shown_path() { printf '%s\n' "${1#"$repo_root"/}"; }
 
 # The name of the script that sourced us, for message prefixes ("install-deps: ...").
 _lib_caller="$(basename "${BASH_SOURCE[1]:-${0}}")"

@@ -4,7 +4,8 @@
 //!
 //! A test that needs a tool asks for it with [`require_tool!`](crate::require_tool): when the tool is missing the
 //! test fails in CI (`CI=true`), so a broken setup cannot pass as a green run, and is skipped with a notice on a
-//! developer machine that has not run `scripts/install-deps`.
+//! developer machine that has not run `scripts/install-deps`, or where a tool did not build: install-deps then
+//! lists it in `.tools/missing-tools` (one `NAME<TAB>LOG` a line), and the notice says so and names the log.
 //!
 //! Environment (set by `scripts/test`; relative paths are taken from the workspace root):
 //! - `SIGNPATH_TEST_TOOLS`: directory with notation and cosign (default `<workspace>/.tools/bin`);
@@ -53,10 +54,30 @@ pub fn tool(name: &str) -> PathBuf {
 }
 
 fn missing_tool_message(name: &str) -> String {
-    format!(
-        "required tool `{name}` not found in {} or on PATH; run scripts/install-deps (or scripts/test, which runs it)",
-        tools_dir().display()
-    )
+    match build_failure_log(name) {
+        Some(log) => format!(
+            "required tool `{name}` could not be built on this machine by scripts/install-deps (its log: {log})"
+        ),
+        None => format!(
+            "required tool `{name}` not found in {} or on PATH; run scripts/install-deps (or scripts/test, which runs it)",
+            tools_dir().display()
+        ),
+    }
+}
+
+/// The log of `name`'s failed build, when `scripts/install-deps` recorded one in `missing-tools` beside the tools
+/// directory.
+fn build_failure_log(name: &str) -> Option<String> {
+    let record = std::fs::read_to_string(tools_dir().parent()?.join("missing-tools")).ok()?;
+    failed_build_in(&record, name)
+}
+
+/// The log `missing-tools` names for `name` (lines of `NAME<TAB>LOG`).
+fn failed_build_in(record: &str, name: &str) -> Option<String> {
+    record.lines().find_map(|line| {
+        let (tool, log) = line.split_once('\t')?;
+        (tool == name).then(|| log.to_owned())
+    })
 }
 
 fn is_executable(path: &Path) -> bool {
@@ -164,6 +185,17 @@ mod tests {
         // `sh` is on every machine that can run these tests.
         let sh = find_tool("sh").expect("sh on PATH");
         assert!(sh.is_absolute());
+    }
+
+    #[test]
+    fn a_tool_that_did_not_build_is_named_with_its_log() {
+        let record = "p11test\t.tools/build-p11test.log\ncargo-deny\t.tools/install-cargo-deny.log\n";
+        assert_eq!(
+            failed_build_in(record, "cargo-deny").as_deref(),
+            Some(".tools/install-cargo-deny.log")
+        );
+        assert_eq!(failed_build_in(record, "p11"), None);
+        assert_eq!(failed_build_in("", "p11test"), None);
     }
 
     #[test]

@@ -129,14 +129,9 @@ fn notary_envelope(registry: &Registry, image: &ImageRef) -> (String, Vec<u8>) {
     )
 }
 
-/// What the pinned pycose/jwcrypto script says about an envelope.
-fn python_verify(dir: &Path, format: &str, envelope: &[u8], leaf: Option<&[u8]>) -> Value {
-    let python = tools::tools_dir().join("../verifiers-venv/bin/python");
-    assert!(
-        python.is_file(),
-        "{} is missing; run scripts/install-deps",
-        python.display()
-    );
+/// What the pinned pycose/jwcrypto script says about an envelope, run by `python` (the virtual environment's
+/// interpreter that scripts/install-deps links as `envelope-verifier-python`).
+fn python_verify(python: &Path, dir: &Path, format: &str, envelope: &[u8], leaf: Option<&[u8]>) -> Value {
     let file = dir.join(format!("envelope.{format}"));
     std::fs::write(&file, envelope).expect("envelope file");
     let mut command = Command::new(python);
@@ -194,6 +189,7 @@ fn altered(format: &str, envelope: &[u8], digest: &str) -> Vec<u8> {
 #[test]
 fn notary_cose_and_jws_envelopes_verify_with_pycose_jwcrypto_and_openssl() {
     let notation_bin = require_tool!("notation");
+    let python = require_tool!("envelope-verifier-python");
     require_tool!("openssl");
     require_tool!("docker-registry");
     let gateway = Gateway::start();
@@ -212,7 +208,7 @@ fn notary_cose_and_jws_envelopes_verify_with_pycose_jwcrypto_and_openssl() {
             let (stored_type, envelope) = notary_envelope(&registry, &image);
             assert_eq!(stored_type, media_type, "{case}");
 
-            let result = python_verify(work.path(), format, &envelope, None);
+            let result = python_verify(&python, work.path(), format, &envelope, None);
             assert_eq!(result["verified"], true, "{case}: {result}");
             assert_eq!(
                 result["payload"]["targetArtifact"]["digest"],
@@ -233,6 +229,7 @@ fn notary_cose_and_jws_envelopes_verify_with_pycose_jwcrypto_and_openssl() {
             );
 
             let tampered = python_verify(
+                &python,
                 work.path(),
                 format,
                 &altered(format, &envelope, &image.digest),
@@ -252,7 +249,7 @@ fn notary_cose_and_jws_envelopes_verify_with_pycose_jwcrypto_and_openssl() {
             .iter()
             .find(|(other, f, _, _)| f == format && other != case)
             .expect("the other policy's envelope");
-        let result = python_verify(work.path(), format, envelope, Some(other_leaf));
+        let result = python_verify(&python, work.path(), format, envelope, Some(other_leaf));
         assert_eq!(
             result["verified"], false,
             "{case}: verified with another key: {result}"
