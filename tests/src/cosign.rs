@@ -1,5 +1,5 @@
 //! cosign signing images through `libsignpath_pkcs11.so` for one [`Gateway`], for the tests that check those
-//! signatures with verifiers we did not write (`tests/tests/verifiers.rs`, `tests/sigstore-verify`).
+//! signatures with verifiers we did not write (`tests/tests/e2e/verifiers.rs`, `tests/sigstore-verify`).
 //!
 //! The module's settings go into each cosign's environment (not the test process's), the PIN is the literal
 //! `CONFIG`, and cosign is kept off the public Sigstore services: no transparency log upload, and a proxy on a

@@ -5,6 +5,9 @@
 //! cosign is kept off the public Sigstore services: no transparency log upload, and a proxy on a closed loopback
 //! port for anything that is not loopback (Go never proxies loopback, so the registry and the gateway are reached
 //! directly).
+//!
+//! A test binary of its own, not a module of `e2e/`: its gateway's settings are in the process environment (cosign
+//! loads the module in a child that inherits it), which every other suite's processes would inherit too.
 
 mod pkcs11_support;
 

@@ -1,6 +1,9 @@
 //! Load for a bounded time: 64 HTTP clients on the gateway and, at the same time, 32 threads signing through the
 //! PKCS#11 module inside this one process. Zero errors, every signature verifies with the policy's certificate,
 //! and the memory of this process (the module's host) and of the gateway stays flat after warm-up.
+//!
+//! A test binary of its own, not a module of `e2e/`: the module runs inside this process and the process
+//! environment points it at the gateway; and the memory it measures must be this suite's alone.
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test, with its location
 

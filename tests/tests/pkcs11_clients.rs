@@ -5,6 +5,9 @@
 //!
 //! The PIN is `CONFIG` wherever a tool takes it on its command line, so the API token reaches the module through
 //! the environment, not through `ps`; one pkcs11-tool call also uses `OrganizationId:ApiToken` to cover that form.
+//!
+//! A test binary of its own, not a module of `e2e/`: its gateway's settings are in the process environment, which
+//! the client tools inherit and every other suite's processes would too.
 
 mod pkcs11_clients_support;
 mod pkcs11_support;

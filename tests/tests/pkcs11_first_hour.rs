@@ -4,6 +4,8 @@
 //! naming the URL and the setting.
 //!
 //! This binary's process environment points the module at a closed loopback port; no gateway runs.
+//!
+//! A test binary of its own, not a module of `e2e/`, for that environment and the module it loads into this process.
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test, with its location
 

@@ -5,6 +5,9 @@
 //! Testing this needs a real `fork` (a spawned process inherits nothing), which is the FFI-test exception to the
 //! workspace's `unsafe_code = "deny"`. The child only calls the module and exits with a status; it never returns
 //! into the test harness.
+//!
+//! A test binary of its own, not a module of `e2e/`: it forks, and a forked child of a process running other
+//! suites' threads would inherit their locks.
 #![allow(unsafe_code)]
 
 mod pkcs11_support;

@@ -4,6 +4,9 @@
 //!
 //! The tests share the module's process-wide state, so they take turns (`serial()`); each initializes and
 //! finalizes the module itself.
+//!
+//! A test binary of its own, not a module of `e2e/`: it loads the module into this process (`C_Initialize` state is
+//! process-wide) and points the process environment at its gateway.
 
 mod pkcs11_module_support;
 mod pkcs11_support;

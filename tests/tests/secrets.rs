@@ -1,6 +1,9 @@
 //! Secrets stay secret: at every log level, the API token, the PIN and the HSM's PIN never appear in what the
 //! plugin, the module and the gateway print or log, in the audit database, in error messages, or on the command
 //! lines of the processes involved. A configuration file that others can read gets a warning.
+//!
+//! A test binary of its own, not a module of `e2e/`: it sets the gateway's log level (`SIGNPATH_GATEWAY_LOG`) in the
+//! process environment, which every gateway another suite started here would inherit.
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test, with its location
 

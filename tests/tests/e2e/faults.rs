@@ -10,7 +10,7 @@
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test, with its location
 
-mod faults_support;
+use super::faults_support;
 
 use std::sync::Arc;
 use std::time::Duration;

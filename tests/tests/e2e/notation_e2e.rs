@@ -6,7 +6,7 @@
 //! Every notation gets its own NOTATION_CONFIG, NOTATION_LIBEXEC, NOTATION_CACHE, HOME and plugin cache, and an
 //! environment that holds nothing but what the test gives it.
 
-mod notation_e2e_support;
+use super::notation_e2e_support;
 
 use std::collections::BTreeMap;
 use std::str::FromStr;

@@ -7,7 +7,7 @@
 
 #![allow(clippy::unwrap_used)] // test code: a failure should stop the test loudly
 
-mod oci_support;
+use super::oci_support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

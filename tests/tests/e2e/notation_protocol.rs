@@ -10,7 +10,7 @@
 //! Each run gets an empty environment with its own HOME, XDG_CACHE_HOME and log directory, so the user's
 //! settings and cache never leak in.
 
-mod notation_protocol_support;
+use super::notation_protocol_support;
 
 use std::net::TcpListener;
 use std::path::PathBuf;

@@ -8,7 +8,7 @@
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test, with its location
 
-mod governance_e2e_support;
+use super::governance_e2e_support;
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

@@ -6,7 +6,7 @@
 
 #![allow(clippy::unwrap_used)] // test code: a failure should stop the test loudly
 
-mod oci_support;
+use super::oci_support;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
