@@ -31,12 +31,13 @@ step() { printf '\n==> %s\n' "$*" >&2; }
 # Prints seconds as "1m05s".
 duration() { printf '%dm%02ds' $(($1 / 60)) $(($1 % 60)); }
 
-# Prints a TCP port on 127.0.0.1 that nothing listens on right now. Another process may take it before the caller
-# binds it; callers that can retry should.
+# Prints a TCP port on 127.0.0.1 that nothing listens on right now, for a server that cannot bind port 0 and say
+# which port it got. It is below Linux's ephemeral range (32768 and up), where the system puts no outgoing
+# connection or port-0 bind; another pick like this one may still take it first, so callers that can retry should.
 free_port() {
     local port tries=0
     while [ $tries -lt 100 ]; do
-        port=$((20000 + RANDOM % 40000))
+        port=$((20000 + RANDOM % 12000))
         # A connection that fails means nothing listens there.
         if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
             printf '%s\n' "$port"

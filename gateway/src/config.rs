@@ -8,9 +8,10 @@ use signpath_oci::notary::SigningScheme;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct GatewayConfig {
-    /// Address to listen on, e.g. `127.0.0.1:8443`.
+    /// Address to listen on, e.g. `127.0.0.1:8443`; port 0 takes a port the system picks, which `serve` prints.
     pub listen: String,
-    /// The URL clients use (`ApiUrl`), for links in responses.
+    /// The URL clients use (`ApiUrl`), for links in responses. Port 0 (`https://127.0.0.1:0`, what `init --port 0`
+    /// writes) stands for the port the gateway listens on.
     pub public_url: String,
     pub organization_id: String,
     /// The audit database: a SQLite file (the default), or a `postgres://` URL that replicas share.
@@ -278,6 +279,16 @@ pub enum ConfigError {
 }
 
 impl GatewayConfig {
+    /// The configuration as served by a process whose API listener got `listening`: a `public_url` with port 0
+    /// names that port instead, so links and the origin check name the address clients reach.
+    pub fn listening_on(mut self, listening: std::net::SocketAddr) -> Self {
+        let url = self.public_url.trim_end_matches('/');
+        if let Some(host) = url.strip_suffix(":0") {
+            self.public_url = format!("{host}:{}", listening.port());
+        }
+        self
+    }
+
     pub fn load(path: &Path) -> Result<(Self, PathBuf), ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
             path: path.display().to_string(),

@@ -36,6 +36,23 @@ pub fn new_token_config(name: &str) -> (TokenConfig, String) {
     (config, token)
 }
 
+/// The CRL port for `--port` and `--crl-port`: the one given, else the HTTPS port + 1. Never 0: the certificates
+/// name the CRL URL, so its port must be known before anything listens.
+pub fn crl_port(port: u16, crl_port: Option<u16>) -> Result<u16, InitError> {
+    match crl_port {
+        Some(0) => Err(
+            "--crl-port 0: the certificates init issues name the CRL URL, so its port cannot be left to \
+                        the system; give a free port"
+                .into(),
+        ),
+        Some(crl_port) => Ok(crl_port),
+        None if port == 0 || port == u16::MAX => {
+            Err("with --port 0 (or 65535) there is no next port for the CRLs; give --crl-port".into())
+        }
+        None => Ok(port + 1),
+    }
+}
+
 pub fn run(dir: &Path, port: u16, crl_port: u16, module: &Path) -> Result<(), InitError> {
     if dir.join("gateway.toml").exists() {
         return Err(format!(
@@ -179,6 +196,9 @@ pub fn run(dir: &Path, port: u16, crl_port: u16, module: &Path) -> Result<(), In
     );
     write_private(&dir.join("env"), env.as_bytes())?;
     println!("initialized a gateway in {}", dir.display());
+    if port == 0 {
+        println!("  port 0: serve takes a free port and prints it; {public_url} in gateway.toml and env stands for it");
+    }
     println!("  organization {organization_id}, project {PROJECT}, policies ec-256 ec-384 ec-521 rsa-2048 rsa-3072 rsa-4096");
     println!(
         "  start it:     signpath-gateway serve --config {}/gateway.toml",
@@ -251,6 +271,20 @@ pub fn add_approver(config_path: &Path, name: &str) -> Result<String, InitError>
 mod tests {
     use super::*;
     use crate::config::TlsConfig;
+
+    #[test]
+    fn the_crl_port_is_never_left_to_the_system() {
+        assert_eq!(crl_port(8443, None).unwrap(), 8444);
+        assert_eq!(crl_port(0, Some(20001)).unwrap(), 20001);
+        assert!(crl_port(0, None)
+            .unwrap_err()
+            .to_string()
+            .contains("give --crl-port"));
+        assert!(crl_port(8443, Some(0))
+            .unwrap_err()
+            .to_string()
+            .contains("cannot be left to the system"));
+    }
 
     fn config_with(tokens: Vec<TokenConfig>) -> GatewayConfig {
         GatewayConfig {

@@ -38,10 +38,11 @@ enum Command {
         /// The directory to create (must be new or empty).
         #[arg(long)]
         dir: PathBuf,
-        /// The HTTPS port on 127.0.0.1.
+        /// The HTTPS port on 127.0.0.1; 0 lets `serve` take any free port and print it (tests run many at once).
         #[arg(long, default_value_t = 8443)]
         port: u16,
-        /// The plain-HTTP port on 127.0.0.1 that serves the CA's CRLs (default: the HTTPS port + 1).
+        /// The plain-HTTP port on 127.0.0.1 that serves the CA's CRLs (default: the HTTPS port + 1). The
+        /// certificates `init` issues name it, so it cannot be 0; with `--port 0` it has to be given.
         #[arg(long)]
         crl_port: Option<u16>,
         /// The PKCS#11 module to create the keys in.
@@ -326,7 +327,7 @@ fn main() -> ExitCode {
             port,
             crl_port,
             module,
-        } => init::run(&dir, port, crl_port.unwrap_or(port.wrapping_add(1)), &module),
+        } => init::crl_port(port, crl_port).and_then(|crl_port| init::run(&dir, port, crl_port, &module)),
         Command::Serve { config, .. } => http::serve::run(&config),
         Command::Audit {
             config,

@@ -1,5 +1,8 @@
-//! The real gateway for a test: `signpath-gateway init` into a temporary directory on a free port, then `serve`,
-//! waiting for its "listening" line. Dropping the fixture stops the process and removes the directory.
+//! The real gateway for a test: `signpath-gateway init --port 0` into a temporary directory, then `serve`, waiting
+//! for its "listening" line and reading its address there: the gateway binds a port the system gives it, so no
+//! other test can take the port between a pick and the bind. The CRL port is named in the certificates `init`
+//! issues, so it is picked ([`free_port`]). The client settings (`env`, the fixture's [`Gateway::env_vars`])
+//! carry the real URL. Dropping the fixture stops the process and removes the directory.
 
 #![allow(clippy::unwrap_used)] // test scaffolding: a failure here should stop the test loudly
 
@@ -36,15 +39,16 @@ pub fn run_cli(setup: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// `signpath-gateway init` into `gw` of a new temporary directory named `prefix…`, its API and CRL listener on free
-/// ports; the directory (removed when dropped) and the setup's path.
+/// `signpath-gateway init` into `gw` of a new temporary directory named `prefix…`, its API on port 0 (the port
+/// `serve` gets, see [`serve_listening`]) and its CRL listener on a free port; the directory (removed when
+/// dropped) and the setup's path.
 pub fn init_setup(prefix: &str) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::Builder::new().prefix(prefix).tempdir().unwrap();
     let setup = dir.path().join("gw");
     let init = Command::new(Gateway::binary())
         .args(["init", "--dir"])
         .arg(&setup)
-        .args(["--port", &free_port().to_string()])
+        .args(["--port", "0"])
         .args(["--crl-port", &free_port().to_string()])
         .output()
         .unwrap();
@@ -101,6 +105,11 @@ pub fn csrf_of(page: &str) -> String {
 /// line (60 s at most; a panic with its stderr otherwise). Its stdout keeps being read, so the gateway never
 /// writes into a closed pipe.
 pub fn serve(config: &Path, serve_args: &[&str], stderr_path: &Path) -> Child {
+    serve_listening(config, serve_args, stderr_path).0
+}
+
+/// [`serve`], and the URL the gateway said it listens on (`https://127.0.0.1:PORT`).
+pub fn serve_listening(config: &Path, serve_args: &[&str], stderr_path: &Path) -> (Child, String) {
     let stderr = std::fs::File::create(stderr_path).unwrap();
     let mut child = Command::new(Gateway::binary())
         .args(["serve", "--config"])
@@ -117,10 +126,15 @@ pub fn serve(config: &Path, serve_args: &[&str], stderr_path: &Path) -> Child {
             let _ = tx.send(line);
         }
     });
-    let ready = rx
+    let url = rx
         .recv_timeout(Duration::from_secs(60))
-        .is_ok_and(|line| line.starts_with("signpath-gateway listening on https://"));
-    if !ready {
+        .ok()
+        .and_then(|line| {
+            line.strip_prefix("signpath-gateway listening on ")
+                .map(str::to_owned)
+        })
+        .filter(|url| url.starts_with("https://"));
+    let Some(url) = url else {
         let _ = child.kill();
         let _ = child.wait();
         panic!(
@@ -128,17 +142,51 @@ pub fn serve(config: &Path, serve_args: &[&str], stderr_path: &Path) -> Child {
             config.display(),
             std::fs::read_to_string(stderr_path).unwrap_or_default()
         );
-    }
-    child
+    };
+    (child, url)
 }
 
-/// A port nobody listens on now.
+/// A loopback port nobody listens on now, for a server that cannot bind port 0 and say which port it got (the
+/// CRL listener, whose URL the certificates name; docker-registry, PostgreSQL, HAProxy, chromedriver). Taken at
+/// random below the system's ephemeral range (32768 and up on Linux), where the kernel never puts the local end
+/// of an outgoing connection or a port-0 bind: only another pick like this one can take it before the server
+/// binds it, which a caller that can retry does.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use rand_core::RngCore as _;
+    for _ in 0..1000 {
+        let port = 20_000 + (rand_core::OsRng.next_u32() % 12_000) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port between 20000 and 32000");
+}
+
+/// `text` with the port-0 address `init --port 0` writes (`127.0.0.1:0` in `listen`, `public_url` and the `env`
+/// file's SIGNPATH_API_URL) replaced by `address`, where the gateway listens. Other lines (a `crl_listen` on
+/// port 0) stay.
+fn pin_address(text: &str, address: &str) -> String {
+    let api_lines = ["listen =", "public_url =", "export SIGNPATH_API_URL="];
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        if api_lines.iter().any(|start| line.starts_with(start)) {
+            out.push_str(
+                &line
+                    .replace("127.0.0.1:0\"", &format!("{address}\""))
+                    .replace("127.0.0.1:0'", &format!("{address}'")),
+            );
+        } else {
+            out.push_str(line);
+        }
+    }
+    out
+}
+
+/// Writes the gateway's address into `file` in place of port 0 (see [`pin_address`]).
+pub fn pin_address_in(file: &Path, api_url: &str) {
+    let address = api_url.trim_start_matches("https://");
+    let text = std::fs::read_to_string(file).unwrap();
+    std::fs::write(file, pin_address(&text, address)).unwrap();
 }
 
 impl Gateway {
@@ -161,11 +209,13 @@ impl Gateway {
     pub fn start_serving(configure: impl FnOnce(&Path), serve_args: &[&str]) -> Self {
         let (dir, setup) = init_setup("signpath-gateway-");
         configure(&setup);
-        let child = serve(
+        let (child, api_url) = serve_listening(
             &setup.join("gateway.toml"),
             serve_args,
             &dir.path().join("gateway.stderr"),
         );
+        // The client settings name the port the gateway got, for tests that read the file as users do.
+        pin_address_in(&setup.join("env"), &api_url);
         let env = parse_env(&std::fs::read_to_string(setup.join("env")).unwrap());
         Self { child, dir, env }
     }
@@ -322,9 +372,11 @@ impl Gateway {
         String::from_utf8_lossy(&out.stdout).trim().to_owned()
     }
 
-    /// Stops the gateway (SIGKILL, as a crash would) and starts it again on the same port and database.
+    /// Stops the gateway (SIGKILL, as a crash would) and starts it again on the same port and database: the port it
+    /// got at the first start is written into gateway.toml in place of port 0, so clients keep their URL.
     pub fn restart(&mut self) {
         stop(&mut self.child);
+        pin_address_in(&self.config(), self.api_url());
         let child = serve(&self.config(), &[], &self.dir.path().join("gateway.stderr"));
         self.child = child;
     }
@@ -378,4 +430,30 @@ fn parse_env(text: &str) -> BTreeMap<String, String> {
         .filter_map(|l| l.split_once('='))
         .map(|(k, v)| (k.to_owned(), v.trim_matches('\'').to_owned()))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_port_0_address_is_replaced_in_the_configuration_and_the_env_file() {
+        let config = "listen = \"127.0.0.1:0\"\npublic_url = \"https://127.0.0.1:0\"\n[pki]\ncrl_listen = \"127.0.0.1:0\"\n";
+        assert_eq!(
+            pin_address(config, "127.0.0.1:40000"),
+            "listen = \"127.0.0.1:40000\"\npublic_url = \"https://127.0.0.1:40000\"\n[pki]\ncrl_listen = \"127.0.0.1:0\"\n"
+        );
+        let env = "export SIGNPATH_API_URL='https://127.0.0.1:0'\nexport SIGNPATH_API_TOKEN='t'\n";
+        assert_eq!(
+            pin_address(env, "127.0.0.1:40000"),
+            "export SIGNPATH_API_URL='https://127.0.0.1:40000'\nexport SIGNPATH_API_TOKEN='t'\n"
+        );
+    }
+
+    #[test]
+    fn a_free_port_is_below_the_ephemeral_range_and_free() {
+        let port = free_port();
+        assert!((20_000..32_000).contains(&port));
+        assert!(std::net::TcpListener::bind(("127.0.0.1", port)).is_ok());
+    }
 }

@@ -60,11 +60,10 @@ impl Postgres {
             );
         }
         let data = dir.path().join("data");
-        let port = free_port();
-        let pg = Self {
+        let mut pg = Self {
             bin: bin.to_owned(),
             data,
-            port,
+            port: 0,
             _dir: dir,
         };
         let init = pg
@@ -84,26 +83,35 @@ impl Postgres {
             "initdb failed: {}",
             String::from_utf8_lossy(&init.stderr)
         );
-        let options = format!(
-            "-p {port} -c listen_addresses=127.0.0.1 -k {} -c max_connections=200",
-            pg.data.display()
-        );
-        let start = pg
-            .command("pg_ctl")
-            .args(["-w", "-t", "30", "-D"])
-            .arg(&pg.data)
-            .arg("-l")
-            .arg(pg.data.join("server.log"))
-            .args(["-o", &options, "start"])
-            .output()
-            .unwrap();
-        assert!(
-            start.status.success(),
-            "pg_ctl start failed: {}{}",
-            String::from_utf8_lossy(&start.stdout),
-            std::fs::read_to_string(pg.data.join("server.log")).unwrap_or_default()
-        );
-        pg
+        // PostgreSQL cannot bind port 0 and say which port it got: a picked port another test may take first, and
+        // then another port.
+        for attempt in 1..=3 {
+            pg.port = free_port();
+            let options = format!(
+                "-p {} -c listen_addresses=127.0.0.1 -k {} -c max_connections=200",
+                pg.port,
+                pg.data.display()
+            );
+            let start = pg
+                .command("pg_ctl")
+                .args(["-w", "-t", "30", "-D"])
+                .arg(&pg.data)
+                .arg("-l")
+                .arg(pg.data.join("server.log"))
+                .args(["-o", &options, "start"])
+                .output()
+                .unwrap();
+            if start.status.success() {
+                return pg;
+            }
+            let log = std::fs::read_to_string(pg.data.join("server.log")).unwrap_or_default();
+            assert!(
+                attempt < 3 && log.contains("already in use"),
+                "pg_ctl start failed: {}{log}",
+                String::from_utf8_lossy(&start.stdout),
+            );
+        }
+        unreachable!("the loop returns or panics")
     }
 
     /// The URL gateways connect with (`audit_db`).

@@ -12,7 +12,6 @@
 use std::fmt::Display;
 use std::fs::{self, File};
 use std::io::Write;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::thread;
@@ -90,11 +89,11 @@ impl Registry {
             .build()
             .expect("build an HTTP client");
 
-        // The port is free when we look but another process may take it before the registry binds it; then the
-        // registry exits at once and we try another port.
+        // docker-registry cannot bind port 0 and say which port it got. The port is free when we look but another
+        // process may take it before the registry binds it; then the registry exits at once and we try another.
         let mut last_log = String::new();
         for _ in 0..START_ATTEMPTS {
-            let port = free_port();
+            let port = crate::gateway::free_port();
             let config = dir.path().join("config.yml");
             fs::write(&config, registry_config(dir.path(), port)).expect("write the registry configuration");
             let log_path = dir.path().join("registry.log");
@@ -345,8 +344,9 @@ fn wait_until_ready(child: &mut Child, http: &Client, port: u16) -> bool {
             return false;
         }
         if let Ok(response) = http.get(&url).send() {
+            // And still ours: a registry that lost the port to another exits at once.
             if response.status() == StatusCode::OK {
-                return true;
+                return matches!(child.try_wait(), Ok(None));
             }
         }
         thread::sleep(Duration::from_millis(50));
@@ -362,15 +362,6 @@ fn header(response: &reqwest::blocking::Response, name: &str) -> String {
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned()
-}
-
-/// A port nothing listened on a moment ago (the OS picks it; we release it for the registry to bind).
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port on 127.0.0.1");
-    listener
-        .local_addr()
-        .expect("local address of the listener")
-        .port()
 }
 
 fn registry_config(dir: &Path, port: u16) -> String {

@@ -1,7 +1,8 @@
 //! Gateways as replicas: one `signpath-gateway init` setup (one HSM token, one PKI, one TLS certificate) whose
 //! `audit_db` is a PostgreSQL URL, served by N processes that differ only in their listen ports (each has its own
 //! gateway-<n>.toml beside the setup's gateway.toml, which replica 0 uses), and Debian's HAProxy in front of them
-//! on a free loopback port. The balancer passes TLS through (mode tcp) and drops a replica whose `/readyz`
+//! on a free loopback port. Each replica binds port 0 and says which port it got (replicas 1.. their CRL
+//! listener too; replica 0's is the one the certificates name); HAProxy starts once they all listen. The balancer passes TLS through (mode tcp) and drops a replica whose `/readyz`
 //! stops answering 200. Dropping the fixture stops every process.
 
 #![allow(clippy::unwrap_used)] // test scaffolding: a failure here should stop the test loudly
@@ -10,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use crate::gateway::{free_port, init_setup, serve, Gateway};
+use crate::gateway::{free_port, init_setup, pin_address_in, serve_listening, Gateway};
 
 #[derive(Debug)]
 pub struct Replicas {
@@ -28,7 +29,6 @@ impl Replicas {
     pub fn start(n: usize, database_url: &str, haproxy: &Path, configure: impl FnOnce(&Path)) -> Self {
         let (dir, setup) = init_setup("signpath-replicas-");
         let balancer_port = free_port();
-        let ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
         configure(&setup);
         let path = setup.join("gateway.toml");
         let mut config: toml::Table = std::fs::read_to_string(&path).unwrap().parse().unwrap();
@@ -37,28 +37,36 @@ impl Replicas {
             "public_url".into(),
             format!("https://127.0.0.1:{balancer_port}").into(),
         );
-        for (i, port) in ports.iter().enumerate() {
-            config.insert("listen".into(), format!("127.0.0.1:{port}").into());
+        for i in 0..n {
+            config.insert("listen".into(), "127.0.0.1:0".into());
             // Each replica publishes the CRLs on a port of its own (the URL in the certificates stays replica 0's).
-            if let Some(pki) = config.get_mut("pki").and_then(|p| p.as_table_mut()) {
-                pki.insert("crl_listen".into(), format!("127.0.0.1:{}", free_port()).into());
+            if i > 0 {
+                if let Some(pki) = config.get_mut("pki").and_then(|p| p.as_table_mut()) {
+                    pki.insert("crl_listen".into(), "127.0.0.1:0".into());
+                }
             }
             std::fs::write(Self::config_of(&setup, i), toml::to_string(&config).unwrap()).unwrap();
         }
+        let mut children = Vec::new();
+        let mut ports = Vec::new();
+        for i in 0..n {
+            let (child, url) = serve_listening(
+                &Self::config_of(&setup, i),
+                &[],
+                &setup.join(format!("replica-{i}.stderr")),
+            );
+            children.push(Some(child));
+            ports.push(url.rsplit(':').next().and_then(|p| p.parse().ok()).unwrap());
+        }
         let balancer = start_haproxy(haproxy, dir.path(), balancer_port, &ports);
-        let mut replicas = Self {
+        Self {
             setup,
             ports,
-            children: Vec::new(),
+            children,
             balancer,
             balancer_port,
             _dir: dir,
-        };
-        for i in 0..n {
-            let child = replicas.serve(i);
-            replicas.children.push(Some(child));
         }
-        replicas
     }
 
     /// gateway.toml for replica 0, gateway-<i>.toml for the others.
@@ -80,13 +88,16 @@ impl Replicas {
         &self.setup
     }
 
-    /// Starts replica `i` and waits for its "listening" line.
+    /// Starts replica `i` again on the port it got at its first start (written into its configuration in place
+    /// of port 0, so the balancer finds it) and waits for its "listening" line.
     fn serve(&self, i: usize) -> Child {
-        serve(
+        pin_address_in(&self.config(i), &self.replica_url(i));
+        serve_listening(
             &self.config(i),
             &[],
             &self.setup.join(format!("replica-{i}.stderr")),
         )
+        .0
     }
 
     /// SIGKILL to replica `i`, as a crash would.
@@ -213,7 +224,8 @@ fn start_haproxy(haproxy: &Path, dir: &Path, port: u16, backends: &[u16]) -> Chi
         .spawn()
         .unwrap();
     for _ in 0..100 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+        // Connected, and to HAProxy: it exits at once when another process holds the port.
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() && child.try_wait().unwrap().is_none() {
             return child;
         }
         std::thread::sleep(Duration::from_millis(50));

@@ -53,3 +53,30 @@ fn an_unknown_signing_scheme_or_one_without_a_notary_signature_is_refused_at_loa
     let error = load_with("notary = \"jwt\"").unwrap_err();
     assert!(error.contains("notary = \"jwt\""), "{error}");
 }
+
+#[test]
+fn a_public_url_with_port_0_names_the_port_the_gateway_listens_on() {
+    let listening: std::net::SocketAddr = "127.0.0.1:40123".parse().unwrap();
+    let mut config = load_with("").unwrap();
+    config.public_url = "https://127.0.0.1:0".into();
+    assert_eq!(
+        config.clone().listening_on(listening).public_url,
+        "https://127.0.0.1:40123"
+    );
+    config.public_url = "https://127.0.0.1:0/".into();
+    assert_eq!(
+        config.clone().listening_on(listening).public_url,
+        "https://127.0.0.1:40123"
+    );
+    // A URL with a port of its own (a balancer's, a name clients use) stays as configured.
+    config.public_url = "https://signing.example:10".into();
+    assert_eq!(
+        config.clone().listening_on(listening).public_url,
+        "https://signing.example:10"
+    );
+    config.public_url = "https://signing.example".into();
+    assert_eq!(
+        config.listening_on(listening).public_url,
+        "https://signing.example"
+    );
+}

@@ -6,6 +6,7 @@
 //! What a reload changes: tokens, approvers and their owners, policies (submitters, approval, origin rules,
 //! certificates) and trusted issuers. The listen address, TLS certificate, HSM and database take a restart.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -18,8 +19,8 @@ use crate::signing::LiveCore;
 /// How often the file is looked at: a revoked token is refused within this plus the time a reload takes.
 const POLL: Duration = Duration::from_millis(500);
 
-/// Watches `config_path` and SIGHUP for as long as the gateway serves.
-pub async fn watch(live: Arc<LiveCore>, config_path: PathBuf, signer: Arc<Signer>) {
+/// Watches `config_path` and SIGHUP for as long as the gateway serves, whose API listener got `listening`.
+pub async fn watch(live: Arc<LiveCore>, config_path: PathBuf, signer: Arc<Signer>, listening: SocketAddr) {
     use tokio::signal::unix::{signal, SignalKind};
     let mut hangup = signal(SignalKind::hangup()).ok();
     let mut seen = stamp(&config_path);
@@ -40,7 +41,7 @@ pub async fn watch(live: Arc<LiveCore>, config_path: PathBuf, signer: Arc<Signer
         }
         seen = now;
         let (path, signer) = (config_path.clone(), signer.clone());
-        match tokio::task::spawn_blocking(move || load(&path, signer)).await {
+        match tokio::task::spawn_blocking(move || load(&path, signer, listening)).await {
             Ok(Ok(state)) => {
                 live.reconfigure(Arc::new(state));
                 tracing::info!(config = %config_path.display(), "configuration reloaded");
@@ -52,9 +53,9 @@ pub async fn watch(live: Arc<LiveCore>, config_path: PathBuf, signer: Arc<Signer
     }
 }
 
-fn load(path: &Path, signer: Arc<Signer>) -> Result<State, StateError> {
+fn load(path: &Path, signer: Arc<Signer>, listening: SocketAddr) -> Result<State, StateError> {
     let (config, base) = GatewayConfig::load(path)?;
-    State::load(&config, &base, signer)
+    State::load(&config.listening_on(listening), &base, signer)
 }
 
 /// What tells a changed file from the same one: its modification time, size and inode (a rewrite is a rename).

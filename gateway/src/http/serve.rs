@@ -29,6 +29,12 @@ pub type ServeError = crate::error::BoxError;
 
 pub fn run(config_path: &Path) -> Result<(), ServeError> {
     let (config, base) = GatewayConfig::load(config_path)?;
+    // Bound first, so that a configured port 0 has become a port before anything names the public URL.
+    let listener = std::net::TcpListener::bind(&config.listen)
+        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    listener.set_nonblocking(true)?;
+    let listening = listener.local_addr()?;
+    let config = config.listening_on(listening);
     if let Some(conf) = &config.hsm.softhsm2_conf {
         hsm::use_softhsm_conf(&resolve(&base, conf));
     }
@@ -58,19 +64,26 @@ pub fn run(config_path: &Path) -> Result<(), ServeError> {
         super::revocations::refresh(&live, shared.as_ref())?;
         runtime.spawn(super::revocations::watch(live.clone(), shared));
     }
+    let mut crl_listening = None;
     if let Some(pki) = &config.pki {
-        let listener = runtime
+        let crl_listener = runtime
             .block_on(TcpListener::bind(&pki.crl_listen))
             .map_err(|e| format!("cannot listen for CRLs on {}: {e}", pki.crl_listen))?;
+        crl_listening = Some(crl_listener.local_addr()?);
         let publisher = crate::pki::publisher::Publisher::new(pki.clone(), &base, signer.clone());
-        runtime.spawn(super::crl::serve(Arc::new(publisher), listener));
+        runtime.spawn(super::crl::serve(Arc::new(publisher), crl_listener));
     }
     runtime.spawn(super::watch_configuration(
         live.clone(),
         config_path.to_owned(),
         signer,
+        listening,
     ));
-    runtime.block_on(serve(config, live, tls, operations))
+    let listener = {
+        let _entered = runtime.enter();
+        TcpListener::from_std(listener)?
+    };
+    runtime.block_on(serve(config, listener, crl_listening, live, tls, operations))
 }
 
 fn tls_config(cert: &Path, key: &Path) -> Result<rustls::ServerConfig, ServeError> {
@@ -84,15 +97,19 @@ fn tls_config(cert: &Path, key: &Path) -> Result<rustls::ServerConfig, ServeErro
         .with_single_cert(certs, key)?)
 }
 
+/// Serves on `listener` until SIGTERM or SIGINT and the drain. The first line on stdout says where it listens
+/// (`signpath-gateway listening on https://ADDRESS`, the port the system gave for a configured port 0), the
+/// second, with a `[pki]`, where the CRLs are; scripts and tests wait for the first and read the addresses there.
 async fn serve(
     config: GatewayConfig,
+    listener: TcpListener,
+    crl_listening: Option<std::net::SocketAddr>,
     live: Arc<LiveCore>,
     tls: rustls::ServerConfig,
     operations: Arc<Operations>,
 ) -> Result<(), ServeError> {
     raise_open_file_limit();
     let limits = config.server.clone();
-    let listener = TcpListener::bind(&config.listen).await?;
     let acceptor = TlsAcceptor::from(Arc::new(tls));
     // Every served connection is watched, so the drain can wait for the requests in flight on all of them.
     let graceful = GracefulShutdown::new();
@@ -101,6 +118,9 @@ async fn serve(
     let connections = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let service = super::service(live, &limits, operations.clone());
     println!("signpath-gateway listening on https://{}", listener.local_addr()?);
+    if let Some(crl) = crl_listening {
+        println!("signpath-gateway serving CRLs on http://{crl}");
+    }
     let drain_delay = Duration::from_secs(limits.drain_delay_seconds);
     let shutdown = async {
         shutdown_signal().await;

@@ -59,13 +59,6 @@ fn allow_sha1_except_on_ec_521(config_path: &Path) {
     std::fs::write(config_path, toml::to_string(&config).expect("TOML")).expect("write gateway.toml");
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free loopback port")
-        .port()
-}
-
 impl GatewayProcess {
     pub fn start() -> Self {
         let binary = tools::release_artifact("signpath-gateway");
@@ -78,10 +71,9 @@ impl GatewayProcess {
             .arg("init")
             .arg("--dir")
             .arg(&gateway_dir)
-            .arg("--port")
-            .arg(free_port().to_string())
+            .args(["--port", "0"])
             .arg("--crl-port")
-            .arg(free_port().to_string())
+            .arg(e2e_tests::gateway::free_port().to_string())
             .stdout(Stdio::null())
             .status()
             .expect("run signpath-gateway init");
@@ -101,25 +93,30 @@ impl GatewayProcess {
         *RUNNING.lock().unwrap_or_else(|p| p.into_inner()) = Some((child.id(), dir.path().to_path_buf()));
         // SAFETY: registers a plain `extern "C" fn` that touches only a static; atexit has no other precondition.
         unsafe { libc::atexit(stop_at_exit) };
-        let gateway = Self {
+        let mut gateway = Self {
             child: Mutex::new(Some(child)),
             env: read_env_file(&gateway_dir.join("env")),
             binary,
             dir,
         };
-        gateway.wait_until_listening(&out_path);
+        // The gateway bound port 0; the clients get the port it says it got.
+        let api_url = gateway.wait_until_listening(&out_path);
+        e2e_tests::gateway::pin_address_in(&gateway_dir.join("env"), &api_url);
+        gateway.env = read_env_file(&gateway_dir.join("env"));
         gateway
     }
 
-    fn wait_until_listening(&self, out_path: &Path) {
+    /// Waits for the "listening" line; the URL it names.
+    fn wait_until_listening(&self, out_path: &Path) -> String {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let out = std::fs::read_to_string(out_path).unwrap_or_default();
-            if out
+            if let Some(url) = out
                 .lines()
-                .any(|l| l.starts_with("signpath-gateway listening on https://"))
+                .find_map(|l| l.strip_prefix("signpath-gateway listening on "))
+                .filter(|url| url.starts_with("https://"))
             {
-                return;
+                return url.to_owned();
             }
             let exited = self
                 .child
