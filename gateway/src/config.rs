@@ -212,7 +212,9 @@ pub struct ApprovalConfig {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ReleaseGroupConfig {
-    /// Signatures one approval covers, the approved request included.
+    /// Signatures one approval covers, the approved request's included: a hash is one signature, an artifact one
+    /// per image (and platform manifest, under `each_platform`) and signature format. A request that would go past
+    /// the limit waits for an approval of its own.
     pub max_signatures: u32,
     /// For how long after the approval.
     pub window_seconds: u64,
@@ -438,6 +440,12 @@ impl ArtifactConfigurationConfig {
             ));
         }
         Ok(())
+    }
+
+    /// The signatures this configuration makes per signed image or platform manifest: a Notary Project signature
+    /// (unless `notary = "none"`) and a cosign one (if `cosign`). What a release group's limit counts.
+    pub fn signature_formats(&self) -> u32 {
+        u32::from(!self.notary.eq_ignore_ascii_case("none")) + u32::from(self.cosign)
     }
 }
 

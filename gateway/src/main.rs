@@ -233,7 +233,8 @@ enum ApproverCommand {
         #[arg(long)]
         owner: Option<String>,
     },
-    /// Removes an approver (take them out of every policy's approvers first).
+    /// Removes an approver (take them out of every policy's approvers first): their web sessions end and their
+    /// votes stop counting.
     Remove {
         #[arg(long)]
         config: PathBuf,

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use super::CliResult;
 use crate::config::GatewayConfig;
+use crate::signing::revoked::approver_revocation;
 use crate::store::postgres::is_postgres;
 use crate::store::Stores;
 
@@ -58,12 +59,20 @@ pub fn revoke_token(config_path: &Path, name_or_id: &str) -> CliResult {
     Ok(())
 }
 
-/// Removes an approver; policies that still name them must be changed first.
+/// Removes an approver; policies that still name them must be changed first. A running gateway ends their web
+/// sessions and stops counting their votes as soon as it reads the change (and as soon as they are out of a
+/// policy, for that policy). With a shared (PostgreSQL) store the removal is written there first, by their
+/// token's SHA-256, for the replicas whose gateway.toml still names them.
 pub fn remove_approver(config_path: &Path, name: &str) -> CliResult {
-    let (mut config, _) = GatewayConfig::load(config_path)?;
-    if !config.approvers.iter().any(|a| a.name == name) {
+    let (mut config, base) = GatewayConfig::load(config_path)?;
+    let Some(sha256) = config
+        .approvers
+        .iter()
+        .find(|a| a.name == name)
+        .map(|a| a.sha256.clone())
+    else {
         return Err(format!("there is no approver {name:?}").into());
-    }
+    };
     let policies: Vec<String> = config
         .projects
         .iter()
@@ -82,8 +91,16 @@ pub fn remove_approver(config_path: &Path, name: &str) -> CliResult {
         )
         .into());
     }
+    if config.audit_db.to_str().is_some_and(is_postgres) {
+        if let Some(shared) = Stores::open(&base, &config.audit_db)?.revocations {
+            shared.revoke(&approver_revocation(&sha256))?;
+        }
+    }
     config.approvers.retain(|a| a.name != name);
     config.save(config_path)?;
-    println!("approver {name} removed; a running gateway refuses their token within 2 seconds");
+    println!(
+        "approver {name} removed; within 2 seconds a running gateway refuses their token, ends their sessions and \
+         no longer counts their votes"
+    );
     Ok(())
 }

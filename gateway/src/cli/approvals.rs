@@ -4,8 +4,9 @@
 use std::path::Path;
 
 use super::CliResult;
-use crate::config::GatewayConfig;
-use crate::store::{now, Record, Status, Stores};
+use crate::config::{ApprovalConfig, GatewayConfig};
+use crate::signing::revoked::approver_revocation;
+use crate::store::{now, HeldQuery, Record, Stage, Stores, VoteError};
 
 /// An approval or denial from the command line: whoever runs it can read gateway.toml and the database, so the
 /// approver is named, not authenticated; the vote and who cast it go into the audit log like a web vote.
@@ -30,19 +31,28 @@ pub fn vote(config_path: &Path, id: &str, approver: &str, approve: bool, reason:
         .iter()
         .find(|a| a.name == approver)
         .and_then(|a| a.owner.clone());
-    let submitter_owner = stores.approvals.get(id)?.and_then(|held| {
+    let held = stores.approvals.get(id)?;
+    let submitter_owner = held.as_ref().and_then(|held| {
         config
             .tokens
             .iter()
             .find(|t| t.id == held.token_id)
             .and_then(|t| t.owner.clone())
     });
-    let outcome = match (approver_owner, submitter_owner) {
-        (Some(a), Some(t)) if a.eq_ignore_ascii_case(&t) => Err(crate::store::VoteError::OwnRequest {
+    let outcome = match (approver_owner, submitter_owner, held) {
+        (_, _, None) => Err(VoteError::NotFound(id.to_owned())),
+        (Some(a), Some(t), _) if a.eq_ignore_ascii_case(&t) => Err(VoteError::OwnRequest {
             approver: approver.to_owned(),
             id: id.to_owned(),
         }),
-        _ => stores.approvals.vote(id, approver, approve, reason),
+        (_, _, Some(held)) => match approval_in_force(&config, &stores, &held.project, &held.policy)? {
+            Some(approval) => stores.approvals.vote(id, approver, approve, reason, &approval),
+            None => Err(VoteError::NotAnApprover {
+                approver: approver.to_owned(),
+                project: held.project,
+                policy: held.policy,
+            }),
+        },
     };
     record.completed = now();
     match &outcome {
@@ -76,10 +86,47 @@ pub fn vote(config_path: &Path, id: &str, approver: &str, approve: bool, reason:
     Ok(())
 }
 
+/// The approval of `project/policy` as gateway.toml says now, less the approvers removed through another replica
+/// (with a shared store), as the gateway applies it (`Core::approval_in_force`).
+fn approval_in_force(
+    config: &GatewayConfig,
+    stores: &Stores,
+    project: &str,
+    policy: &str,
+) -> Result<Option<ApprovalConfig>, crate::store::StoreError> {
+    let Some(mut approval) = config
+        .projects
+        .iter()
+        .filter(|p| p.slug == project)
+        .flat_map(|p| &p.policies)
+        .find(|p| p.slug == policy)
+        .and_then(|p| p.approval.clone())
+    else {
+        return Ok(None);
+    };
+    let revoked = match &stores.revocations {
+        Some(shared) => shared.revoked()?,
+        None => Vec::new(),
+    };
+    approval.approvers.retain(|name| {
+        config
+            .approvers
+            .iter()
+            .find(|a| &a.name == name)
+            .is_some_and(|a| !revoked.contains(&approver_revocation(&a.sha256)))
+    });
+    Ok(Some(approval))
+}
+
 pub fn print_pending(config_path: &Path, format: super::audit::Format) -> CliResult {
     let (config, base) = GatewayConfig::load(config_path)?;
     let stores = Stores::open(&base, &config.audit_db)?;
-    let pending = stores.approvals.list(Some(Status::Pending), 1000)?;
+    let pending = stores.approvals.list(&HeldQuery {
+        policies: None,
+        stage: Some(Stage::Waiting),
+        offset: 0,
+        limit: u32::MAX,
+    })?;
     if format == super::audit::Format::Json {
         for h in &pending {
             println!("{}", serde_json::to_string(h)?);

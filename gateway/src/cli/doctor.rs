@@ -80,6 +80,52 @@ fn check(config: &GatewayConfig, base: &Path, report: &mut Report) {
     }
     tls(config, base, report);
     keys(config, base, report);
+    release_groups(config, report);
+}
+
+/// What each release group's limit covers, now that it counts signatures rather than requests: an artifact makes
+/// one per image and signature format, so a limit sized in requests lets fewer tarballs through. A limit that
+/// leaves no room for one image of an artifact configuration is a problem: such tarballs always wait.
+fn release_groups(config: &GatewayConfig, report: &mut Report) {
+    for project in &config.projects {
+        let per_image = project
+            .artifact_configurations
+            .iter()
+            .map(|c| (c.slug.as_str(), c.signature_formats()))
+            .collect::<Vec<_>>();
+        for policy in &project.policies {
+            let Some(limits) = policy.approval.as_ref().and_then(|a| a.release_group.as_ref()) else {
+                continue;
+            };
+            let name = format!("{}/{}", project.slug, policy.slug);
+            let room = limits.max_signatures.saturating_sub(1);
+            let shapes = per_image
+                .iter()
+                .map(|(slug, n)| format!("{n} per image with artifact configuration {slug}"))
+                .chain((per_image.is_empty()).then(|| "1 per image for a tarball".to_owned()))
+                .collect::<Vec<_>>()
+                .join(", ");
+            report.ok(format!(
+                "policy {name}: a release group's approval covers {} signatures, the approved request's included \
+                 (a hash is 1; {shapes})",
+                limits.max_signatures
+            ));
+            for (slug, n) in &per_image {
+                if *n > room {
+                    report.problem(
+                        format!(
+                            "policy {name}: release group max_signatures = {} leaves {room} after the approved hash, \
+                             fewer than the {n} signatures one image makes with artifact configuration {slug}: \
+                             no tarball is ever covered by a group's approval",
+                            limits.max_signatures
+                        ),
+                        "Raise max_signatures to the signatures a release makes (images × signature formats, plus \
+                         the approved request), or drop release_group if every tarball is to be approved alone.",
+                    );
+                }
+            }
+        }
+    }
 }
 
 /// A file holding a secret must be readable by its owner only.

@@ -18,10 +18,7 @@ use axum::{Extension, Router};
 use crate::hsm::Signer;
 use crate::metrics::Metrics;
 use crate::signing::LiveCore;
-use crate::store::{Status, Stores};
-
-/// Held requests counted for the `approvals_waiting` gauge at most (a scrape must stay cheap).
-const MAX_COUNTED_WAITING: u32 = 100_000;
+use crate::store::{HeldQuery, Stage, Stores};
 
 /// What the operator routes look at: the metrics, the HSM and the stores, and whether the server drains.
 #[derive(Debug)]
@@ -60,7 +57,12 @@ impl Operations {
         let database = self
             .stores
             .approvals
-            .list(Some(Status::Pending), 1)
+            .list(&HeldQuery {
+                policies: None,
+                stage: Some(Stage::Waiting),
+                offset: 0,
+                limit: 1,
+            })
             .map(drop)
             .map_err(|e| tracing::warn!(error = %e, "readiness: the database does not answer"));
         Readiness {
@@ -145,11 +147,10 @@ async fn readyz(Extension(operations): Extension<Arc<Operations>>) -> Response {
 async fn metrics(Extension(operations): Extension<Arc<Operations>>) -> Response {
     let counted = operations.clone();
     let waiting = tokio::task::spawn_blocking(move || {
-        counted
-            .stores
-            .approvals
-            .list(Some(Status::Pending), MAX_COUNTED_WAITING)
-            .map(|held| held.len())
+        counted.stores.approvals.count(None).map(|counts| {
+            let waiting: u64 = counts.iter().map(|c| c.waiting).sum();
+            usize::try_from(waiting).unwrap_or(usize::MAX)
+        })
     })
     .await;
     if let Ok(Ok(waiting)) = waiting {

@@ -22,6 +22,9 @@ pub(super) struct Hold<'a> {
     pub request_json: &'a str,
     pub image: Option<&'a str>,
     pub digest: &'a str,
+    /// The signatures the request makes: 1 for a hash, images × signature formats for an artifact. A release
+    /// group's limit counts these, so a request that would go past it waits for an approval of its own.
+    pub signatures: u32,
 }
 
 impl Core {
@@ -35,11 +38,14 @@ impl Core {
         hold: Hold<'_>,
         record: &mut Record,
     ) -> Result<Gate, Refusal> {
-        let Some(approval) = &policy.approval else {
+        if policy.approval.is_none() {
+            return Ok(Gate::Sign);
+        }
+        let Some(approval) = self.approval_in_force(&policy.project, &policy.slug) else {
             return Ok(Gate::Sign);
         };
         let covering = match (&record.release_group, &approval.release_group) {
-            (Some(group), Some(limits)) => self
+            (Some(group), Some(_)) => self
                 .stores
                 .approvals
                 .use_group(
@@ -50,8 +56,9 @@ impl Core {
                         token_id,
                         binding,
                         request_id: &record.request_id,
+                        signatures: hold.signatures,
                     },
-                    limits,
+                    &approval,
                 )
                 .map_err(|_| store_failure())?
                 .map(|c| (group.clone(), c)),
@@ -75,6 +82,7 @@ impl Core {
                 binding,
                 image: hold.image,
                 digest: hold.digest,
+                signatures: hold.signatures,
             })
             .map_err(|_| store_failure())?;
         record.approval = Some(format!(

@@ -11,7 +11,7 @@ use common::protocol::problem_types as pt;
 use serde_json::json;
 
 use super::approval_gate::{Gate, Hold};
-use super::oci_artifact::{check_layout, sign_checked_layout, HsmSigner, LayoutImage};
+use super::oci_artifact::{check_layout, sign_checked_layout, signature_count, HsmSigner};
 use super::outcome::{refuse, store_failure, Answer, Kind, Refusal};
 use super::sign_hash::ci_identity;
 use super::state::Policy;
@@ -160,11 +160,12 @@ impl Core {
             request_json: &request_json,
             image: Some(&shown),
             digest: &digest,
+            signatures: signature_count(&images, &configuration),
         };
         // The record is written first: a held request must be found by its id as soon as it is held.
         self.state.artifacts.put(&request).map_err(|_| store_failure())?;
         if self.approval_gate(policy, token_id, binding.as_deref(), hold, record)? == Gate::Sign {
-            self.sign_artifact(policy, &configuration, &images, &mut request, record)?;
+            self.sign_artifact(policy, &configuration, &mut request, record)?;
         }
         let location = format!(
             "{}/v1/{}/SigningRequests/{request_id}",
@@ -224,7 +225,6 @@ impl Core {
         &self,
         policy: &Policy,
         configuration: &ArtifactConfigurationConfig,
-        images: &[LayoutImage],
         request: &mut ArtifactRequest,
         record: &mut Record,
     ) -> Result<(), Refusal> {
@@ -236,8 +236,8 @@ impl Core {
             policy,
         };
         let signed = artifacts.signed(&request.request_id);
-        let signatures =
-            sign_checked_layout(&staging, images, &signer, configuration, &signed).map_err(|e| {
+        let signatures = sign_checked_layout(&staging, &request.images, &signer, configuration, &signed)
+            .map_err(|e| {
                 tracing::error!(error = %e, request_id = %request.request_id, "signing the artifact failed");
                 refuse(
                     Kind::Unavailable,
@@ -285,7 +285,10 @@ impl Core {
             let held = self.stores.approvals.get(id).map_err(|_| store_failure())?;
             match held.as_ref().map(|h| h.status) {
                 Some(Status::Denied) => status = "Denied",
-                Some(Status::Approved) if self.stores.approvals.claim(id).map_err(|_| store_failure())? => {
+                Some(Status::Approved)
+                    if held.as_ref().map_or(Ok(false), |h| self.still_approved(h))?
+                        && self.stores.approvals.claim(id).map_err(|_| store_failure())? =>
+                {
                     let Some(held) = held else { return Ok(None) };
                     record.approval = Some(format!("approved by {}", held.approved_by.join(", ")));
                     match self.sign_approved_artifact(&mut request, record) {
@@ -343,14 +346,7 @@ impl Core {
         let policy = self.authorize(&request.token_id, &request.project, &request.policy)?;
         record.certificate_sha256 = Some(policy.certificate_sha256.clone());
         let configuration = self.artifact_configuration(policy, Some(&request.artifact_configuration))?;
-        let images: Vec<LayoutImage> = request
-            .images
-            .iter()
-            .map(|reference| LayoutImage {
-                reference: reference.clone(),
-            })
-            .collect();
-        self.sign_artifact(policy, &configuration, &images, request, record)
+        self.sign_artifact(policy, &configuration, request, record)
     }
 
     /// The file of `GET .../SignedArtifact` (`signed`) or `.../UnsignedArtifact` of one of this token's requests.

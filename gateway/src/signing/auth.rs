@@ -3,7 +3,10 @@
 
 use common::protocol::problem_types as pt;
 
+use subtle::ConstantTimeEq;
+
 use super::outcome::{refuse, Kind, Refusal};
+use super::revoked::approver_revocation;
 use super::Core;
 use crate::store::Record;
 
@@ -47,8 +50,28 @@ impl Core {
         Ok(token_id)
     }
 
-    /// The approver whose token this is, if any.
+    /// The approver whose token this is, if any (and not removed through another replica).
     pub fn approver(&self, token: &str) -> Option<String> {
-        self.state.approver(token)
+        self.state
+            .approver(token)
+            .filter(|name| self.is_approver_in_force(name))
+    }
+
+    /// Whether `name` is an approver now: named in the configuration in force and not removed through another
+    /// replica. Every vote and every page of a signed-in approver asks again, so a removal ends their sessions.
+    pub fn is_approver_in_force(&self, name: &str) -> bool {
+        self.state
+            .approver_token_sha256(name)
+            .is_some_and(|hash| !self.revoked.contains(&approver_revocation(&hex::encode(hash))))
+    }
+
+    /// Whether a session begun with an approver token of SHA-256 `token_sha256` still belongs to approver `name`:
+    /// the approver is in force with that same token (a token replaced since ends the session too).
+    pub fn approver_session_stands(&self, name: &str, token_sha256: &[u8; 32]) -> bool {
+        self.is_approver_in_force(name)
+            && self
+                .state
+                .approver_token_sha256(name)
+                .is_some_and(|hash| bool::from(hash.ct_eq(token_sha256)))
     }
 }

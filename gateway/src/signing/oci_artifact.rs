@@ -22,6 +22,36 @@ use crate::hsm;
 #[derive(Debug, Clone)]
 pub struct LayoutImage {
     pub reference: String,
+    /// The platform manifests of an image index (0 for a manifest), each signed too under `each_platform`.
+    pub platforms: usize,
+}
+
+/// The signatures signing `images` under `configuration` makes, as [`sign_checked_layout`] makes them: per image
+/// its root and, under `each_platform`, each platform manifest, times the formats (a Notary Project signature,
+/// a cosign signature). What a release group's limit counts.
+pub fn signature_count(images: &[LayoutImage], configuration: &ArtifactConfigurationConfig) -> u32 {
+    let subjects: usize = images
+        .iter()
+        .map(|i| {
+            1 + if configuration.each_platform {
+                i.platforms
+            } else {
+                0
+            }
+        })
+        .sum();
+    u32::try_from(subjects)
+        .unwrap_or(u32::MAX)
+        .saturating_mul(configuration.signature_formats())
+}
+
+/// The Notary Project signature format `configuration` names, or none.
+fn notary_format(configuration: &ArtifactConfigurationConfig) -> Option<SignatureFormat> {
+    match configuration.notary.to_ascii_lowercase().as_str() {
+        "jws" => Some(SignatureFormat::Jws),
+        "cose" => Some(SignatureFormat::Cose),
+        _ => None,
+    }
 }
 
 /// Unpacks the tarball at `tarball` into `staging` and checks every image in it. Returns the images, each as
@@ -47,7 +77,12 @@ pub fn check_layout(tarball: &Path, staging: &Path) -> Result<Vec<LayoutImage>, 
         if !(entry.is_index() || entry.is_manifest()) {
             continue;
         }
-        image::graph(&layout, &entry, Layers::MayBeAbsent).map_err(|e| in_tarball_terms(&e))?;
+        let graph = image::graph(&layout, &entry, Layers::MayBeAbsent).map_err(|e| in_tarball_terms(&e))?;
+        let platforms = if entry.is_index() {
+            graph.manifests.len()
+        } else {
+            0
+        };
         let name = if name.contains('/') {
             name.to_owned()
         } else {
@@ -55,7 +90,7 @@ pub fn check_layout(tarball: &Path, staging: &Path) -> Result<Vec<LayoutImage>, 
         };
         let reference = format!("{name}@{}", entry.digest);
         if !images.iter().any(|i| i.reference == reference) {
-            images.push(LayoutImage { reference });
+            images.push(LayoutImage { reference, platforms });
         }
     }
     if images.is_empty() {
@@ -72,20 +107,16 @@ fn in_tarball_terms(error: &signpath_oci::Error) -> String {
     }
 }
 
-/// Signs every image of the checked layout in `staging` and packs it into `signed`. Returns one line per
-/// signature (`kind image digest -> signature manifest`) for the audit record.
+/// Signs every image (`name@digest`) of the checked layout in `staging` and packs it into `signed`. Returns one
+/// line per signature (`kind image digest -> signature manifest`) for the audit record.
 pub fn sign_checked_layout(
     staging: &Path,
-    images: &[LayoutImage],
+    images: &[String],
     signer: &HsmSigner<'_>,
     configuration: &ArtifactConfigurationConfig,
     signed: &Path,
 ) -> Result<Vec<String>, String> {
-    let notary = match configuration.notary.to_ascii_lowercase().as_str() {
-        "jws" => Some(SignatureFormat::Jws),
-        "cose" => Some(SignatureFormat::Cose),
-        _ => None,
-    };
+    let notary = notary_format(configuration);
     let now = time::OffsetDateTime::now_utc();
     let options = SignOptions {
         notary,
@@ -99,11 +130,11 @@ pub fn sign_checked_layout(
     let layout = Layout::open(staging).map_err(|e| e.to_string())?;
     let mut lines = Vec::new();
     for image in images {
-        let done = sign_layout(&layout, &image.reference, signer, &options).map_err(|e| e.to_string())?;
+        let done = sign_layout(&layout, image, signer, &options).map_err(|e| e.to_string())?;
         for s in done.signatures {
             lines.push(format!(
                 "{} {} {} -> {}",
-                s.kind, image.reference, s.subject.digest, s.manifest.digest
+                s.kind, image, s.subject.digest, s.manifest.digest
             ));
         }
     }

@@ -104,12 +104,15 @@ impl Core {
             // (`Approved` to `Signing`), so of two polls at once, here or on another replica, exactly one takes the
             // request and signs; the other answers that it is still waiting, and its next poll gets the stored
             // signature. No idempotency-key claim is needed on top of it.
+            // An approval that no longer stands (an approver who gave it was removed) sends the request back to
+            // waiting instead.
             Status::Approved
-                if self
-                    .stores
-                    .approvals
-                    .claim(&held.request_id)
-                    .map_err(|_| store_failure())? =>
+                if self.still_approved(&held)?
+                    && self
+                        .stores
+                        .approvals
+                        .claim(&held.request_id)
+                        .map_err(|_| store_failure())? =>
             {
                 match self.sign_approved(&held, record) {
                     // Completed by `finish`, once the record of this signature is durable.

@@ -98,6 +98,7 @@ impl Core {
                 request_json: &request_json,
                 image: image.as_deref(),
                 digest: &digest,
+                signatures: 1,
             };
             if self.approval_gate(policy, token_id, binding.as_deref(), hold, record)? == Gate::Held {
                 let mut answer = self.waiting(&record.request_id, Some(self.web_link(&record.request_id)))?;

@@ -232,10 +232,23 @@ impl State {
     pub fn approver(&self, token: &str) -> Option<String> {
         find_hashed(&self.approvers, token)
     }
+
+    /// The SHA-256 of approver `name`'s token, if `name` is an approver of this configuration.
+    pub fn approver_token_sha256(&self, name: &str) -> Option<[u8; 32]> {
+        self.approvers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, hash)| *hash)
+    }
+}
+
+/// The SHA-256 of a token, as the configuration keeps tokens and approver tokens.
+pub fn token_sha256(token: &str) -> [u8; 32] {
+    sha2::Sha256::digest(token.as_bytes()).into()
 }
 
 fn find_hashed(entries: &[(String, [u8; 32])], token: &str) -> Option<String> {
-    let presented: [u8; 32] = sha2::Sha256::digest(token.as_bytes()).into();
+    let presented = token_sha256(token);
     let mut found = None;
     for (id, hash) in entries {
         if bool::from(presented.ct_eq(hash)) {

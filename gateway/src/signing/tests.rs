@@ -15,6 +15,9 @@ use common::pubkey::PublicKey;
 use common::x509::ParsedCertificate;
 
 use super::{Answer, Core, Kind, Refusal};
+
+/// Release groups that count signatures, and approvers removed while requests wait.
+mod approvals;
 use crate::config::{ApprovalConfig, GatewayConfig, ReleaseGroupConfig};
 use crate::store::{Record, Stores};
 

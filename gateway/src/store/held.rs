@@ -24,16 +24,6 @@ impl Status {
             _ => Self::Pending,
         }
     }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "Pending",
-            Self::Approved => "Approved",
-            Self::Denied => "Denied",
-            Self::Signing => "Signing",
-            Self::Completed => "Completed",
-        }
-    }
 }
 
 /// A signing request that needed approval.
@@ -59,6 +49,8 @@ pub struct Held {
     /// `registry/repository:tag@digest`, as much of it as the client named.
     pub image: Option<String>,
     pub digest: String,
+    /// The signatures the request makes once approved: 1 for a hash, images × signature formats for an artifact.
+    pub signatures: u32,
     pub created: i64,
     #[serde(skip)]
     pub response: Option<String>,
@@ -78,6 +70,36 @@ pub struct NewHeld<'a> {
     pub binding: Option<&'a str>,
     pub image: Option<&'a str>,
     pub digest: &'a str,
+    pub signatures: u32,
+}
+
+/// Where a held request stands, as the approvers' page and `pending` list them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// `Pending`: waiting for approval.
+    Waiting,
+    /// Every other status.
+    Decided,
+}
+
+/// Which held requests to list: newest first, `limit` of them after the first `offset`.
+#[derive(Debug, Clone, Copy)]
+pub struct HeldQuery<'a> {
+    /// Only the requests of these policies, as (project, policy); every policy if None.
+    pub policies: Option<&'a [(String, String)]>,
+    /// Only the requests in this stage; both if None.
+    pub stage: Option<Stage>,
+    pub offset: u64,
+    pub limit: u32,
+}
+
+/// How many held requests of one policy wait and how many are decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldCount {
+    pub project: String,
+    pub policy: String,
+    pub waiting: u64,
+    pub decided: u64,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -8,10 +8,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{
-    ApprovalStore, AuditStore, GroupUse, Held, IdempotentAnswer, NewHeld, Record, Status, StoreError,
-    StoredAnswer, Stores, VoteError,
+    ApprovalStore, AuditStore, GroupUse, Held, HeldCount, HeldQuery, IdempotentAnswer, NewHeld, Record,
+    StoreError, StoredAnswer, Stores, VoteError,
 };
-use crate::config::ReleaseGroupConfig;
+use crate::config::ApprovalConfig;
 use crate::metrics::Metrics;
 
 impl Stores {
@@ -93,8 +93,12 @@ impl ApprovalStore for MeteredApprovals {
         counted(&self.metrics, self.inner.get(request_id))
     }
 
-    fn list(&self, status: Option<Status>, limit: u32) -> Result<Vec<Held>, StoreError> {
-        counted(&self.metrics, self.inner.list(status, limit))
+    fn list(&self, query: &HeldQuery<'_>) -> Result<Vec<Held>, StoreError> {
+        counted(&self.metrics, self.inner.list(query))
+    }
+
+    fn count(&self, policies: Option<&[(String, String)]>) -> Result<Vec<HeldCount>, StoreError> {
+        counted(&self.metrics, self.inner.count(policies))
     }
 
     fn vote(
@@ -103,8 +107,9 @@ impl ApprovalStore for MeteredApprovals {
         approver: &str,
         approve: bool,
         reason: Option<&str>,
+        approval: &ApprovalConfig,
     ) -> Result<Held, VoteError> {
-        let result = self.inner.vote(request_id, approver, approve, reason);
+        let result = self.inner.vote(request_id, approver, approve, reason, approval);
         if let Err(VoteError::Store(_)) = &result {
             self.metrics.database_error();
         }
@@ -113,6 +118,10 @@ impl ApprovalStore for MeteredApprovals {
 
     fn claim(&self, request_id: &str) -> Result<bool, StoreError> {
         counted(&self.metrics, self.inner.claim(request_id))
+    }
+
+    fn reopen(&self, request_id: &str) -> Result<bool, StoreError> {
+        counted(&self.metrics, self.inner.reopen(request_id))
     }
 
     fn recover(&self) -> Result<usize, StoreError> {
@@ -130,8 +139,8 @@ impl ApprovalStore for MeteredApprovals {
     fn use_group(
         &self,
         group: &GroupUse<'_>,
-        limits: &ReleaseGroupConfig,
+        approval: &ApprovalConfig,
     ) -> Result<Option<String>, StoreError> {
-        counted(&self.metrics, self.inner.use_group(group, limits))
+        counted(&self.metrics, self.inner.use_group(group, approval))
     }
 }

@@ -12,16 +12,17 @@ mod held;
 mod metered;
 pub mod postgres;
 mod record;
+pub mod rules;
 pub mod sqlite;
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use held::{Held, NewHeld, Status, VoteError};
+pub use held::{Held, HeldCount, HeldQuery, NewHeld, Stage, Status, VoteError};
 pub use record::{now, Record};
 
-use crate::config::ReleaseGroupConfig;
+use crate::config::ApprovalConfig;
 
 /// A store that could not do what was asked (the database is unreachable, full, corrupt, ...).
 #[derive(Debug, thiserror::Error)]
@@ -79,25 +80,39 @@ pub trait AuditStore: Send + Sync {
 
 /// Signing requests that wait for approval, the approvers' votes, and release groups. Every change is atomic, so
 /// two gateways (or the gateway and `signpath-gateway approve`) never interleave a read and a write of a request.
+///
+/// Whose approvals count is decided against the policy's approval as configured when asked (`approval`), never
+/// against the approvers named when the request was held: an approver taken out of a policy loses their votes at
+/// once (`rules`).
 pub trait ApprovalStore: Send + Sync {
     fn hold(&self, held: &NewHeld<'_>) -> Result<(), StoreError>;
 
     fn get(&self, request_id: &str) -> Result<Option<Held>, StoreError>;
 
-    /// Held requests, newest first; only those in `status` if given.
-    fn list(&self, status: Option<Status>, limit: u32) -> Result<Vec<Held>, StoreError>;
+    /// The held requests `query` selects, newest first.
+    fn list(&self, query: &HeldQuery<'_>) -> Result<Vec<Held>, StoreError>;
 
-    /// Records an approval or a denial. One denial decides; `required` approvals decide.
+    /// How many held requests wait and how many are decided, per policy (of `policies` only, if given).
+    fn count(&self, policies: Option<&[(String, String)]>) -> Result<Vec<HeldCount>, StoreError>;
+
+    /// Records `approver`'s approval or denial under the request's policy's approval as configured now
+    /// (`approval`): only an approver it names may vote, and only the approvals of approvers it names count
+    /// towards its `required`. One denial decides.
     fn vote(
         &self,
         request_id: &str,
         approver: &str,
         approve: bool,
         reason: Option<&str>,
+        approval: &ApprovalConfig,
     ) -> Result<Held, VoteError>;
 
     /// Takes an approved request for signing; false when it is not (or no longer) approved.
     fn claim(&self, request_id: &str) -> Result<bool, StoreError>;
+
+    /// Puts an approved request that has not been taken for signing back to waiting for approval (its approvals
+    /// no longer meet its policy's approval: an approver was removed). False if it was not `Approved`.
+    fn reopen(&self, request_id: &str) -> Result<bool, StoreError>;
 
     /// At start: requests left `Signing` by a gateway that died while signing go back to `Approved`. Their
     /// signature was never handed out (a signature is stored before it is answered, and a stored one is
@@ -111,12 +126,12 @@ pub trait ApprovalStore: Send + Sync {
     fn complete(&self, request_id: &str, response: &str) -> Result<(), StoreError>;
 
     /// If an approved request of release group `group` on this policy, submitted with the same token and the same
-    /// verified CI identity (`binding`), still covers another signature (within `limits`), counts `request_id`
-    /// against it and returns the covering request's id.
+    /// verified CI identity (`binding`), still covers the request's signatures (`rules::group_covers` under
+    /// `approval` as configured now), counts them against it and returns the covering request's id.
     fn use_group(
         &self,
         group: &GroupUse<'_>,
-        limits: &ReleaseGroupConfig,
+        approval: &ApprovalConfig,
     ) -> Result<Option<String>, StoreError>;
 }
 
@@ -137,6 +152,8 @@ pub struct GroupUse<'a> {
     pub token_id: &'a str,
     pub binding: Option<&'a str>,
     pub request_id: &'a str,
+    /// The signatures the request makes: 1 for a hash, images × signature formats for an artifact.
+    pub signatures: u32,
 }
 
 /// The stores of one gateway.

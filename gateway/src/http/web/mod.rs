@@ -21,6 +21,7 @@ use axum::routing::{any, get, post, MethodRouter};
 use axum::Extension;
 use axum::Router;
 use common::protocol::problem_types as pt;
+use tower_http::set_header::SetResponseHeaderLayer;
 
 use super::call::{Call, Incoming};
 use super::render::Render;
@@ -81,17 +82,47 @@ fn redirect(to: &str) -> Page {
     page
 }
 
+/// The headers on every response of the approvers' pages (pages, redirects, refusals): no other site may frame
+/// them (clickjacking an Approve button), a browser takes each response as the type it says, and nothing of a
+/// page (held requests, the audit log, the CSRF token) is kept in a cache. The pages use no scripts and only an
+/// inline style, so the policy allows nothing else; form posts go to the gateway only.
+static PAGE_HEADERS: [(HeaderName, &str); 4] = [
+    (header::X_FRAME_OPTIONS, "DENY"),
+    (
+        header::CONTENT_SECURITY_POLICY,
+        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    ),
+    (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+    (header::CACHE_CONTROL, "no-store"),
+];
+
 /// The approvers' routes. Any other method on them, like any other page under `/Web`, is a 404 once signed in.
 pub fn routes() -> Router<Arc<LiveCore>> {
     let signed_in = |route: MethodRouter<Arc<LiveCore>>| route.head(fallback).fallback(fallback);
-    Router::new()
+    let routes = Router::new()
         .route("/web/login", any(login))
         .route("/web/logout", signed_in(post(logout)))
         .route("/web", signed_in(get(list)))
         .route("/web/signingrequests", signed_in(get(list)))
         .route("/web/signingrequests/{id}", signed_in(get(detail)))
         .route("/web/signingrequests/{id}/approve", signed_in(post(approve)))
-        .route("/web/signingrequests/{id}/deny", signed_in(post(deny)))
+        .route("/web/signingrequests/{id}/deny", signed_in(post(deny)));
+    PAGE_HEADERS.iter().fold(routes, |routes, (name, value)| {
+        routes.layer(SetResponseHeaderLayer::overriding(
+            name.clone(),
+            HeaderValue::from_static(value),
+        ))
+    })
+}
+
+/// Puts [`PAGE_HEADERS`] on a response made outside [`routes`] (a page under `/Web` that no route takes).
+fn with_page_headers(mut response: Response) -> Response {
+    for (name, value) in &PAGE_HEADERS {
+        response
+            .headers_mut()
+            .insert(name.clone(), HeaderValue::from_static(value));
+    }
+    response
 }
 
 async fn fallback(
@@ -104,16 +135,18 @@ async fn fallback(
 
 /// A page that does not exist: sign in first, then 404.
 pub async fn not_found(core: &Arc<Core>, sessions: Arc<Sessions>, call: Call) -> Response {
-    call.run(core, move |core, incoming, record| {
-        as_approver(core, &sessions, incoming, record, |_, _| {
-            Err(refuse(
-                Kind::NotFound,
-                pt::NOT_FOUND,
-                format!("there is no page {}", incoming.path),
-            ))
+    let response = call
+        .run(core, move |core, incoming, record| {
+            as_approver(core, &sessions, incoming, record, |_, _| {
+                Err(refuse(
+                    Kind::NotFound,
+                    pt::NOT_FOUND,
+                    format!("there is no page {}", incoming.path),
+                ))
+            })
         })
-    })
-    .await
+        .await;
+    with_page_headers(response)
 }
 
 /// The signed-in approver: by session cookie (a browser), or by `Authorization: Bearer <approver token>` (a
@@ -144,15 +177,32 @@ fn as_approver(
             csrf: None,
             session: None,
         });
+    let mut ended = None;
     let approver = bearer.or_else(|| {
         let id = cookie_value(incoming.header("cookie"))?;
         let session = sessions.get(id)?;
+        // The approver was removed (or their token replaced) since signing in: the session ends here.
+        if !core.approver_session_stands(&session.approver, &session.token_sha256) {
+            sessions.end(id);
+            ended = Some(session.approver);
+            return None;
+        }
         Some(Approver {
             name: session.approver,
             csrf: Some(session.csrf),
             session: Some(id.to_owned()),
         })
     });
+    if let Some(name) = ended {
+        record.token_id = Some(format!("approver:{name}"));
+        if incoming.method != Method::GET {
+            return Err(refuse(
+                Kind::Forbidden,
+                pt::FORBIDDEN,
+                format!("{name} is no longer an approver of this gateway; the session has ended"),
+            ));
+        }
+    }
     let Some(approver) = approver else {
         if incoming.method == Method::GET {
             return Ok(redirect("/Web/Login"));
@@ -222,7 +272,8 @@ async fn list(
 ) -> Response {
     call.run(&core, move |core, incoming, record| {
         as_approver(core, &sessions, incoming, record, |approver, _| {
-            pages::list(core, &approver.name, approver.csrf.as_deref())
+            let listing = pages::Listing::parse(incoming.query.as_deref());
+            pages::list(core, &approver.name, approver.csrf.as_deref(), &listing)
         })
     })
     .await
@@ -327,7 +378,7 @@ async fn login(
             return Ok(Page::html(StatusCode::UNAUTHORIZED, body));
         };
         record.token_id = Some(format!("approver:{name}"));
-        let (id, _) = sessions.start(&name);
+        let (id, _) = sessions.start(&name, crate::signing::state::token_sha256(token.trim()));
         let mut page = redirect("/Web/SigningRequests");
         page.headers.push((
             header::SET_COOKIE,

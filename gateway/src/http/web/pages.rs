@@ -1,13 +1,14 @@
-//! The approvers' pages as HTML: the requests that wait (image reference, digest, policy, release group) with
-//! their approve and deny forms, the decided ones, the audit log, and one request's detail. Every value a client
-//! sent is escaped.
+//! The approvers' pages as HTML: the approver's policies with their counts, the requests that wait (image
+//! reference, digest, policy, release group) with their approve and deny forms, the decided ones, each a page at a
+//! time and filtered by policy if asked, the audit log, and one request's detail. Every value a client sent is
+//! escaped.
 
 use axum::http::StatusCode;
 use common::protocol::problem_types as pt;
 
 use super::Page;
 use crate::signing::{refuse, store_unavailable, Core, Kind, Refusal};
-use crate::store::{Held, Status};
+use crate::store::{rules, Held, HeldQuery, Stage};
 
 pub fn esc(s: &str) -> String {
     html_escape::encode_quoted_attribute(s).into_owned()
@@ -23,19 +24,63 @@ pub fn page(title: &str, body: &str) -> String {
     )
 }
 
+/// Held requests on one page of a table.
+const PER_PAGE: u32 = 50;
+
+/// What the list page shows, from its query string: one policy (`policy=project/slug`) or all of the approver's,
+/// and which page of the waiting (`page`) and of the decided (`decided_page`) requests, counted from 1.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Listing {
+    pub policy: Option<(String, String)>,
+    pub page: u64,
+    pub decided_page: u64,
+}
+
+impl Listing {
+    /// Reads `policy`, `page` and `decided_page`; anything else, or a value that does not parse, is left out.
+    pub fn parse(query: Option<&str>) -> Self {
+        let mut listing = Self {
+            page: 1,
+            decided_page: 1,
+            ..Self::default()
+        };
+        for (key, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+            match key.as_ref() {
+                "policy" => {
+                    listing.policy = value
+                        .split_once('/')
+                        .map(|(project, policy)| (project.to_owned(), policy.to_owned()))
+                }
+                "page" => listing.page = value.parse().unwrap_or(1).max(1),
+                "decided_page" => listing.decided_page = value.parse().unwrap_or(1).max(1),
+                _ => {}
+            }
+        }
+        listing
+    }
+
+    /// The query string of this listing with `page` and `decided_page` replaced.
+    fn link(&self, page: u64, decided_page: u64) -> String {
+        let mut query = form_urlencoded::Serializer::new(String::new());
+        if let Some((project, policy)) = &self.policy {
+            query.append_pair("policy", &format!("{project}/{policy}"));
+        }
+        query.append_pair("page", &page.to_string());
+        query.append_pair("decided_page", &decided_page.to_string());
+        format!("/Web/SigningRequests?{}", query.finish())
+    }
+}
+
 /// What approving this request lets through: the request alone, or with its release group later requests of the
-/// same token (and, on a policy with origin verification, the same CI identity) within the group's limits.
+/// same token (and, on a policy with origin verification, the same CI identity) within the group's limits, which
+/// count signatures (an artifact makes one per image and signature format).
 fn covers(core: &Core, h: &Held) -> String {
     let Some(group) = &h.release_group else {
         return "this request only".into();
     };
     let limits = core
-        .state
-        .policies
-        .iter()
-        .find(|p| p.project == h.project && p.slug == h.policy)
-        .and_then(|p| p.approval.as_ref())
-        .and_then(|a| a.release_group.as_ref());
+        .approval_in_force(&h.project, &h.policy)
+        .and_then(|a| a.release_group);
     let Some(limits) = limits else {
         return "this request only".into();
     };
@@ -45,15 +90,22 @@ fn covers(core: &Core, h: &Held) -> String {
         .map(|b| format!(", from {b}"))
         .unwrap_or_default();
     format!(
-        "this request and up to {more} more of release group {group} within {window} s, \
-         each submitted with token {token}{from}",
-        more = limits.max_signatures.saturating_sub(1),
+        "this request ({own} signature{s}) and up to {more} more signatures of release group {group} within \
+         {window} s, each request submitted with token {token}{from}",
+        own = h.signatures,
+        s = if h.signatures == 1 { "" } else { "s" },
+        more = limits.max_signatures.saturating_sub(h.signatures),
         window = limits.window_seconds,
         token = h.token_id,
     )
 }
 
 fn row(core: &Core, h: &Held) -> String {
+    // Approvals as they count now: those of approvers the policy names today.
+    let (approved, required) = match core.approval_in_force(&h.project, &h.policy) {
+        Some(approval) => (rules::counted(&approval, &h.approved_by), approval.required),
+        None => (h.approved_by.len(), h.required),
+    };
     format!(
         "<tr id=\"request-{id}\"><td><a href=\"/Web/SigningRequests/{id}\">{id}</a></td><td>{policy}</td>\
          <td class=\"image\">{image}</td><td class=\"digest\">{digest}</td><td>{group}</td><td class=\"status\">{status:?}</td>\
@@ -65,19 +117,16 @@ fn row(core: &Core, h: &Held) -> String {
         digest = esc(&h.digest),
         group = esc(h.release_group.as_deref().unwrap_or("–")),
         status = h.status,
-        approved = h.approved_by.len(),
-        required = h.required,
     )
 }
 
-/// The policies `approver` decides on, as `project/policy`.
+/// The policies `approver` decides on now, as (project, policy).
 fn approved_policies(core: &Core, approver: &str) -> Vec<(String, String)> {
     core.state
         .policies
         .iter()
         .filter(|p| {
-            p.approval
-                .as_ref()
+            core.approval_in_force(&p.project, &p.slug)
                 .is_some_and(|a| a.approvers.iter().any(|n| n == approver))
         })
         .map(|p| (p.project.clone(), p.slug.clone()))
@@ -90,16 +139,101 @@ fn csrf_field(csrf: Option<&str>) -> String {
         .unwrap_or_default()
 }
 
-/// The approver's overview: what waits for them, what they decided, and the audit log of their policies only.
-pub fn list(core: &Core, approver: &str, csrf: Option<&str>) -> Result<Page, Refusal> {
+/// One page of the requests of `policies` in `stage`: the rows, and a line saying which page of how many with
+/// links to the others (`link(n)`).
+fn page_of(
+    core: &Core,
+    policies: &[(String, String)],
+    stage: Stage,
+    page: u64,
+    total: u64,
+    link: impl Fn(u64) -> String,
+) -> Result<(Vec<Held>, String), Refusal> {
+    let pages = total.div_ceil(u64::from(PER_PAGE)).max(1);
+    let page = page.min(pages);
+    let held = core
+        .stores
+        .approvals
+        .list(&HeldQuery {
+            policies: Some(policies),
+            stage: Some(stage),
+            offset: (page - 1) * u64::from(PER_PAGE),
+            limit: PER_PAGE,
+        })
+        .map_err(store_unavailable)?;
+    let name = match stage {
+        Stage::Waiting => "waiting",
+        Stage::Decided => "decided",
+    };
+    let mut pager = format!("<p class=\"pager\" id=\"{name}-pages\">{total} {name}; page {page} of {pages}");
+    if page > 1 {
+        pager.push_str(&format!(
+            " <a href=\"{}\" rel=\"prev\">previous</a>",
+            esc(&link(page - 1))
+        ));
+    }
+    if page < pages {
+        pager.push_str(&format!(
+            " <a href=\"{}\" rel=\"next\" id=\"{name}-next\">next</a>",
+            esc(&link(page + 1))
+        ));
+    }
+    pager.push_str("</p>");
+    Ok((held, pager))
+}
+
+/// The approver's overview: the policies they decide on with how many requests wait and how many are decided
+/// (each a link to that policy's requests alone), a page of the requests that wait for them, a page of the
+/// decided ones, and the audit log of their policies only. Every held request is on some page.
+pub fn list(core: &Core, approver: &str, csrf: Option<&str>, listing: &Listing) -> Result<Page, Refusal> {
     let hidden = csrf_field(csrf);
     let theirs = approved_policies(core, approver);
-    let held = core.stores.approvals.list(None, 100).map_err(store_unavailable)?;
-    let mine = |h: &&Held| h.approvers.iter().any(|a| a == approver);
-    let pending: String = held
+    let shown: Vec<(String, String)> = match &listing.policy {
+        Some(one) => theirs.iter().filter(|p| *p == one).cloned().collect(),
+        None => theirs.clone(),
+    };
+    let counts = core
+        .stores
+        .approvals
+        .count(Some(&theirs))
+        .map_err(store_unavailable)?;
+    let (waiting_total, decided_total) = counts
         .iter()
-        .filter(mine)
-        .filter(|h| h.status == Status::Pending)
+        .filter(|c| shown.iter().any(|(p, s)| *p == c.project && *s == c.policy))
+        .fold((0, 0), |(w, d), c| (w + c.waiting, d + c.decided));
+    let policy_rows: String = theirs
+        .iter()
+        .map(|(project, policy)| {
+            let count = counts.iter().find(|c| c.project == *project && c.policy == *policy);
+            let name = format!("{project}/{policy}");
+            let only = Listing {
+                policy: Some((project.clone(), policy.clone())),
+                page: 1,
+                decided_page: 1,
+            };
+            format!(
+                "<tr><td><a href=\"{link}\" class=\"policy\">{name}</a></td><td class=\"waiting\">{waiting}</td>\
+                 <td class=\"decided\">{decided}</td></tr>",
+                link = esc(&only.link(1, 1)),
+                name = esc(&name),
+                waiting = count.map_or(0, |c| c.waiting),
+                decided = count.map_or(0, |c| c.decided),
+            )
+        })
+        .collect();
+    let (waiting, waiting_pager) = page_of(core, &shown, Stage::Waiting, listing.page, waiting_total, |n| {
+        listing.link(n, listing.decided_page)
+    })?;
+    let (decided, decided_pager) = page_of(
+        core,
+        &shown,
+        Stage::Decided,
+        listing.decided_page,
+        decided_total,
+        |n| listing.link(listing.page, n),
+    )?;
+    let pending: String = waiting
+        .iter()
         .map(|h| {
             format!(
                 "{}<tr><td colspan=\"8\"><form method=\"post\" action=\"/Web/SigningRequests/{id}/Approve\" style=\"display:inline\">{hidden}\
@@ -112,12 +246,7 @@ pub fn list(core: &Core, approver: &str, csrf: Option<&str>) -> Result<Page, Ref
             )
         })
         .collect();
-    let decided: String = held
-        .iter()
-        .filter(mine)
-        .filter(|h| h.status != Status::Pending)
-        .map(|h| row(core, h))
-        .collect();
+    let decided: String = decided.iter().map(|h| row(core, h)).collect();
     let audit: String = core
         .stores
         .audit
@@ -146,12 +275,20 @@ pub fn list(core: &Core, approver: &str, csrf: Option<&str>) -> Result<Page, Ref
             )
         })
         .collect();
+    let showing = match &listing.policy {
+        Some((project, policy)) => format!(
+            "<p id=\"showing\">Showing {} only. <a href=\"/Web/SigningRequests\">All your policies</a></p>",
+            esc(&format!("{project}/{policy}"))
+        ),
+        None => String::new(),
+    };
     let head = "<tr><th>Request</th><th>Policy</th><th>Image</th><th>Digest</th><th>Release group</th><th>Status</th><th>Approvals</th><th>Approving covers</th></tr>";
     let body = format!(
         "<p>Signed in as <b id=\"approver\">{who}</b>. <form method=\"post\" action=\"/Web/Logout\" \
          style=\"display:inline\">{hidden}<button type=\"submit\" id=\"logout\">Sign out</button></form></p>\
-         <h2>Waiting for approval</h2><table id=\"pending\">{head}{pending}</table>\
-         <h2>Decided</h2><table id=\"decided\">{head}{decided}</table>\
+         <h2>Your policies</h2><table id=\"policies\"><tr><th>Policy</th><th>Waiting</th><th>Decided</th></tr>{policy_rows}</table>{showing}\
+         <h2>Waiting for approval</h2>{waiting_pager}<table id=\"pending\">{head}{pending}</table>\
+         <h2>Decided</h2>{decided_pager}<table id=\"decided\">{head}{decided}</table>\
          <h2>Audit log</h2><table id=\"audit\"><tr><th>Time</th><th>Request</th><th>Outcome</th><th>Route</th><th>Policy</th><th>Approval</th></tr>{audit}</table>",
         who = esc(approver),
         hidden = hidden
@@ -165,7 +302,7 @@ pub fn detail(core: &Core, approver: &str, id: &str) -> Result<Page, Refusal> {
         .approvals
         .get(id)
         .map_err(store_unavailable)?
-        .filter(|h| h.approvers.iter().any(|a| a == approver))
+        .filter(|h| approved_policies(core, approver).contains(&(h.project.clone(), h.policy.clone())))
         .ok_or_else(|| {
             refuse(
                 Kind::NotFound,

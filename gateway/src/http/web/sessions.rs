@@ -3,7 +3,10 @@
 //! session can be ended (logout), and each session has its own CSRF token that every form carries back.
 //!
 //! Sessions live in memory: a restart (or another replica) asks the approver to sign in again, which costs a
-//! second and keeps no session secret in the database.
+//! second and keeps no session secret in the database. A session remembers the SHA-256 of the token it was begun
+//! with, and every request in it checks that the approver still holds that token in the configuration in force
+//! (`Core::approver_session_stands`): removing an approver, or replacing their token, ends their sessions on
+//! every replica at their next click, without the replicas sharing sessions.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -21,6 +24,8 @@ const MAX_SESSIONS: usize = 10_000;
 #[derive(Debug, Clone)]
 pub struct Session {
     pub approver: String,
+    /// The SHA-256 of the approver token the session was begun with.
+    pub token_sha256: [u8; 32],
     pub csrf: String,
     expires: Instant,
 }
@@ -31,11 +36,13 @@ pub struct Sessions {
 }
 
 impl Sessions {
-    /// Starts a session for `approver`; its id (for the cookie) and the session.
-    pub fn start(&self, approver: &str) -> (String, Session) {
+    /// Starts a session for `approver`, signed in with a token of SHA-256 `token_sha256`; its id (for the
+    /// cookie) and the session.
+    pub fn start(&self, approver: &str, token_sha256: [u8; 32]) -> (String, Session) {
         let id = random_hex();
         let session = Session {
             approver: approver.to_owned(),
+            token_sha256,
             csrf: random_hex(),
             expires: Instant::now() + SESSION_LIFETIME,
         };
@@ -96,12 +103,12 @@ mod tests {
     #[test]
     fn a_session_is_found_by_its_id_until_it_ends() {
         let sessions = Sessions::default();
-        let (id, session) = sessions.start("alice");
+        let (id, session) = sessions.start("alice", [1; 32]);
         assert_eq!(id.len(), 64);
         assert_eq!(sessions.get(&id).map(|s| s.approver), Some("alice".to_owned()));
         assert!(csrf_matches(&session.csrf, &session.csrf));
         assert!(!csrf_matches(&session.csrf, "guess"));
-        let (other, _) = sessions.start("alice");
+        let (other, _) = sessions.start("alice", [1; 32]);
         assert_ne!(id, other, "every sign-in is a new session");
         sessions.end(&id);
         assert!(sessions.get(&id).is_none());

@@ -11,8 +11,11 @@ use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
 
 use super::{unix_now, Database};
-use crate::config::ReleaseGroupConfig;
-use crate::store::{ApprovalStore, GroupUse, Held, NewHeld, Status, StoreError, VoteError};
+use crate::config::ApprovalConfig;
+use crate::store::rules::with_approval;
+use crate::store::{
+    rules, ApprovalStore, GroupUse, Held, HeldCount, HeldQuery, NewHeld, Stage, Status, StoreError, VoteError,
+};
 
 #[derive(Debug)]
 pub struct PgApprovals {
@@ -24,7 +27,23 @@ pub const CLAIM_LEASE: i64 = 30;
 
 const SELECT: &str =
     "SELECT request_id, token_id, project, policy, request_json, status, required, approvers, \
-    denied_by, reason, release_group, image, digest, created, response, binding FROM held";
+    denied_by, reason, release_group, image, digest, created, response, binding, signatures FROM held";
+
+/// The condition of [`HeldQuery::policies`]: `$1` and `$2` are the projects and the policies, pairwise, or NULL
+/// for all.
+const OF_POLICIES: &str =
+    "($1::text[] IS NULL OR (project, policy) IN (SELECT * FROM unnest($1::text[], $2::text[])))";
+
+/// `policies` as the two arrays [`OF_POLICIES`] reads.
+fn policy_arrays(policies: Option<&[(String, String)]>) -> (Option<Vec<String>>, Option<Vec<String>>) {
+    match policies {
+        Some(p) => (
+            Some(p.iter().map(|(project, _)| project.clone()).collect()),
+            Some(p.iter().map(|(_, policy)| policy.clone()).collect()),
+        ),
+        None => (None, None),
+    }
+}
 
 impl PgApprovals {
     pub fn new(db: Database) -> Self {
@@ -71,16 +90,22 @@ impl ApprovalStore for PgApprovals {
             n.binding.map(str::to_owned),
         ];
         let required = i32::try_from(n.required).unwrap_or(i32::MAX);
+        let signatures = i64::from(n.signatures);
         self.db.run(move |pool| async move {
             let mut query = sqlx::query(
                 "INSERT INTO held (request_id, token_id, project, policy, request_json, approvers, release_group, \
-                 image, digest, binding, status, required, created) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'Pending', $11, $12)",
+                 image, digest, binding, status, required, created, signatures) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'Pending', $11, $12, $13)",
             );
             for v in values {
                 query = query.bind(v);
             }
-            query.bind(required).bind(unix_now()).execute(&pool).await?;
+            query
+                .bind(required)
+                .bind(unix_now())
+                .bind(signatures)
+                .execute(&pool)
+                .await?;
             Ok(())
         })
     }
@@ -93,14 +118,21 @@ impl ApprovalStore for PgApprovals {
         })
     }
 
-    fn list(&self, status: Option<Status>, limit: u32) -> Result<Vec<Held>, StoreError> {
+    fn list(&self, q: &HeldQuery<'_>) -> Result<Vec<Held>, StoreError> {
+        let (projects, policies) = policy_arrays(q.policies);
+        let waiting = q.stage.map(|s| s == Stage::Waiting);
+        let (limit, offset) = (i64::from(q.limit), i64::try_from(q.offset).unwrap_or(i64::MAX));
         self.db.run(move |pool| async move {
             let mut conn = pool.acquire().await?;
             let rows = sqlx::query(&format!(
-                "{SELECT} WHERE ($1::text IS NULL OR status = $1) ORDER BY created DESC, seq DESC LIMIT $2"
+                "{SELECT} WHERE {OF_POLICIES} AND ($3::bool IS NULL OR (status = 'Pending') = $3) \
+                 ORDER BY created DESC, seq DESC LIMIT $4 OFFSET $5"
             ))
-            .bind(status.map(Status::as_str))
-            .bind(i64::from(limit))
+            .bind(projects)
+            .bind(policies)
+            .bind(waiting)
+            .bind(limit)
+            .bind(offset)
             .fetch_all(&mut *conn)
             .await?;
             let mut held = Vec::with_capacity(rows.len());
@@ -111,24 +143,51 @@ impl ApprovalStore for PgApprovals {
         })
     }
 
+    fn count(&self, policies: Option<&[(String, String)]>) -> Result<Vec<HeldCount>, StoreError> {
+        let (projects, policies) = policy_arrays(policies);
+        self.db.run(move |pool| async move {
+            let rows = sqlx::query(&format!(
+                "SELECT project, policy, COUNT(*) FILTER (WHERE status = 'Pending'), \
+                 COUNT(*) FILTER (WHERE status <> 'Pending') FROM held WHERE {OF_POLICIES} \
+                 GROUP BY project, policy ORDER BY project, policy"
+            ))
+            .bind(projects)
+            .bind(policies)
+            .fetch_all(&pool)
+            .await?;
+            rows.iter()
+                .map(|row| {
+                    Ok(HeldCount {
+                        project: row.try_get(0)?,
+                        policy: row.try_get(1)?,
+                        waiting: row.try_get::<i64, _>(2)?.unsigned_abs(),
+                        decided: row.try_get::<i64, _>(3)?.unsigned_abs(),
+                    })
+                })
+                .collect()
+        })
+    }
+
     fn vote(
         &self,
         request_id: &str,
         approver: &str,
         approve: bool,
         reason: Option<&str>,
+        approval: &ApprovalConfig,
     ) -> Result<Held, VoteError> {
-        let (id, approver, reason) = (
+        let (id, approver, reason, approval) = (
             request_id.to_owned(),
             approver.to_owned(),
             reason.map(str::to_owned),
+            approval.clone(),
         );
         let voted: Voted = self.db.run(move |pool| async move {
             let mut tx = pool.begin().await?;
             let Some(held) = get(&mut tx, &id, " FOR UPDATE").await? else {
                 return Ok(Err(VoteError::NotFound(id)));
             };
-            if !held.approvers.contains(&approver) {
+            if !approval.approvers.contains(&approver) {
                 return Ok(Err(VoteError::NotAnApprover {
                     approver,
                     project: held.project,
@@ -166,7 +225,7 @@ impl ApprovalStore for PgApprovals {
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
-            } else if held.approved_by.len() + 1 >= held.required as usize {
+            } else if rules::is_approved(&approval, &with_approval(&held, &approver)) {
                 sqlx::query("UPDATE held SET status = 'Approved', decided = $2 WHERE request_id = $1")
                     .bind(&id)
                     .bind(now)
@@ -190,6 +249,13 @@ impl ApprovalStore for PgApprovals {
                 Bind::Int(now),
                 Bind::Int(now - CLAIM_LEASE),
             ],
+        )? == 1)
+    }
+
+    fn reopen(&self, request_id: &str) -> Result<bool, StoreError> {
+        Ok(self.execute(
+            "UPDATE held SET status = 'Pending', decided = NULL WHERE request_id = $1 AND status = 'Approved'",
+            vec![Bind::Text(request_id.to_owned())],
         )? == 1)
     }
 
@@ -218,7 +284,10 @@ impl ApprovalStore for PgApprovals {
         Ok(())
     }
 
-    fn use_group(&self, g: &GroupUse<'_>, limits: &ReleaseGroupConfig) -> Result<Option<String>, StoreError> {
+    fn use_group(&self, g: &GroupUse<'_>, approval: &ApprovalConfig) -> Result<Option<String>, StoreError> {
+        let Some(limits) = &approval.release_group else {
+            return Ok(None);
+        };
         let (project, policy, group, token_id, binding, request_id) = (
             g.project.to_owned(),
             g.policy.to_owned(),
@@ -227,8 +296,8 @@ impl ApprovalStore for PgApprovals {
             g.binding.map(str::to_owned),
             g.request_id.to_owned(),
         );
-        let since = unix_now().saturating_sub(i64::try_from(limits.window_seconds).unwrap_or(i64::MAX));
-        let max = i64::from(limits.max_signatures);
+        let since = rules::window_start(limits, unix_now());
+        let (approval, wanted) = (approval.clone(), g.signatures);
         self.db.run(move |pool| async move {
             let mut tx = pool.begin().await?;
             // Replicas counting the same group's uses take turns; each statement after the lock sees the others'.
@@ -236,29 +305,43 @@ impl ApprovalStore for PgApprovals {
                 .bind(format!("release-group\u{0}{project}\u{0}{policy}\u{0}{group}"))
                 .execute(&mut *tx)
                 .await?;
-            let covering: Option<String> = sqlx::query_scalar(
-                "SELECT request_id FROM held WHERE project = $1 AND policy = $2 AND release_group = $3 \
-                 AND token_id = $6 AND binding IS NOT DISTINCT FROM $7 \
-                 AND status IN ('Approved', 'Signing', 'Completed') AND decided >= $4 \
-                 AND 1 + (SELECT COUNT(*) FROM group_uses WHERE covering = held.request_id) < $5 \
-                 ORDER BY decided DESC LIMIT 1",
-            )
+            let rows = sqlx::query(&format!(
+                "{SELECT} WHERE project = $1 AND policy = $2 AND release_group = $3 AND token_id = $4 \
+                 AND binding IS NOT DISTINCT FROM $5 AND status IN ('Approved', 'Signing', 'Completed') \
+                 AND decided >= $6 ORDER BY decided DESC, seq DESC"
+            ))
             .bind(&project)
             .bind(&policy)
             .bind(&group)
-            .bind(since)
-            .bind(max)
             .bind(&token_id)
             .bind(&binding)
-            .fetch_optional(&mut *tx)
+            .bind(since)
+            .fetch_all(&mut *tx)
             .await?;
+            let mut covering = None;
+            for row in &rows {
+                let held = with_votes(&mut tx, to_held(row)?).await?;
+                let used: i64 = sqlx::query_scalar(
+                    "SELECT COALESCE(SUM(signatures), 0)::BIGINT FROM group_uses WHERE covering = $1",
+                )
+                .bind(&held.request_id)
+                .fetch_one(&mut *tx)
+                .await?;
+                if rules::group_covers(&approval, &held, used.unsigned_abs(), wanted) {
+                    covering = Some(held.request_id);
+                    break;
+                }
+            }
             if let Some(c) = &covering {
-                sqlx::query("INSERT INTO group_uses (covering, request_id, at) VALUES ($1, $2, $3)")
-                    .bind(c)
-                    .bind(&request_id)
-                    .bind(unix_now())
-                    .execute(&mut *tx)
-                    .await?;
+                sqlx::query(
+                    "INSERT INTO group_uses (covering, request_id, at, signatures) VALUES ($1, $2, $3, $4)",
+                )
+                .bind(c)
+                .bind(&request_id)
+                .bind(unix_now())
+                .bind(i64::from(wanted))
+                .execute(&mut *tx)
+                .await?;
             }
             tx.commit().await?;
             Ok(covering)
@@ -309,5 +392,6 @@ fn to_held(row: &PgRow) -> Result<Held, sqlx::Error> {
         created: row.try_get(13)?,
         response: row.try_get(14)?,
         binding: row.try_get(15)?,
+        signatures: u32::try_from(row.try_get::<i64, _>(16)?).unwrap_or(u32::MAX),
     })
 }

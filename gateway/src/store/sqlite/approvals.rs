@@ -9,8 +9,11 @@ use std::sync::Mutex;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::connect;
-use crate::config::ReleaseGroupConfig;
-use crate::store::{ApprovalStore, GroupUse, Held, NewHeld, Status, StoreError, VoteError};
+use crate::config::ApprovalConfig;
+use crate::store::rules::with_approval;
+use crate::store::{
+    rules, ApprovalStore, GroupUse, Held, HeldCount, HeldQuery, NewHeld, Stage, Status, StoreError, VoteError,
+};
 
 pub struct SqliteApprovals {
     conn: Mutex<Connection>,
@@ -28,7 +31,11 @@ fn now() -> i64 {
 
 const SELECT: &str =
     "SELECT request_id, token_id, project, policy, request_json, status, required, approvers, \
-    denied_by, reason, release_group, image, digest, created, response, binding FROM held";
+    denied_by, reason, release_group, image, digest, created, response, binding, signatures FROM held";
+
+/// The condition of [`HeldQuery::policies`]: `?1` is a JSON array of `[project, policy]` pairs, or NULL for all.
+const OF_POLICIES: &str = "(?1 IS NULL OR EXISTS (SELECT 1 FROM json_each(?1) AS p \
+    WHERE json_extract(p.value, '$[0]') = held.project AND json_extract(p.value, '$[1]') = held.policy))";
 
 impl SqliteApprovals {
     pub fn open(path: &Path) -> rusqlite::Result<Self> {
@@ -46,15 +53,12 @@ impl SqliteApprovals {
              CREATE TABLE IF NOT EXISTS group_uses (covering TEXT NOT NULL, request_id TEXT PRIMARY KEY,
                  at INTEGER NOT NULL);",
         )?;
-        // Added after the first release: the CI identity a release group's approval is bound to.
-        let has_binding: bool = conn.query_row(
-            "SELECT COUNT(*) > 0 FROM pragma_table_info('held') WHERE name = 'binding'",
-            [],
-            |row| row.get(0),
-        )?;
-        if !has_binding {
-            conn.execute_batch("ALTER TABLE held ADD COLUMN binding TEXT")?;
-        }
+        // Added after the first release: the CI identity a release group's approval is bound to, and the
+        // signatures a request makes and a release group's use counted (1 for the hashes held before).
+        add_column(&conn, "held", "binding", "TEXT")?;
+        add_column(&conn, "held", "signatures", "INTEGER NOT NULL DEFAULT 1")?;
+        add_column(&conn, "group_uses", "signatures", "INTEGER NOT NULL DEFAULT 1")?;
+        conn.execute_batch("CREATE INDEX IF NOT EXISTS held_policy ON held (project, policy, created)")?;
         Ok(Self {
             conn: Mutex::new(conn),
         })
@@ -63,6 +67,24 @@ impl SqliteApprovals {
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+/// Adds `column` to `table` unless a database made by an earlier version already has it.
+fn add_column(conn: &Connection, table: &str, column: &str, declaration: &str) -> rusqlite::Result<()> {
+    let exists: bool = conn.query_row(
+        "SELECT COUNT(*) > 0 FROM pragma_table_info(?1) WHERE name = ?2",
+        params![table, column],
+        |row| row.get(0),
+    )?;
+    if !exists {
+        conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {declaration}"))?;
+    }
+    Ok(())
+}
+
+/// `policies` as the JSON array [`OF_POLICIES`] reads.
+fn policies_json(policies: Option<&[(String, String)]>) -> Option<String> {
+    policies.map(|p| serde_json::to_string(p).unwrap_or_else(|_| "[]".into()))
 }
 
 impl From<rusqlite::Error> for VoteError {
@@ -76,8 +98,8 @@ impl ApprovalStore for SqliteApprovals {
         let approvers = serde_json::to_string(n.approvers).unwrap_or_else(|_| "[]".into());
         self.conn().execute(
             "INSERT INTO held (request_id, token_id, project, policy, request_json, status, required, approvers, \
-             release_group, image, digest, created, binding) \
-             VALUES (?1, ?2, ?3, ?4, ?5, 'Pending', ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+             release_group, image, digest, created, binding, signatures) \
+             VALUES (?1, ?2, ?3, ?4, ?5, 'Pending', ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
             params![
                 n.request_id,
                 n.token_id,
@@ -90,7 +112,8 @@ impl ApprovalStore for SqliteApprovals {
                 n.image,
                 n.digest,
                 now(),
-                n.binding
+                n.binding,
+                n.signatures
             ],
         )?;
         Ok(())
@@ -101,13 +124,19 @@ impl ApprovalStore for SqliteApprovals {
         Ok(get(&conn, request_id)?)
     }
 
-    fn list(&self, status: Option<Status>, limit: u32) -> Result<Vec<Held>, StoreError> {
+    fn list(&self, q: &HeldQuery<'_>) -> Result<Vec<Held>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn.prepare(&format!(
-            "{SELECT} WHERE (?1 IS NULL OR status = ?1) ORDER BY created DESC, rowid DESC LIMIT ?2"
+            "{SELECT} WHERE {OF_POLICIES} AND (?2 IS NULL OR (status = 'Pending') = ?2) \
+             ORDER BY created DESC, rowid DESC LIMIT ?3 OFFSET ?4"
         ))?;
+        let waiting = q.stage.map(|s| s == Stage::Waiting);
+        let offset = i64::try_from(q.offset).unwrap_or(i64::MAX);
         let rows = stmt
-            .query_map(params![status.map(Status::as_str), limit], row_to_held)?
+            .query_map(
+                params![policies_json(q.policies), waiting, q.limit, offset],
+                row_to_held,
+            )?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         drop(stmt);
         Ok(rows
@@ -116,17 +145,37 @@ impl ApprovalStore for SqliteApprovals {
             .collect::<rusqlite::Result<_>>()?)
     }
 
+    fn count(&self, policies: Option<&[(String, String)]>) -> Result<Vec<HeldCount>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT project, policy, SUM(status = 'Pending'), SUM(status <> 'Pending') FROM held \
+             WHERE {OF_POLICIES} GROUP BY project, policy ORDER BY project, policy"
+        ))?;
+        let counts = stmt
+            .query_map(params![policies_json(policies)], |row| {
+                Ok(HeldCount {
+                    project: row.get(0)?,
+                    policy: row.get(1)?,
+                    waiting: row.get::<_, i64>(2)?.unsigned_abs(),
+                    decided: row.get::<_, i64>(3)?.unsigned_abs(),
+                })
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(counts)
+    }
+
     fn vote(
         &self,
         request_id: &str,
         approver: &str,
         approve: bool,
         reason: Option<&str>,
+        approval: &ApprovalConfig,
     ) -> Result<Held, VoteError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let held = get(&tx, request_id)?.ok_or_else(|| VoteError::NotFound(request_id.to_owned()))?;
-        if !held.approvers.iter().any(|a| a == approver) {
+        if !approval.approvers.iter().any(|a| a == approver) {
             return Err(VoteError::NotAnApprover {
                 approver: approver.to_owned(),
                 project: held.project,
@@ -160,7 +209,7 @@ impl ApprovalStore for SqliteApprovals {
                 "UPDATE held SET status = 'Denied', denied_by = ?2, reason = ?3, decided = ?4 WHERE request_id = ?1",
                 params![request_id, approver, reason, now()],
             )?;
-        } else if held.approved_by.len() + 1 >= held.required as usize {
+        } else if rules::is_approved(approval, &with_approval(&held, approver)) {
             tx.execute(
                 "UPDATE held SET status = 'Approved', decided = ?2 WHERE request_id = ?1",
                 params![request_id, now()],
@@ -174,6 +223,13 @@ impl ApprovalStore for SqliteApprovals {
     fn claim(&self, request_id: &str) -> Result<bool, StoreError> {
         Ok(self.conn().execute(
             "UPDATE held SET status = 'Signing' WHERE request_id = ?1 AND status = 'Approved'",
+            params![request_id],
+        )? == 1)
+    }
+
+    fn reopen(&self, request_id: &str) -> Result<bool, StoreError> {
+        Ok(self.conn().execute(
+            "UPDATE held SET status = 'Pending', decided = NULL WHERE request_id = ?1 AND status = 'Approved'",
             params![request_id],
         )? == 1)
     }
@@ -200,33 +256,46 @@ impl ApprovalStore for SqliteApprovals {
         Ok(())
     }
 
-    fn use_group(&self, g: &GroupUse<'_>, limits: &ReleaseGroupConfig) -> Result<Option<String>, StoreError> {
+    fn use_group(&self, g: &GroupUse<'_>, approval: &ApprovalConfig) -> Result<Option<String>, StoreError> {
+        let Some(limits) = &approval.release_group else {
+            return Ok(None);
+        };
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let since = now() - i64::try_from(limits.window_seconds).unwrap_or(i64::MAX);
-        let covering: Option<String> = tx
-            .query_row(
-                "SELECT request_id FROM held WHERE project = ?1 AND policy = ?2 AND release_group = ?3 \
-                 AND token_id = ?6 AND binding IS ?7 \
-                 AND status IN ('Approved', 'Signing', 'Completed') AND decided >= ?4 \
-                 AND 1 + (SELECT COUNT(*) FROM group_uses WHERE covering = held.request_id) < ?5 \
-                 ORDER BY decided DESC LIMIT 1",
-                params![
-                    g.project,
-                    g.policy,
-                    g.group,
-                    since,
-                    limits.max_signatures,
-                    g.token_id,
-                    g.binding
-                ],
+        let candidates = {
+            let mut stmt = tx.prepare(&format!(
+                "{SELECT} WHERE project = ?1 AND policy = ?2 AND release_group = ?3 AND token_id = ?4 \
+                 AND binding IS ?5 AND status IN ('Approved', 'Signing', 'Completed') AND decided >= ?6 \
+                 ORDER BY decided DESC, rowid DESC"
+            ))?;
+            let params = params![
+                g.project,
+                g.policy,
+                g.group,
+                g.token_id,
+                g.binding,
+                rules::window_start(limits, now())
+            ];
+            let rows = stmt.query_map(params, row_to_held)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()?
+        };
+        let mut covering = None;
+        for held in candidates {
+            let held = with_votes(&tx, held)?;
+            let used: i64 = tx.query_row(
+                "SELECT COALESCE(SUM(signatures), 0) FROM group_uses WHERE covering = ?1",
+                params![held.request_id],
                 |row| row.get(0),
-            )
-            .optional()?;
+            )?;
+            if rules::group_covers(approval, &held, used.unsigned_abs(), g.signatures) {
+                covering = Some(held.request_id);
+                break;
+            }
+        }
         if let Some(c) = &covering {
             tx.execute(
-                "INSERT INTO group_uses (covering, request_id, at) VALUES (?1, ?2, ?3)",
-                params![c, g.request_id, now()],
+                "INSERT INTO group_uses (covering, request_id, at, signatures) VALUES (?1, ?2, ?3, ?4)",
+                params![c, g.request_id, now(), g.signatures],
             )?;
         }
         tx.commit()?;
@@ -275,154 +344,10 @@ fn row_to_held(row: &rusqlite::Row<'_>) -> rusqlite::Result<Held> {
         created: row.get(13)?,
         response: row.get(14)?,
         binding: row.get(15)?,
+        signatures: row.get(16)?,
     })
 }
 
 #[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-
-    use super::*;
-
-    fn held(a: &SqliteApprovals, id: &str, group: Option<&str>, required: u32) {
-        let approvers = ["alice".to_owned(), "bob".to_owned()];
-        a.hold(&NewHeld {
-            request_id: id,
-            token_id: "tok",
-            project: "demo",
-            policy: "ec-256",
-            request_json: "{}",
-            required,
-            approvers: &approvers,
-            release_group: group,
-            binding: None,
-            image: None,
-            digest: "00",
-        })
-        .unwrap();
-    }
-
-    #[test]
-    fn k_of_n_approves_one_denial_aborts_and_strangers_cannot_vote() {
-        let dir = tempfile::tempdir().unwrap();
-        let a = SqliteApprovals::open(&dir.path().join("db")).unwrap();
-        held(&a, "r1", None, 2);
-        assert!(matches!(
-            a.vote("r1", "mallory", true, None),
-            Err(VoteError::NotAnApprover { .. })
-        ));
-        assert_eq!(a.vote("r1", "alice", true, None).unwrap().status, Status::Pending);
-        assert!(matches!(
-            a.vote("r1", "alice", true, None),
-            Err(VoteError::AlreadyVoted { .. })
-        ));
-        assert!(!a.claim("r1").unwrap(), "not approved yet");
-        assert_eq!(a.vote("r1", "bob", true, None).unwrap().status, Status::Approved);
-        assert!(a.claim("r1").unwrap());
-        assert!(!a.claim("r1").unwrap(), "claimed once only");
-        // The gateway died while signing: after a restart the request can be claimed again, once.
-        let restarted = SqliteApprovals::open(&dir.path().join("db")).unwrap();
-        assert_eq!(restarted.recover().unwrap(), 1);
-        assert!(restarted.claim("r1").unwrap());
-        restarted.complete("r1", "{}").unwrap();
-        assert_eq!(
-            restarted.recover().unwrap(),
-            0,
-            "a completed request stays completed"
-        );
-
-        held(&a, "r2", None, 2);
-        a.vote("r2", "alice", true, None).unwrap();
-        let denied = a.vote("r2", "bob", false, Some("not this one")).unwrap();
-        assert_eq!(denied.status, Status::Denied);
-        assert_eq!(denied.reason.as_deref(), Some("not this one"));
-        assert!(matches!(
-            a.vote("r2", "alice", true, None),
-            Err(VoteError::Decided { .. })
-        ));
-    }
-
-    fn group_use<'a>(group: &'a str, token: &'a str, binding: Option<&'a str>, id: &'a str) -> GroupUse<'a> {
-        GroupUse {
-            project: "demo",
-            policy: "ec-256",
-            group,
-            token_id: token,
-            binding,
-            request_id: id,
-        }
-    }
-
-    #[test]
-    fn an_approved_release_group_covers_up_to_its_limit() {
-        let dir = tempfile::tempdir().unwrap();
-        let a = SqliteApprovals::open(&dir.path().join("db")).unwrap();
-        let limits = ReleaseGroupConfig {
-            max_signatures: 3,
-            window_seconds: 3600,
-        };
-        assert_eq!(
-            a.use_group(&group_use("rel-1", "tok", None, "x0"), &limits)
-                .unwrap(),
-            None
-        );
-        held(&a, "g1", Some("rel-1"), 1);
-        assert_eq!(
-            a.use_group(&group_use("rel-1", "tok", None, "x1"), &limits)
-                .unwrap(),
-            None,
-            "not approved"
-        );
-        a.vote("g1", "alice", true, None).unwrap();
-        assert_eq!(
-            a.use_group(&group_use("rel-2", "tok", None, "x2"), &limits)
-                .unwrap(),
-            None,
-            "another group"
-        );
-        assert_eq!(
-            a.use_group(&group_use("rel-1", "another-token", None, "y1"), &limits)
-                .unwrap(),
-            None,
-            "another token's request is not covered by this token's approval"
-        );
-        assert_eq!(
-            a.use_group(
-                &group_use("rel-1", "tok", Some("{\"repository\":\"evil/app\"}"), "y2"),
-                &limits
-            )
-            .unwrap(),
-            None,
-            "another CI identity is not covered"
-        );
-        assert_eq!(
-            a.use_group(&group_use("rel-1", "tok", None, "x3"), &limits)
-                .unwrap()
-                .as_deref(),
-            Some("g1")
-        );
-        assert_eq!(
-            a.use_group(&group_use("rel-1", "tok", None, "x4"), &limits)
-                .unwrap()
-                .as_deref(),
-            Some("g1")
-        );
-        assert_eq!(
-            a.use_group(&group_use("rel-1", "tok", None, "x5"), &limits)
-                .unwrap(),
-            None,
-            "3 signatures used"
-        );
-        let expired = ReleaseGroupConfig {
-            max_signatures: 10,
-            window_seconds: 0,
-        };
-        std::thread::sleep(std::time::Duration::from_millis(1100));
-        assert_eq!(
-            a.use_group(&group_use("rel-1", "tok", None, "x6"), &expired)
-                .unwrap(),
-            None,
-            "window over"
-        );
-    }
-}
+#[path = "approvals_tests.rs"]
+mod tests;
