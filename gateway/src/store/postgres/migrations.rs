@@ -22,6 +22,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "idempotency claims",
         include_str!("migrations/0002_idempotency_claims.sql"),
     ),
+    (
+        3,
+        "revoked certificates",
+        include_str!("migrations/0003_revoked_certificates.sql"),
+    ),
 ];
 
 /// An arbitrary constant naming the migration lock among the database's advisory locks.
