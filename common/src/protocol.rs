@@ -286,6 +286,8 @@ pub mod problem_types {
         METHOD_NOT_ALLOWED = "method-not-allowed";
         INVALID_ARTIFACT = "invalid-artifact";
         ARTIFACT_NOT_AVAILABLE = "artifact-not-available";
+        CERTIFICATE_REVOKED = "signing-certificate-revoked";
+        REQUEST_TIMEOUT = "request-timeout";
     }
 
     /// The short name after the prefix, for messages.

@@ -98,6 +98,12 @@ pub enum Error {
 
     #[error("building the COSE envelope failed: {0}")]
     Cose(String),
+
+    #[error("the layout's images name more than {limit} descriptors (indexes, manifests, configs and layers, counted for each image that names them); send fewer images per tarball")]
+    TooManyDescriptors { limit: usize },
+
+    #[error("the check of the layout was cancelled")]
+    Cancelled,
 }
 
 impl Error {

@@ -325,7 +325,105 @@ fn keys(config: &GatewayConfig, base: &Path, report: &mut Report) {
                 ),
             }
             chain(&name, &policy.certificate_chain, base, report);
+            usage(&name, &policy.certificate_chain, base, report);
+            revocation(
+                config,
+                base,
+                (&project.slug, &policy.slug),
+                &policy.certificate_chain,
+                report,
+            );
         }
+    }
+    if let Some(tsa) = &config.timestamping {
+        if let Some(cert) = first_certificate(&tsa.certificate_chain, base) {
+            match crate::pki::check::tsa_usage(&cert) {
+                Ok(()) => report.ok("the TSA's certificate is for time stamping only (critical timeStamping)"),
+                Err(e) => report.problem(
+                    format!("[timestamping]: {e}"),
+                    "Issue the TSA a certificate with a critical extended key usage of timeStamping only (the one `signpath-gateway init` issues is) and point certificate_chain at it.",
+                ),
+            }
+        }
+    }
+}
+
+/// The first certificate of a chain's first file, if it can be read (`chain` reports it otherwise).
+fn first_certificate(files: &[std::path::PathBuf], base: &Path) -> Option<x509_cert::Certificate> {
+    use der::Decode as _;
+    let pem = std::fs::read(resolve(base, files.first()?)).ok()?;
+    let der = rustls_pemfile::certs(&mut pem.as_slice()).next()?.ok()?;
+    x509_cert::Certificate::from_der(&der).ok()
+}
+
+/// No certificate of the policy's chain is revoked in `[pki] revocations`: `serve` refuses every signing request of
+/// a policy whose chain holds one (`signing-certificate-revoked`) until `policy rotate` replaces it.
+fn revocation(
+    config: &GatewayConfig,
+    base: &Path,
+    (project, slug): (&str, &str),
+    files: &[std::path::PathBuf],
+    report: &mut Report,
+) {
+    use crate::pki::revocations::{gateway_cas, issued_by, Revocations};
+    let Some(pki) = &config.pki else {
+        return;
+    };
+    let Ok(cas) = gateway_cas(pki, base) else {
+        return;
+    };
+    let chain: Vec<Vec<u8>> = files
+        .iter()
+        .filter_map(|file| std::fs::read(resolve(base, file)).ok())
+        .flat_map(|pem| {
+            rustls_pemfile::certs(&mut pem.as_slice())
+                .filter_map(|c| Some(c.ok()?.to_vec()))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let path = resolve(base, &pki.revocations);
+    let revocations = match Revocations::load(&path) {
+        Ok(r) => r,
+        Err(e) => {
+            return report.problem(
+                e.to_string(),
+                "Restore the file `signpath-gateway revoke` writes; `serve` keeps the revocations it read before.",
+            )
+        }
+    };
+    match revocations.revocation_of(&issued_by(&cas, &chain)) {
+        Some(r) => report.problem(
+            format!(
+                "policy {project}/{slug}: its chain holds {} (serial {}), revoked on {} ({}); the gateway refuses every signing request of the policy",
+                r.subject,
+                r.serial,
+                r.revoked_at,
+                r.reason.map_or("unspecified", |reason| reason.name())
+            ),
+            format!(
+                "Give the policy a new key and certificate: `signpath-gateway policy rotate --config {} --project {project} --slug {slug}`.",
+                base.join("gateway.toml").display()
+            ),
+        ),
+        None => report.ok(format!(
+            "policy {project}/{slug}: no certificate of its chain is revoked"
+        )),
+    }
+}
+
+/// The policy's certificate allows code signing and nothing more (`pki::check::leaf_usage`, the rule
+/// `policy certificate import` applies): a certificate put in force before that rule lets every submitter sign as
+/// a TLS client, an OCSP responder or a CA.
+fn usage(policy: &str, files: &[std::path::PathBuf], base: &Path, report: &mut Report) {
+    let Some(leaf) = first_certificate(files, base) else {
+        return;
+    };
+    match crate::pki::check::leaf_usage(&leaf) {
+        Ok(()) => report.ok(format!("policy {policy}: its certificate allows code signing only")),
+        Err(e) => report.problem(
+            format!("policy {policy}: {e}"),
+            "Put a code-signing-only certificate in force (`signpath-gateway policy rotate`, then, for an outside CA, `policy csr` and `policy certificate import`) and revoke this one (`signpath-gateway revoke`, or at the CA that issued it).",
+        ),
     }
 }
 

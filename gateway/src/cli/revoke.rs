@@ -1,6 +1,8 @@
 //! `signpath-gateway revoke`: puts a certificate the gateway's own CA issued (a policy's, or the intermediate CA's)
 //! on its issuer's next CRL, with a reason and, optionally, the date since which the key is unfit. Writes
-//! `[pki] revocations`; the running gateway signs a new CRL on the next request for it. Never imports `http/`.
+//! `[pki] revocations` (and, with a shared PostgreSQL store, the store, for replicas on other hosts); the running
+//! gateway signs a new CRL on the next request for it, and a policy whose chain holds the certificate signs
+//! nothing from its next request on, until `policy rotate`. Never imports `http/`.
 
 use std::path::Path;
 use std::time::SystemTime;
@@ -21,6 +23,19 @@ fn first_certificate(path: &Path) -> Result<Certificate, Box<dyn std::error::Err
         .next()
         .ok_or_else(|| format!("{} holds no certificate", path.display()))?;
     Ok(Certificate::from_der(&der)?)
+}
+
+/// Whether the policy's chain files hold `cert`.
+fn chain_holds(base: &Path, files: &[std::path::PathBuf], cert: &Certificate) -> bool {
+    files.iter().any(|file| {
+        std::fs::read(resolve(base, file))
+            .ok()
+            .and_then(|pem| pem_certificates(&pem, "chain").ok())
+            .is_some_and(|ders| {
+                ders.iter()
+                    .any(|der| Certificate::from_der(der).is_ok_and(|c| c == *cert))
+            })
+    })
 }
 
 /// Revokes the certificate of `policy` (`Project/Policy`) or the one in `certificate`.
@@ -79,18 +94,44 @@ pub fn run(
     if revocations.of(&issuer).any(|r| r.serial == serial) {
         return Err(format!("{subject} (serial {serial}) is already revoked").into());
     }
-    revocations.revoked.push(Revoked {
+    let revoked = Revoked {
         issuer: issuer.clone(),
         serial: serial.clone(),
         subject: subject.clone(),
         revoked_at: format_time(SystemTime::now())?,
         reason: Some(reason),
         invalidity_date,
-    });
+    };
+    // The shared store first: replicas on other hosts stop signing with the certificate even if writing the file
+    // then fails.
+    if config
+        .audit_db
+        .to_str()
+        .is_some_and(crate::store::postgres::is_postgres)
+    {
+        if let Some(shared) = crate::store::Stores::open(&base, &config.audit_db)?.revocations {
+            shared.revoke_certificate(&revoked)?;
+        }
+    }
+    revocations.revoked.push(revoked);
     revocations.save(&path)?;
     println!(
         "revoked {subject} (serial {serial}); it is on the next CRL of CA {issuer}: {}",
         pki.crl_url_of(&issuer)
     );
+    let stopped: Vec<String> = config
+        .projects
+        .iter()
+        .flat_map(|p| p.policies.iter().map(move |s| (p, s)))
+        .filter(|(_, s)| chain_holds(&base, &s.certificate_chain, &cert))
+        .map(|(p, s)| format!("{}/{}", p.slug, s.slug))
+        .collect();
+    for policy in stopped {
+        let (project, slug) = policy.split_once('/').unwrap_or_default();
+        println!(
+            "{policy} signs nothing until it has a new key and certificate: signpath-gateway policy rotate --config {} --project {project} --slug {slug}",
+            config_path.display()
+        );
+    }
     Ok(())
 }

@@ -3,6 +3,10 @@
 //! with the artifact written to the request's directory and hashed on the way, so no artifact is ever held in
 //! memory whole. A body larger than the artifact limit is refused from its `Content-Length`, before any byte of
 //! it is read, and an artifact that grows past the limit while streaming is refused and deleted.
+//!
+//! Nothing is written before the token is known to be a submitter of the policy the form names (and the artifact
+//! configuration, if named, exists): the parts naming them come before the artifact, as SignPath's clients send
+//! them, and a form whose artifact comes first is refused (400) rather than stored on the strength of any token.
 
 use axum::body::Body;
 use axum::http::{header, HeaderMap};
@@ -18,18 +22,16 @@ const MAX_FIELD: usize = 64 * 1024;
 const FORM_OVERHEAD: u64 = 1024 * 1024;
 const MAX_FIELDS: usize = 256;
 
-/// Reads the form of request `request_id` into an [`ArtifactSubmission`], its artifact into the artifact store.
-/// Nothing is read for a caller that does not authenticate (the core refuses it again, and audits it). On any
-/// failure the request's directory is removed.
+/// Reads the form of request `request_id` of token `token_id` (authenticated by the caller) into an
+/// [`ArtifactSubmission`], its artifact into the artifact store once the token is authorized for the policy the
+/// form names. On any failure the request's directory is removed.
 pub async fn receive(
     core: &Core,
-    organization: &str,
+    token_id: &str,
     headers: &HeaderMap,
     body: Body,
     request_id: &str,
 ) -> Result<ArtifactSubmission, Refusal> {
-    let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    core.authenticate(authorization, organization, &mut crate::store::Record::default())?;
     let store = &core.state.artifacts;
     let content_type = headers
         .get(header::CONTENT_TYPE)
@@ -59,11 +61,7 @@ pub async fn receive(
     if declared.is_some_and(|length| length > store.max_size.saturating_add(FORM_OVERHEAD)) {
         return Err(too_large());
     }
-    store.create(request_id).map_err(|e| {
-        tracing::error!(error = %e, "cannot create the artifact directory");
-        crate::signing::store_failure()
-    })?;
-    let result = read_form(core, body, boundary, request_id).await;
+    let result = read_form(core, token_id, body, boundary, request_id).await;
     if result.is_err() {
         store.discard(request_id);
     }
@@ -72,6 +70,7 @@ pub async fn receive(
 
 async fn read_form(
     core: &Core,
+    token_id: &str,
     body: Body,
     boundary: String,
     request_id: &str,
@@ -101,6 +100,17 @@ async fn read_form(
             }
             artifact = true;
             submission.file_name = field.file_name().unwrap_or("artifact").to_owned();
+            (submission.project, submission.policy) = named_policy(core, &policy_id, &project, &policy)?;
+            core.authorize_upload(
+                token_id,
+                &submission.project,
+                &submission.policy,
+                submission.artifact_configuration.as_deref(),
+            )?;
+            store.create(request_id).map_err(|e| {
+                tracing::error!(error = %e, "cannot create the artifact directory");
+                crate::signing::store_failure()
+            })?;
             let path = store.unsigned(request_id);
             let mut file = tokio::fs::File::create(&path).await.map_err(|e| {
                 tracing::error!(error = %e, "cannot write the artifact");
@@ -132,6 +142,16 @@ async fn read_form(
             continue;
         }
         let value = read_text(&mut field, &name).await?;
+        if artifact
+            && matches!(
+                lower.as_str(),
+                "projectslug" | "signingpolicyslug" | "signingpolicyid"
+            )
+        {
+            return Err(malformed(format!(
+                "the form's {name} part comes after its Artifact part; send the parts that name the policy first"
+            )));
+        }
         match lower.as_str() {
             "projectslug" => project = Some(value),
             "signingpolicyslug" => policy = Some(value),
@@ -166,27 +186,33 @@ async fn read_form(
             }
         }
     }
-    let missing = |what: &str| malformed(format!("the form has no {what} part"));
-    match (policy_id, project, policy) {
-        // SignPath: "use either slugs or IDs, don't mix".
-        (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
-            return Err(malformed(
-                "the form names the policy both by SigningPolicyId and by slugs; send one or the other"
-                    .into(),
-            ))
-        }
-        (Some(id), None, None) => {
-            (submission.project, submission.policy) = core.policy_named_by_id(&id)?;
-        }
-        (None, project, policy) => {
-            submission.project = project.ok_or_else(|| missing("ProjectSlug"))?;
-            submission.policy = policy.ok_or_else(|| missing("SigningPolicySlug"))?;
-        }
-    }
     if !artifact {
-        return Err(missing("Artifact"));
+        return Err(malformed("the form has no Artifact part".into()));
     }
     Ok(submission)
+}
+
+/// The (project, policy) the parts read so far name: by `SigningPolicyId`, or by `ProjectSlug` and
+/// `SigningPolicySlug`, never both (SignPath: "use either slugs or IDs, don't mix").
+fn named_policy(
+    core: &Core,
+    policy_id: &Option<String>,
+    project: &Option<String>,
+    policy: &Option<String>,
+) -> Result<(String, String), Refusal> {
+    let malformed = |detail: &str| refuse(Kind::BadRequest, pt::MALFORMED_REQUEST, detail);
+    match (policy_id, project, policy) {
+        (Some(_), Some(_), _) | (Some(_), _, Some(_)) => Err(malformed(
+            "the form names the policy both by SigningPolicyId and by slugs; send one or the other",
+        )),
+        (Some(id), None, None) => core.policy_named_by_id(id),
+        (None, Some(project), Some(policy)) => Ok((project.clone(), policy.clone())),
+        (None, _, _) => Err(malformed(
+            "the form's Artifact part comes before its ProjectSlug and SigningPolicySlug parts (or SigningPolicyId); \
+             send the parts that name the policy first, as SignPath's clients do: the gateway checks the token's \
+             rights before it stores an artifact",
+        )),
+    }
 }
 
 /// A text part, up to [`MAX_FIELD`] bytes; a file part other than the artifact (`Origin.BuildData.BuildSettingsFile`)

@@ -3,18 +3,58 @@
 //! (`SignedArtifact`, `UnsignedArtifact`). Polling (`GET SigningRequests/{id}`) is the hash path's route: the core
 //! answers for either kind of request.
 
+use std::sync::Arc;
+
 use axum::body::Body;
 use axum::extract::{FromRequest, Path, Request};
 use axum::http::{header, HeaderValue};
 use axum::response::Response;
-use common::protocol::ORIGIN_TOKEN_HEADER;
+use common::protocol::{problem_types as pt, ORIGIN_TOKEN_HEADER};
 use tokio_util::io::ReaderStream;
 
 use super::artifact_upload::receive;
 use super::call::Call;
 use super::render::Render;
 use super::CurrentCore;
-use crate::signing::{Audited, Refusal};
+use crate::signing::{refuse, Answer, Audited, Cancel, Core, Kind, Refusal};
+use crate::store::Record;
+
+/// What a submission leaves behind if its request is dropped (answered 408 by the request timeout, or its client
+/// gone) before the core has taken it over: the upload's directory is removed and the request gets its audit record,
+/// through the core like every other. Dropped at any point, it also cancels the work under way, which stops at
+/// its next check (the walk of an OCI layout) and is audited as refused.
+struct Abandoned {
+    core: Arc<Core>,
+    /// The request's record while the upload is read; `None` once the core has the request.
+    record: Option<Record>,
+    cancel: Cancel,
+}
+
+impl Drop for Abandoned {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+        let Some(record) = self.record.take() else {
+            return;
+        };
+        let core = self.core.clone();
+        let clean_up = move || {
+            core.state.artifacts.discard(&record.request_id);
+            let _ = core.finish(
+                record,
+                Err::<Answer, _>(refuse(
+                    Kind::RequestTimeout,
+                    pt::REQUEST_TIMEOUT,
+                    "the request ended (request_timeout_seconds, or the client went away) before its artifact was received; the partial upload was deleted",
+                )),
+            );
+        };
+        // Drop runs on the runtime's thread; removing files and writing the audit record block.
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn_blocking(clean_up)),
+            Err(_) => clean_up(),
+        }
+    }
+}
 
 /// Handles the `POST /v1/{org}/SigningRequests/SubmitWithArtifact` and `POST /v1/{org}/SigningRequests` routes.
 pub async fn submit(
@@ -33,25 +73,51 @@ pub async fn submit(
         Ok(call) => call,
         Err(never) => match never {},
     };
-    let upload = receive(
-        &core,
-        &organization,
-        &parts.headers,
-        body,
-        &call.record.request_id,
-    )
-    .await;
-    call.run(&core, move |core, incoming, record| {
-        let token_id = core.authenticate(incoming.header("authorization"), &organization, record)?;
-        let submission = upload?;
-        core.submit_artifact(
-            &token_id,
-            &submission,
-            incoming.header(ORIGIN_TOKEN_HEADER),
-            record,
-        )
-    })
-    .await
+    let mut upload_record = call.record.clone();
+    let authorization = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    // Kept to the end of this handler: dropped with it (a timeout), it cleans up and cancels the work.
+    let mut abandoned = Abandoned {
+        core: core.clone(),
+        record: None,
+        cancel: Cancel::default(),
+    };
+    // A caller that does not authenticate sends nothing to disk; the core refuses it again below, and audits it.
+    let upload = match core.authenticate(authorization, &organization, &mut upload_record) {
+        Ok(token_id) => {
+            abandoned.record = Some(upload_record);
+            let received = receive(&core, &token_id, &parts.headers, body, &call.record.request_id).await;
+            abandoned.record = None;
+            Some(received.map(|mut submission| {
+                submission.cancel = abandoned.cancel.clone();
+                submission
+            }))
+        }
+        Err(_) => None,
+    };
+    let response = call
+        .run(&core, move |core, incoming, record| {
+            let token_id = core.authenticate(incoming.header("authorization"), &organization, record)?;
+            let upload = upload.ok_or_else(|| {
+                refuse(
+                    Kind::Unauthenticated,
+                    pt::UNAUTHENTICATED,
+                    "the token is not valid",
+                )
+            })?;
+            let submission = upload?;
+            core.submit_artifact(
+                &token_id,
+                &submission,
+                incoming.header(ORIGIN_TOKEN_HEADER),
+                record,
+            )
+        })
+        .await;
+    drop(abandoned);
+    response
 }
 
 /// Handles the `GET /v1/{org}/SigningRequests/{id}/SignedArtifact` route (400 until the request is completed).

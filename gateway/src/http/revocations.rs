@@ -1,6 +1,7 @@
-//! Revocations made through other replicas: with a shared store (PostgreSQL), the ids of revoked tokens are read
-//! once before serving and then every [`POLL`], and put in force in the core, so a token revoked through one
-//! replica is refused by all within a poll and a query. A failed read keeps the set in force and is logged.
+//! Revocations made through other replicas: with a shared store (PostgreSQL), the ids of revoked tokens and the
+//! revoked certificates are read once before serving and then every [`POLL`], and put in force in the core, so a
+//! token or a policy's certificate revoked through one replica is refused by all within a poll and a query. A failed
+//! read keeps the lists in force and is logged.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -15,7 +16,10 @@ const POLL: Duration = Duration::from_millis(500);
 /// Reads the shared list and puts it in force.
 pub fn refresh(live: &LiveCore, store: &dyn RevocationStore) -> Result<(), StoreError> {
     let ids: HashSet<String> = store.revoked()?.into_iter().collect();
-    live.current().revoked.replace(ids);
+    let certificates = store.revoked_certificates()?;
+    let core = live.current();
+    core.revoked.replace(ids);
+    core.revoked_certificates.replace_shared(certificates);
     Ok(())
 }
 

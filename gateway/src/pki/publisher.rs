@@ -50,7 +50,7 @@ impl Publisher {
             return Ok(None);
         }
         let revocations_path = resolve(&self.base, &self.pki.revocations);
-        let stamp = stamp(&revocations_path);
+        let stamp = super::revocations::stamp(&revocations_path);
         let now = SystemTime::now();
         let validity = Duration::from_secs(self.pki.crl_validity_seconds.max(2));
         if let Some(p) = self.lock().get(ca) {
@@ -90,11 +90,4 @@ impl Publisher {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Published>> {
         self.published.lock().unwrap_or_else(|p| p.into_inner())
     }
-}
-
-/// What tells a changed revocation file from the same one: modification time, size, inode (a save is a rename).
-fn stamp(path: &Path) -> Option<(SystemTime, u64, u64)> {
-    use std::os::unix::fs::MetadataExt;
-    let m = std::fs::metadata(path).ok()?;
-    Some((m.modified().ok()?, m.len(), m.ino()))
 }

@@ -9,7 +9,13 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use x509_cert::ext::pkix::crl::CrlReason;
 
+use common::x509::pem_certificates;
+use der::Decode;
+use x509_cert::name::Name;
+use x509_cert::Certificate;
+
 use super::demo::PkiError;
+use crate::config::{resolve, PkiConfig};
 
 /// Why a certificate is revoked (RFC 5280 §5.3.1 reason codes an operator uses).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -24,6 +30,18 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// The reason as `revoke --reason` and the file spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Unspecified => "unspecified",
+            Self::KeyCompromise => "key-compromise",
+            Self::CaCompromise => "ca-compromise",
+            Self::AffiliationChanged => "affiliation-changed",
+            Self::Superseded => "superseded",
+            Self::CessationOfOperation => "cessation-of-operation",
+        }
+    }
+
     pub fn crl_reason(self) -> CrlReason {
         match self {
             Self::Unspecified => CrlReason::Unspecified,
@@ -105,8 +123,72 @@ impl Revocations {
         Ok(())
     }
 
+    /// The entry of the certificate `serial` (hex) of the CA named `issuer`, if it is revoked.
+    pub fn find(&self, issuer: &str, serial: &str) -> Option<&Revoked> {
+        self.revoked
+            .iter()
+            .find(|r| r.issuer == issuer && r.serial.eq_ignore_ascii_case(serial))
+    }
+
+    /// The revocation of the first certificate of `chain` that is revoked.
+    pub fn revocation_of(&self, chain: &[IssuedCertificate]) -> Option<&Revoked> {
+        chain.iter().find_map(|c| self.find(&c.issuer, &c.serial))
+    }
+
     /// The entries of one CA.
     pub fn of<'a>(&'a self, issuer: &'a str) -> impl Iterator<Item = &'a Revoked> + 'a {
         self.revoked.iter().filter(move |r| r.issuer == issuer)
     }
+}
+
+/// A certificate of a policy's chain that one of the gateway's CAs issued: the CA's name in `[pki]` and the
+/// certificate's serial number (hex), as `signpath-gateway revoke` records a revocation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuedCertificate {
+    pub issuer: String,
+    pub serial: String,
+    pub subject: String,
+}
+
+/// The gateway's CAs (`[pki]`): each one's name and subject.
+pub fn gateway_cas(pki: &PkiConfig, base: &Path) -> Result<Vec<(String, Name)>, PkiError> {
+    let mut cas = Vec::new();
+    for ca in &pki.cas {
+        let path = resolve(base, &ca.certificate);
+        let pem = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let der = pem_certificates(&pem, &path.display().to_string())
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .next()
+            .ok_or_else(|| format!("{} holds no certificate", path.display()))?;
+        let cert = Certificate::from_der(&der)?;
+        cas.push((ca.name.clone(), cert.tbs_certificate.subject));
+    }
+    Ok(cas)
+}
+
+/// The certificates of `chain` (DER, leaf first) a CA of `cas` issued, named as `revoke` records them.
+pub fn issued_by(cas: &[(String, Name)], chain: &[Vec<u8>]) -> Vec<IssuedCertificate> {
+    chain
+        .iter()
+        .filter_map(|der| Certificate::from_der(der).ok())
+        .filter_map(|cert| {
+            let tbs = &cert.tbs_certificate;
+            let (issuer, _) = cas.iter().find(|(_, subject)| *subject == tbs.issuer)?;
+            // A self-signed root is on no CRL of its own.
+            (tbs.issuer != tbs.subject).then(|| IssuedCertificate {
+                issuer: issuer.clone(),
+                serial: hex::encode(tbs.serial_number.as_bytes()),
+                subject: tbs.subject.to_string(),
+            })
+        })
+        .collect()
+}
+
+/// What tells a changed file from the one read before: modification time, length and inode (`revoke` renames a new
+/// file into place).
+pub fn stamp(path: &Path) -> Option<(SystemTime, u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.modified().ok()?, m.len(), m.ino()))
 }

@@ -6,12 +6,16 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use common::protocol::problem_types as pt;
 use serde_json::json;
 
 use super::approval_gate::{Gate, Hold};
-use super::oci_artifact::{check_layout, sign_checked_layout, signature_count, HsmSigner};
+use super::oci_artifact::{
+    check_layout, sign_checked_layout, signature_count, HsmSigner, LayoutImage, LayoutRefusal,
+};
 use super::outcome::{refuse, store_failure, Answer, Kind, Refusal};
 use super::sign_hash::ci_identity;
 use super::state::Policy;
@@ -19,9 +23,6 @@ use super::Core;
 use crate::config::ArtifactConfigurationConfig;
 use crate::store::artifacts::{unix_now, ArtifactRequest, ArtifactState};
 use crate::store::{Record, Status};
-
-/// The unpacked layout of a request, beside its upload, kept from the check at submission to the signing.
-const STAGING: &str = "layout";
 
 /// A file-based signing request as the HTTP layer parsed it; the artifact is already at
 /// `state.artifacts.unsigned(request_id)`.
@@ -38,6 +39,23 @@ pub struct ArtifactSubmission {
     pub size: u64,
     pub sha256: String,
     pub fast: bool,
+    /// Set when the request is dropped (its timeout, or its client gone): work on it stops at its next check.
+    pub cancel: Cancel,
+}
+
+/// A request's cancellation, shared between the HTTP layer (which sets it when the request is dropped) and the
+/// work the core does for it.
+#[derive(Debug, Clone, Default)]
+pub struct Cancel(Arc<AtomicBool>);
+
+impl Cancel {
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    pub fn flag(&self) -> &AtomicBool {
+        &self.0
+    }
 }
 
 impl Core {
@@ -65,6 +83,21 @@ impl Core {
             self.state.artifacts.discard(&request_id);
         }
         result
+    }
+
+    /// Whether token `token_id` may submit an artifact to `project/policy` (with `artifact_configuration`, if named):
+    /// asked by the HTTP layer as the artifact part begins, so a token that may not sign with the policy never
+    /// makes the gateway store its upload.
+    pub fn authorize_upload(
+        &self,
+        token_id: &str,
+        project: &str,
+        policy: &str,
+        artifact_configuration: Option<&str>,
+    ) -> Result<(), Refusal> {
+        let policy = self.authorize(token_id, project, policy)?;
+        self.artifact_configuration(policy, artifact_configuration)
+            .map(drop)
     }
 
     /// Where the policy verifies origin, the form's `Origin.*` parts must agree with the identity token
@@ -110,16 +143,34 @@ impl Core {
             self.artifact_configuration(policy, submission.artifact_configuration.as_deref())?;
         let request_id = record.request_id.clone();
         let artifacts = &self.state.artifacts;
-        let staging = artifacts.unsigned(&request_id).with_file_name(STAGING);
-        let images = check_layout(&artifacts.unsigned(&request_id), &staging).map_err(|reason| {
-            refuse(
+        let staging = artifacts.staging(&request_id);
+        let images = check_layout(
+            &artifacts.unsigned(&request_id),
+            &staging,
+            submission.cancel.flag(),
+        )
+        .map_err(|refusal| match refusal {
+            LayoutRefusal::Invalid(reason) => refuse(
                 Kind::UnprocessableEntity,
                 pt::INVALID_ARTIFACT,
                 format!(
                     "{} is not an OCI image layout tarball the gateway can sign: {reason}",
                     submission.file_name
                 ),
-            )
+            ),
+            LayoutRefusal::TooLarge(reason) => refuse(
+                Kind::BadRequest,
+                pt::INVALID_ARTIFACT,
+                format!(
+                    "{} is more than the gateway signs in one request: {reason}",
+                    submission.file_name
+                ),
+            ),
+            LayoutRefusal::Cancelled => refuse(
+                Kind::RequestTimeout,
+                pt::REQUEST_TIMEOUT,
+                "the request ended (request_timeout_seconds, or the client went away) while its layout was checked",
+            ),
         })?;
         let mut request = ArtifactRequest {
             request_id: request_id.clone(),
@@ -229,8 +280,7 @@ impl Core {
         record: &mut Record,
     ) -> Result<(), Refusal> {
         let artifacts = &self.state.artifacts;
-        let unsigned = artifacts.unsigned(&request.request_id);
-        let staging = unsigned.with_file_name(STAGING);
+        let staging = artifacts.staging(&request.request_id);
         let signer = HsmSigner {
             hsm: &self.state.signer,
             policy,

@@ -27,7 +27,7 @@ mod votes;
 
 use std::sync::{Arc, RwLock};
 
-pub use artifacts::ArtifactSubmission;
+pub use artifacts::{ArtifactSubmission, Cancel};
 pub use outcome::{refuse, store_failure, Answer, Audited, Kind, Refusal};
 pub use votes::store_unavailable;
 
@@ -41,6 +41,8 @@ pub struct Core {
     pub stores: Stores,
     /// Tokens revoked through another replica; shared by every reloaded configuration.
     pub revoked: Arc<revoked::RevokedTokens>,
+    /// Certificates the gateway's CAs revoked; shared by every reloaded configuration.
+    pub revoked_certificates: Arc<revoked::RevokedCertificates>,
 }
 
 impl std::fmt::Debug for Core {
@@ -55,6 +57,7 @@ impl Core {
             state,
             stores,
             revoked: Arc::default(),
+            revoked_certificates: Arc::default(),
         }
     }
 
@@ -119,6 +122,7 @@ impl Core {
             state,
             stores: self.stores.clone(),
             revoked: self.revoked.clone(),
+            revoked_certificates: self.revoked_certificates.clone(),
         }
     }
 

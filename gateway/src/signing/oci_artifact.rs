@@ -5,6 +5,7 @@
 //! into a tarball.
 
 use std::path::Path;
+use std::sync::atomic::AtomicBool;
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
@@ -54,18 +55,49 @@ fn notary_format(configuration: &ArtifactConfigurationConfig) -> Option<Signatur
     }
 }
 
-/// Unpacks the tarball at `tarball` into `staging` and checks every image in it. Returns the images, each as
-/// `name@digest`; an error says what is wrong in the tarball's terms (a blob that does not match its digest, an
-/// index entry without its blob, no image at all).
-pub fn check_layout(tarball: &Path, staging: &Path) -> Result<Vec<LayoutImage>, String> {
+/// The most descriptors the images of one submitted layout may name, each counted for every image that names it
+/// (the work their signing takes): a multi-platform image is a few dozen; this is a hundred or more images.
+pub const MAX_LAYOUT_DESCRIPTORS: usize = 10_000;
+
+/// Why a submitted layout is not checked.
+#[derive(Debug)]
+pub enum LayoutRefusal {
+    /// Something is wrong in the tarball, in its terms.
+    Invalid(String),
+    /// Its images name more than [`MAX_LAYOUT_DESCRIPTORS`].
+    TooLarge(String),
+    /// The request was dropped (its timeout, or its client gone) while the layout was checked.
+    Cancelled,
+}
+
+impl From<signpath_oci::Error> for LayoutRefusal {
+    fn from(error: signpath_oci::Error) -> Self {
+        match error {
+            signpath_oci::Error::Cancelled => Self::Cancelled,
+            e @ signpath_oci::Error::TooManyDescriptors { .. } => Self::TooLarge(e.to_string()),
+            e => Self::Invalid(in_tarball_terms(&e)),
+        }
+    }
+}
+
+/// Unpacks the tarball at `tarball` into `staging` and checks every image in it, each blob once and within
+/// [`MAX_LAYOUT_DESCRIPTORS`], stopping when `cancelled` is set. Returns the images, each as `name@digest`; an
+/// error says what is wrong in the tarball's terms (a blob that does not match its digest, an index entry without
+/// its blob, no image at all).
+pub fn check_layout(
+    tarball: &Path,
+    staging: &Path,
+    cancelled: &AtomicBool,
+) -> Result<Vec<LayoutImage>, LayoutRefusal> {
     std::fs::create_dir_all(staging).map_err(|e| {
         tracing::error!(error = %e, "cannot create the staging directory");
-        "the gateway could not unpack it".to_owned()
+        LayoutRefusal::Invalid("the gateway could not unpack it".to_owned())
     })?;
-    signpath_oci::tarball::unpack_file(tarball, staging).map_err(|e| in_tarball_terms(&e))?;
-    let layout = Layout::open(staging).map_err(|e| in_tarball_terms(&e))?;
+    signpath_oci::tarball::unpack_file(tarball, staging)?;
+    let layout = Layout::open(staging)?;
     let mut images: Vec<LayoutImage> = Vec::new();
-    for entry in layout.index().map_err(|e| in_tarball_terms(&e))? {
+    let mut roots = Vec::new();
+    for entry in layout.index()? {
         let name = entry
             .annotation(ANNOTATION_CONTAINERD_NAME)
             .or_else(|| entry.annotation(ANNOTATION_REF_NAME));
@@ -77,12 +109,6 @@ pub fn check_layout(tarball: &Path, staging: &Path) -> Result<Vec<LayoutImage>, 
         if !(entry.is_index() || entry.is_manifest()) {
             continue;
         }
-        let graph = image::graph(&layout, &entry, Layers::MayBeAbsent).map_err(|e| in_tarball_terms(&e))?;
-        let platforms = if entry.is_index() {
-            graph.manifests.len()
-        } else {
-            0
-        };
         let name = if name.contains('/') {
             name.to_owned()
         } else {
@@ -90,11 +116,38 @@ pub fn check_layout(tarball: &Path, staging: &Path) -> Result<Vec<LayoutImage>, 
         };
         let reference = format!("{name}@{}", entry.digest);
         if !images.iter().any(|i| i.reference == reference) {
-            images.push(LayoutImage { reference, platforms });
+            images.push(LayoutImage {
+                reference,
+                platforms: 0,
+            });
+            roots.push(entry);
         }
     }
     if images.is_empty() {
-        return Err("the layout's index.json names no image manifest or image index".into());
+        return Err(LayoutRefusal::Invalid(
+            "the layout's index.json names no image manifest or image index".into(),
+        ));
+    }
+    let budget = image::Budget {
+        max_descriptors: MAX_LAYOUT_DESCRIPTORS,
+        cancelled: Some(cancelled),
+    };
+    image::check_images(&layout, &roots, Layers::MayBeAbsent, budget)?;
+    // The platform manifests each index names, for the release group's count: walked once per distinct index,
+    // after the check above bounded what all the images name together.
+    let mut platforms_of = std::collections::HashMap::new();
+    for (image, root) in images.iter_mut().zip(&roots) {
+        if !root.is_index() {
+            continue;
+        }
+        image.platforms = match platforms_of.get(&root.digest) {
+            Some(&n) => n,
+            None => {
+                let n = image::graph(&layout, root, Layers::MayBeAbsent)?.manifests.len();
+                platforms_of.insert(root.digest.clone(), n);
+                n
+            }
+        };
     }
     Ok(images)
 }

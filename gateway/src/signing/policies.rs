@@ -45,7 +45,7 @@ impl Core {
             })
     }
 
-    /// The policy `project/policy`, if this token is one of its submitters.
+    /// The policy `project/policy`, if this token is one of its submitters and its certificate is not revoked.
     pub fn authorize(&self, token_id: &str, project: &str, policy: &str) -> Result<&Policy, Refusal> {
         let found = self
             .state
@@ -65,6 +65,20 @@ impl Core {
                 pt::FORBIDDEN,
                 format!(
                     "this token is not a submitter of {project}/{policy}; ask an administrator to add it"
+                ),
+            ));
+        }
+        let file = self.state.revocations_file.as_deref();
+        if let Some(revoked) = self.revoked_certificates.revocation_of(file, &found.issued) {
+            let reason = revoked.reason.map_or("unspecified", |r| r.name());
+            return Err(refuse(
+                Kind::Forbidden,
+                pt::CERTIFICATE_REVOKED,
+                format!(
+                    "{project}/{policy} signs nothing: its certificate chain holds {} (serial {}), revoked on {} \
+                     (reason {reason}); an administrator gives the policy a new key and certificate with \
+                     `signpath-gateway policy rotate`",
+                    revoked.subject, revoked.serial, revoked.revoked_at
                 ),
             ));
         }

@@ -30,6 +30,9 @@ pub struct Policy {
     pub kind: KeyKind,
     pub submitters: HashSet<String>,
     pub certificate_sha256: String,
+    /// The certificates of its chain the gateway's own CAs issued, leaf first: a revocation of any of them stops
+    /// the policy signing.
+    pub issued: Vec<crate::pki::revocations::IssuedCertificate>,
     /// The hash algorithms the policy signs (`hash_algorithms`).
     pub hash_algorithms: Vec<HashAlgorithm>,
     /// The `MySigningPolicies` entry, precomputed.
@@ -55,11 +58,17 @@ pub struct State {
     /// Artifacts of file-based signing requests, and each project's artifact configurations.
     pub artifacts: ArtifactStore,
     pub artifact_configurations: Vec<(String, ArtifactConfigurationConfig)>,
+    /// `[pki] revocations`, where the gateway has CAs of its own.
+    pub revocations_file: Option<std::path::PathBuf>,
 }
 
 impl State {
     pub fn load(config: &GatewayConfig, base: &Path, signer: Arc<Signer>) -> Result<Self, StateError> {
         let origins = Origins::load(base, &config.trusted_issuers)?;
+        let cas = match &config.pki {
+            Some(pki) => crate::pki::revocations::gateway_cas(pki, base)?,
+            None => Vec::new(),
+        };
         let mut policies = Vec::new();
         for project in &config.projects {
             for p in &project.policies {
@@ -144,6 +153,7 @@ impl State {
                     kind,
                     submitters: p.submitters.iter().cloned().collect(),
                     certificate_sha256: leaf.sha256_fingerprint(),
+                    issued: crate::pki::revocations::issued_by(&cas, &chain),
                     hash_algorithms,
                     info: SigningPolicyInfo {
                         signing_policy_slug: p.slug.clone(),
@@ -200,6 +210,7 @@ impl State {
             })
             .collect();
         Ok(Self {
+            revocations_file: config.pki.as_ref().map(|p| resolve(base, &p.revocations)),
             timestamping,
             artifacts: ArtifactStore::new(base, &config.artifacts),
             artifact_configurations,

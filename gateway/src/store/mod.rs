@@ -135,12 +135,20 @@ pub trait ApprovalStore: Send + Sync {
     ) -> Result<Option<String>, StoreError>;
 }
 
-/// Tokens revoked through any gateway sharing the store, for the others whose gateway.toml still names them.
+/// Tokens revoked through any gateway sharing the store, for the others whose gateway.toml still names them; and
+/// certificates the gateway's CAs revoked, for the replicas on hosts whose `[pki] revocations` file was not the one
+/// `revoke` wrote.
 pub trait RevocationStore: Send + Sync {
     fn revoke(&self, token_id: &str) -> Result<(), StoreError>;
 
     /// The ids of every revoked token.
     fn revoked(&self) -> Result<Vec<String>, StoreError>;
+
+    /// Records a revoked certificate (once per issuer and serial).
+    fn revoke_certificate(&self, revoked: &crate::pki::revocations::Revoked) -> Result<(), StoreError>;
+
+    /// Every revoked certificate.
+    fn revoked_certificates(&self) -> Result<Vec<crate::pki::revocations::Revoked>, StoreError>;
 }
 
 /// A request that asks to be covered by its release group's approval.

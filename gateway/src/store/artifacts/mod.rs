@@ -1,5 +1,6 @@
 //! Artifacts of file-based signing requests, kept on disk: one directory per request holding the upload
-//! (`unsigned`), the result (`signed`) and what the request was (`request.json`). Uploads are written here as they
+//! (`unsigned`), its unpacked OCI layout from the check at submission to the signing (`layout/`), the result
+//! (`signed`) and what the request was (`request.json`). Uploads are written here as they
 //! stream in, never held in memory whole; a retention sweep deletes the artifact files (not the request's record)
 //! after the configured hours.
 //!
@@ -18,6 +19,7 @@ use crate::config::ArtifactsConfig;
 const REQUEST_FILE: &str = "request.json";
 const UNSIGNED_FILE: &str = "unsigned";
 const SIGNED_FILE: &str = "signed";
+const STAGING_DIR: &str = "layout";
 
 /// Where a file-based request stands, as its directory records it. Approval itself lives in the approval store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -94,6 +96,12 @@ impl ArtifactStore {
         self.dir(request_id).join(UNSIGNED_FILE)
     }
 
+    /// Where the upload of `request_id` is unpacked, kept from the check at submission to the signing (a held
+    /// request keeps it until it is approved, or until the retention sweep).
+    pub fn staging(&self, request_id: &str) -> PathBuf {
+        self.dir(request_id).join(STAGING_DIR)
+    }
+
     /// Where the signed artifact of `request_id` is.
     pub fn signed(&self, request_id: &str) -> PathBuf {
         self.dir(request_id).join(SIGNED_FILE)
@@ -129,7 +137,8 @@ impl ArtifactStore {
     }
 
     /// Deletes the artifact files of requests submitted more than the retention period ago (their records stay,
-    /// marked deleted), and directories left without a record (an upload that was cut off). Returns how many.
+    /// marked deleted): the upload, the result and the unpacked layout of a request that was held, denied or never
+    /// polled again; and directories left without a record (an upload that was cut off). Returns how many.
     pub fn sweep(&self) -> usize {
         let Ok(entries) = std::fs::read_dir(&self.root) else {
             return 0;
@@ -151,6 +160,7 @@ impl ArtifactStore {
                 {
                     let _ = std::fs::remove_file(self.unsigned(&name));
                     let _ = std::fs::remove_file(self.signed(&name));
+                    let _ = std::fs::remove_dir_all(self.staging(&name));
                     request.deleted = true;
                     if self.put(&request).is_ok() {
                         swept += 1;
@@ -221,6 +231,28 @@ mod tests {
         assert!(store.get(&old).unwrap().unwrap().deleted);
         assert!(store.unsigned(&young).exists());
         assert!(!store.get(&young).unwrap().unwrap().deleted);
+    }
+
+    #[test]
+    fn retention_sweep_deletes_the_unpacked_layout_of_held_and_denied_requests() {
+        let base = tempfile::tempdir().unwrap();
+        let store = ArtifactStore::new(base.path(), &ArtifactsConfig::default());
+        let held = uuid::Uuid::new_v4().to_string();
+        store.create(&held).unwrap();
+        std::fs::write(store.unsigned(&held), b"artifact").unwrap();
+        std::fs::create_dir_all(store.staging(&held).join("blobs/sha256")).unwrap();
+        std::fs::write(store.staging(&held).join("blobs/sha256/00"), b"layer").unwrap();
+        let mut request = request(&held, unix_now() - 25 * 3600);
+        request.state = ArtifactState::Waiting;
+        store.put(&request).unwrap();
+        assert_eq!(store.sweep(), 1);
+        assert!(!store.staging(&held).exists());
+        assert!(!store.unsigned(&held).exists());
+        let kept: Vec<_> = std::fs::read_dir(store.dir(&held))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(kept, [REQUEST_FILE]);
     }
 
     #[test]

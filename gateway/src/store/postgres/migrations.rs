@@ -27,6 +27,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "release groups count signatures",
         include_str!("migrations/0003_release_group_signatures.sql"),
     ),
+    (
+        4,
+        "revoked certificates",
+        include_str!("migrations/0004_revoked_certificates.sql"),
+    ),
 ];
 
 /// An arbitrary constant naming the migration lock among the database's advisory locks.
