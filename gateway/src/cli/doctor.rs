@@ -15,6 +15,7 @@ use common::x509::ParsedCertificate;
 use super::CliResult;
 use crate::config::{resolve, GatewayConfig, PolicyConfig};
 use crate::hsm;
+use crate::open_files::{self, Budget};
 
 /// One finding: what is wrong and what to do about it.
 #[derive(Debug)]
@@ -80,6 +81,33 @@ fn check(config: &GatewayConfig, base: &Path, report: &mut Report) {
     }
     tls(config, base, report);
     keys(config, base, report);
+    limits(config, report);
+}
+
+/// The connection caps against the open-file limit `serve` will raise itself to (this shell's hard limit: a
+/// service manager may set another, as systemd's `LimitNOFILE=` does), and the limits operators have met as
+/// changed behaviour.
+fn limits(config: &GatewayConfig, report: &mut Report) {
+    let server = &config.server;
+    let budget = Budget::within(open_files::hard_limit(), server, config.pki.is_some());
+    if budget.lowered {
+        report.problem(
+            format!(
+                "the connection caps do not fit the open-file limit, and serve lowers them: {}",
+                budget.describe(server)
+            ),
+            "Raise the hard limit on open files (systemd `LimitNOFILE=`, `ulimit -Hn`), or lower max_connections \
+             and crl_max_connections in [server].",
+        );
+    } else {
+        report.ok(budget.describe(server));
+    }
+    if let Some(pki) = &config.pki {
+        report.ok(format!(
+            "the CRL listener on {} serves at most {} connections and closes one idle for {} s",
+            pki.crl_listen, budget.crl, server.header_read_timeout_seconds
+        ));
+    }
 }
 
 /// A file holding a secret must be readable by its owner only.

@@ -52,8 +52,9 @@ pub struct StoredAnswer {
 
 /// The audit log and the idempotency records.
 pub trait AuditStore: Send + Sync {
-    /// Commits one record durably (and the idempotent answer, if any, in the same transaction). The caller
-    /// answers its client only after this returned Ok: no record, no answer.
+    /// Commits one record durably (and the idempotent answer, if any, in the same transaction), each of its fields
+    /// within its bound ([`Record::bounded`]). The caller answers its client only after this returned Ok: no
+    /// record, no answer.
     fn append(&self, record: &Record, answer: Option<IdempotentAnswer>) -> Result<(), StoreError>;
 
     /// The answer stored for a key of this token, if younger than 24 hours.
@@ -86,6 +87,10 @@ pub trait ApprovalStore: Send + Sync {
 
     /// Held requests, newest first; only those in `status` if given.
     fn list(&self, status: Option<Status>, limit: u32) -> Result<Vec<Held>, StoreError>;
+
+    /// How many held requests are in `status`, counted by the database without loading one: what a gauge needs,
+    /// at the same cost however many requests wait and however large they are.
+    fn count(&self, status: Status) -> Result<u64, StoreError>;
 
     /// Records an approval or a denial. One denial decides; `required` approvals decide.
     fn vote(

@@ -111,6 +111,16 @@ impl ApprovalStore for PgApprovals {
         })
     }
 
+    fn count(&self, status: Status) -> Result<u64, StoreError> {
+        let count: i64 = self.db.run(move |pool| async move {
+            sqlx::query_scalar("SELECT count(*) FROM held WHERE status = $1")
+                .bind(status.as_str())
+                .fetch_one(&pool)
+                .await
+        })?;
+        Ok(u64::try_from(count).unwrap_or_default())
+    }
+
     fn vote(
         &self,
         request_id: &str,

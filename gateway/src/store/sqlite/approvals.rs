@@ -116,6 +116,15 @@ impl ApprovalStore for SqliteApprovals {
             .collect::<rusqlite::Result<_>>()?)
     }
 
+    fn count(&self, status: Status) -> Result<u64, StoreError> {
+        let count: i64 = self.conn().query_row(
+            "SELECT count(*) FROM held WHERE status = ?1",
+            params![status.as_str()],
+            |row| row.get(0),
+        )?;
+        Ok(u64::try_from(count).unwrap_or_default())
+    }
+
     fn vote(
         &self,
         request_id: &str,
@@ -300,6 +309,19 @@ mod tests {
             digest: "00",
         })
         .unwrap();
+    }
+
+    #[test]
+    fn count_is_the_number_in_a_status() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = SqliteApprovals::open(&dir.path().join("db")).unwrap();
+        for id in ["r1", "r2", "r3"] {
+            held(&a, id, None, 1);
+        }
+        a.vote("r3", "alice", false, None).unwrap();
+        assert_eq!(a.count(Status::Pending).unwrap(), 2);
+        assert_eq!(a.count(Status::Denied).unwrap(), 1);
+        assert_eq!(a.count(Status::Approved).unwrap(), 0);
     }
 
     #[test]
