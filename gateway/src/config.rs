@@ -58,8 +58,12 @@ pub struct TimestampingConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServerConfig {
-    /// Connections served at once; further connections wait in the listen backlog until one closes.
+    /// API connections served at once; further connections wait in the listen backlog until one closes.
     pub max_connections: usize,
+    /// Connections the plain-HTTP CRL listener (`[pki] crl_listen`) serves at once, apart from the API's: a flood of
+    /// one listener never takes the other's connections. Both caps are kept within the open-file limit
+    /// (docs/configuration.md); the header-read and request timeouts below apply to the CRL listener too.
+    pub crl_max_connections: usize,
     /// Time for a client to finish the TLS handshake.
     pub tls_handshake_timeout_seconds: u64,
     /// Time for a request's line and headers to arrive, counted from when the server starts waiting for them:
@@ -80,12 +84,16 @@ pub struct ServerConfig {
     pub drain_delay_seconds: u64,
     /// Then: how long requests in flight may take to finish and be audited before the process exits anyway.
     pub drain_timeout_seconds: u64,
+    /// Timestamp queries (`POST /timestamp`, no token) one client address may make per second, in bursts of as
+    /// many; more are answered 429. 0 turns the limit off.
+    pub max_timestamps_per_address_per_second: u32,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
         Self {
             max_connections: 1024,
+            crl_max_connections: 64,
             tls_handshake_timeout_seconds: 10,
             header_read_timeout_seconds: 10,
             body_read_timeout_seconds: 10,
@@ -95,6 +103,7 @@ impl Default for ServerConfig {
             failed_authentication_block_seconds: 60,
             drain_delay_seconds: 0,
             drain_timeout_seconds: 30,
+            max_timestamps_per_address_per_second: 20,
         }
     }
 }

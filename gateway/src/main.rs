@@ -14,6 +14,7 @@ mod http;
 mod init;
 mod init_tsa;
 mod metrics;
+mod open_files;
 mod pki;
 mod signing;
 mod store;

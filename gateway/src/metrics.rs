@@ -156,7 +156,7 @@ impl Metrics {
             .observe(elapsed.as_secs_f64());
     }
 
-    pub fn set_approvals_waiting(&self, count: usize) {
+    pub fn set_approvals_waiting(&self, count: u64) {
         self.approvals_waiting
             .set(i64::try_from(count).unwrap_or(i64::MAX));
     }

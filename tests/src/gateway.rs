@@ -110,8 +110,27 @@ pub fn serve(config: &Path, serve_args: &[&str], stderr_path: &Path) -> Child {
 
 /// [`serve`], and the URL the gateway said it listens on (`https://127.0.0.1:PORT`).
 pub fn serve_listening(config: &Path, serve_args: &[&str], stderr_path: &Path) -> (Child, String) {
+    serve_under(&[], config, serve_args, stderr_path)
+}
+
+/// Like [`serve_listening`], run through `wrapper` (a program and its arguments that execs the rest of its command
+/// line, such as `prlimit --nofile=512:512 --`), so that the gateway's process id is the child's.
+pub fn serve_under(
+    wrapper: &[&str],
+    config: &Path,
+    serve_args: &[&str],
+    stderr_path: &Path,
+) -> (Child, String) {
     let stderr = std::fs::File::create(stderr_path).unwrap();
-    let mut child = Command::new(Gateway::binary())
+    let mut command = match wrapper.split_first() {
+        Some((program, args)) => {
+            let mut command = Command::new(program);
+            command.args(args).arg(Gateway::binary());
+            command
+        }
+        None => Command::new(Gateway::binary()),
+    };
+    let mut child = command
         .args(["serve", "--config"])
         .arg(config)
         .args(serve_args)
@@ -207,9 +226,15 @@ impl Gateway {
 
     /// Like [`Gateway::start_with`], with more arguments for `serve` (`--log-format json`, ...).
     pub fn start_serving(configure: impl FnOnce(&Path), serve_args: &[&str]) -> Self {
+        Self::start_under(&[], configure, serve_args)
+    }
+
+    /// Like [`Gateway::start_serving`], with `serve` run through `wrapper` (see [`serve_under`]).
+    pub fn start_under(wrapper: &[&str], configure: impl FnOnce(&Path), serve_args: &[&str]) -> Self {
         let (dir, setup) = init_setup("signpath-gateway-");
         configure(&setup);
-        let (child, api_url) = serve_listening(
+        let (child, api_url) = serve_under(
+            wrapper,
             &setup.join("gateway.toml"),
             serve_args,
             &dir.path().join("gateway.stderr"),

@@ -15,6 +15,7 @@ use common::x509::ParsedCertificate;
 use super::CliResult;
 use crate::config::{resolve, GatewayConfig, PolicyConfig};
 use crate::hsm;
+use crate::open_files::{self, Budget};
 
 /// One finding: what is wrong and what to do about it.
 #[derive(Debug)]
@@ -81,6 +82,7 @@ fn check(config: &GatewayConfig, base: &Path, report: &mut Report) {
     tls(config, base, report);
     keys(config, base, report);
     release_groups(config, report);
+    limits(config, report);
 }
 
 /// What each release group's limit covers, now that it counts signatures rather than requests: an artifact makes
@@ -125,6 +127,32 @@ fn release_groups(config: &GatewayConfig, report: &mut Report) {
                 }
             }
         }
+    }
+}
+
+/// The connection caps against the open-file limit `serve` will raise itself to (this shell's hard limit: a
+/// service manager may set another, as systemd's `LimitNOFILE=` does), and the limits operators have met as
+/// changed behaviour.
+fn limits(config: &GatewayConfig, report: &mut Report) {
+    let server = &config.server;
+    let budget = Budget::within(open_files::hard_limit(), server, config.pki.is_some());
+    if budget.lowered {
+        report.problem(
+            format!(
+                "the connection caps do not fit the open-file limit, and serve lowers them: {}",
+                budget.describe(server)
+            ),
+            "Raise the hard limit on open files (systemd `LimitNOFILE=`, `ulimit -Hn`), or lower max_connections \
+             and crl_max_connections in [server].",
+        );
+    } else {
+        report.ok(budget.describe(server));
+    }
+    if let Some(pki) = &config.pki {
+        report.ok(format!(
+            "the CRL listener on {} serves at most {} connections and closes one idle for {} s",
+            pki.crl_listen, budget.crl, server.header_read_timeout_seconds
+        ));
     }
 }
 

@@ -103,10 +103,11 @@ impl<S: Send + Sync> FromRequest<S> for Call {
             received,
             organization,
             client_address: peer.unwrap_or_default(),
-            // Clipped: the record is written before authentication, so its size must not be the caller's choice.
-            user_agent: header("user-agent").map(|agent| agent.chars().take(512).collect()),
+            // Stored within bounds (`Record::bounded`): the record is written before authentication, so its size
+            // must not be the caller's choice.
+            user_agent: header("user-agent").map(str::to_owned),
             method: method.to_string(),
-            route: path.chars().take(2048).collect(),
+            route: path.clone(),
             idempotency_key: idempotency_key.clone().flatten(),
             ..Record::default()
         };

@@ -84,7 +84,7 @@ pub enum Check {
 }
 
 /// Which client a request counts for: the address, or for IPv6 its /64, which one host usually holds whole.
-fn client_key(address: IpAddr) -> IpAddr {
+pub fn client_key(address: IpAddr) -> IpAddr {
     match address {
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
             Some(v4) => IpAddr::V4(v4),
@@ -232,8 +232,7 @@ pub async fn limit(State(guard): State<Guard>, request: Request, next: Next) -> 
                 limits.block.as_secs()
             );
             tracing::warn!(client = %peer, "{detail}");
-            let route: String = uri.path().chars().take(2048).collect();
-            audit(&guard, record(peer, method.as_str(), &route, detail)).await;
+            audit(&guard, record(peer, method.as_str(), uri.path(), detail)).await;
         }
     }
     response

@@ -143,7 +143,8 @@ async fn readyz(Extension(operations): Extension<Arc<Operations>>) -> Response {
     json(status, body)
 }
 
-/// Handles `GET /metrics`: every metric in the OpenMetrics text format, the approvals gauge counted now.
+/// Handles `GET /metrics`: every metric in the OpenMetrics text format, the approvals gauge counted now by the
+/// database. Anyone may scrape, so a scrape costs one count, however many requests wait and however large they are.
 async fn metrics(Extension(operations): Extension<Arc<Operations>>) -> Response {
     let counted = operations.clone();
     let waiting = tokio::task::spawn_blocking(move || {

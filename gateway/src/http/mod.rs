@@ -14,6 +14,7 @@ mod crl;
 mod cryptoki;
 mod failed_auth;
 mod health;
+mod listener;
 mod normalize;
 mod reload;
 mod render;
@@ -117,7 +118,13 @@ fn router(live: Arc<LiveCore>, limits: &ServerConfig, operations: Arc<Operations
             "/v1/{org}/signingrequests/{id}/status",
             api_route(get(signing_requests::status), "GET"),
         )
-        .route("/timestamp", post(timestamp::timestamp))
+        .route(
+            "/timestamp",
+            post(timestamp::timestamp).layer(axum::middleware::from_fn_with_state(
+                timestamp::query_rate(limits),
+                timestamp::limit,
+            )),
+        )
         .merge(web::routes())
         .merge(health::routes())
         .fallback(not_found)

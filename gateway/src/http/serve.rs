@@ -1,26 +1,28 @@
 //! `serve`: HTTPS with rustls on the configured address, one task per connection, a graceful drain on SIGTERM
 //! or SIGINT (`/readyz` answers 503 at once; connections are still accepted for `drain_delay_seconds`, then no
 //! more; requests in flight finish and are audited, for at most `drain_timeout_seconds`; then the process exits).
-//! The connection-level limits live
-//! here (`[server]` in gateway.toml: a cap on open connections, TLS handshake and header timeouts, a backoff when
-//! `accept` fails); the request-level ones are tower layers in `http::service`.
+//! The connection-level limits are
+//! `[server]` in gateway.toml: a cap on open connections within the open-file budget (`open_files`), the TLS
+//! handshake timeout here, the header timeout and the backoff when `accept` fails in `listener` (which the CRL
+//! listener shares); the request-level ones are tower layers in `http::service`.
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt as _;
 
+use super::listener::{http1, Accepted, CappedListener};
 use super::{Operations, Peer};
 use crate::config::{resolve, GatewayConfig};
 use crate::hsm;
 use crate::metrics::Metrics;
+use crate::open_files::{self, Budget};
 use crate::signing::state::State;
 use crate::signing::{Core, LiveCore};
 use crate::store::Stores;
@@ -29,6 +31,20 @@ pub type ServeError = crate::error::BoxError;
 
 pub fn run(config_path: &Path) -> Result<(), ServeError> {
     let (config, base) = GatewayConfig::load(config_path)?;
+    let budget = Budget::within(
+        open_files::raise_to_hard_limit(),
+        &config.server,
+        config.pki.is_some(),
+    );
+    if budget.lowered {
+        tracing::warn!(
+            "the connection caps do not fit the open-file limit and are lowered: {}; raise the limit \
+             (systemd LimitNOFILE=, ulimit -n) or lower the caps in [server]",
+            budget.describe(&config.server)
+        );
+    } else {
+        tracing::info!("{}", budget.describe(&config.server));
+    }
     // Bound first, so that a configured port 0 has become a port before anything names the public URL.
     let listener = std::net::TcpListener::bind(&config.listen)
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
@@ -70,8 +86,13 @@ pub fn run(config_path: &Path) -> Result<(), ServeError> {
             .block_on(TcpListener::bind(&pki.crl_listen))
             .map_err(|e| format!("cannot listen for CRLs on {}: {e}", pki.crl_listen))?;
         crl_listening = Some(crl_listener.local_addr()?);
+        let crl_listener = CappedListener::new(crl_listener, budget.crl, "crl");
         let publisher = crate::pki::publisher::Publisher::new(pki.clone(), &base, signer.clone());
-        runtime.spawn(super::crl::serve(Arc::new(publisher), crl_listener));
+        runtime.spawn(super::crl::serve(
+            Arc::new(publisher),
+            crl_listener,
+            config.server.clone(),
+        ));
     }
     runtime.spawn(super::watch_configuration(
         live.clone(),
@@ -83,7 +104,7 @@ pub fn run(config_path: &Path) -> Result<(), ServeError> {
         let _entered = runtime.enter();
         TcpListener::from_std(listener)?
     };
-    runtime.block_on(serve(config, listener, crl_listening, live, tls, operations))
+    runtime.block_on(serve(config, budget, listener, crl_listening, live, tls, operations))
 }
 
 fn tls_config(cert: &Path, key: &Path) -> Result<rustls::ServerConfig, ServeError> {
@@ -102,20 +123,18 @@ fn tls_config(cert: &Path, key: &Path) -> Result<rustls::ServerConfig, ServeErro
 /// second, with a `[pki]`, where the CRLs are; scripts and tests wait for the first and read the addresses there.
 async fn serve(
     config: GatewayConfig,
+    budget: Budget,
     listener: TcpListener,
     crl_listening: Option<std::net::SocketAddr>,
     live: Arc<LiveCore>,
     tls: rustls::ServerConfig,
     operations: Arc<Operations>,
 ) -> Result<(), ServeError> {
-    raise_open_file_limit();
     let limits = config.server.clone();
+    let mut listener = CappedListener::new(listener, budget.api, "api");
     let acceptor = TlsAcceptor::from(Arc::new(tls));
     // Every served connection is watched, so the drain can wait for the requests in flight on all of them.
     let graceful = GracefulShutdown::new();
-    // One permit per open connection: at the cap the loop stops accepting, and new clients wait in the listen
-    // backlog until a connection closes (the timeouts below see that idle ones do).
-    let connections = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let service = super::service(live, &limits, operations.clone());
     println!("signpath-gateway listening on https://{}", listener.local_addr()?);
     if let Some(crl) = crl_listening {
@@ -132,30 +151,11 @@ async fn serve(
         tokio::time::sleep(drain_delay).await;
     };
     tokio::pin!(shutdown);
-    let mut backoff = AcceptBackoff::default();
     loop {
-        let permit = tokio::select! {
+        let Accepted { permit, stream, peer } = tokio::select! {
             _ = &mut shutdown => break,
-            permit = connections.clone().acquire_owned() => permit?,
+            accepted = listener.accept() => accepted?,
         };
-        let (stream, peer) = tokio::select! {
-            _ = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => {
-                    backoff.reset();
-                    accepted
-                }
-                Err(e) => {
-                    // Out of file descriptors (EMFILE, ENFILE) or memory: retrying at once would spin. Wait,
-                    // longer each time, until a connection closes and frees a descriptor.
-                    let pause = backoff.next();
-                    tracing::warn!(error = %e, pause_ms = pause.as_millis() as u64, "accepting a connection failed");
-                    tokio::time::sleep(pause).await;
-                    continue;
-                }
-            },
-        };
-        let _ = stream.set_nodelay(true);
         let acceptor = acceptor.clone();
         let service = service.clone();
         let watcher = graceful.watcher();
@@ -170,13 +170,7 @@ async fn serve(
                 request.extensions_mut().insert(Peer(peer));
                 service.clone().oneshot(request)
             });
-            // hyper starts the header timer whenever it waits for a request, so it also closes a connection
-            // left idle after the handshake or between kept-alive requests.
-            let connection = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(Duration::from_secs(limits.header_read_timeout_seconds))
-                .keep_alive(true)
-                .serve_connection(TokioIo::new(tls), connection);
+            let connection = http1(&limits).serve_connection(TokioIo::new(tls), connection);
             // When the drain starts, an idle connection closes at once and a busy one after its answer is written.
             let _ = watcher.watch(connection).await;
         });
@@ -193,37 +187,6 @@ async fn serve(
         tracing::info!("drained: every request in flight was answered");
     }
     Ok(())
-}
-
-/// The pause after a failed `accept`: 10 ms, doubling up to 1 s, back to 10 ms after a success.
-#[derive(Debug, Default)]
-struct AcceptBackoff {
-    failures: u32,
-}
-
-impl AcceptBackoff {
-    fn next(&mut self) -> Duration {
-        let pause = Duration::from_millis(10u64 << self.failures.min(7)).min(Duration::from_secs(1));
-        self.failures = self.failures.saturating_add(1);
-        pause
-    }
-
-    fn reset(&mut self) {
-        self.failures = 0;
-    }
-}
-
-/// Raises the soft limit on open files to the hard limit: every connection holds one, and the default soft
-/// limit (often 1024) is below what `max_connections` allows.
-fn raise_open_file_limit() {
-    use rustix::process::{getrlimit, setrlimit, Resource};
-    let mut limit = getrlimit(Resource::Nofile);
-    if limit.current != limit.maximum {
-        limit.current = limit.maximum;
-        if let Err(e) = setrlimit(Resource::Nofile, limit) {
-            tracing::warn!(error = %e, "cannot raise the open-file limit");
-        }
-    }
 }
 
 async fn shutdown_signal() {

@@ -53,8 +53,9 @@ pub struct StoredAnswer {
 
 /// The audit log and the idempotency records.
 pub trait AuditStore: Send + Sync {
-    /// Commits one record durably (and the idempotent answer, if any, in the same transaction). The caller
-    /// answers its client only after this returned Ok: no record, no answer.
+    /// Commits one record durably (and the idempotent answer, if any, in the same transaction), each of its fields
+    /// within its bound ([`Record::bounded`]). The caller answers its client only after this returned Ok: no
+    /// record, no answer.
     fn append(&self, record: &Record, answer: Option<IdempotentAnswer>) -> Result<(), StoreError>;
 
     /// The answer stored for a key of this token, if younger than 24 hours.

@@ -167,16 +167,27 @@ fn as_approver(
     record: &mut Record,
     then: impl FnOnce(&Approver, &mut Record) -> Result<Page, Refusal>,
 ) -> Result<Page, Refusal> {
-    let bearer = incoming
+    let presented = incoming
         .header("authorization")
         .and_then(|a| a.strip_prefix("Bearer "))
-        .map(str::trim)
-        .and_then(|t| core.approver(t))
-        .map(|name| Approver {
+        .map(str::trim);
+    let bearer = match presented.map(|token| core.approver(token)) {
+        Some(Some(name)) => Some(Approver {
             name,
             csrf: None,
             session: None,
-        });
+        }),
+        // A wrong token is a failed authentication (401, counted by the failed-authentication limit) whatever the
+        // method: sent to the sign-in page instead, a script could try tokens unhindered.
+        Some(None) => {
+            return Err(refuse(
+                Kind::Unauthenticated,
+                pt::UNAUTHENTICATED,
+                "the Bearer token is not an approver token",
+            ))
+        }
+        None => None,
+    };
     let mut ended = None;
     let approver = bearer.or_else(|| {
         let id = cookie_value(incoming.header("cookie"))?;

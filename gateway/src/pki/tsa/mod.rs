@@ -20,6 +20,8 @@ pub use token::{failure_reply, granted_reply, Authority};
 pub enum FailureInfo {
     /// Unrecognized or unsupported algorithm identifier.
     BadAlg = 0,
+    /// Transaction not permitted or supported (here: a request or nonce larger than this TSA takes).
+    BadRequest = 2,
     /// The data submitted has the wrong format.
     BadDataFormat = 5,
     /// The requested TSA policy is not supported.

@@ -34,9 +34,27 @@ fn fail(info: FailureInfo, text: impl Into<String>) -> Failure {
     }
 }
 
-/// Reads a DER `TimeStampReq` and checks it against what this TSA does: SHA-256, SHA-384 or SHA-512 imprints of
-/// the right length, the TSA's own policy if one is asked for, no extensions.
+/// The largest `TimeStampReq` taken. The largest this TSA grants (a SHA-512 imprint, a long policy OID, a
+/// 160-bit nonce, no extensions) is under 200 bytes; anyone may send one, so a larger one is refused unread.
+pub const MAX_REQUEST_BYTES: usize = 1024;
+
+/// The largest nonce taken, in bits. RFC 3161 nonces are random INTEGERs, 64 bits in the common clients (notation,
+/// cosign, openssl ts); one that is larger only makes the token (and the audit record of it) larger.
+pub const MAX_NONCE_BITS: usize = 160;
+
+/// Reads a DER `TimeStampReq` and checks it against what this TSA does: at most [`MAX_REQUEST_BYTES`], SHA-256,
+/// SHA-384 or SHA-512 imprints of the right length, the TSA's own policy if one is asked for, a nonce of at most
+/// [`MAX_NONCE_BITS`], no extensions.
 pub fn read_request(der: &[u8], policy: &der::asn1::ObjectIdentifier) -> Result<Query, Failure> {
+    if der.len() > MAX_REQUEST_BYTES {
+        return Err(fail(
+            FailureInfo::BadRequest,
+            format!(
+                "the request is {} bytes; this TSA takes a TimeStampReq of at most {MAX_REQUEST_BYTES} bytes",
+                der.len()
+            ),
+        ));
+    }
     let request = TimeStampReq::from_der(der).map_err(|e| {
         fail(
             FailureInfo::BadDataFormat,
@@ -81,6 +99,20 @@ pub fn read_request(der: &[u8], policy: &der::asn1::ObjectIdentifier) -> Result<
             ));
         }
     }
+    if let Some(nonce) = &request.nonce {
+        // The two's-complement bytes, less the sign byte DER puts before a positive value's high bit.
+        let bytes = nonce.as_bytes();
+        let magnitude = bytes.strip_prefix(&[0u8][..]).unwrap_or(bytes);
+        if magnitude.len() * 8 > MAX_NONCE_BITS {
+            return Err(fail(
+                FailureInfo::BadRequest,
+                format!(
+                    "the nonce is {} bits; this TSA takes nonces of at most {MAX_NONCE_BITS} bits",
+                    magnitude.len() * 8
+                ),
+            ));
+        }
+    }
     if request.extensions.as_ref().is_some_and(|e| !e.is_empty()) {
         return Err(fail(
             FailureInfo::UnacceptedExtension,
@@ -105,6 +137,10 @@ mod tests {
     const POLICY: der::asn1::ObjectIdentifier = der::asn1::ObjectIdentifier::new_unwrap("1.2.3.4.1");
 
     fn request(oid: der::asn1::ObjectIdentifier, digest_len: usize) -> Vec<u8> {
+        with_nonce(oid, digest_len, &[0x01, 0x02])
+    }
+
+    fn with_nonce(oid: der::asn1::ObjectIdentifier, digest_len: usize, nonce: &[u8]) -> Vec<u8> {
         TimeStampReq {
             version: TspVersion::V1,
             message_imprint: MessageImprint {
@@ -115,7 +151,7 @@ mod tests {
                 hashed_message: OctetString::new(vec![7u8; digest_len]).expect("octets"),
             },
             req_policy: None,
-            nonce: Some(Int::new(&[0x01, 0x02]).expect("int")),
+            nonce: Some(Int::new(nonce).expect("int")),
             cert_req: true,
             extensions: None,
         }
@@ -147,5 +183,29 @@ mod tests {
         assert_eq!(failure.info, FailureInfo::BadDataFormat);
         let failure = read_request(b"not DER", &POLICY).expect_err("refused");
         assert_eq!(failure.info, FailureInfo::BadDataFormat);
+    }
+
+    #[test]
+    fn a_nonce_of_160_bits_is_taken_and_a_longer_one_is_a_bad_request() {
+        let sha256 = const_oid::db::rfc5912::ID_SHA_256;
+        // 160 bits with the high bit set: DER puts a zero sign byte before them.
+        let mut largest = vec![0u8];
+        largest.extend([0xffu8; 20]);
+        let query = read_request(&with_nonce(sha256, 32, &largest), &POLICY).expect("granted");
+        assert_eq!(query.nonce.expect("nonce").as_bytes(), &largest[..]);
+        let failure = read_request(&with_nonce(sha256, 32, &[0x7fu8; 21]), &POLICY).expect_err("refused");
+        assert_eq!(failure.info, FailureInfo::BadRequest);
+        assert_eq!(
+            failure.text,
+            "the nonce is 168 bits; this TSA takes nonces of at most 160 bits"
+        );
+    }
+
+    #[test]
+    fn a_60_kb_nonce_is_a_bad_request_unread() {
+        let der = with_nonce(const_oid::db::rfc5912::ID_SHA_256, 32, &[0x42u8; 60_000]);
+        let failure = read_request(&der, &POLICY).expect_err("refused");
+        assert_eq!(failure.info, FailureInfo::BadRequest);
+        assert!(failure.text.starts_with("the request is 600"), "{}", failure.text);
     }
 }

@@ -35,7 +35,7 @@ impl PgAudit {
 
 impl AuditStore for PgAudit {
     fn append(&self, record: &Record, answer: Option<IdempotentAnswer>) -> Result<(), StoreError> {
-        let r = record.clone();
+        let r = record.bounded();
         self.db.run(|pool| async move {
             let mut tx = pool.begin().await?;
             sqlx::query(&format!(

@@ -44,7 +44,24 @@ pub fn is_postgres(audit_db: &str) -> bool {
 #[derive(Clone)]
 pub struct Database {
     pool: PgPool,
-    runtime: Arc<tokio::runtime::Runtime>,
+    /// Where queries run.
+    runtime: tokio::runtime::Handle,
+    /// Owns the runtime; shared by every clone.
+    _owner: Arc<DatabaseRuntime>,
+}
+
+/// The database runtime, shut down without waiting when the last store lets go of it. The stores are dropped
+/// wherever their last owner is: when `serve` stops (after the drain, or when a start fails) that is a task of its
+/// own runtime, where dropping a runtime the ordinary way blocks inside an async context, which tokio refuses with
+/// a panic. Nothing is cut short: no query is in flight, since every store call waits for its own outcome.
+struct DatabaseRuntime(Option<tokio::runtime::Runtime>);
+
+impl Drop for DatabaseRuntime {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
 }
 
 impl std::fmt::Debug for Database {
@@ -86,7 +103,8 @@ impl Database {
             .map_err(|e| StoreError(format!("cannot connect to PostgreSQL: {}", redact(&e, url))))?;
         Ok(Self {
             pool,
-            runtime: Arc::new(runtime),
+            runtime: runtime.handle().clone(),
+            _owner: Arc::new(DatabaseRuntime(Some(runtime))),
         })
     }
 

@@ -106,7 +106,7 @@ impl SqliteAudit {
     fn write(&self, record: &Record, idempotency: Option<IdempotentAnswer>) -> Result<(), StoreError> {
         let (done, outcome) = mpsc::sync_channel(1);
         let job = Job {
-            record: record.clone(),
+            record: record.bounded(),
             idempotency,
             done,
         };
