@@ -111,16 +111,22 @@ impl Core {
         let request_id = record.request_id.clone();
         let artifacts = &self.state.artifacts;
         let staging = artifacts.unsigned(&request_id).with_file_name(STAGING);
-        let images = check_layout(&artifacts.unsigned(&request_id), &staging).map_err(|reason| {
-            refuse(
-                Kind::UnprocessableEntity,
-                pt::INVALID_ARTIFACT,
-                format!(
-                    "{} is not an OCI image layout tarball the gateway can sign: {reason}",
-                    submission.file_name
-                ),
-            )
-        })?;
+        let reference = submission
+            .parameters
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(common::protocol::IMAGE_REFERENCE_PARAMETER))
+            .map(|(_, value)| value.as_str());
+        let images =
+            check_layout(&artifacts.unsigned(&request_id), &staging, reference).map_err(|reason| {
+                refuse(
+                    Kind::UnprocessableEntity,
+                    pt::INVALID_ARTIFACT,
+                    format!(
+                        "{} is not an OCI image layout tarball the gateway can sign: {reason}",
+                        submission.file_name
+                    ),
+                )
+            })?;
         let mut request = ArtifactRequest {
             request_id: request_id.clone(),
             token_id: token_id.to_owned(),
