@@ -69,6 +69,8 @@ impl Core {
                     "refused"
                 } else if record.status == 202 {
                     "pending"
+                } else if record.only_read() {
+                    "read"
                 } else {
                     "allowed"
                 }
