@@ -4,8 +4,10 @@
 //! - [`config`]: SignPath's Crypto Provider settings (`CryptoProvidersConfig.json`, `SIGNPATH_*`).
 //! - [`client`]: the gateway client (reqwest + rustls, all I/O on the calling thread).
 //! - [`remote_key`]: a signing policy as a key: sign a digest remotely, verify the answer locally.
+//! - [`broken_pipe`]: the command-line programs end quietly when their reader closes stdout.
 //! - [`keys`], [`encoding`], [`pubkey`], [`x509`]: algorithms, DigestInfo and ECDSA encodings, keys, certificates.
 
+pub mod broken_pipe;
 pub mod client;
 pub mod config;
 pub mod encoding;

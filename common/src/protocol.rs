@@ -302,6 +302,10 @@ pub const ORIGIN_TOKEN_HEADER: &str = "X-SignPath-Origin-Token";
 /// The header that makes a retried `SignHash` return the first result instead of signing twice.
 pub const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
 
+/// The SignPath parameter (`Parameters.ImageReference` of a file-based signing request) that names the repository
+/// of images an OCI layout tarball names only by a tag (`ref.name` = `1.0`, as skopeo and oras write it).
+pub const IMAGE_REFERENCE_PARAMETER: &str = "ImageReference";
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -332,15 +332,34 @@ impl GatewayConfig {
         Ok((config, base))
     }
 
+    /// Writes the configuration to `path`. An existing file is edited in place (`edit`): only what changed is
+    /// written, and the operator's comments and order stay.
     pub fn save(&self, path: &Path) -> Result<(), ConfigError> {
-        let text = toml::to_string_pretty(self).map_err(|e| ConfigError::Write {
+        let write_error = |reason: String| ConfigError::Write {
             path: path.display().to_string(),
-            reason: e.to_string(),
-        })?;
-        crate::fsutil::write_private(path, text.as_bytes()).map_err(|e| ConfigError::Write {
-            path: path.display().to_string(),
-            reason: e.to_string(),
-        })
+            reason,
+        };
+        let serialized = toml::to_string_pretty(self).map_err(|e| write_error(e.to_string()))?;
+        let text = match std::fs::read_to_string(path) {
+            Ok(existing) => match existing.parse::<toml_edit::DocumentMut>() {
+                Ok(mut document) => {
+                    let wanted = serialized
+                        .parse::<toml_edit::DocumentMut>()
+                        .map_err(|e| write_error(e.to_string()))?;
+                    edit::merge(&mut document, &wanted);
+                    document.to_string()
+                }
+                Err(_) => serialized,
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => serialized,
+            Err(e) => {
+                return Err(ConfigError::Read {
+                    path: path.display().to_string(),
+                    reason: e.to_string(),
+                })
+            }
+        };
+        crate::fsutil::write_private(path, text.as_bytes()).map_err(|e| write_error(e.to_string()))
     }
 }
 
@@ -461,6 +480,8 @@ impl ArtifactConfigurationConfig {
 fn default_notary() -> String {
     "jws".into()
 }
+
+mod edit;
 
 #[cfg(test)]
 mod tests;

@@ -8,7 +8,8 @@ use common::keys::KeySpec;
 use sha2::Digest;
 
 use crate::config::{
-    CaConfig, GatewayConfig, HsmConfig, PkiConfig, PolicyConfig, ProjectConfig, TlsConfig, TokenConfig,
+    ArtifactConfigurationConfig, CaConfig, GatewayConfig, HsmConfig, PkiConfig, PolicyConfig, ProjectConfig,
+    TlsConfig, TokenConfig,
 };
 use crate::fsutil::{random_token, write_private, write_public};
 use crate::pki::hsm_key::HsmKey;
@@ -180,7 +181,7 @@ pub fn run(dir: &Path, port: u16, crl_port: u16, module: &Path) -> Result<(), In
         projects: vec![ProjectConfig {
             slug: PROJECT.to_owned(),
             policies,
-            artifact_configurations: Vec::new(),
+            artifact_configurations: artifact_configurations(),
         }],
         approvers: Vec::new(),
         trusted_issuers: Vec::new(),
@@ -214,6 +215,20 @@ pub fn run(dir: &Path, port: u16, crl_port: u16, module: &Path) -> Result<(), In
         dir.display()
     );
     Ok(())
+}
+
+/// The artifact configurations of the demo project, named as docs/oci.md uses them: `jws` first (the default, a
+/// Notary Project JWS signature on each image, what a project without configurations gets) and `jws-cosign`
+/// (also cosign's signature tag and each platform manifest).
+fn artifact_configurations() -> Vec<ArtifactConfigurationConfig> {
+    let configuration = |slug: &str, cosign: bool| ArtifactConfigurationConfig {
+        slug: slug.to_owned(),
+        notary: "jws".into(),
+        cosign,
+        each_platform: cosign,
+        signing_scheme: Default::default(),
+    };
+    vec![configuration("jws", false), configuration("jws-cosign", true)]
 }
 
 /// `signpath-gateway token add`: a new token with submitter permission on the given `project/policy` list.
@@ -311,6 +326,19 @@ mod tests {
             timestamping: None,
             artifacts: Default::default(),
         }
+    }
+
+    #[test]
+    fn the_demo_project_has_the_artifact_configurations_the_docs_name() {
+        let configurations = artifact_configurations();
+        let slugs: Vec<&str> = configurations.iter().map(|c| c.slug.as_str()).collect();
+        assert_eq!(slugs, ["jws", "jws-cosign"]);
+        for configuration in &configurations {
+            configuration.check().expect("a valid configuration");
+        }
+        // The first is the default: the same as a project without configurations.
+        assert!(!configurations[0].cosign && !configurations[0].each_platform);
+        assert!(configurations[1].cosign && configurations[1].each_platform);
     }
 
     #[test]

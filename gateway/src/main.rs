@@ -303,9 +303,12 @@ fn run_policy(command: PolicyCommand) -> cli::CliResult {
 }
 
 fn main() -> ExitCode {
+    common::broken_pipe::exit_quietly_on_broken_pipe();
     let cli = Cli::parse();
+    // Colour only for a person at a terminal: a log redirected to a file or a journal gets plain text.
     let log = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("SIGNPATH_GATEWAY_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),

@@ -14,7 +14,7 @@ use common::protocol::{Metadata, OciMetadata};
 
 use crate::cache::KeyCache;
 use crate::error::PluginError;
-use crate::key::KeySource;
+use crate::key::{KeySource, PolicyKey};
 use crate::payload;
 use crate::protocol::{
     DescribeKeyRequest, DescribeKeyResponse, GenerateSignatureRequest, GenerateSignatureResponse,
@@ -87,7 +87,7 @@ pub fn generate_signature(input: &[u8]) -> Result<GenerateSignatureResponse, Plu
 
     let session = Session::open(request.plugin_config.as_ref())?;
     let keys = session.keys();
-    let key = keys.get(&key_id)?;
+    let mut key = keys.get(&key_id)?;
     if key.spec != key_spec {
         return Err(PluginError::KeySpecMismatch {
             key_id: key_id.to_string(),
@@ -95,28 +95,48 @@ pub fn generate_signature(input: &[u8]) -> Result<GenerateSignatureResponse, Plu
             actual: key.spec,
         });
     }
-    let scheme = match key.key.kind() {
-        KeyKind::Rsa { .. } => SignatureScheme::RsaPss,
-        KeyKind::Ec(_) => SignatureScheme::EcdsaIeee,
-    };
     let digest = hash.digest(&payload);
     let metadata = audit_metadata(&payload);
-    let signature = match key
-        .key
-        .sign_digest(&session.client, scheme, hash, &digest, Some(metadata))
-    {
+    let sign = |key: &PolicyKey| {
+        let scheme = match key.key.kind() {
+            KeyKind::Rsa { .. } => SignatureScheme::RsaPss,
+            KeyKind::Ec(_) => SignatureScheme::EcdsaIeee,
+        };
+        key.key
+            .sign_digest(&session.client, scheme, hash, &digest, Some(metadata.clone()))
+    };
+    let signature = match sign(&key) {
         Ok(signature) => signature,
         Err(error @ common::Error::BadSignature { .. }) if key.from_cache => {
-            // A wrong signature with a cached key: the policy's key may have been renewed since. Find out, so the
-            // message is the right one; the next notation sign then starts from the new key.
+            // A wrong signature with a cached key: the policy's key may have been renewed (`policy rotate`) since.
+            // Fetch it again; if it changed and is still of the key spec notation asked for, sign once more with
+            // the new key, so the first notation sign after a rotation succeeds (with the new chain).
             keys.forget(&key_id);
-            let (current, _) = keys.fetch(&key_id)?;
-            if current.public_key != key.key.public_key {
+            let (current, valid) = keys.fetch(&key_id)?;
+            if current.public_key == key.key.public_key {
+                return Err(error.into());
+            }
+            valid?;
+            let renewed = PolicyKey {
+                spec: current
+                    .kind()
+                    .key_spec()
+                    .ok_or_else(|| PluginError::UnsupportedKey {
+                        key_id: key_id.to_string(),
+                        kind: current.kind(),
+                    })?,
+                key: current,
+                from_cache: false,
+            };
+            if renewed.spec != key_spec {
+                // notation chose the envelope's algorithm from the old key spec: only a new run can use the new.
                 return Err(PluginError::KeyChanged {
                     key_id: key_id.to_string(),
                 });
             }
-            return Err(error.into());
+            tracing::info!(key_id = %key_id, "the policy's key changed since it was cached; signing again with the new key");
+            key = renewed;
+            sign(&key)?
         }
         Err(error) => return Err(error.into()),
     };

@@ -49,7 +49,7 @@ pub enum PluginError {
         actual: KeySpec,
     },
 
-    #[error("the key of {key_id} changed at the gateway since notation-signpath cached it; its cache entry is renewed, run notation sign again")]
+    #[error("the key of {key_id} changed at the gateway to another key spec since notation-signpath cached it; its cache entry is renewed, run notation sign again")]
     KeyChanged { key_id: String },
 
     #[error("cannot write the response to stdout: {0}")]

@@ -23,6 +23,7 @@ mod settings;
 
 fn main() {
     output::install_panic_hook();
+    common::broken_pipe::exit_quietly_on_broken_pipe();
     let code = cli::run(std::env::args_os());
     std::process::exit(code);
 }

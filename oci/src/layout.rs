@@ -33,7 +33,7 @@ pub const ANNOTATION_CONTAINERD_NAME: &str = "io.containerd.image.name";
 pub const ANNOTATION_CREATED: &str = "org.opencontainers.image.created";
 
 /// Documents (manifests, indexes, configs) are read into memory; anything larger is not one.
-const MAX_DOCUMENT_BYTES: u64 = 4 * 1024 * 1024;
+pub(crate) const MAX_DOCUMENT_BYTES: u64 = 4 * 1024 * 1024;
 
 /// An OCI content descriptor.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

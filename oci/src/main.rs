@@ -5,5 +5,6 @@
 mod cli;
 
 fn main() {
+    common::broken_pipe::exit_quietly_on_broken_pipe();
     std::process::exit(cli::run());
 }

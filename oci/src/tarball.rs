@@ -31,6 +31,35 @@ pub fn unpack_file(path: &Path, dest: &Path) -> Result<()> {
     unpack(BufReader::new(file), dest)
 }
 
+/// The entries of the `index.json` of the tarball at `path`, read from the archive without unpacking it: what a
+/// signed tarball holds (its images and signature tags), for a summary.
+pub fn read_index(path: &Path) -> Result<Vec<crate::layout::Descriptor>> {
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut archive = tar::Archive::new(BufReader::new(file));
+    for entry in archive.entries().map_err(|e| Error::io(path, e))? {
+        let entry = entry.map_err(|e| Error::io(path, e))?;
+        let name = entry.path().map_err(|e| Error::io(path, e))?.into_owned();
+        if normal_components(&name).is_some_and(|parts| parts == [INDEX_FILE]) {
+            let mut bytes = Vec::new();
+            entry
+                .take(crate::layout::MAX_DOCUMENT_BYTES + 1)
+                .read_to_end(&mut bytes)
+                .map_err(|e| Error::io(path, e))?;
+            let invalid = |reason: String| Error::InvalidDocument {
+                what: INDEX_FILE.into(),
+                reason,
+            };
+            if bytes.len() as u64 > crate::layout::MAX_DOCUMENT_BYTES {
+                return Err(invalid("it is too large".into()));
+            }
+            let index: crate::layout::Document =
+                serde_json::from_slice(&bytes).map_err(|e| invalid(e.to_string()))?;
+            return Ok(index.manifests);
+        }
+    }
+    Err(Error::MissingLayoutFile(INDEX_FILE))
+}
+
 /// Unpacks a layout tarball into `dest`, verifying every blob against its digest on the way.
 pub fn unpack(reader: impl Read, dest: &Path) -> Result<()> {
     let mut archive = tar::Archive::new(reader);

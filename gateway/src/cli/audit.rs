@@ -27,7 +27,7 @@ pub struct AuditFilter {
     /// Release group.
     #[arg(long)]
     group: Option<String>,
-    /// allowed, refused, pending or error.
+    /// allowed (signed), read (a lookup or a poll that signed nothing), refused, pending or error.
     #[arg(long)]
     outcome: Option<String>,
     /// A signing request id.
@@ -37,31 +37,96 @@ pub struct AuditFilter {
 
 impl AuditFilter {
     fn matches(&self, r: &Record) -> bool {
-        let metadata: Option<serde_json::Value> =
-            r.metadata.as_deref().and_then(|m| serde_json::from_str(m).ok());
-        let oci = |field: &str| {
-            metadata
-                .as_ref()
-                .and_then(|m| m.pointer(&format!("/oci/{field}")))
-                .and_then(|v| v.as_str())
-                .map(str::to_owned)
-        };
-        let eq = |want: &Option<String>, have: Option<String>| {
-            want.as_ref().is_none_or(|w| have.as_deref() == Some(w.as_str()))
-        };
+        let eq = |want: &Option<String>, have: Option<&str>| want.as_deref().is_none_or(|w| have == Some(w));
         let policy = match (&r.project, &r.policy) {
             (Some(p), Some(s)) => Some(format!("{p}/{s}")),
             _ => None,
         };
-        eq(&self.registry, oci("registry"))
-            && eq(&self.repository, oci("repository"))
-            && eq(&self.tag, oci("tag"))
-            && eq(&self.digest, oci("digest"))
-            && eq(&self.policy, policy)
-            && eq(&self.group, r.release_group.clone())
-            && eq(&self.outcome, Some(r.outcome.clone()))
-            && eq(&self.request, Some(r.request_id.clone()))
+        let wants_image = self.registry.is_some()
+            || self.repository.is_some()
+            || self.tag.is_some()
+            || self.digest.is_some();
+        // One image must match every image filter given: the digest of one image and the tag of another is not
+        // a match.
+        let image_matches = || {
+            images_named(r).iter().any(|image| {
+                eq(&self.registry, image.registry.as_deref())
+                    && eq(&self.repository, image.repository.as_deref())
+                    && eq(&self.tag, image.tag.as_deref())
+                    && eq(&self.digest, image.digest.as_deref())
+            })
+        };
+        (!wants_image || image_matches())
+            && eq(&self.policy, policy.as_deref())
+            && eq(&self.group, r.release_group.as_deref())
+            && eq(&self.outcome, Some(r.outcome.as_str()))
+            && eq(&self.request, Some(r.request_id.as_str()))
     }
+}
+
+/// An image a record names, as far as the record knows it.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct NamedImage {
+    registry: Option<String>,
+    repository: Option<String>,
+    tag: Option<String>,
+    digest: Option<String>,
+}
+
+/// Every image a record names: the one a hash signature was for (`metadata.oci`, as notation and cosign send it),
+/// and those of a signed OCI layout tarball (`metadata.artifact.images`, each `name@digest`, and the subject of
+/// each signature written, which includes each platform manifest).
+fn images_named(r: &Record) -> Vec<NamedImage> {
+    let Some(metadata) = r
+        .metadata
+        .as_deref()
+        .and_then(|m| serde_json::from_str::<serde_json::Value>(m).ok())
+    else {
+        return Vec::new();
+    };
+    let mut images = Vec::new();
+    if let Some(oci) = metadata.get("oci") {
+        let field = |name: &str| oci.get(name).and_then(|v| v.as_str()).map(str::to_owned);
+        images.push(NamedImage {
+            registry: field("registry"),
+            repository: field("repository"),
+            tag: field("tag"),
+            digest: field("digest"),
+        });
+    }
+    let artifact = |name: &str| {
+        metadata
+            .pointer(&format!("/artifact/{name}"))
+            .or_else(|| metadata.get(name))
+            .and_then(|v| v.as_array())
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str())
+    };
+    for reference in artifact("images") {
+        images.extend(image_of_reference(reference, None));
+    }
+    // `kind name@digest subject-digest -> signature-digest`
+    for line in artifact("signatures") {
+        let mut words = line.split_whitespace().skip(1);
+        if let (Some(reference), Some(subject)) = (words.next(), words.next()) {
+            images.extend(image_of_reference(reference, Some(subject)));
+        }
+    }
+    images
+}
+
+/// `registry/repository:tag@digest` as a [`NamedImage`], the digest replaced by `subject` where given.
+fn image_of_reference(reference: &str, subject: Option<&str>) -> Option<NamedImage> {
+    let parsed = signpath_oci::reference::Reference::parse(reference).ok()?;
+    Some(NamedImage {
+        registry: parsed.registry,
+        repository: Some(parsed.repository),
+        tag: parsed.tag,
+        digest: subject
+            .map(str::to_owned)
+            .or_else(|| parsed.digest.map(|d| d.to_string())),
+    })
 }
 
 /// How `audit` and `pending` print.
@@ -318,5 +383,51 @@ mod tests {
             "{}",
             lines[1]
         );
+    }
+
+    #[test]
+    fn a_submitted_tarball_is_found_by_each_image_it_signed() {
+        let platform = format!("sha256:{}", "2b".repeat(32));
+        let index = format!("sha256:{}", "1a".repeat(32));
+        let record = Record {
+            request_id: "artifact".into(),
+            outcome: "allowed".into(),
+            digest: Some(format!("sha256:{}", "77".repeat(32))),
+            metadata: Some(
+                serde_json::json!({"artifact": {
+                    "images": [format!("registry.example.com/team/app:1.0@{index}")],
+                }, "parameters": {}})
+                .to_string(),
+            ),
+            ..Record::default()
+        };
+        let mut signed = record.clone();
+        signed.metadata = Some(
+            serde_json::json!({"artifact": {
+                "images": [format!("registry.example.com/team/app:1.0@{index}")],
+            }, "signatures": [
+                format!("notary registry.example.com/team/app:1.0@{index} {index} -> sha256:{}", "3c".repeat(32)),
+                format!("notary registry.example.com/team/app:1.0@{index} {platform} -> sha256:{}", "4d".repeat(32)),
+            ]})
+            .to_string(),
+        );
+        let filter = |digest: &str, tag: Option<&str>| AuditFilter {
+            digest: Some(digest.to_owned()),
+            tag: tag.map(str::to_owned),
+            ..AuditFilter::default()
+        };
+        assert!(filter(&index, None).matches(&record));
+        assert!(filter(&index, Some("1.0")).matches(&record));
+        assert!(!filter(&index, Some("2.0")).matches(&record));
+        assert!(!filter(&platform, None).matches(&record));
+        assert!(filter(&platform, None).matches(&signed));
+        let repository = AuditFilter {
+            registry: Some("registry.example.com".into()),
+            repository: Some("team/app".into()),
+            ..AuditFilter::default()
+        };
+        assert!(repository.matches(&signed));
+        assert!(filter(&format!("sha256:{}", "9f".repeat(32)), None).matches(&signed_record()));
+        assert!(!filter(&index, None).matches(&signed_record()));
     }
 }

@@ -232,6 +232,8 @@ struct Summary {
     configured: bool,
     token_id: Option<String>,
     signed: bool,
+    /// A lookup, a poll or a download that signed nothing (`Record::only_read`).
+    read: bool,
 }
 
 impl Summary {
@@ -251,11 +253,12 @@ impl Summary {
             configured,
             token_id: record.token_id.clone(),
             signed: record.signature_sha256.is_some(),
+            read: record.only_read(),
         }
     }
 
     /// Counts the request in the metrics and logs its line. `status` is the answer's; the outcome words are the
-    /// audit log's (`allowed`, `pending`, `refused`, `error`).
+    /// audit log's (`allowed`, `read`, `pending`, `refused`, `error`).
     fn report(
         &self,
         request_id: &str,
@@ -286,6 +289,7 @@ impl Summary {
             }
         }
         let audited = match outcome {
+            Outcome::Signed if self.read => "read",
             Outcome::Signed => "allowed",
             Outcome::Pending => "pending",
             Outcome::Refused => "refused",

@@ -144,9 +144,15 @@ impl Core {
         let request_id = record.request_id.clone();
         let artifacts = &self.state.artifacts;
         let staging = artifacts.staging(&request_id);
+        let reference = submission
+            .parameters
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(common::protocol::IMAGE_REFERENCE_PARAMETER))
+            .map(|(_, value)| value.as_str());
         let images = check_layout(
             &artifacts.unsigned(&request_id),
             &staging,
+            reference,
             submission.cancel.flag(),
         )
         .map_err(|refusal| match refusal {

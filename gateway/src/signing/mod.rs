@@ -72,6 +72,8 @@ impl Core {
                     "refused"
                 } else if record.status == 202 {
                     "pending"
+                } else if record.only_read() {
+                    "read"
                 } else {
                     "allowed"
                 }

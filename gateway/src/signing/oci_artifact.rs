@@ -9,9 +9,11 @@ use std::sync::atomic::AtomicBool;
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
+use common::protocol::IMAGE_REFERENCE_PARAMETER;
 use signpath_oci::image::{self, Layers};
 use signpath_oci::layout::{Layout, ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME};
 use signpath_oci::notary::SignatureFormat;
+use signpath_oci::reference::Reference;
 use signpath_oci::sign::{sign_layout, SignOptions};
 use signpath_oci::signer::{DigestToSign, Signer, SignerError};
 
@@ -83,12 +85,17 @@ impl From<signpath_oci::Error> for LayoutRefusal {
 /// Unpacks the tarball at `tarball` into `staging` and checks every image in it, each blob once and within
 /// [`MAX_LAYOUT_DESCRIPTORS`], stopping when `cancelled` is set. Returns the images, each as `name@digest`; an
 /// error says what is wrong in the tarball's terms (a blob that does not match its digest, an index entry without
-/// its blob, no image at all).
+/// its blob, no image at all, an image named only by a tag when no `reference` says whose).
 pub fn check_layout(
     tarball: &Path,
     staging: &Path,
+    reference: Option<&str>,
     cancelled: &AtomicBool,
 ) -> Result<Vec<LayoutImage>, LayoutRefusal> {
+    let repository = reference
+        .map(repository_of)
+        .transpose()
+        .map_err(LayoutRefusal::Invalid)?;
     std::fs::create_dir_all(staging).map_err(|e| {
         tracing::error!(error = %e, "cannot create the staging directory");
         LayoutRefusal::Invalid("the gateway could not unpack it".to_owned())
@@ -109,11 +116,7 @@ pub fn check_layout(
         if !(entry.is_index() || entry.is_manifest()) {
             continue;
         }
-        let name = if name.contains('/') {
-            name.to_owned()
-        } else {
-            format!("image:{name}")
-        };
+        let name = image_name(name, repository.as_ref()).map_err(LayoutRefusal::Invalid)?;
         let reference = format!("{name}@{}", entry.digest);
         if !images.iter().any(|i| i.reference == reference) {
             images.push(LayoutImage {
@@ -150,6 +153,47 @@ pub fn check_layout(
         };
     }
     Ok(images)
+}
+
+/// The repository `reference` names (`registry.example.com/team/app`, a tag allowed), for images named only by a
+/// tag.
+fn repository_of(reference: &str) -> Result<Reference, String> {
+    let parsed = Reference::parse(reference).map_err(|_| {
+        format!("the image reference {reference:?} is not [registry/]repository[:tag], as in registry.example.com/team/app:1.0")
+    })?;
+    if parsed.digest.is_some() {
+        return Err(format!(
+            "the image reference {reference:?} names a digest; name the repository (and tag) the images are pushed to"
+        ));
+    }
+    Ok(parsed)
+}
+
+/// The full name of an `index.json` entry named `name`: as it is when it is a full name; a bare tag (skopeo's and
+/// oras's `ref.name`) under the repository `reference` names, whose tag, if it has one, must be this tag. A bare
+/// tag without a reference is refused: signing it under a made-up name would put that name in the signature
+/// (cosign's `docker-reference`), and the signature would not verify where the image is pushed.
+fn image_name(name: &str, reference: Option<&Reference>) -> Result<String, String> {
+    if name.contains(['/', ':']) {
+        return Ok(name.to_owned());
+    }
+    let Some(reference) = reference else {
+        return Err(format!(
+            "an image is named only by its tag {name:?} (as skopeo and oras write it); name its repository with the \
+             {IMAGE_REFERENCE_PARAMETER} parameter (signpath-oci submit --reference registry.example.com/team/app:{name})"
+        ));
+    };
+    if let Some(tag) = reference.tag.as_deref().filter(|tag| *tag != name) {
+        return Err(format!(
+            "an image is named by the tag {name:?}, but the image reference names the tag {tag:?}; give the reference \
+             without a tag, or with this one"
+        ));
+    }
+    let repository = match &reference.registry {
+        Some(registry) => format!("{registry}/{}", reference.repository),
+        None => reference.repository.clone(),
+    };
+    Ok(format!("{repository}:{name}"))
 }
 
 /// An error of the layout as the submitter sees it: what is wrong in the tarball, never a path on the gateway.
@@ -220,5 +264,45 @@ impl Signer for HsmSigner<'_> {
                 request.digest,
             )
             .map_err(|e| SignerError(Box::new(e)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_image_named_only_by_a_tag_takes_the_repository_of_the_reference() {
+        let reference = repository_of("registry.example.com/team/app:1.0").unwrap();
+        assert_eq!(
+            image_name("1.0", Some(&reference)).unwrap(),
+            "registry.example.com/team/app:1.0"
+        );
+        let untagged = repository_of("registry.example.com/team/app").unwrap();
+        assert_eq!(
+            image_name("2.0", Some(&untagged)).unwrap(),
+            "registry.example.com/team/app:2.0"
+        );
+        assert_eq!(
+            image_name("registry.example.com/team/app:1.0", None).unwrap(),
+            "registry.example.com/team/app:1.0"
+        );
+    }
+
+    #[test]
+    fn an_image_named_only_by_a_tag_without_a_reference_is_refused_not_named_image() {
+        let error = image_name("1.0", None).unwrap_err();
+        assert_eq!(
+            error,
+            "an image is named only by its tag \"1.0\" (as skopeo and oras write it); name its repository with the \
+             ImageReference parameter (signpath-oci submit --reference registry.example.com/team/app:1.0)"
+        );
+        let other_tag = repository_of("registry.example.com/team/app:2.0").unwrap();
+        assert!(image_name("1.0", Some(&other_tag))
+            .unwrap_err()
+            .contains("names the tag \"2.0\""));
+        assert!(repository_of("registry.example.com/team/app@sha256:0000000000000000000000000000000000000000000000000000000000000000")
+            .unwrap_err()
+            .contains("names a digest"));
     }
 }

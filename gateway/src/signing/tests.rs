@@ -565,3 +565,34 @@ fn an_approver_cannot_approve_a_request_of_their_own_token() {
     // Another approver can.
     f.core.vote("alice", &id, true, None, &mut record(None)).unwrap();
 }
+
+#[test]
+fn a_lookup_and_a_poll_are_audited_as_reads_not_as_signatures() {
+    let f = fixture();
+    let mut lookup = record(None);
+    lookup.method = "GET".into();
+    let id = lookup.request_id.clone();
+    let result = f
+        .core
+        .authenticate(Some(&format!("Bearer {}", f.token)), &f.organization, &mut lookup)
+        .and_then(|token_id| f.core.my_signing_policies(&token_id, Some("demo"), None));
+    f.core.finish(lookup, result).expect("a lookup");
+    assert_eq!(
+        (audited(&id).outcome.as_str(), audited(&id).status),
+        ("read", 200)
+    );
+
+    let digest = [9u8; 32];
+    let (signed, result) = sign_hash(&f.token, &request("ec-256", &digest, None), None);
+    result.expect("signed");
+    assert_eq!(audited(&signed).outcome, "allowed");
+    let mut poll = record(None);
+    poll.method = "GET".into();
+    let polled = poll.request_id.clone();
+    let result = f
+        .core
+        .authenticate(Some(&format!("Bearer {}", f.token)), &f.organization, &mut poll)
+        .and_then(|token_id| f.core.request_status(&token_id, &signed, true, &mut poll));
+    let _ = f.core.finish(poll, result);
+    assert_eq!(audited(&polled).outcome, "read");
+}

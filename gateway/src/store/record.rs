@@ -111,6 +111,14 @@ fn clip(text: &mut String, max: usize) {
     text.push_str(&marker);
 }
 
+impl Record {
+    /// Whether the request only read: a GET (a policy lookup, a status poll, a download) that signed nothing. Its
+    /// outcome is `read`, so the log does not count it among the signatures (`allowed`).
+    pub fn only_read(&self) -> bool {
+        self.method == "GET" && self.signature_sha256.is_none() && self.algorithm.is_none()
+    }
+}
+
 /// The current time as the audit log writes it (RFC 3339, UTC).
 pub fn now() -> String {
     time::OffsetDateTime::now_utc()

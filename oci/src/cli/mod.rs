@@ -79,6 +79,11 @@ enum Command {
         /// A description for the approvers and the audit log (e.g. the release).
         #[arg(long)]
         description: Option<String>,
+        /// The repository the images are pushed to, [registry/]repository[:tag], for images the tarball names
+        /// only by a tag (ref.name = 1.0, as skopeo and oras write it); they are signed under it. Without it,
+        /// such a tarball is refused.
+        #[arg(long)]
+        reference: Option<String>,
         /// Where the signed tarball goes (default: image-signed.tar next to image.tar).
         #[arg(long)]
         output: Option<PathBuf>,
@@ -177,9 +182,11 @@ fn execute(command: Command) -> Result<(), String> {
             key,
             artifact_configuration,
             description,
+            reference,
             output,
         } => {
             let (project, policy) = policy_slugs(key.as_deref())?;
+            let reference = reference.map(|r| submit::ImageReference::parse(&r)).transpose()?;
             let output = output.unwrap_or_else(|| signed_name(&tarball));
             let submission = submit::Submission {
                 tarball: &tarball,
@@ -187,6 +194,7 @@ fn execute(command: Command) -> Result<(), String> {
                 policy,
                 artifact_configuration,
                 description,
+                reference: reference.as_ref(),
                 output: output.clone(),
             };
             let id = submit::submit(&submission)?;
@@ -194,6 +202,9 @@ fn execute(command: Command) -> Result<(), String> {
                 "signing request {id} completed: signed tarball {}",
                 output.display()
             );
+            for line in submit::summary(&output, reference.as_ref())? {
+                println!("{line}");
+            }
         }
     }
     Ok(())

@@ -12,12 +12,14 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::config::Config;
-use common::protocol::ORIGIN_TOKEN_HEADER;
+use common::protocol::{IMAGE_REFERENCE_PARAMETER, ORIGIN_TOKEN_HEADER};
 use reqwest::blocking::{multipart, Client, Response};
 use reqwest::header::{AUTHORIZATION, LOCATION};
 use reqwest::{StatusCode, Url};
 use secrecy::ExposeSecret;
 use serde_json::Value;
+use signpath_oci::layout::{ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME};
+use signpath_oci::reference::Reference;
 
 /// What to submit.
 #[derive(Debug)]
@@ -27,7 +29,63 @@ pub struct Submission<'a> {
     pub policy: String,
     pub artifact_configuration: Option<String>,
     pub description: Option<String>,
+    pub reference: Option<&'a ImageReference>,
     pub output: PathBuf,
+}
+
+/// `--reference`: the repository of images the tarball names only by a tag.
+#[derive(Debug)]
+pub struct ImageReference {
+    text: String,
+    parsed: Reference,
+}
+
+impl ImageReference {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let parsed = Reference::parse(text).map_err(|e| format!("--reference: {e}"))?;
+        if parsed.digest.is_some() {
+            return Err(format!(
+                "--reference {text}: name the repository (and tag) the images are pushed to, not a digest"
+            ));
+        }
+        Ok(Self {
+            text: text.to_owned(),
+            parsed,
+        })
+    }
+
+    /// The full name of an image the layout names `name`: a bare tag under this repository.
+    fn name(&self, name: &str) -> String {
+        if name.contains(['/', ':']) {
+            return name.to_owned();
+        }
+        match &self.parsed.registry {
+            Some(registry) => format!("{registry}/{}:{name}", self.parsed.repository),
+            None => format!("{}:{name}", self.parsed.repository),
+        }
+    }
+}
+
+/// What the signed tarball holds, one line each: every image with its digest (`image NAME@sha256:…`), and cosign's
+/// signature tags (`cosign signature tag sha256-<hex>.sig`), which `oras cp` needs by name.
+pub fn summary(signed: &Path, reference: Option<&ImageReference>) -> Result<Vec<String>, String> {
+    let index = signpath_oci::tarball::read_index(signed).map_err(|e| e.to_string())?;
+    let mut lines = Vec::new();
+    for entry in &index {
+        let Some(name) = entry
+            .annotation(ANNOTATION_CONTAINERD_NAME)
+            .or_else(|| entry.annotation(ANNOTATION_REF_NAME))
+        else {
+            continue;
+        };
+        if name.ends_with(".sig") {
+            lines.push(format!("cosign signature tag {name}"));
+        } else if entry.is_index() || entry.is_manifest() {
+            let name = reference.map_or_else(|| name.to_owned(), |r| r.name(name));
+            lines.push(format!("image {name}@{}", entry.digest));
+        }
+    }
+    Ok(lines)
 }
 
 /// Submits, waits and downloads; returns the request id.
@@ -71,6 +129,12 @@ pub fn submit(submission: &Submission<'_>) -> Result<String, String> {
     }
     if let Some(description) = &submission.description {
         form = form.text("Description", description.clone());
+    }
+    if let Some(reference) = submission.reference {
+        form = form.text(
+            format!("Parameters.{IMAGE_REFERENCE_PARAMETER}"),
+            reference.text.clone(),
+        );
     }
     if let Some(group) = &config.release_group {
         form = form.text("ReleaseGroup", group.clone());

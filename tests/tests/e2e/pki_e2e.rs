@@ -364,7 +364,7 @@ fn a_policy_certified_by_an_openssl_ca_signs_for_notation_and_cosign() {
 // 2. Rotation
 
 #[test]
-fn rotation_puts_a_new_key_in_force_without_a_restart_and_earlier_signatures_still_verify() {
+fn rotation_puts_a_new_key_in_force_without_a_restart_or_a_failed_sign_and_earlier_signatures_still_verify() {
     let notation_bin = require_tool!("notation");
     let gateway = Gateway::start();
     let notation =
@@ -392,17 +392,10 @@ fn rotation_puts_a_new_key_in_force_without_a_restart_and_earlier_signatures_sti
         "rotation must change the key, not only the certificate"
     );
 
-    // The plugin notices the new key on its first use and asks for the sign to be run again (its cached key is
-    // renewed); the second run signs with the new key.
+    // The plugin notices the new key on its first use (its cached key no longer verifies the gateway's signature),
+    // fetches the policy again and signs once more: the first notation sign after the rotation succeeds, so a CI
+    // job does not fail after every rotation.
     let after = layout(&notation, "after");
-    let stale = sign(&notation, &after, "demo/ec-384");
-    assert!(!stale.status.success());
-    assert!(
-        tools::output_text(&stale)
-            .contains("the key of demo/ec-384 changed at the gateway since notation-signpath cached it"),
-        "{}",
-        tools::output_text(&stale)
-    );
     let signed = sign(&notation, &after, "demo/ec-384");
     assert!(signed.status.success(), "{}", tools::output_text(&signed));
     for reference in [&before, &after] {
