@@ -16,6 +16,40 @@ use crate::protocol::{
 use crate::pubkey::PublicKey;
 use crate::x509::{pem_certificates, ParsedCertificate};
 
+/// A key id as every client takes it: a SignPath project slug and signing policy slug, `Project/Policy`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyId {
+    pub project: String,
+    pub policy: String,
+}
+
+impl KeyId {
+    /// `Project/Policy` with both parts non-blank, no second `/` and no surrounding white space; `None` otherwise
+    /// (each client says what to pass instead, in its own terms).
+    pub fn parse(key_id: &str) -> Option<Self> {
+        match key_id.split_once('/') {
+            Some((project, policy))
+                if !project.trim().is_empty()
+                    && !policy.trim().is_empty()
+                    && !policy.contains('/')
+                    && key_id.trim() == key_id =>
+            {
+                Some(Self {
+                    project: project.to_owned(),
+                    policy: policy.to_owned(),
+                })
+            }
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for KeyId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.project, self.policy)
+    }
+}
+
 /// A policy's key material as the gateway describes it.
 #[derive(Debug, Clone)]
 pub struct RemoteKey {

@@ -55,6 +55,21 @@ impl ParsedCertificate {
         Ok(PublicKey::from_spki_der(&spki)?)
     }
 
+    /// The certificate's SubjectPublicKeyInfo as PEM (`-----BEGIN PUBLIC KEY-----`), the form cosign and
+    /// OpenSSL read a public key in.
+    pub fn public_key_pem(&self) -> Result<String, CertificateError> {
+        let encode_error = |e: &dyn std::fmt::Display| {
+            CertificateError::Malformed(format!("cannot encode the SubjectPublicKeyInfo: {e}"))
+        };
+        let spki = self
+            .cert
+            .tbs_certificate
+            .subject_public_key_info
+            .to_der()
+            .map_err(|e| encode_error(&e))?;
+        der::pem::encode_string("PUBLIC KEY", der::pem::LineEnding::LF, &spki).map_err(|e| encode_error(&e))
+    }
+
     /// DER of the subject Name (PKCS#11 CKA_SUBJECT).
     pub fn subject_der(&self) -> Vec<u8> {
         self.cert.tbs_certificate.subject.to_der().unwrap_or_default()

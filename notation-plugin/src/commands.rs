@@ -216,7 +216,7 @@ fn check_contract_version(command: &str, version: Option<&str>) -> Result<(), Pl
 }
 
 fn key_id(command: &str, key_id: Option<&str>) -> Result<KeyId, PluginError> {
-    KeyId::parse(required(
+    settings::parse_key_id(required(
         command,
         "keyId",
         key_id,

@@ -2,7 +2,6 @@
 //! `SIGNPATH_*` over the JSON file), and the log file, which is the only place the plugin ever logs to.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::sync::OnceLock;
 
 use common::config::{Config, ProcessEnvironment};
@@ -17,39 +16,16 @@ const SECRET_KEYS: [(&str, &str); 3] = [
     ("IdToken", "SIGNPATH_ID_TOKEN"),
 ];
 
-/// A SignPath key id: project slug and signing policy slug.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KeyId {
-    pub project: String,
-    pub policy: String,
-}
+pub use common::remote_key::KeyId;
 
-impl KeyId {
-    pub fn parse(key_id: &str) -> Result<Self, PluginError> {
-        match key_id.split_once('/') {
-            Some((project, policy))
-                if !project.trim().is_empty()
-                    && !policy.trim().is_empty()
-                    && !policy.contains('/')
-                    && key_id.trim() == key_id =>
-            {
-                Ok(Self {
-                    project: project.to_owned(),
-                    policy: policy.to_owned(),
-                })
-            }
-            _ => Err(PluginError::Request(format!(
-                "key id {key_id:?} is not Project/Policy: pass notation's --id as the SignPath project slug and \
-                 signing policy slug separated by \"/\", for example demo/ec-256"
-            ))),
-        }
-    }
-}
-
-impl fmt::Display for KeyId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.project, self.policy)
-    }
+/// The key id notation passes (its `--id`), or an error that says what to pass.
+pub fn parse_key_id(key_id: &str) -> Result<KeyId, PluginError> {
+    KeyId::parse(key_id).ok_or_else(|| {
+        PluginError::Request(format!(
+            "key id {key_id:?} is not Project/Policy: pass notation's --id as the SignPath project slug and \
+             signing policy slug separated by \"/\", for example demo/ec-256"
+        ))
+    })
 }
 
 /// The configuration for one request. Refuses a token in pluginConfig, then starts file logging.
@@ -94,14 +70,14 @@ mod tests {
     #[test]
     fn key_ids_are_project_slash_policy() {
         assert_eq!(
-            KeyId::parse("demo/ec-256").unwrap(),
+            parse_key_id("demo/ec-256").unwrap(),
             KeyId {
                 project: "demo".into(),
                 policy: "ec-256".into()
             }
         );
         for bad in ["", "demo", "/ec-256", "demo/", "a/b/c", " demo/ec-256", "demo/ "] {
-            let error = KeyId::parse(bad).unwrap_err();
+            let error = parse_key_id(bad).unwrap_err();
             assert!(
                 error.to_string().contains("for example demo/ec-256"),
                 "{bad:?}: {error}"

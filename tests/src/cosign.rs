@@ -1,11 +1,13 @@
-//! cosign signing images through `libsignpath_pkcs11.so` for one [`Gateway`], for the tests that check those
-//! signatures with verifiers we did not write (`tests/tests/e2e/verifiers.rs`, `tests/sigstore-verify`).
+//! cosign signing images with a policy's key of one [`Gateway`], for the tests that check those signatures with
+//! verifiers we did not write (`tests/tests/e2e/verifiers.rs`, `tests/sigstore-verify`) and the KMS plugin's tests.
 //!
-//! The module's settings go into each cosign's environment (not the test process's), the PIN is the literal
-//! `CONFIG`, and cosign is kept off the public Sigstore services: no transparency log upload, and a proxy on a
-//! closed loopback port for anything that is not loopback.
+//! Two routes to the key: the PKCS#11 module (cosign built with PKCS#11, `pkcs11:` URIs, the PIN the literal
+//! `CONFIG`), or the KMS plugin (cosign built as its release is, `signpath://demo/<policy>`, the plugin first on
+//! cosign's `PATH`). The client settings go into each cosign's environment (not the test process's), and cosign is
+//! kept off the public Sigstore services: no transparency log upload, and a proxy on a closed loopback port for
+//! anything that is not loopback.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::gateway::Gateway;
@@ -15,28 +17,71 @@ use crate::tools;
 /// The project every `signpath-gateway init` creates.
 pub const PROJECT: &str = "demo";
 
+/// The KMS plugin's executable name: cosign runs `sigstore-kms-signpath` for `--key signpath://...`.
+pub const KMS_PLUGIN: &str = "sigstore-kms-signpath";
+
+/// How cosign reaches a policy's key.
+#[derive(Debug)]
+enum Route {
+    Pkcs11Module,
+    /// The directory cosign finds the plugin in, first on its `PATH`.
+    KmsPlugin(PathBuf),
+}
+
 #[derive(Debug)]
 pub struct Cosign {
     binary: PathBuf,
     home: tempfile::TempDir,
     env: Vec<(String, String)>,
+    route: Route,
 }
 
 impl Cosign {
+    /// cosign with PKCS#11 support, through `libsignpath_pkcs11.so`.
     pub fn new(binary: PathBuf, gateway: &Gateway) -> Self {
         Self {
             binary,
             home: tempfile::tempdir().expect("cosign's home"),
             env: gateway.env_vars(),
+            route: Route::Pkcs11Module,
         }
     }
 
-    /// The `pkcs11:` URI of a policy's key (`demo/<policy>`) with the `CONFIG` PIN.
+    /// cosign as released (`cosign-release`), through the KMS plugin the release build made
+    /// (`SIGNPATH_KMS_PLUGIN_BIN`, else target/release), linked into a directory of its own under cosign's name.
+    pub fn with_kms_plugin(binary: PathBuf, gateway: &Gateway) -> Self {
+        let home = tempfile::tempdir().expect("cosign's home");
+        let bin = home.path().join("bin");
+        std::fs::create_dir(&bin).expect("cosign's bin directory");
+        std::os::unix::fs::symlink(tools::release_artifact(KMS_PLUGIN), bin.join(KMS_PLUGIN))
+            .expect("link the plugin");
+        Self {
+            binary,
+            home,
+            env: gateway.env_vars(),
+            route: Route::KmsPlugin(bin),
+        }
+    }
+
+    /// The key reference of a policy (`demo/<policy>`): `signpath://demo/<policy>` for the plugin, the `pkcs11:`
+    /// URI with the `CONFIG` PIN for the module.
     pub fn key_uri(&self, policy: &str) -> String {
-        format!(
-            "pkcs11:token=SignPath;object={PROJECT}%2F{policy}?module-path={}&pin-value=CONFIG",
-            tools::release_artifact("libsignpath_pkcs11.so").display()
-        )
+        match self.route {
+            Route::KmsPlugin(_) => format!("signpath://{PROJECT}/{policy}"),
+            Route::Pkcs11Module => format!(
+                "pkcs11:token=SignPath;object={PROJECT}%2F{policy}?module-path={}&pin-value=CONFIG",
+                tools::release_artifact("libsignpath_pkcs11.so").display()
+            ),
+        }
+    }
+
+    /// A file in cosign's working directory (its home).
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.home.path().join(name)
+    }
+
+    pub fn home(&self) -> &Path {
+        self.home.path()
     }
 
     pub fn command(&self) -> Command {
@@ -49,6 +94,11 @@ impl Cosign {
             .env_remove("COSIGN_PKCS11_PIN")
             .env_remove("COSIGN_PKCS11_MODULE_PATH")
             .envs(self.env.iter().map(|(k, v)| (k, v)));
+        if let Route::KmsPlugin(bin) = &self.route {
+            let path = std::env::var_os("PATH").unwrap_or_default();
+            let paths = std::iter::once(bin.clone()).chain(std::env::split_paths(&path));
+            command.env("PATH", std::env::join_paths(paths).expect("PATH"));
+        }
         command
     }
 
@@ -61,6 +111,12 @@ impl Cosign {
             tools::output_text(&output)
         );
         String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    /// Runs cosign; whether it succeeded, and its stdout and stderr.
+    pub fn try_run(&self, command: &mut Command) -> (bool, String) {
+        let output = command.output().expect("start cosign");
+        (output.status.success(), tools::output_text(&output))
     }
 
     /// Signs `image` (a digest reference) in a plain-HTTP registry with a policy's key.
@@ -77,7 +133,7 @@ impl Cosign {
         ]));
     }
 
-    /// The policy key's public key, PEM, as cosign exports it from the token.
+    /// The policy key's public key, PEM, as cosign exports it (from the token, or through the plugin).
     pub fn public_key(&self, policy: &str) -> String {
         let key = self.key_uri(policy);
         self.run(self.command().args(["public-key", "--key", &key]))

@@ -9,8 +9,8 @@
 //!
 //! Environment (set by `scripts/test`; relative paths are taken from the workspace root):
 //! - `SIGNPATH_TEST_TOOLS`: directory with notation and cosign (default `<workspace>/.tools/bin`);
-//! - `SIGNPATH_GATEWAY_BIN`, `NOTATION_SIGNPATH_BIN`, `SIGNPATH_PKCS11_MODULE`: our release artifacts (default
-//!   `target/release/...`, or under `CARGO_TARGET_DIR`).
+//! - `SIGNPATH_GATEWAY_BIN`, `NOTATION_SIGNPATH_BIN`, `SIGNPATH_PKCS11_MODULE`, `SIGNPATH_KMS_PLUGIN_BIN`: our
+//!   release artifacts (default `target/release/...`, or under `CARGO_TARGET_DIR`).
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -135,6 +135,7 @@ fn artifact_env_var(name: &str) -> Option<&'static str> {
         "signpath-gateway" => Some("SIGNPATH_GATEWAY_BIN"),
         "notation-signpath" => Some("NOTATION_SIGNPATH_BIN"),
         "libsignpath_pkcs11.so" => Some("SIGNPATH_PKCS11_MODULE"),
+        "sigstore-kms-signpath" => Some("SIGNPATH_KMS_PLUGIN_BIN"),
         _ => None,
     }
 }

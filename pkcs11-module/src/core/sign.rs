@@ -12,7 +12,7 @@ use sha2::Digest;
 use common::client::GatewayClient;
 use common::encoding::parse_digest_info;
 use common::keys::{Curve, HashAlgorithm, KeyKind, SignatureScheme};
-use common::protocol::{Metadata, OciMetadata};
+use common::protocol::Metadata;
 
 use crate::core::mechanism::Mechanism;
 use crate::core::objects::PolicyKey;
@@ -246,18 +246,9 @@ fn ecdsa_input(data: &[u8], curve: Curve) -> Result<(HashAlgorithm, Vec<u8>)> {
 
 /// Audit metadata: the calling process (PIN redacted by `common`) and, when a pipeline sets them, what is signed.
 fn metadata() -> Metadata {
-    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-    let oci = OciMetadata {
-        registry: var("SIGNPATH_OCI_REGISTRY"),
-        repository: var("SIGNPATH_OCI_REPOSITORY"),
-        tag: var("SIGNPATH_OCI_TAG"),
-        digest: var("SIGNPATH_OCI_DIGEST"),
-        media_type: None,
-    };
-    let any = oci.registry.is_some() || oci.repository.is_some() || oci.tag.is_some() || oci.digest.is_some();
     Metadata {
         source_process: Some(common::metadata::current_source_process()),
-        oci: any.then_some(oci),
+        oci: common::metadata::oci_from_environment(),
         // The client adds the release group (ReleaseGroup) to every SignHash.
         release_group: None,
     }
