@@ -74,6 +74,26 @@ settings! {
         "Extension: a release group id shared by the signatures of one release; one approval covers the group, within the policy's limits.";
     ID_TOKEN = "IdToken", ["SIGNPATH_ID_TOKEN"], None,
         "Extension: the CI's OIDC identity token (GitLab `id_tokens`, or a GitHub Actions ID token), for policies that verify where requests come from. Never pass it on a command line.";
+    IDENTITY_TOKEN_AUDIENCE = "IdentityTokenAudience", ["SIGNPATH_IDENTITY_TOKEN_AUDIENCE"], None,
+        "Extension: on GitHub Actions, the audience of the identity tokens the client fetches for a policy that verifies origin; by default the gateway's URL (ApiUrl without a trailing / or /Api). A gateway that asks for another audience gets no token.";
+}
+
+/// What a GitHub Actions job with `permissions: id-token: write` has, to ask for identity tokens. Not settings, but
+/// read through the same [`Environment`] so that a test can give them.
+pub const ID_TOKEN_REQUEST_URL_VAR: &str = "ACTIONS_ID_TOKEN_REQUEST_URL";
+pub const ID_TOKEN_REQUEST_TOKEN_VAR: &str = "ACTIONS_ID_TOKEN_REQUEST_TOKEN";
+
+/// GitHub Actions' token endpoint for this job and the bearer token it takes (a secret).
+#[derive(Clone)]
+pub struct IdTokenRequest {
+    pub url: String,
+    pub token: ApiToken,
+}
+
+impl std::fmt::Debug for IdTokenRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IdTokenRequest").finish_non_exhaustive()
+    }
 }
 
 /// Environment variable that names the JSON configuration file.
@@ -153,6 +173,11 @@ pub struct Config {
     pub release_group: Option<String>,
     /// A secret like the API token: redacted in Debug output, never logged.
     pub id_token: Option<ApiToken>,
+    /// `IdentityTokenAudience`: the audience of identity tokens fetched on GitHub Actions, when not the gateway's
+    /// URL ([`Config::identity_token_audience`]).
+    pub identity_token_audience_setting: Option<String>,
+    /// Where this job asks GitHub Actions for identity tokens, when it may.
+    pub id_token_request: Option<IdTokenRequest>,
     /// The file that was read, if any (for messages and permission checks).
     pub config_file: Option<PathBuf>,
 }
@@ -304,8 +329,25 @@ impl Config {
             id_token: text(&ID_TOKEN)
                 .filter(|t| !t.trim().is_empty())
                 .map(ApiToken::from),
+            identity_token_audience_setting: text(&IDENTITY_TOKEN_AUDIENCE)
+                .map(|a| a.trim().to_owned())
+                .filter(|a| !a.is_empty()),
+            id_token_request: id_token_request(env),
             config_file,
         })
+    }
+
+    /// The audience of the identity tokens this client fetches, and the setting that chose it: `IdentityTokenAudience`,
+    /// else the gateway's URL ([`crate::protocol::identity_token_audience_of`] of `ApiUrl`). The client's choice,
+    /// never the server's: a token for another audience is a credential wherever that audience is trusted.
+    pub fn identity_token_audience(&self) -> (String, &'static Setting) {
+        match &self.identity_token_audience_setting {
+            Some(audience) => (audience.clone(), &IDENTITY_TOKEN_AUDIENCE),
+            None => (
+                crate::protocol::identity_token_audience_of(&self.api_url),
+                &API_URL,
+            ),
+        }
     }
 
     /// The organization id, or an error that says which variable to set.
@@ -332,6 +374,15 @@ impl Config {
             .and_then(|p| std::fs::metadata(p).ok())
             .is_some_and(|m| m.permissions().mode() & 0o044 != 0)
     }
+}
+
+/// Both GitHub Actions variables, when set and not blank.
+fn id_token_request(env: &dyn Environment) -> Option<IdTokenRequest> {
+    let var = |name| env.var(name).filter(|v| !v.trim().is_empty());
+    Some(IdTokenRequest {
+        url: var(ID_TOKEN_REQUEST_URL_VAR)?.trim().to_owned(),
+        token: ApiToken::from(var(ID_TOKEN_REQUEST_TOKEN_VAR)?),
+    })
 }
 
 /// `$XDG_STATE_HOME/signpath`, else `~/.local/state/signpath`: a directory of this user's, not a shared one such as
@@ -389,6 +440,60 @@ mod tests {
             config.require_api_token().unwrap_err().to_string(),
             "ApiToken is not set: set SIGNPATH_API_TOKEN (or \"ApiToken\" in the file named by SIGNPATH_CONFIG_FILE)"
         );
+    }
+
+    #[test]
+    fn the_identity_token_audience_is_the_gateways_url_unless_set() {
+        let config = Config::load(
+            &BTreeMap::new(),
+            &env_of(&[("SIGNPATH_API_URL", "https://GW.example:8443/Api/")]),
+        )
+        .unwrap();
+        let (audience, setting) = config.identity_token_audience();
+        assert_eq!(
+            (audience.as_str(), setting.key),
+            ("https://gw.example:8443", "ApiUrl")
+        );
+        let config = Config::load(
+            &BTreeMap::new(),
+            &env_of(&[
+                ("SIGNPATH_API_URL", "https://gw.example:8443/Api"),
+                ("SIGNPATH_IDENTITY_TOKEN_AUDIENCE", " signpath-gateway "),
+            ]),
+        )
+        .unwrap();
+        let (audience, setting) = config.identity_token_audience();
+        assert_eq!(
+            (audience.as_str(), setting.key),
+            ("signpath-gateway", "IdentityTokenAudience")
+        );
+    }
+
+    #[test]
+    fn github_actions_token_requests_are_read_only_when_both_variables_are_set() {
+        let both = Config::load(
+            &BTreeMap::new(),
+            &env_of(&[
+                (
+                    "ACTIONS_ID_TOKEN_REQUEST_URL",
+                    "https://pipelines.example/idtoken?api-version=2.0",
+                ),
+                ("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "request-secret"),
+            ]),
+        )
+        .unwrap();
+        let request = both.id_token_request.as_ref().unwrap();
+        assert_eq!(request.url, "https://pipelines.example/idtoken?api-version=2.0");
+        assert!(!format!("{both:?}").contains("request-secret"));
+        let one = Config::load(
+            &BTreeMap::new(),
+            &env_of(&[(
+                "ACTIONS_ID_TOKEN_REQUEST_URL",
+                "https://pipelines.example/idtoken",
+            )]),
+        )
+        .unwrap();
+        assert!(one.id_token_request.is_none());
     }
 
     #[test]

@@ -58,6 +58,17 @@ pub enum Error {
     #[error("access denied (HTTP 403): {detail}; ask an administrator to add this token as a submitter of the signing policy")]
     Forbidden { detail: String },
 
+    /// The gateway asked for a CI identity token for an audience this client did not choose: none was fetched, as a
+    /// token for another audience (a cloud's, `sts.amazonaws.com`) is a credential wherever that audience trusts
+    /// the CI.
+    #[error("the signing gateway asks for a CI identity token for the audience {named:?}, but this client fetches identity tokens only for its own audience {own:?} ({chosen_by}, {env}); no token was fetched, as a token for another audience could be used wherever that audience trusts the CI. If {named:?} is this gateway's audience, set IdentityTokenAudience (SIGNPATH_IDENTITY_TOKEN_AUDIENCE) to it, or set SIGNPATH_ID_TOKEN")]
+    ForeignIdentityTokenAudience {
+        named: String,
+        own: String,
+        chosen_by: &'static str,
+        env: &'static str,
+    },
+
     #[error("not found (HTTP 404): {detail}; check the key id (Project/Policy), OrganizationId and ApiUrl")]
     NotFound { detail: String },
 
@@ -121,7 +132,7 @@ impl Error {
     pub fn http_status(&self) -> Option<u16> {
         match self {
             Self::Unauthenticated { .. } => Some(401),
-            Self::Forbidden { .. } => Some(403),
+            Self::Forbidden { .. } | Self::ForeignIdentityTokenAudience { .. } => Some(403),
             Self::NotFound { .. } => Some(404),
             Self::Throttled { .. } => Some(429),
             Self::Rejected { status, .. }

@@ -245,13 +245,37 @@ pub struct Problem {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
     /// Extension member of `origin-rejected` when no identity token was sent: the audience (`aud`) the policy's
-    /// issuer must have minted it for. Clients on GitHub Actions fetch a token for it and retry.
+    /// issuer must have minted it for. Clients on GitHub Actions fetch a token for it and retry, but only when it
+    /// is the audience they chose themselves ([`identity_token_audience_of`] their `ApiUrl`, or
+    /// `IdentityTokenAudience`): a server must not pick the audience of a token its clients hand it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identity_token_audience: Option<String>,
 }
 
 fn about_blank() -> String {
     "about:blank".to_owned()
+}
+
+/// The audience of the identity tokens a gateway verifies unless configured otherwise, and that clients fetch them
+/// for: the gateway's URL as clients are configured with it (`ApiUrl`), in one form whatever its spelling — lower
+/// case scheme and host, no default port, no trailing `/` and no trailing `/Api` (SignPath's URLs end in it; the
+/// gateway serves the API with and without it). `https://GW.example:443/Api/` is `https://gw.example`. A text that
+/// is not a URL is only trimmed.
+pub fn identity_token_audience_of(api_url: &str) -> String {
+    let api_url = api_url.trim();
+    let url = match url::Url::parse(api_url) {
+        Ok(url) if url.origin().is_tuple() => url,
+        _ => return api_url.trim_end_matches('/').to_owned(),
+    };
+    let mut path = url.path().trim_end_matches('/');
+    if path.len() >= 4 && path[path.len() - 4..].eq_ignore_ascii_case("/api") {
+        path = &path[..path.len() - 4];
+    }
+    format!(
+        "{}{}",
+        url.origin().ascii_serialization(),
+        path.trim_end_matches('/')
+    )
 }
 
 /// Media type of problem documents.
@@ -309,6 +333,37 @@ pub const IMAGE_REFERENCE_PARAMETER: &str = "ImageReference";
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_default_audience_is_the_gateway_url_in_one_form() {
+        for url in [
+            "https://gw.example:8443",
+            "https://gw.example:8443/",
+            "https://GW.example:8443/Api",
+            "https://gw.example:8443/api/",
+            " https://gw.example:8443/Api ",
+        ] {
+            assert_eq!(
+                identity_token_audience_of(url),
+                "https://gw.example:8443",
+                "{url}"
+            );
+        }
+        assert_eq!(
+            identity_token_audience_of("https://gw.example:443/Api"),
+            "https://gw.example"
+        );
+        assert_eq!(
+            identity_token_audience_of("https://gw.example/signing/Api"),
+            "https://gw.example/signing"
+        );
+        assert_eq!(
+            identity_token_audience_of("https://gw.example/capi"),
+            "https://gw.example/capi"
+        );
+        assert_eq!(identity_token_audience_of("signpath-gateway"), "signpath-gateway");
+        assert_eq!(identity_token_audience_of("urn:acme:gw"), "urn:acme:gw");
+    }
 
     #[test]
     fn sign_hash_request_matches_signpath_shape() {

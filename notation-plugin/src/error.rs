@@ -99,7 +99,10 @@ pub fn error_code(error: &PluginError) -> &'static str {
             | E::PolicyNotFound { .. }
             | E::NotFound { .. } => code::VALIDATION_ERROR,
             // An approver denied the request: as final as a token the policy refuses.
-            E::Unauthenticated { .. } | E::Forbidden { .. } | E::Denied { .. } => code::ACCESS_DENIED,
+            E::Unauthenticated { .. }
+            | E::Forbidden { .. }
+            | E::ForeignIdentityTokenAudience { .. }
+            | E::Denied { .. } => code::ACCESS_DENIED,
             E::Timeout { .. } | E::ApprovalTimeout { .. } => code::TIMEOUT,
             E::Throttled { .. } => code::THROTTLED,
             E::Tls(_)

@@ -161,9 +161,13 @@ fn gateway_rv(phase: Phase, error: &common::Error) -> CK_RV {
         (Phase::Login, E::Unauthenticated { .. }) => CKR_PIN_INCORRECT,
         // Organization unknown to the gateway, or a token that may not list policies: the PIN names them.
         (Phase::Login, E::Forbidden { .. } | E::NotFound { .. }) => CKR_PIN_INCORRECT,
-        (Phase::Sign, E::Forbidden { .. } | E::NotFound { .. } | E::PolicyNotFound { .. }) => {
-            CKR_KEY_FUNCTION_NOT_PERMITTED
-        }
+        (
+            Phase::Sign,
+            E::Forbidden { .. }
+            | E::ForeignIdentityTokenAudience { .. }
+            | E::NotFound { .. }
+            | E::PolicyNotFound { .. },
+        ) => CKR_KEY_FUNCTION_NOT_PERMITTED,
         (_, E::Denied { .. }) => CKR_FUNCTION_REJECTED,
         // The policy does not sign this hash (SHA-1 unless the policy lists it): refused by the signing service,
         // as a denial is; the module's log names the policy and the hashes it signs.

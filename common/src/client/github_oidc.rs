@@ -3,11 +3,14 @@
 //! `ACTIONS_ID_TOKEN_REQUEST_URL` and `ACTIONS_ID_TOKEN_REQUEST_TOKEN`; a GET of that URL with
 //! `&audience=<aud>` and the request token as bearer answers `{"value": "<JWT>"}`.
 //!
-//! The audience is the policy's: the gateway names it in its `origin-rejected` answer to a `SignHash` that carried
-//! no identity token (`identityTokenAudience`), so the client fetches a token only for a policy that wants one,
-//! with no setting of its own. `SIGNPATH_ID_TOKEN`, when set (GitLab's `id_tokens`, or a workflow's own step),
-//! always wins. Both the request token and the identity token are secrets: they are registered with
-//! [`crate::secret`] so that no log line or metadata carries them, and no error names them.
+//! When: the gateway names an audience in its `origin-rejected` answer to a `SignHash` that carried no identity token
+//! (`identityTokenAudience`), so the client fetches a token only for a policy that wants one. For which audience:
+//! the client's own choice, never the server's — the gateway's URL as this client is configured with it (`ApiUrl`),
+//! or `IdentityTokenAudience`. A server that names another audience gets no token and the client says why: a
+//! token for `sts.amazonaws.com`, handed to a fake or compromised gateway, would be exchanged for the repository's
+//! cloud credentials. `SIGNPATH_ID_TOKEN`, when set (GitLab's `id_tokens`, or a workflow's own step), always
+//! wins. Both the request token and the identity token are secrets: they are registered with [`crate::secret`] so
+//! that no log line or metadata carries them, and no error names them.
 //!
 //! Part of the client folder: it must never import a client's own crate (plugin, module).
 
@@ -21,9 +24,9 @@ use super::response::RawResponse;
 use crate::error::Error;
 use crate::secret::ApiToken;
 
-/// The variables a GitHub Actions job with `id-token: write` has.
-pub const REQUEST_URL_VAR: &str = "ACTIONS_ID_TOKEN_REQUEST_URL";
-pub const REQUEST_TOKEN_VAR: &str = "ACTIONS_ID_TOKEN_REQUEST_TOKEN";
+use crate::config::{
+    ID_TOKEN_REQUEST_TOKEN_VAR as REQUEST_TOKEN_VAR, ID_TOKEN_REQUEST_URL_VAR as REQUEST_URL_VAR,
+};
 
 /// The longest answer read from the token endpoint (a JWT is a few kilobytes).
 const MAX_ANSWER: usize = 64 * 1024;
@@ -48,15 +51,10 @@ impl TokenSource {
     /// The job's token endpoint, when both variables are set (else this is not GitHub Actions, or the job may not
     /// mint tokens). A URL that is not https (or http on a loopback address, a test's stand-in) is ignored with a
     /// warning: the request token must not travel in clear text.
-    pub fn from_env() -> Option<Self> {
-        let url = std::env::var(REQUEST_URL_VAR)
-            .ok()
-            .filter(|u| !u.trim().is_empty())?;
-        let request_token = std::env::var(REQUEST_TOKEN_VAR)
-            .ok()
-            .filter(|t| !t.trim().is_empty())?;
-        crate::secret::remember(&request_token);
-        let url = match Url::parse(url.trim()) {
+    pub fn from_config(config: &crate::config::Config) -> Option<Self> {
+        let request = config.id_token_request.as_ref()?;
+        crate::secret::remember(request.token.expose_secret());
+        let url = match Url::parse(&request.url) {
             Ok(url) if secure(&url) => url,
             _ => {
                 tracing::warn!("{REQUEST_URL_VAR} is not an https:// URL; identity tokens are not fetched");
@@ -65,7 +63,7 @@ impl TokenSource {
         };
         Some(Self {
             url,
-            request_token: ApiToken::from(request_token),
+            request_token: request.token.clone(),
         })
     }
 
@@ -160,10 +158,26 @@ impl super::GatewayClient {
         problem.identity_token_audience.filter(|a| !a.is_empty())
     }
 
-    pub(super) fn fetch_identity_token(&self, audience: &str) -> Result<(), Error> {
+    /// Fetches the identity token the gateway asked for (`named`), if `named` is the audience this client chose;
+    /// otherwise fetches nothing and fails naming both audiences and the setting.
+    pub(super) fn fetch_identity_token(&self, named: &str) -> Result<(), Error> {
         let Some(source) = &self.github else {
             return Ok(());
         };
+        let (audience, chosen_by) = &self.identity_token_audience;
+        if named != audience {
+            tracing::warn!(
+                named,
+                audience = audience.as_str(),
+                "the gateway asked for an identity token for another audience than this client's; none was fetched"
+            );
+            return Err(Error::ForeignIdentityTokenAudience {
+                named: named.to_owned(),
+                own: audience.clone(),
+                chosen_by: chosen_by.key,
+                env: chosen_by.env[0],
+            });
+        }
         let transport = self.checkout()?;
         let fetched = source.fetch(
             &transport.runtime,

@@ -14,7 +14,8 @@
 //! `UnreachableTimeoutInSeconds` while no attempt has ever connected ([`crate::retry`]). Every `SignHash`
 //! carries an `Idempotency-Key`, so a retry after a lost response cannot sign twice.
 //!
-//! On GitHub Actions, a policy's CI identity token is fetched when the gateway asks for one ([`github_oidc`]).
+//! On GitHub Actions, a policy's CI identity token is fetched when the gateway asks for one, for the audience the
+//! client chose, never one the server names ([`github_oidc`]).
 //!
 //! The token goes only to the API URL's origin: a `Location` elsewhere is refused, not followed. What the client
 //! sends as audit metadata passes [`crate::secret::scrub`], so the token, PIN and identity token it holds are not
@@ -84,6 +85,8 @@ pub struct GatewayClient {
     id_token: Option<ApiToken>,
     /// Where to fetch an identity token when `id_token` is not set and a policy wants one (GitHub Actions).
     github: Option<github_oidc::TokenSource>,
+    /// The audience of the tokens fetched from `github` (the client's choice) and the setting that chose it.
+    identity_token_audience: (String, &'static crate::config::Setting),
     /// The token fetched from `github`, reused for every later request of this client.
     fetched_id_token: Mutex<Option<ApiToken>>,
     options: ClientOptions,
@@ -140,8 +143,9 @@ impl GatewayClient {
             id_token: config.id_token.clone(),
             github: match config.id_token {
                 Some(_) => None,
-                None => github_oidc::TokenSource::from_env(),
+                None => github_oidc::TokenSource::from_config(config),
             },
+            identity_token_audience: config.identity_token_audience(),
             fetched_id_token: Mutex::new(None),
             options,
             transports: Mutex::new(Vec::new()),

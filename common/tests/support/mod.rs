@@ -127,6 +127,11 @@ impl TestServer {
         }
     }
 
+    /// Replaces what is still to be answered (for a script that names the server's own port).
+    pub fn script(&self, script: Vec<Scripted>) {
+        *self.script.lock().unwrap() = VecDeque::from(script);
+    }
+
     pub fn requests(&self) -> Vec<Recorded> {
         self.requests.lock().unwrap().clone()
     }
@@ -190,4 +195,86 @@ pub fn fast_options() -> signpath_common::client::ClientOptions {
     options.retry.first_delay = std::time::Duration::from_millis(20);
     options.retry.max_delay = std::time::Duration::from_millis(200);
     options
+}
+
+/// Client configuration pointing at the test server, with more variables (`extra` wins over the defaults).
+pub fn config_with(server: &TestServer, extra: &[(&str, String)]) -> signpath_common::config::Config {
+    let base = config_for(server, "127.0.0.1", 30);
+    let extra: Vec<(String, String)> = extra.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect();
+    let (port, ca) = (server.port, server.ca_pem_path.display().to_string());
+    let env = move |name: &str| -> Option<String> {
+        if let Some((_, v)) = extra.iter().find(|(k, _)| k == name) {
+            return Some(v.clone());
+        }
+        match name {
+            "SIGNPATH_API_URL" => Some(format!("https://127.0.0.1:{port}/Api")),
+            "SIGNPATH_ORGANIZATION_ID" => base.organization_id.clone(),
+            "SIGNPATH_API_TOKEN" => Some("test-token".into()),
+            "SIGNPATH_TLS_CA_BUNDLE" => Some(ca.clone()),
+            "SIGNPATH_SERVICE_UNAVAILABLE_TIMEOUT_IN_SECONDS" => Some("30".into()),
+            "SIGNPATH_HTTP_REQUEST_TIMEOUT_IN_SECONDS" => Some("5".into()),
+            _ => None,
+        }
+    };
+    signpath_common::config::Config::load(&Default::default(), &env).unwrap()
+}
+
+/// A stand-in of GitHub Actions' identity token endpoint (`ACTIONS_ID_TOKEN_REQUEST_URL`): plain HTTP on loopback
+/// (the only place the client sends the request token without TLS). It records the `audience` of every request
+/// and answers `{"value": "token-for-<audience>"}`.
+pub struct TokenEndpoint {
+    pub url: String,
+    audiences: Arc<Mutex<Vec<String>>>,
+}
+
+/// The request token the stand-in's job holds.
+pub const REQUEST_TOKEN: &str = "request-token";
+
+impl TokenEndpoint {
+    pub fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!(
+            "http://127.0.0.1:{}/idtoken?api-version=2.0",
+            listener.local_addr().unwrap().port()
+        );
+        let audiences = Arc::new(Mutex::new(Vec::new()));
+        let recorded = audiences.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let Some(request) = read_request(&mut stream) else {
+                    continue;
+                };
+                let audience = url::Url::parse(&format!("http://localhost{}", request.path))
+                    .ok()
+                    .and_then(|u| {
+                        u.query_pairs()
+                            .find(|(k, _)| k == "audience")
+                            .map(|(_, v)| v.into_owned())
+                    })
+                    .unwrap_or_default();
+                recorded.lock().unwrap().push(audience.clone());
+                let body = format!("{{\"value\":\"token-for-{audience}\"}}");
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        Self { url, audiences }
+    }
+
+    /// The variables a GitHub Actions job with `id-token: write` has, pointing here.
+    pub fn env(&self) -> [(&'static str, String); 2] {
+        [
+            ("ACTIONS_ID_TOKEN_REQUEST_URL", self.url.clone()),
+            ("ACTIONS_ID_TOKEN_REQUEST_TOKEN", REQUEST_TOKEN.to_owned()),
+        ]
+    }
+
+    /// The audiences asked for so far.
+    pub fn audiences(&self) -> Vec<String> {
+        self.audiences.lock().unwrap().clone()
+    }
 }

@@ -281,8 +281,9 @@ fn sigterm_drains_a_request_in_flight_and_readyz_turns_503() {
 }
 
 /// On GitHub Actions, with no SIGNPATH_ID_TOKEN: the PKCS#11 module's SignHash to a policy that verifies origin is
-/// refused naming the audience, the client fetches a token for it from ACTIONS_ID_TOKEN_REQUEST_URL with the
-/// request token as bearer, and signs; neither token reaches the client's log.
+/// refused naming the audience, the client fetches a token for it (the audience the job set in
+/// SIGNPATH_IDENTITY_TOKEN_AUDIENCE) from ACTIONS_ID_TOKEN_REQUEST_URL with the request token as bearer, and signs;
+/// neither token reaches the client's log.
 #[test]
 fn a_github_actions_job_fetches_its_identity_token_for_the_policys_audience() {
     let started = Instant::now();
@@ -321,6 +322,8 @@ fn a_github_actions_job_fetches_its_identity_token_for_the_policys_audience() {
         let output = gateway
             .command(env!("CARGO_BIN_EXE_p11-sign"))
             .env_remove("SIGNPATH_ID_TOKEN")
+            // The issuer's audience is not the gateway's URL: the job names it, or the client fetches nothing.
+            .env("SIGNPATH_IDENTITY_TOKEN_AUDIENCE", audience)
             .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .env("SIGNPATH_LOG_FILE_DIRECTORY", logs.path())
             .arg(tools::release_artifact("libsignpath_pkcs11.so"))
