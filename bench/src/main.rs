@@ -82,6 +82,7 @@ fn row(figure: impl Into<String>, ours: String, reference: String, ratio: String
 }
 
 fn main() {
+    common::broken_pipe::exit_quietly_on_broken_pipe();
     let result = match Cli::parse() {
         Cli::Run(args) => run(&args),
         Cli::Csign(args) => csign::run(&args),
