@@ -148,10 +148,11 @@ async fn readyz(Extension(operations): Extension<Arc<Operations>>) -> Response {
 async fn metrics(Extension(operations): Extension<Arc<Operations>>) -> Response {
     let counted = operations.clone();
     let waiting = tokio::task::spawn_blocking(move || {
-        counted.stores.approvals.count(None).map(|counts| {
-            let waiting: u64 = counts.iter().map(|c| c.waiting).sum();
-            usize::try_from(waiting).unwrap_or(usize::MAX)
-        })
+        counted
+            .stores
+            .approvals
+            .count(None)
+            .map(|counts| counts.iter().map(|c| c.waiting).sum::<u64>())
     })
     .await;
     if let Ok(Ok(waiting)) = waiting {

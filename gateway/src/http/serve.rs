@@ -104,7 +104,15 @@ pub fn run(config_path: &Path) -> Result<(), ServeError> {
         let _entered = runtime.enter();
         TcpListener::from_std(listener)?
     };
-    runtime.block_on(serve(config, budget, listener, crl_listening, live, tls, operations))
+    runtime.block_on(serve(
+        config,
+        budget,
+        listener,
+        crl_listening,
+        live,
+        tls,
+        operations,
+    ))
 }
 
 fn tls_config(cert: &Path, key: &Path) -> Result<rustls::ServerConfig, ServeError> {

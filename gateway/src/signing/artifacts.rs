@@ -13,9 +13,7 @@ use common::protocol::problem_types as pt;
 use serde_json::json;
 
 use super::approval_gate::{Gate, Hold};
-use super::oci_artifact::{
-    check_layout, sign_checked_layout, signature_count, HsmSigner, LayoutImage, LayoutRefusal,
-};
+use super::oci_artifact::{check_layout, sign_checked_layout, signature_count, HsmSigner, LayoutRefusal};
 use super::outcome::{refuse, store_failure, Answer, Kind, Refusal};
 use super::sign_hash::ci_identity;
 use super::state::Policy;

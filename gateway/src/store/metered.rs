@@ -101,10 +101,6 @@ impl ApprovalStore for MeteredApprovals {
         counted(&self.metrics, self.inner.count(policies))
     }
 
-    fn count(&self, status: Status) -> Result<u64, StoreError> {
-        counted(&self.metrics, self.inner.count(status))
-    }
-
     fn vote(
         &self,
         request_id: &str,

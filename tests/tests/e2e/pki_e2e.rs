@@ -268,7 +268,32 @@ fn a_policy_certified_by_an_openssl_ca_signs_for_notation_and_cosign() {
     assert!(!refused.status.success());
     assert_eq!(
         String::from_utf8_lossy(&refused.stderr),
-        format!("signpath-gateway: {} cannot be put in force for acme/release: the certificate's extended key usage lacks codeSigning (1.3.6.1.5.5.7.3.3), or allows more than code signing\n", wrong.display())
+        format!("signpath-gateway: {} cannot be put in force for acme/release: the certificate's extended key usage lacks codeSigning (1.3.6.1.5.5.7.3.3), which Notary requires of a signing certificate\n", wrong.display())
+    );
+    // One that may also authenticate TLS clients and sign OCSP answers: every submitter could, through SignHash.
+    let broad = ca.issue(
+        &csr,
+        "broad",
+        "keyUsage=critical,digitalSignature\nextendedKeyUsage=codeSigning,clientAuth,OCSPSigning\n",
+    );
+    let refused = gateway_cmd(
+        &gateway,
+        &[
+            "policy",
+            "certificate",
+            "import",
+            "--project",
+            "acme",
+            "--slug",
+            "release",
+            "--chain",
+            &p(&broad),
+        ],
+    );
+    assert!(!refused.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&refused.stderr),
+        format!("signpath-gateway: {} cannot be put in force for acme/release: the certificate's extended key usage allows clientAuth (1.3.6.1.5.5.7.3.2), OCSPSigning (1.3.6.1.5.5.7.3.9) beside codeSigning; the policy's key signs any digest a submitter sends, so ask the CA for a certificate whose extended key usage is codeSigning only\n", broad.display())
     );
     let other_key = gateway.dir().join("pki/ec-256.pem");
     let refused = gateway_cmd(
