@@ -8,7 +8,7 @@
 
 #![allow(clippy::unwrap_used)] // test code: a failure should stop the test loudly
 
-mod oci_support;
+use super::oci_support;
 
 use std::io::{Read, Write};
 use std::path::Path;
