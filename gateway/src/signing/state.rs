@@ -59,7 +59,7 @@ pub struct State {
 
 impl State {
     pub fn load(config: &GatewayConfig, base: &Path, signer: Arc<Signer>) -> Result<Self, StateError> {
-        let origins = Origins::load(base, &config.trusted_issuers)?;
+        let origins = Origins::load(base, &config.trusted_issuers, &config.public_url)?;
         let mut policies = Vec::new();
         for project in &config.projects {
             for p in &project.policies {
