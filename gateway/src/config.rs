@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use signpath_oci::notary::SigningScheme;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct GatewayConfig {
     /// Address to listen on, e.g. `127.0.0.1:8443`; port 0 takes a port the system picks, which `serve` prints.
     pub listen: String,
@@ -110,6 +111,7 @@ impl Default for ServerConfig {
 
 /// An approver: a name shown in the audit log and a token (stored as its SHA-256) for the web page.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ApproverConfig {
     pub name: String,
     pub sha256: String,
@@ -121,13 +123,22 @@ pub struct ApproverConfig {
 
 /// An OIDC issuer (GitHub Actions, GitLab, ...) and where its signing keys are.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct IssuerConfig {
     /// The name policies refer to.
     pub name: String,
     /// The `iss` claim, e.g. `https://token.actions.githubusercontent.com`.
     pub issuer: String,
-    /// The `aud` claim the tokens must carry.
-    pub audience: String,
+    /// The `aud` claim the tokens must carry; by default the gateway's URL as its clients are configured with it
+    /// (`public_url` without a trailing `/` or `/Api`), the audience GitHub Actions clients fetch tokens for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audience: Option<String>,
+    /// The host of the repositories this issuer's tokens speak for, which a file-based request's
+    /// `Origin.RepositoryData.Url` must name; by default `github.com` for GitHub Actions
+    /// (`https://token.actions.githubusercontent.com`), `NAME.ghe.com` for `https://token.actions.NAME.ghe.com`,
+    /// and the issuer's own host otherwise (a GitLab instance, GitHub Enterprise Server's `https://HOST/_services/token`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository_host: Option<String>,
     /// A JWKS file (air-gapped sites), or...
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jwks_file: Option<PathBuf>,
@@ -137,6 +148,7 @@ pub struct IssuerConfig {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TlsConfig {
     /// PEM server certificate chain.
     pub certificate: PathBuf,
@@ -145,6 +157,7 @@ pub struct TlsConfig {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct HsmConfig {
     /// The PKCS#11 module holding the keys (any HSM; SoftHSM2 by default).
     pub module: PathBuf,
@@ -156,8 +169,23 @@ pub struct HsmConfig {
     pub pin_file: PathBuf,
 }
 
+impl HsmConfig {
+    /// The token's user PIN from `pin_file` (relative to `base`), refused if another user could have written the
+    /// file (a PIN of theirs would log the gateway in to their token).
+    pub fn read_pin(&self, base: &Path) -> Result<String, ConfigError> {
+        let path = resolve(base, &self.pin_file);
+        crate::fsutil::check_owner_only_writes(&path, "the HSM PIN file")?;
+        let pin = std::fs::read_to_string(&path).map_err(|e| ConfigError::Read {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        Ok(pin.trim().to_owned())
+    }
+}
+
 /// An API token, stored as the SHA-256 of its value (tokens are 256-bit random, so a plain hash suffices).
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TokenConfig {
     pub id: String,
     pub name: String,
@@ -168,6 +196,7 @@ pub struct TokenConfig {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ProjectConfig {
     pub slug: String,
     #[serde(default)]
@@ -179,6 +208,7 @@ pub struct ProjectConfig {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PolicyConfig {
     pub slug: String,
     /// Stable id reported as `signingPolicyId`.
@@ -209,6 +239,7 @@ pub fn default_hash_algorithms() -> Vec<String> {
 
 /// k of n approval.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ApprovalConfig {
     /// Names of [`ApproverConfig`]s who may approve or deny.
     pub approvers: Vec<String>,
@@ -220,6 +251,7 @@ pub struct ApprovalConfig {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ReleaseGroupConfig {
     /// Signatures one approval covers, the approved request's included: a hash is one signature, an artifact one
     /// per image (and platform manifest, under `each_platform`) and signature format. A request that would go past
@@ -229,8 +261,35 @@ pub struct ReleaseGroupConfig {
     pub window_seconds: u64,
 }
 
+impl IssuerConfig {
+    /// The audience the tokens must be issued for: `audience`, else the gateway's URL (see [`IssuerConfig::audience`]).
+    pub fn audience_or(&self, public_url: &str) -> String {
+        self.audience
+            .clone()
+            .unwrap_or_else(|| common::protocol::identity_token_audience_of(public_url))
+    }
+
+    /// The host a repository URL of this issuer's tokens must name, in lower case (see
+    /// [`IssuerConfig::repository_host`]).
+    pub fn repository_host(&self) -> String {
+        if let Some(host) = &self.repository_host {
+            return host.trim().to_ascii_lowercase();
+        }
+        let host = reqwest::Url::parse(&self.issuer)
+            .ok()
+            .and_then(|url| url.host_str().map(str::to_ascii_lowercase))
+            .unwrap_or_default();
+        match host.strip_prefix("token.actions.") {
+            Some("githubusercontent.com") => "github.com".to_owned(),
+            Some(tenant) if tenant.ends_with(".ghe.com") => tenant.to_owned(),
+            _ => host,
+        }
+    }
+}
+
 /// What a request's OIDC identity token must show.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct OriginConfig {
     /// The [`IssuerConfig`] name.
     pub issuer: String,
@@ -283,6 +342,9 @@ impl OriginConfig {
 pub enum ConfigError {
     #[error("cannot read {path}: {reason}")]
     Read { path: String, reason: String },
+    /// gateway.toml or the PIN file could have been written by another user (see [`crate::fsutil`]).
+    #[error(transparent)]
+    Shared(#[from] crate::fsutil::SharedFile),
     #[error("{path} is not a valid gateway configuration: {reason}")]
     Parse { path: String, reason: String },
     #[error("cannot write {path}: {reason}")]
@@ -300,14 +362,18 @@ impl GatewayConfig {
         self
     }
 
+    /// Reads and checks gateway.toml: refused if another user could have written it, if it has a key the gateway
+    /// does not know (a misspelt `[projects.policies.aproval]` would otherwise drop the approval silently), or if
+    /// an origin rule or artifact configuration is unsound.
     pub fn load(path: &Path) -> Result<(Self, PathBuf), ConfigError> {
+        crate::fsutil::check_owner_only_writes(path, "the gateway configuration")?;
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
             path: path.display().to_string(),
             reason: e.to_string(),
         })?;
         let config: Self = toml::from_str(&text).map_err(|e| ConfigError::Parse {
             path: path.display().to_string(),
-            reason: e.to_string(),
+            reason: parse_error(&text, &e),
         })?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         for project in &config.projects {
@@ -363,6 +429,26 @@ impl GatewayConfig {
     }
 }
 
+/// A TOML or serde error on one line, with where it is: `line 20, column 1, in [[projects.policies]]: unknown
+/// field `aproval`, expected one of ...` (the table is the last header before the error, so an unknown key is
+/// named with the table it was written in).
+fn parse_error(text: &str, error: &toml::de::Error) -> String {
+    let Some(before) = error.span().and_then(|span| text.get(..span.start)) else {
+        return error.message().to_owned();
+    };
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let line = before.matches('\n').count() + 1;
+    let column = before.len() - line_start + 1;
+    let table = before[..line_start]
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('['))
+        .map(|header| format!(", in {}", header.split('#').next().unwrap_or(header).trim()))
+        .unwrap_or_default();
+    format!("line {line}, column {column}{table}: {}", error.message())
+}
+
 /// Resolves a configured path against the configuration's directory.
 pub fn resolve(base: &Path, path: &Path) -> PathBuf {
     if path.is_absolute() {
@@ -375,6 +461,7 @@ pub fn resolve(base: &Path, path: &Path) -> PathBuf {
 /// `[pki]`: the gateway's own CAs (the PKI `init` makes, keys in the HSM) and the plain-HTTP listener that
 /// publishes their CRLs. Absent where every policy carries certificates of an outside CA.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PkiConfig {
     /// Address of the plain-HTTP CRL listener, e.g. `127.0.0.1:8080` (notation fetches CRLs over http only).
     pub crl_listen: String,
@@ -396,6 +483,7 @@ fn default_crl_validity_seconds() -> u64 {
 
 /// One CA of the gateway: a name (its CRL is `{name}.crl`), its certificate, and its key's label in the HSM.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CaConfig {
     pub name: String,
     pub certificate: PathBuf,

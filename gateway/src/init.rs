@@ -69,8 +69,12 @@ pub fn run(dir: &Path, port: u16, crl_port: u16, module: &Path) -> Result<(), In
         )
         .into());
     }
+    // Writable by the owner only, whatever the umask (a umask of 002 would make them group-writable): `serve`
+    // refuses a gateway.toml, PIN file or database in a directory others can write.
+    let mut owner_writes = std::fs::DirBuilder::new();
+    std::os::unix::fs::DirBuilderExt::mode(owner_writes.recursive(true), 0o755);
     for sub in ["ca", "pki", "tls", "softhsm/tokens"] {
-        std::fs::create_dir_all(dir.join(sub))?;
+        owner_writes.create(dir.join(sub))?;
     }
     let dir = dir.canonicalize()?;
 

@@ -48,12 +48,21 @@ impl Issuer {
 
     /// Makes a gateway setup trust this issuer as `name` for `audience` (its JWKS in a file beside gateway.toml).
     pub fn trust_in(&self, setup: &Path, name: &str, audience: &str) {
+        self.trust(setup, name, &format!("audience = \"{audience}\"\n"));
+    }
+
+    /// Makes a gateway setup trust this issuer as `name` for the default audience, the gateway's URL.
+    pub fn trust_for_the_gateways_url(&self, setup: &Path, name: &str) {
+        self.trust(setup, name, "");
+    }
+
+    fn trust(&self, setup: &Path, name: &str, audience_line: &str) {
         let file = format!("{name}-jwks.json");
         std::fs::write(setup.join(&file), self.jwks().to_string()).unwrap();
         let path = setup.join("gateway.toml");
         let mut text = std::fs::read_to_string(&path).unwrap();
         text.push_str(&format!(
-            "\n[[trusted_issuers]]\nname = \"{name}\"\nissuer = \"{ISSUER}\"\naudience = \"{audience}\"\njwks_file = \"{file}\"\n"
+            "\n[[trusted_issuers]]\nname = \"{name}\"\nissuer = \"{ISSUER}\"\n{audience_line}jwks_file = \"{file}\"\n"
         ));
         std::fs::write(&path, text).unwrap();
     }

@@ -1,8 +1,10 @@
 //! `signpath-gateway doctor --config FILE`: checks what an operator gets wrong before `serve` meets a client — the
-//! configuration itself (origin rules included), the TLS certificate and key, the HSM module, token and PIN, each
-//! policy's key (in the HSM, and the one its certificate names) and certificate chain, and the modes of the files
-//! that hold secrets. Each problem is printed with its fix in one sentence; any problem makes the exit status
-//! non-zero. Clock skew cannot be judged from the gateway alone and is not checked.
+//! configuration itself (unknown keys and origin rules included), the TLS certificate and key, the HSM module, token
+//! and PIN, each policy's key (in the HSM, and the one its certificate names) and certificate chain, the modes of
+//! the files that hold secrets, and who besides their owner could write gateway.toml, the PIN file or the database.
+//! Each problem is printed with its fix in one sentence; any problem makes the exit status non-zero. Notes say what
+//! works but may surprise (an issuer audience GitHub Actions clients do not fetch by default) and change nothing.
+//! Clock skew cannot be judged from the gateway alone and is not checked.
 //!
 //! Owns these checks only; it must never import `http/`.
 
@@ -13,7 +15,7 @@ use std::sync::Arc;
 use common::x509::ParsedCertificate;
 
 use super::CliResult;
-use crate::config::{resolve, GatewayConfig, PolicyConfig};
+use crate::config::{resolve, ConfigError, GatewayConfig, PolicyConfig};
 use crate::hsm;
 use crate::open_files::{self, Budget};
 
@@ -27,12 +29,20 @@ struct Problem {
 #[derive(Debug, Default)]
 struct Report {
     problems: Vec<Problem>,
+    notes: Vec<Problem>,
     passed: Vec<String>,
 }
 
 impl Report {
     fn ok(&mut self, what: impl Into<String>) {
         self.passed.push(what.into());
+    }
+
+    fn note(&mut self, what: impl Into<String>, fix: impl Into<String>) {
+        self.notes.push(Problem {
+            what: what.into(),
+            fix: fix.into(),
+        });
     }
 
     fn problem(&mut self, what: impl Into<String>, fix: impl Into<String>) {
@@ -47,13 +57,24 @@ pub fn run(config_path: &Path) -> CliResult {
     let mut report = Report::default();
     match GatewayConfig::load(config_path) {
         Ok((config, base)) => check(&config, &base, &mut report),
+        Err(e @ ConfigError::Shared(_)) => report.problem(
+            e.to_string(),
+            "Let only its owner (root or the gateway's user) write it; `serve` refuses it, and a running gateway keeps the configuration it has.",
+        ),
         Err(e) => report.problem(
             e.to_string(),
-            "Correct gateway.toml; `serve` refuses it as it is.",
+            "Correct gateway.toml (a key the gateway does not know is refused, not ignored: check its spelling against docs/configuration.md); `serve` refuses it as it is, and a running gateway keeps the configuration it has.",
         ),
     }
     for line in &report.passed {
         println!("ok       {line}");
+    }
+    for n in &report.notes {
+        println!(
+            "note     {}\n         to do: {}",
+            super::terminal::escape(&n.what),
+            n.fix
+        );
     }
     for p in &report.problems {
         println!(
@@ -72,13 +93,17 @@ pub fn run(config_path: &Path) -> CliResult {
 }
 
 fn check(config: &GatewayConfig, base: &Path, report: &mut Report) {
-    report.ok("gateway.toml parses, and every origin rule binds a repository");
-    private_file(&resolve(base, &config.hsm.pin_file), "the HSM PIN file", report);
+    report.ok("gateway.toml parses, has no unknown key, only its owner can write it, and every origin rule binds a repository");
+    let pin_file = resolve(base, &config.hsm.pin_file);
+    private_file(&pin_file, "the HSM PIN file", report);
+    owner_only_writes(&pin_file, "the HSM PIN file", report);
     private_file(&resolve(base, &config.tls.key), "the TLS key", report);
     let audit_db = resolve(base, &config.audit_db);
     if audit_db.exists() {
         private_file(&audit_db, "the audit database", report);
+        owner_only_writes(&audit_db, "the audit database", report);
     }
+    issuers(config, report);
     tls(config, base, report);
     keys(config, base, report);
     release_groups(config, report);
@@ -153,6 +178,45 @@ fn limits(config: &GatewayConfig, report: &mut Report) {
             "the CRL listener on {} serves at most {} connections and closes one idle for {} s",
             pki.crl_listen, budget.crl, server.header_read_timeout_seconds
         ));
+    }
+}
+
+/// gateway.toml, the PIN file and the database are refused by `serve` when someone else could write them.
+fn owner_only_writes(path: &Path, what: &str, report: &mut Report) {
+    match crate::fsutil::check_owner_only_writes(path, what) {
+        Ok(()) => report.ok(format!("{what} {} is written by its owner only", path.display())),
+        // A file that cannot be read is reported by `private_file`.
+        Err(crate::fsutil::SharedFile::Unreadable { .. }) => {}
+        Err(e) => report.problem(
+            e.to_string(),
+            "Let only its owner (root or the gateway's user) write the file and its directory; `serve` refuses it.",
+        ),
+    }
+}
+
+/// The audience and repository host each trusted issuer's tokens are checked for. An audience other than the
+/// gateway's URL works, but GitHub Actions clients fetch tokens only for the gateway's URL unless told otherwise.
+fn issuers(config: &GatewayConfig, report: &mut Report) {
+    let url_audience = common::protocol::identity_token_audience_of(&config.public_url);
+    for issuer in &config.trusted_issuers {
+        let audience = issuer.audience_or(&config.public_url);
+        report.ok(format!(
+            "trusted issuer {}: tokens for the audience {audience:?}; Origin.RepositoryData.Url must name a repository on {}",
+            issuer.name,
+            issuer.repository_host()
+        ));
+        if audience != url_audience {
+            report.note(
+                format!(
+                    "trusted issuer {} verifies tokens for the audience {audience:?}, not the gateway's URL {url_audience:?}: clients on GitHub Actions fetch tokens only for the gateway's URL as they know it, and refuse a gateway that asks for another audience",
+                    issuer.name
+                ),
+                format!(
+                    "Remove `audience` from [[trusted_issuers]] {} (it then defaults to the gateway's URL), or set SIGNPATH_IDENTITY_TOKEN_AUDIENCE={audience} in the jobs that sign. GitLab jobs name the audience in `id_tokens` and need neither.",
+                    issuer.name
+                ),
+            );
+        }
     }
 }
 
@@ -309,9 +373,9 @@ fn keys(config: &GatewayConfig, base: &Path, report: &mut Report) {
     if let Some(conf) = &config.hsm.softhsm2_conf {
         hsm::use_softhsm_conf(&resolve(base, conf));
     }
-    let pin = match std::fs::read_to_string(resolve(base, &config.hsm.pin_file)) {
+    let pin = match config.hsm.read_pin(base) {
         Ok(pin) => pin,
-        Err(_) => return, // reported with the file's mode
+        Err(_) => return, // reported with the file's mode and writers
     };
     let pkcs11 = match hsm::open(&config.hsm.module) {
         Ok(p) => p,
@@ -326,7 +390,7 @@ fn keys(config: &GatewayConfig, base: &Path, report: &mut Report) {
         }
     };
     report.ok(format!("the HSM module {} loads", config.hsm.module.display()));
-    let signer = match hsm::Signer::new(pkcs11, &config.hsm.token_label, pin.trim()) {
+    let signer = match hsm::Signer::new(pkcs11, &config.hsm.token_label, &pin) {
         Ok(s) => Arc::new(s),
         Err(e) => {
             return report.problem(

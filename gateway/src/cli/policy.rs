@@ -27,15 +27,14 @@ pub fn open_hsm(
     if let Some(conf) = &config.hsm.softhsm2_conf {
         hsm::use_softhsm_conf(&resolve(base, conf));
     }
-    let pin_file = resolve(base, &config.hsm.pin_file);
-    let pin = std::fs::read_to_string(&pin_file)
-        .map_err(|e| format!("cannot read the HSM PIN file {}: {e}", pin_file.display()))?;
+    let pin = config.hsm.read_pin(base)?;
     let pkcs11 = hsm::open(&config.hsm.module)?;
-    Ok(Signer::new(pkcs11, &config.hsm.token_label, pin.trim())?)
+    Ok(Signer::new(pkcs11, &config.hsm.token_label, &pin)?)
 }
 
 /// A key made for a policy that has no certificate for it yet: `pki/pending.toml`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct PendingKey {
     project: String,
     slug: String,
@@ -46,6 +45,7 @@ struct PendingKey {
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Pending {
     #[serde(default)]
     key: Vec<PendingKey>,

@@ -1,5 +1,6 @@
 //! `gateway.toml` refused at load with a reason that names the setting: the artifact configurations' Notary
-//! envelope and signing scheme.
+//! envelope and signing scheme, a key the gateway does not know, a file others can write; and the defaults of a
+//! trusted issuer's audience and repository host.
 
 #![allow(clippy::unwrap_used)]
 
@@ -79,4 +80,128 @@ fn a_public_url_with_port_0_names_the_port_the_gateway_listens_on() {
         config.listening_on(listening).public_url,
         "https://signing.example"
     );
+}
+/// A setup's gateway.toml with one policy, and `extra` after it.
+fn load_text(extra: &str) -> Result<GatewayConfig, String> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gateway.toml");
+    let text = format!(
+        "listen = \"127.0.0.1:8443\"\npublic_url = \"https://127.0.0.1:8443\"\norganization_id = \"org\"\n\
+         audit_db = \"audit.db\"\n[tls]\ncertificate = \"tls.pem\"\nkey = \"tls.key\"\n\
+         [hsm]\nmodule = \"softhsm2.so\"\ntoken_label = \"t\"\npin_file = \"pin\"\n\
+         [[projects]]\nslug = \"demo\"\n\n[[projects.policies]]\nslug = \"release\"\nid = \"p1\"\n\
+         key_label = \"k\"\ncertificate_chain = [\"c.pem\"]\n{extra}\n"
+    );
+    std::fs::write(&path, text).unwrap();
+    GatewayConfig::load(&path)
+        .map(|(config, _)| config)
+        .map_err(|e| e.to_string())
+}
+
+#[test]
+fn a_misspelt_approval_is_refused_naming_the_key_and_where_it_is() {
+    let config = load_text("[projects.policies.approval]\napprovers = [\"alice\"]\nrequired = 1").unwrap();
+    assert!(config.projects[0].policies[0].approval.is_some());
+
+    let error = load_text("[projects.policies.aproval]\napprovers = [\"alice\"]\nrequired = 1").unwrap_err();
+    assert!(error.contains("unknown field `aproval`"), "{error}");
+    assert!(
+        error.contains("line 20") && error.contains("in [[projects.policies]]"),
+        "{error}"
+    );
+    assert!(!error.contains('\n'), "one line for the log: {error}");
+}
+
+#[test]
+fn an_unknown_key_is_refused_in_every_table() {
+    for (extra, key) in [
+        ("[projects.policies.approval]\napprovers = [\"a\"]\nrequired = 1\nrequierd = 2", "requierd"),
+        ("[projects.policies.origin]\nissuer = \"ci\"\nconditon = { repository = \"acme/app\" }", "conditon"),
+        ("[projects.policies.approval]\napprovers = [\"a\"]\nrequired = 1\n[projects.policies.approval.release_groups]\nmax_signatures = 2\nwindow_seconds = 60", "release_groups"),
+        ("submiters = [\"ci\"]", "submiters"),
+        ("[[tokens]]\nid = \"t\"\nname = \"ci\"\nsha256 = \"00\"\nowners = \"x\"", "owners"),
+        ("[[approvers]]\nname = \"a\"\nsha256 = \"00\"\nonwer = \"x\"", "onwer"),
+        ("[[trusted_issuers]]\nname = \"ci\"\nissuer = \"https://ci.example\"\naudiance = \"gw\"\njwks_file = \"j\"", "audiance"),
+        ("[server]\nmax_conections = 5", "max_conections"),
+        ("[artifacts]\nretention_hour = 5", "retention_hour"),
+        ("[pki]\ncrl_listen = \"x\"\ncrl_url = \"x\"\nrevocations = \"r\"\ncas = []\ncrl_validity = 5", "crl_validity"),
+        ("[tsl]\ncertificate = \"x\"", "tsl"),
+    ] {
+        let error = load_text(extra).unwrap_err();
+        assert!(error.contains(&format!("unknown field `{key}`")), "{key}: {error}");
+    }
+}
+
+#[test]
+fn a_configuration_others_can_write_is_refused_naming_it_and_its_mode() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gateway.toml");
+    std::fs::write(&path, "listen = \"x\"").unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let error = GatewayConfig::load(&path).unwrap_err().to_string();
+    assert!(
+        error.contains(&path.display().to_string()) && error.contains("mode 0666"),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_pin_file_others_can_write_is_not_read() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let pin = dir.path().join("hsm-pin");
+    std::fs::write(&pin, "1234\n").unwrap();
+    let hsm = HsmConfig {
+        module: "softhsm2.so".into(),
+        softhsm2_conf: None,
+        token_label: "t".into(),
+        pin_file: "hsm-pin".into(),
+    };
+    std::fs::set_permissions(&pin, std::fs::Permissions::from_mode(0o600)).unwrap();
+    assert_eq!(hsm.read_pin(dir.path()).unwrap(), "1234");
+    std::fs::set_permissions(&pin, std::fs::Permissions::from_mode(0o622)).unwrap();
+    let error = hsm.read_pin(dir.path()).unwrap_err().to_string();
+    assert!(
+        error.contains("the HSM PIN file") && error.contains("mode 0622"),
+        "{error}"
+    );
+    assert!(!error.contains("1234"), "{error}");
+}
+
+#[test]
+fn an_issuer_verifies_the_gateways_url_and_knows_its_repositories_host_by_default() {
+    let issuer = |issuer: &str| IssuerConfig {
+        name: "ci".into(),
+        issuer: issuer.into(),
+        audience: None,
+        repository_host: None,
+        jwks_file: None,
+        jwks_url: None,
+    };
+    let github = issuer("https://token.actions.githubusercontent.com");
+    assert_eq!(
+        github.audience_or("https://gw.example:8443/"),
+        "https://gw.example:8443"
+    );
+    assert_eq!(github.repository_host(), "github.com");
+    assert_eq!(
+        issuer("https://token.actions.acme.ghe.com").repository_host(),
+        "acme.ghe.com"
+    );
+    assert_eq!(
+        issuer("https://GitLab.Example").repository_host(),
+        "gitlab.example"
+    );
+    assert_eq!(
+        issuer("https://ghes.example/_services/token").repository_host(),
+        "ghes.example"
+    );
+    let configured = IssuerConfig {
+        audience: Some("signpath-gateway".into()),
+        repository_host: Some("Git.Example".into()),
+        ..github
+    };
+    assert_eq!(configured.audience_or("https://gw.example"), "signpath-gateway");
+    assert_eq!(configured.repository_host(), "git.example");
 }

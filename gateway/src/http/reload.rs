@@ -1,7 +1,8 @@
 //! Configuration reload while serving: gateway.toml is read again when it changes (`token add|revoke` and
-//! `approver add|remove` rewrite it atomically) and on SIGHUP. A file that does not load, or whose policies do not
-//! match the HSM, is refused and logged, and the configuration in force stays; a good one replaces it whole, for
-//! the requests that start after it. Requests in flight finish under the configuration they started with.
+//! `approver add|remove` rewrite it atomically, or its mode or owner changes) and on SIGHUP. A file that does not
+//! load (another user could write it, it has a key the gateway does not know, ...) or whose policies do not match
+//! the HSM is refused and logged with the reason, and the configuration in force stays; a good one replaces it
+//! whole, for the requests that start after it. Requests in flight finish under the configuration they started with.
 //!
 //! What a reload changes: tokens, approvers and their owners, policies (submitters, approval, origin rules,
 //! certificates) and trusted issuers. The listen address, TLS certificate, HSM and database take a restart.
@@ -58,9 +59,10 @@ fn load(path: &Path, signer: Arc<Signer>, listening: SocketAddr) -> Result<State
     State::load(&config.listening_on(listening), &base, signer)
 }
 
-/// What tells a changed file from the same one: its modification time, size and inode (a rewrite is a rename).
-fn stamp(path: &Path) -> Option<(SystemTime, u64, u64)> {
+/// What tells a changed file from the same one: its modification time, size and inode (a rewrite is a rename), and
+/// its mode and owner (a file made writable by others is refused at once; one made private again is read again).
+fn stamp(path: &Path) -> Option<(SystemTime, u64, u64, u32, u32)> {
     use std::os::unix::fs::MetadataExt;
     let m = std::fs::metadata(path).ok()?;
-    Some((m.modified().ok()?, m.len(), m.ino()))
+    Some((m.modified().ok()?, m.len(), m.ino(), m.mode(), m.uid()))
 }

@@ -54,9 +54,9 @@ pub fn run(config_path: &Path) -> Result<(), ServeError> {
     if let Some(conf) = &config.hsm.softhsm2_conf {
         hsm::use_softhsm_conf(&resolve(&base, conf));
     }
-    let pin = std::fs::read_to_string(resolve(&base, &config.hsm.pin_file))?;
+    let pin = config.hsm.read_pin(&base)?;
     let pkcs11 = hsm::open(&config.hsm.module)?;
-    let signer = Arc::new(hsm::Signer::new(pkcs11, &config.hsm.token_label, pin.trim())?);
+    let signer = Arc::new(hsm::Signer::new(pkcs11, &config.hsm.token_label, &pin)?);
     let state = Arc::new(State::load(&config, &base, signer.clone())?);
     let metrics = Arc::new(Metrics::new());
     signer.count_signatures(metrics.clone());

@@ -56,6 +56,7 @@ impl Reason {
 
 /// One revoked certificate.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Revoked {
     /// The issuing CA's name in `[pki]` (`root`, `intermediate`).
     pub issuer: String,
@@ -100,6 +101,7 @@ pub fn format_time(t: SystemTime) -> Result<String, PkiError> {
 
 /// The whole file.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Revocations {
     #[serde(default)]
     pub revoked: Vec<Revoked>,

@@ -117,7 +117,8 @@ impl Core {
         let Ok(verified) = self.state.origins.verify(rule, origin_token) else {
             return Ok(());
         };
-        super::claimed_origin::check(&submission.origin, &verified).map_err(|reason| {
+        let host = self.state.origins.repository_host(rule).unwrap_or_default();
+        super::claimed_origin::check(&submission.origin, &verified, host).map_err(|reason| {
             record.project = Some(policy.project.clone());
             record.policy = Some(policy.slug.clone());
             record.origin = Some(verified.clone());

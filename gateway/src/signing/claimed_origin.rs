@@ -3,14 +3,22 @@
 //! origin, the identity token is the evidence, and a part that contradicts it is refused: otherwise the audit
 //! record would carry a verified token beside a repository, branch or commit the submitter made up. Parts the
 //! token says nothing about (the build URL, the SCM type) are kept as claims.
+//!
+//! A repository URL must name the token's repository on the issuer's host (`github.com` for GitHub Actions, the
+//! GitLab instance for GitLab): `https://evil.example/acme/app` is not `acme/app` of GitHub.
 
 use std::collections::BTreeMap;
 
 use serde_json::Value;
 
 /// Checks the claimed parts against the verified token's claims (GitHub Actions' and GitLab's names: `sha`,
-/// `ref`, `repository`, `project_path`). `Err` names the first part that disagrees and what the token says.
-pub fn check(claimed: &BTreeMap<String, String>, verified_claims: &str) -> Result<(), String> {
+/// `ref`, `repository`, `project_path`) and `repository_host`, the host of the token issuer's repositories.
+/// `Err` names the first part that disagrees and what the token says.
+pub fn check(
+    claimed: &BTreeMap<String, String>,
+    verified_claims: &str,
+    repository_host: &str,
+) -> Result<(), String> {
     let token: BTreeMap<String, Value> = serde_json::from_str(verified_claims).unwrap_or_default();
     let text = |name: &str| token.get(name).and_then(Value::as_str).map(str::to_owned);
     for (part, value) in claimed {
@@ -29,7 +37,10 @@ pub fn check(claimed: &BTreeMap<String, String>, verified_claims: &str) -> Resul
                 None => continue,
             },
             "repositorydata.url" => match text("repository").or_else(|| text("project_path")) {
-                Some(repository) => (url_names(value, &repository), repository),
+                Some(repository) => (
+                    url_names(value, repository_host, &repository),
+                    format!("{repository_host}/{repository}"),
+                ),
                 None => continue,
             },
             _ => continue,
@@ -44,17 +55,29 @@ pub fn check(claimed: &BTreeMap<String, String>, verified_claims: &str) -> Resul
 }
 
 /// Whether `url` (https, ssh or scp-like `git@host:path`, with or without `.git`) is the repository `path`
-/// (`owner/name`, or GitLab's `group/subgroup/name`): its whole path, compared without case as the hosts do.
-fn url_names(url: &str, path: &str) -> bool {
+/// (`owner/name`, or GitLab's `group/subgroup/name`) on `host`: its host (port and user aside) and its whole path,
+/// compared without case as the hosts do.
+fn url_names(url: &str, host: &str, path: &str) -> bool {
     let url = url.trim().trim_end_matches('/');
     let url = url.strip_suffix(".git").unwrap_or(url);
-    let url_path = match url.split_once("://") {
-        Some((_, rest)) => rest.split_once('/').map_or("", |(_, p)| p),
-        None => url.split_once(':').map_or("", |(_, p)| p),
+    let (authority, url_path) = match url.split_once("://") {
+        Some((_, rest)) => rest.split_once('/').unwrap_or((rest, "")),
+        // scp-like: `[user@]host:path`, and no `/` before the colon (that would be a local path).
+        None => match url.split_once(':') {
+            Some((authority, path)) if !authority.contains('/') => (authority, path),
+            _ => return false,
+        },
     };
-    url_path
-        .trim_matches('/')
-        .eq_ignore_ascii_case(path.trim_matches('/'))
+    let url_host = authority.rsplit('@').next().unwrap_or_default();
+    let url_host = match url_host.strip_prefix('[') {
+        Some(bracketed) => bracketed.split(']').next().unwrap_or_default(),
+        None => url_host.split(':').next().unwrap_or_default(),
+    };
+    !url_host.is_empty()
+        && url_host.eq_ignore_ascii_case(host.trim())
+        && url_path
+            .trim_matches('/')
+            .eq_ignore_ascii_case(path.trim_matches('/'))
 }
 
 #[cfg(test)]
@@ -72,6 +95,10 @@ mod tests {
 
     const GITHUB: &str = r#"{"repository":"acme/app","ref":"refs/heads/main","sha":"0123abcd"}"#;
 
+    fn url_check(url: &str) -> Result<(), String> {
+        check(&parts(&[("RepositoryData.Url", url)]), GITHUB, "github.com")
+    }
+
     #[test]
     fn parts_that_agree_with_the_token_pass_whatever_their_spelling() {
         let claimed = parts(&[
@@ -81,11 +108,56 @@ mod tests {
             ("RepositoryData.SourceControlManagementType", "git"),
             ("BuildData.Url", "https://github.com/acme/app/actions/runs/1"),
         ]);
-        assert_eq!(check(&claimed, GITHUB), Ok(()));
+        assert_eq!(check(&claimed, GITHUB, "github.com"), Ok(()));
         assert_eq!(
             check(
                 &parts(&[("RepositoryData.Url", "git@gitlab.example:group/sub/app.git")]),
-                r#"{"project_path":"group/sub/app","ref":"main"}"#
+                r#"{"project_path":"group/sub/app","ref":"main"}"#,
+                "gitlab.example"
+            ),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn a_repository_url_on_another_host_is_refused_naming_both() {
+        for url in [
+            "https://evil.example/acme/app",
+            "https://evil.example/acme/app.git",
+            "git@evil.example:acme/app.git",
+            "ssh://git@evil.example/acme/app",
+            "https://github.com.evil.example/acme/app",
+            "https://github.com@evil.example/acme/app",
+            "https://evil.example:443/acme/app",
+        ] {
+            let error = url_check(url).unwrap_err();
+            assert!(
+                error.contains(url) && error.contains("github.com/acme/app"),
+                "{url}: {error}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_repository_url_on_the_issuers_host_passes_in_any_case_with_or_without_git() {
+        for url in [
+            "https://github.com/acme/app",
+            "https://github.com/acme/app.git",
+            "https://GitHub.COM/acme/app",
+            "https://GITHUB.com/Acme/App.git/",
+            "https://github.com:443/acme/app",
+            "git@github.com:acme/app.git",
+            "git@GitHub.com:acme/app",
+            "ssh://git@github.com:22/acme/app.git",
+        ] {
+            assert_eq!(url_check(url), Ok(()), "{url}");
+        }
+        // The host the issuer's configuration names, compared without case either way.
+        assert_eq!(
+            check(
+                &parts(&[("RepositoryData.Url", "https://gitlab.example/group/app")]),
+                r#"{"project_path":"group/app"}"#,
+                "GitLab.Example"
             ),
             Ok(())
         );
@@ -103,8 +175,9 @@ mod tests {
             ),
             ("RepositoryData.Url", "https://github.com/other/app", "acme/app"),
             ("RepositoryData.Url", "acme/app", "acme/app"),
+            ("RepositoryData.Url", "github.com/acme/app", "acme/app"),
         ] {
-            let error = check(&parts(&[(part, value)]), GITHUB).unwrap_err();
+            let error = check(&parts(&[(part, value)]), GITHUB, "github.com").unwrap_err();
             assert!(error.contains(part) && error.contains(says), "{error}");
         }
     }
@@ -115,6 +188,6 @@ mod tests {
             ("RepositoryData.BranchName", "main"),
             ("RepositoryData.CommitId", "x"),
         ]);
-        assert_eq!(check(&claimed, r#"{"sub":"someone"}"#), Ok(()));
+        assert_eq!(check(&claimed, r#"{"sub":"someone"}"#, "github.com"), Ok(()));
     }
 }

@@ -62,6 +62,10 @@ const LEEWAY: u64 = 30;
 
 struct Issuer {
     config: IssuerConfig,
+    /// The `aud` its tokens must carry: the configured one, else the gateway's URL.
+    audience: String,
+    /// The host of its repositories, for `Origin.RepositoryData.Url` (see [`IssuerConfig::repository_host`]).
+    repository_host: String,
     keys: RwLock<JwkSet>,
     /// When the keys were last fetched from `jwks_url`, and the key ids that were not among them.
     fetches: Mutex<Fetches>,
@@ -133,13 +137,17 @@ pub fn check_jwks_url(url: &str) -> Result<(), String> {
 }
 
 impl Origins {
-    pub fn load(base: &Path, configs: &[IssuerConfig]) -> Result<Self, String> {
+    /// The issuers of `configs` with their keys; an issuer without `audience` verifies tokens for the gateway's
+    /// URL, `public_url`, in the form clients fetch them for.
+    pub fn load(base: &Path, configs: &[IssuerConfig], public_url: &str) -> Result<Self, String> {
         let mut issuers = BTreeMap::new();
         for c in configs {
             let keys = load_keys(base, c).map_err(|e| format!("trusted issuer {}: {e}", c.name))?;
             issuers.insert(
                 c.name.clone(),
                 Issuer {
+                    audience: c.audience_or(public_url),
+                    repository_host: c.repository_host(),
                     config: c.clone(),
                     keys: RwLock::new(keys),
                     fetches: Mutex::new(Fetches {
@@ -156,6 +164,13 @@ impl Origins {
         self.issuers.contains_key(name)
     }
 
+    /// The host of the repositories whose tokens the rule's issuer mints (`github.com` for GitHub Actions).
+    pub fn repository_host(&self, rule: &OriginConfig) -> Option<&str> {
+        self.issuers
+            .get(&rule.issuer)
+            .map(|issuer| issuer.repository_host.as_str())
+    }
+
     /// Verifies `token` for a policy's origin rule; the audited claims as JSON.
     pub fn verify(&self, rule: &OriginConfig, token: Option<&str>) -> Result<String, OriginError> {
         let issuer = self.issuers.get(&rule.issuer).ok_or_else(|| OriginError::Keys {
@@ -164,7 +179,7 @@ impl Origins {
         })?;
         let token = token.ok_or_else(|| OriginError::Missing {
             issuer: issuer.config.issuer.clone(),
-            audience: issuer.config.audience.clone(),
+            audience: issuer.audience.clone(),
         })?;
         let header = decode_header(token).map_err(|e| OriginError::Invalid(e.to_string()))?;
         let kid = header
@@ -201,7 +216,7 @@ impl Origins {
         .map_err(|e| OriginError::Invalid(e.to_string()))?;
         let mut validation = Validation::new(header.alg);
         validation.set_issuer(&[&issuer.config.issuer]);
-        validation.set_audience(&[&issuer.config.audience]);
+        validation.set_audience(&[&issuer.audience]);
         validation.set_required_spec_claims(&["exp", "iss", "aud"]);
         validation.leeway = LEEWAY;
         validation.validate_nbf = true;
@@ -356,10 +371,13 @@ mod tests {
             config: IssuerConfig {
                 name: "ci".into(),
                 issuer: "https://ci.example".into(),
-                audience: "gw".into(),
+                audience: Some("gw".into()),
+                repository_host: None,
                 jwks_file: None,
                 jwks_url: Some("https://ci.example/jwks".into()),
             },
+            audience: "gw".into(),
+            repository_host: "ci.example".into(),
             keys: RwLock::new(JwkSet { keys: Vec::new() }),
             fetches: Mutex::new(Fetches::default()),
         };

@@ -64,7 +64,7 @@ pub struct State {
 
 impl State {
     pub fn load(config: &GatewayConfig, base: &Path, signer: Arc<Signer>) -> Result<Self, StateError> {
-        let origins = Origins::load(base, &config.trusted_issuers)?;
+        let origins = Origins::load(base, &config.trusted_issuers, &config.public_url)?;
         let cas = match &config.pki {
             Some(pki) => crate::pki::revocations::gateway_cas(pki, base)?,
             None => Vec::new(),

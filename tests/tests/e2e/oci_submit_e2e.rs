@@ -533,7 +533,8 @@ fn origin_parts_that_contradict_the_verified_identity_token_are_refused() {
         let parts = [
             ("ProjectSlug", "demo"),
             ("SigningPolicySlug", "rsa-2048"),
-            ("Origin.RepositoryData.Url", "https://github.com/acme/app.git"),
+            // The repository on the issuer's own host (ci.example, as a GitLab instance's).
+            ("Origin.RepositoryData.Url", "https://ci.example/acme/app.git"),
             ("Origin.RepositoryData.BranchName", branch),
             ("Origin.RepositoryData.CommitId", "0123abcd"),
         ];

@@ -17,14 +17,18 @@ pub use audit::SqliteAudit;
 /// timeout for the moments another connection (or `signpath-gateway approve` in another process) writes.
 ///
 /// The file is created 0600 before SQLite opens it: it holds request metadata and identity-token claims. SQLite
-/// gives its `-wal` and `-shm` files the mode of the database file, so they are 0600 too.
+/// gives its `-wal` and `-shm` files the mode of the database file, so they are 0600 too. A file (or directory)
+/// another user could write is refused: the audit log and the held requests would be theirs to rewrite.
 pub fn connect(path: &Path) -> rusqlite::Result<Connection> {
-    create_private(path).map_err(|e| {
+    let cannot_open = |message: String| {
         rusqlite::Error::SqliteFailure(
             rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
-            Some(format!("cannot create {}: {e}", path.display())),
+            Some(message),
         )
-    })?;
+    };
+    create_private(path).map_err(|e| cannot_open(format!("cannot create {}: {e}", path.display())))?;
+    crate::fsutil::check_owner_only_writes(path, "the audit database")
+        .map_err(|e| cannot_open(e.to_string()))?;
     let conn = Connection::open(path)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
