@@ -45,6 +45,7 @@ mod schemathesis;
 mod security_approvals;
 mod security_artifacts;
 mod security_audit;
+mod security_client_and_config;
 mod security_listeners;
 mod server_limits;
 mod signing_authority;
