@@ -60,7 +60,7 @@ impl Core {
                     },
                     &approval,
                 )
-                .map_err(|_| store_failure())?
+                .map_err(|e| approval_store_failure(&e))?
                 .map(|c| (group.clone(), c)),
             _ => None,
         };
@@ -84,7 +84,7 @@ impl Core {
                 digest: hold.digest,
                 signatures: hold.signatures,
             })
-            .map_err(|_| store_failure())?;
+            .map_err(|e| approval_store_failure(&e))?;
         record.approval = Some(format!(
             "waiting for {} of {}",
             approval.required,
@@ -94,4 +94,10 @@ impl Core {
             "signing request waits for approval");
         Ok(Gate::Held)
     }
+}
+
+/// The approval store failed: logged, and the client told to try again later.
+fn approval_store_failure(e: &crate::store::StoreError) -> Refusal {
+    tracing::error!(error = %e, "approval database");
+    store_failure()
 }

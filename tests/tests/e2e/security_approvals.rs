@@ -2,7 +2,8 @@
 //! approver removed while signed in keeps approving (now their session ends and their earlier vote stops counting
 //! as soon as the gateway reads the change), the approvers' pages can be framed, sniffed and cached (now every
 //! response forbids it), and one submitter pushes everyone else's requests off the approvers' page (now every held
-//! request is on some page, and each policy has its own view with its counts).
+//! request is on some page, and each policy has its own view with its counts). And the release-group rule that
+//! counts signatures, through the file-based API on the shared PostgreSQL store.
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test, with its location
 
@@ -11,7 +12,10 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use e2e_tests::gateway::{approver_page, csrf_of, run_cli, Gateway};
+use e2e_tests::postgres::{self, Postgres};
 use serde_json::{json, Value};
+
+mod oci_support;
 
 /// Adds approvers `names` to the setup; their tokens, in order.
 fn add_approvers(setup: &Path, names: &[&str]) -> Vec<String> {
@@ -27,27 +31,36 @@ fn add_approvers(setup: &Path, names: &[&str]) -> Vec<String> {
 
 /// Sets the approval of the setup's demo policies: (policy slug, approvers, required).
 fn set_approvals(setup: &Path, approvals: &[(&str, &[&str], u32)]) {
+    edit_config(setup, |config| {
+        for (slug, approvers, required) in approvals {
+            let mut approval = toml::Table::new();
+            approval.insert(
+                "approvers".into(),
+                toml::Value::Array(approvers.iter().map(|a| toml::Value::from(*a)).collect()),
+            );
+            approval.insert("required".into(), i64::from(*required).into());
+            policy(config, slug).insert("approval".into(), toml::Value::Table(approval));
+        }
+    });
+}
+
+/// The table of demo/`slug` in a gateway.toml.
+fn policy<'a>(config: &'a mut toml::Table, slug: &str) -> &'a mut toml::Table {
+    config["projects"].as_array_mut().unwrap()[0]["policies"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|p| p["slug"].as_str() == Some(slug))
+        .unwrap()
+        .as_table_mut()
+        .unwrap()
+}
+
+/// Changes the setup's gateway.toml with `change`.
+fn edit_config(setup: &Path, change: impl FnOnce(&mut toml::Table)) {
     let path = setup.join("gateway.toml");
     let mut config: toml::Table = std::fs::read_to_string(&path).unwrap().parse().unwrap();
-    let policies = config["projects"].as_array_mut().unwrap()[0]["policies"]
-        .as_array_mut()
-        .unwrap();
-    for (slug, approvers, required) in approvals {
-        let policy = policies
-            .iter_mut()
-            .find(|p| p["slug"].as_str() == Some(slug))
-            .unwrap();
-        let mut approval = toml::Table::new();
-        approval.insert(
-            "approvers".into(),
-            toml::Value::Array(approvers.iter().map(|a| toml::Value::from(*a)).collect()),
-        );
-        approval.insert("required".into(), i64::from(*required).into());
-        policy
-            .as_table_mut()
-            .unwrap()
-            .insert("approval".into(), toml::Value::Table(approval));
-    }
+    change(&mut config);
     // Written whole and renamed, as an editor saves it: the gateway never reads half a file.
     let temp = setup.join("gateway.toml.new");
     std::fs::write(&temp, toml::to_string(&config).unwrap()).unwrap();
@@ -297,4 +310,103 @@ fn every_held_request_is_reachable_on_the_approvers_page() {
     expected.push(quiet);
     expected.sort();
     assert_eq!(seen, expected, "every held request is on exactly one page");
+}
+
+/// `POST SigningRequests/SubmitWithArtifact` of an OCI layout tarball of `images` images to demo/ec-384 in
+/// release group `group`; where the request stands right after (`Completed` or `WaitingForApproval`).
+fn submit_tarball(gateway: &Gateway, group: &str, images: usize) -> String {
+    let mut layout = oci_support::LayoutBuilder::new();
+    for i in 0..images {
+        let layer = format!("{group} layer {i}");
+        let manifest = layout.manifest("amd64", &[layer.as_bytes()]);
+        layout.tag(&manifest, &format!("registry.example/{group}/app-{i}:1.0"));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let tarball = dir.path().join("images.tar");
+    layout.write_tar(&tarball);
+    let form = reqwest::blocking::multipart::Form::new()
+        .text("ProjectSlug", "demo")
+        .text("SigningPolicySlug", "ec-384")
+        .text("ReleaseGroup", group.to_owned())
+        .part(
+            "Artifact",
+            reqwest::blocking::multipart::Part::bytes(std::fs::read(&tarball).unwrap())
+                .file_name("images.tar"),
+        );
+    let http = gateway.https_client();
+    let submitted = http
+        .post(format!(
+            "{}/SigningRequests/SubmitWithArtifact",
+            gateway.api_base()
+        ))
+        .bearer_auth(gateway.api_token())
+        .multipart(form)
+        .send()
+        .unwrap();
+    assert_eq!(submitted.status(), 201);
+    let id = submitted.json::<Value>().unwrap()["signingRequestId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let status: Value = http
+        .get(format!("{}/SigningRequests/{id}/Status", gateway.api_base()))
+        .bearer_auth(gateway.api_token())
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    status["status"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn a_release_group_on_postgresql_does_not_cover_a_tarball_past_its_limit() {
+    let Some(bin) = postgres::bin_dir() else {
+        eprintln!("SKIPPED: Debian's postgresql is not installed; run scripts/install-deps");
+        return;
+    };
+    let pg = Postgres::start(&bin);
+    let gateway = Gateway::start_with(|setup| {
+        add_approvers(setup, &["alice"]);
+        set_approvals(setup, &[("ec-384", &["alice"], 1)]);
+        edit_config(setup, |config| {
+            config.insert("audit_db".into(), pg.url().into());
+            let approval = policy(config, "ec-384")["approval"].as_table_mut().unwrap();
+            let mut group = toml::Table::new();
+            group.insert("max_signatures".into(), 2.into());
+            group.insert("window_seconds".into(), 3600.into());
+            approval.insert("release_group".into(), toml::Value::Table(group));
+        });
+    });
+    // One hash of group rel-1 approved: 1 of its 2 signatures left.
+    let response: Value = gateway
+        .https_client()
+        .post(format!("{}/SigningRequests/SignHash", gateway.api_base()))
+        .bearer_auth(gateway.api_token())
+        .json(&json!({"projectSlug": "demo", "signingPolicySlug": "ec-384",
+            "hashSigningData": {"signatureAlgorithm": "Ecdsa", "metadata": {"releaseGroup": "rel-1"},
+                "hash": base64::engine::general_purpose::STANDARD.encode([7u8; 48])}}))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let first = response["signingRequestId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{response}: {}", gateway.stderr()));
+    run_cli(&gateway.dir(), &["approve", first, "--as", "alice"]);
+
+    assert_eq!(
+        submit_tarball(&gateway, "rel-1", 8),
+        "WaitingForApproval",
+        "8 signatures do not fit in the 1 left"
+    );
+    assert_eq!(
+        submit_tarball(&gateway, "rel-1", 1),
+        "Completed",
+        "one image fits"
+    );
+    assert_eq!(
+        submit_tarball(&gateway, "rel-1", 1),
+        "WaitingForApproval",
+        "the group is used up"
+    );
 }

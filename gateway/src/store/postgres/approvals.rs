@@ -301,8 +301,10 @@ impl ApprovalStore for PgApprovals {
         self.db.run(move |pool| async move {
             let mut tx = pool.begin().await?;
             // Replicas counting the same group's uses take turns; each statement after the lock sees the others'.
+            // The key names the group as JSON: unambiguous, and free of the NUL bytes PostgreSQL text refuses.
+            let key = serde_json::json!(["release-group", project, policy, group]).to_string();
             sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
-                .bind(format!("release-group\u{0}{project}\u{0}{policy}\u{0}{group}"))
+                .bind(key)
                 .execute(&mut *tx)
                 .await?;
             let rows = sqlx::query(&format!(
