@@ -167,13 +167,15 @@ fn notation(bench: &Bench, args: &RunArgs, rows: &mut Vec<Row>) -> Result<()> {
     Ok(())
 }
 
-/// 2. `cosign sign` through the module vs a key file vs SoftHSM2 loaded directly.
+/// 2. `cosign sign` through the module vs a key file vs SoftHSM2 loaded directly, and cosign as released through
+///    the KMS plugin (one process per plugin call) vs the module and the key file.
 fn cosign(bench: &Bench, args: &RunArgs, rows: &mut Vec<Row>) -> Result<()> {
     eprintln!("signpath-bench: cosign sign, EC-256");
     let ours = bench.cosign_sign_module();
     let file = bench.cosign_sign_key_file()?;
     let softhsm = bench.cosign_sign_softhsm();
-    let s = alternate(&[&ours, &file, &softhsm], args.runs)?;
+    let plugin = bench.cosign_sign_kms_plugin()?;
+    let s = alternate(&[&ours, &file, &softhsm, &plugin], args.runs)?;
     rows.push(row(
         "2. `cosign sign` EC-256: module → gateway vs key file",
         s[0].show("ms", 1),
@@ -186,6 +188,20 @@ fn cosign(bench: &Bench, args: &RunArgs, rows: &mut Vec<Row>) -> Result<()> {
         s[0].show("ms", 1),
         s[2].show("ms", 1),
         ratio(&s[0], &s[2]),
+        "–",
+    ));
+    rows.push(row(
+        "2. `cosign sign` EC-256: KMS plugin → gateway vs key file",
+        s[3].show("ms", 1),
+        s[1].show("ms", 1),
+        ratio(&s[3], &s[1]),
+        "–",
+    ));
+    rows.push(row(
+        "2. `cosign sign` EC-256: KMS plugin → gateway vs module → gateway",
+        s[3].show("ms", 1),
+        s[0].show("ms", 1),
+        ratio(&s[3], &s[0]),
         "–",
     ));
     Ok(())

@@ -301,10 +301,14 @@ impl Bench {
     }
 
     fn cosign_sign(&self, key: &str, extra_env: &[(&str, &str)]) -> Cmd {
+        self.cosign_sign_with(&self.cosign, key, extra_env)
+    }
+
+    fn cosign_sign_with(&self, cosign: &Path, key: &str, extra_env: &[(&str, &str)]) -> Cmd {
         let mut env = self.cosign_env();
         env.extend(extra_env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
         Cmd::new(
-            &self.cosign,
+            cosign,
             &[
                 "sign",
                 "--yes",
@@ -326,6 +330,28 @@ impl Bench {
             self.module.display()
         );
         self.cosign_sign(&uri, &[])
+    }
+
+    /// cosign as released (`cosign-release`: no cgo, no build tags) through the KMS plugin, `--key
+    /// signpath://demo/ec-256`; cosign finds the plugin first on its PATH.
+    pub fn cosign_sign_kms_plugin(&self) -> Result<Cmd> {
+        let cosign =
+            tools::find_tool("cosign-release").ok_or("cosign-release not found; run scripts/install-deps")?;
+        let plugin = existing(
+            tools::release_artifact("sigstore-kms-signpath"),
+            "the cosign KMS plugin",
+        )?;
+        let bin = self.path("kms-plugin-bin");
+        if !bin.exists() {
+            std::fs::create_dir(&bin)?;
+            std::os::unix::fs::symlink(plugin, bin.join("sigstore-kms-signpath"))?;
+        }
+        let path = format!("{}:/usr/local/bin:/usr/bin:/bin", bin.display());
+        Ok(self.cosign_sign_with(
+            &cosign,
+            &format!("signpath://{PROJECT}/ec-256"),
+            &[("PATH", &path)],
+        ))
     }
 
     /// cosign with an EC-256 key file (`cosign generate-key-pair`, empty password).

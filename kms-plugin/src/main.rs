@@ -8,6 +8,9 @@
 //!
 //! - [`protocol`]: the JSON; [`methods`]: what each method does; [`message`]: digests and stdin;
 //!   [`error`]: the messages cosign shows.
+//!
+//! It builds on `common` alone (configuration, client, keys, audit metadata) and must never import the other
+//! clients or the gateway: what it shares with them belongs in `common`.
 
 mod error;
 mod message;

@@ -5,9 +5,11 @@
 //! errors for an unknown policy and a malformed key reference.
 //!
 //! Each signature is checked by cosign with the exported key and with the plugin's key reference, and by a verifier
-//! we did not write: OpenSSL, on the blob and on the simple-signing payload cosign stored in the registry. cosign is kept off the public
-//! Sigstore services: no transparency log upload, and a proxy on a closed loopback port for anything that is not
-//! loopback.
+//! we did not write: OpenSSL, on the blob and on the simple-signing payload cosign stored in the registry. cosign
+//! is kept off the public Sigstore services: no transparency log upload, and a proxy on a closed loopback port for
+//! anything that is not loopback.
+
+#![allow(clippy::unwrap_used)] // test code: a failure should stop the test loudly
 
 use std::path::Path;
 use std::process::{Command, Stdio};

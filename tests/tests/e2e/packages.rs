@@ -1,8 +1,9 @@
-//! The three Debian packages on this machine, as an operator and a user get them: `scripts/package --deb` builds
+//! The four Debian packages on this machine, as an operator and a user get them: `scripts/package --deb` builds
 //! them, `apt-get install ./….deb` installs them, `signpath-gateway-setup` sets the gateway up in
 //! /etc/signpath-gateway and /var/lib/signpath-gateway, the gateway serves as its packaged system user (directly,
 //! with the unit's command line: CI runs no systemd), notation signs through the installed plugin, p11-kit finds the
-//! installed module, cosign signs through it, and `apt-get purge` removes every file, directory and the user.
+//! installed module, cosign signs through it, cosign as released signs through the installed KMS plugin, and
+//! `apt-get purge` removes every file, directory and the user.
 //!
 //! It changes the machine, so it needs root and is one test function (the steps share the installed state). A
 //! guard stops the gateway and purges the packages when the test ends, passed or failed, and the test starts by
@@ -19,7 +20,13 @@ use e2e_tests::notation::Notation;
 use e2e_tests::registry::Registry;
 use e2e_tests::{require_tool, tools};
 
-const PACKAGES: [&str; 3] = ["notation-signpath", "signpath-pkcs11", "signpath-gateway"];
+const PACKAGES: [&str; 4] = [
+    "notation-signpath",
+    "sigstore-kms-signpath",
+    "signpath-pkcs11",
+    "signpath-gateway",
+];
+const KMS_PLUGIN: &str = "/usr/bin/sigstore-kms-signpath";
 const USER: &str = "signpath-gateway";
 const CONFIG_DIR: &str = "/etc/signpath-gateway";
 const STATE_DIR: &str = "/var/lib/signpath-gateway";
@@ -121,13 +128,17 @@ fn client_settings() -> Vec<(String, String)> {
         .collect()
 }
 
-/// Builds the three .deb files from the release build into `dir`.
+/// Builds the four .deb files from the release build into `dir`.
 fn build_packages(dir: &Path) -> Vec<PathBuf> {
     run(Command::new(tools::workspace_root().join("scripts/package"))
         .args(["--deb", "--no-build"])
         .env(
             "NOTATION_SIGNPATH_BIN",
             tools::release_artifact("notation-signpath"),
+        )
+        .env(
+            "SIGNPATH_KMS_PLUGIN_BIN",
+            tools::release_artifact("sigstore-kms-signpath"),
         )
         .env("NOTATION_SIGNPATH_PACKAGE_DIR", dir)
         .env("PATH", path_with_tools()));
@@ -137,7 +148,7 @@ fn build_packages(dir: &Path) -> Vec<PathBuf> {
         .filter(|p| p.extension().is_some_and(|e| e == "deb"))
         .collect();
     debs.sort();
-    assert_eq!(debs.len(), 3, "{debs:?}");
+    assert_eq!(debs.len(), PACKAGES.len(), "{debs:?}");
     debs
 }
 
@@ -197,6 +208,7 @@ fn the_debian_packages_install_sign_and_purge_cleanly() {
     require_tool!("cargo-deb");
     let notation_bin = require_tool!("notation");
     let cosign = require_tool!("cosign");
+    let cosign_release = require_tool!("cosign-release");
     require_tool!("docker-registry");
     require_tool!("p11-kit");
     let out = tempfile::Builder::new()
@@ -228,6 +240,7 @@ fn the_debian_packages_install_sign_and_purge_cleanly() {
     );
     let plugin = format!("{PLUGIN_DIR}/plugins/signpath/notation-signpath");
     assert_eq!(mode(&plugin).0, 0o755);
+    assert_eq!(mode(KMS_PLUGIN).0, 0o755);
     let module_file = run(Command::new("dpkg-query").args(["-L", "signpath-pkcs11"]));
     let module = module_file
         .lines()
@@ -333,6 +346,36 @@ fn the_debian_packages_install_sign_and_purge_cleanly() {
     ]));
     assert!(verified.contains("Verified OK"), "{verified}");
 
+    // cosign as released signs through the installed KMS plugin, found on PATH in /usr/bin; the key the module
+    // exported verifies it: one policy, one key, whichever route signed.
+    let signed = run(Command::new(&cosign_release)
+        .args([
+            "sign-blob",
+            "--yes",
+            "--tlog-upload=false",
+            "--key",
+            "signpath://demo/ec-256",
+            "--output-signature",
+            "plugin.sig",
+            "artifact.txt",
+        ])
+        .current_dir(work.path())
+        .env("HOME", work.path())
+        .env("HTTPS_PROXY", "http://127.0.0.1:9")
+        .env("PATH", "/usr/bin:/bin")
+        .envs(settings.clone()));
+    assert!(!signed.contains("unimplemented"), "{signed}");
+    let verified = run(cosign_command().args([
+        "verify-blob",
+        "--insecure-ignore-tlog=true",
+        "--key",
+        "cosign.pub",
+        "--signature",
+        "plugin.sig",
+        "artifact.txt",
+    ]));
+    assert!(verified.contains("Verified OK"), "{verified}");
+
     // Purge leaves nothing: files, directories, the p11-kit registration, the user and its group.
     installed.stop_gateway();
     run(apt().args(["purge", "-y", "-q"]).args(PACKAGES));
@@ -344,6 +387,7 @@ fn the_debian_packages_install_sign_and_purge_cleanly() {
         STATE_DIR,
         PLUGIN_DIR,
         P11_KIT_MODULE,
+        KMS_PLUGIN,
         module.as_str(),
     ] {
         assert!(!Path::new(path).exists(), "{path} is left after purge");

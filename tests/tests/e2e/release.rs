@@ -89,15 +89,20 @@ fn a_release_signed_through_our_gateway_verifies_with_stock_tools_and_tampering_
         "scripts/release",
     );
 
-    // The files: four artifacts, three SBOMs, the chain, the checksums, and a signature for each.
+    // The files: six artifacts, four SBOMs, the chain, the checksums, and a signature for each.
     let version = env!("CARGO_PKG_VERSION");
     let listed: Vec<String> = std::fs::read_to_string(dir.join("SHA256SUMS"))
         .expect("SHA256SUMS")
         .lines()
         .filter_map(|l| l.split_whitespace().nth(1).map(str::to_owned))
         .collect();
-    let sboms = ["notation-signpath", "signpath-pkcs11", "signpath-gateway"]
-        .map(|c| format!("{c}_{version}.cdx.json"));
+    let sboms = [
+        "notation-signpath",
+        "sigstore-kms-signpath",
+        "signpath-pkcs11",
+        "signpath-gateway",
+    ]
+    .map(|c| format!("{c}_{version}.cdx.json"));
     for sbom in &sboms {
         assert!(listed.contains(sbom), "{sbom} not in {listed:?}");
         let bom: Value =
@@ -110,7 +115,7 @@ fn a_release_signed_through_our_gateway_verifies_with_stock_tools_and_tampering_
     }
     let debs = listed.iter().filter(|f| f.ends_with(".deb")).count();
     let archives = listed.iter().filter(|f| f.ends_with(".tar.gz")).count();
-    assert_eq!((debs, archives), (3, 1), "{listed:?}");
+    assert_eq!((debs, archives), (4, 2), "{listed:?}");
     assert!(listed.iter().any(|f| f == "signing-chain.pem"));
     for file in listed.iter().map(String::as_str).chain(["SHA256SUMS"]) {
         assert!(
