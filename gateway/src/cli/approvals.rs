@@ -6,7 +6,7 @@ use std::path::Path;
 use super::CliResult;
 use crate::config::{ApprovalConfig, GatewayConfig};
 use crate::signing::revoked::approver_revocation;
-use crate::store::{now, HeldQuery, Record, Stage, Stores, VoteError};
+use crate::store::{now, rules, HeldQuery, Record, Stage, Stores, VoteError};
 
 /// An approval or denial from the command line: whoever runs it can read gateway.toml and the database, so the
 /// approver is named, not authenticated; the vote and who cast it go into the audit log like a web vote.
@@ -77,11 +77,14 @@ pub fn vote(config_path: &Path, id: &str, approver: &str, approve: bool, reason:
     }
     stores.audit.append(&record, None)?;
     let held = outcome?;
+    // The approvals as they count now: those of approvers the policy still names.
+    let (approved, required) = match approval_in_force(&config, &stores, &held.project, &held.policy)? {
+        Some(approval) => (rules::counted(&approval, &held.approved_by), approval.required),
+        None => (held.approved_by.len(), held.required),
+    };
     println!(
-        "signing request {id}: {:?} ({} of {} approvals)",
-        held.status,
-        held.approved_by.len(),
-        held.required
+        "signing request {id}: {:?} ({approved} of {required} approvals)",
+        held.status
     );
     Ok(())
 }
