@@ -15,7 +15,7 @@ use e2e_tests::gateway::{approver_page, csrf_of, run_cli, Gateway};
 use e2e_tests::postgres::{self, Postgres};
 use serde_json::{json, Value};
 
-mod oci_support;
+use super::oci_support;
 
 /// Adds approvers `names` to the setup; their tokens, in order.
 fn add_approvers(setup: &Path, names: &[&str]) -> Vec<String> {
