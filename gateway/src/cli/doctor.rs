@@ -179,6 +179,14 @@ fn limits(config: &GatewayConfig, report: &mut Report) {
             pki.crl_listen, budget.crl, server.header_read_timeout_seconds
         ));
     }
+    if config.timestamping.is_some() {
+        match server.max_timestamps_per_address_per_second {
+            0 => report.ok("timestamp queries are not limited per address (max_timestamps_per_address_per_second = 0)"),
+            n => report.ok(format!(
+                "timestamp queries beyond {n} a second from one address are answered 429 (max_timestamps_per_address_per_second)"
+            )),
+        }
+    }
 }
 
 /// gateway.toml, the PIN file and the database are refused by `serve` when someone else could write them.
