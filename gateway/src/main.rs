@@ -131,6 +131,9 @@ enum Command {
         #[command(subcommand)]
         command: PolicyCommand,
     },
+    /// Write what one verifier (notation, Ratify, Kyverno, policy-controller, skopeo/podman) needs to trust a
+    /// signing policy's signatures, and nothing else (see docs/verify.md).
+    VerifyKit(cli::verify_kit::Args),
     /// Revoke a certificate the gateway's own CA issued; it is on that CA's next CRL.
     Revoke {
         #[arg(long)]
@@ -391,6 +394,7 @@ fn main() -> ExitCode {
         } => cli::access::revoke_token(&config, &token),
         Command::Migrate { config } => cli::migrate::run(&config),
         Command::Policy { command } => run_policy(command),
+        Command::VerifyKit(args) => cli::verify_kit::run(&args),
         Command::Revoke {
             config,
             policy,

@@ -10,5 +10,6 @@ pub mod pending;
 pub mod policy;
 pub mod revoke;
 pub mod terminal;
+pub mod verify_kit;
 
 pub type CliResult = Result<(), crate::error::BoxError>;
