@@ -52,6 +52,7 @@ mod signing_authority;
 mod timestamps;
 mod unreachable_gateway;
 mod verifiers;
+mod verify_kit;
 
 // Support modules, each shared by the suites that `use super::` it.
 mod faults_support;
