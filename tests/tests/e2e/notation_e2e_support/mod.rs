@@ -63,8 +63,14 @@ pub fn package() -> PathBuf {
             let packages: Vec<PathBuf> = std::fs::read_dir(&out)
                 .expect("package directory")
                 .map(|e| e.expect("entry").path())
-                .filter(|p| p.to_string_lossy().ends_with(".tar.gz"))
+                .filter(|p| {
+                    p.file_name().is_some_and(|name| {
+                        let name = name.to_string_lossy();
+                        name.starts_with("notation-signpath_") && name.ends_with(".tar.gz")
+                    })
+                })
                 .collect();
+            // scripts/package also packs the cosign KMS plugin; the plugin's tarball is the one named for it.
             assert_eq!(packages.len(), 1, "{packages:?}");
             let sum = std::fs::read_to_string(format!("{}.sha256", packages[0].display())).expect("checksum");
             let archive = std::fs::read(&packages[0]).expect("package");
