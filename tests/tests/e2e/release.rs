@@ -124,7 +124,8 @@ fn a_release_signed_through_our_gateway_verifies_with_stock_tools_and_tampering_
         );
     }
     let oci = std::fs::read_to_string(dir.join("oci-artifacts.txt")).expect("oci-artifacts.txt");
-    assert_eq!(oci.lines().count(), 7, "{oci}");
+    // Each archive, .deb and SBOM is pushed as an OCI artifact: 2 + 4 + 4.
+    assert_eq!(oci.lines().count(), 10, "{oci}");
     assert!(
         oci.lines().all(|l| l.contains(&format!(" {repository}@sha256:"))),
         "{oci}"
