@@ -135,11 +135,11 @@ fn a_release_signed_through_our_gateway_verifies_with_stock_tools_and_tampering_
     let root = gateway.root_ca_pem();
     let verified = ok(verify(&dir, &root), "scripts/verify-release");
     assert!(
-        verified.contains("cosign: SHA256SUMS and its 8 files verified"),
+        verified.contains("cosign: SHA256SUMS and its 11 files verified"),
         "{verified}"
     );
     assert!(
-        verified.contains("notation: 7 OCI artifacts verified"),
+        verified.contains("notation: 10 OCI artifacts verified"),
         "{verified}"
     );
 

@@ -52,6 +52,9 @@ pub struct Case {
     pub sign_attempts: RangeInclusive<usize>,
     /// Least time between two SignHash attempts (a Retry-After to honour).
     pub min_gap: Option<Duration>,
+    /// How many signing requests (idempotency keys) the attempts may make: at most one, retried under its key,
+    /// unless the client signs anew after the policy's key changed.
+    pub signing_requests: RangeInclusive<usize>,
 }
 
 pub fn case(
@@ -69,6 +72,17 @@ pub fn case(
         module,
         sign_attempts,
         min_gap: None,
+        signing_requests: 1..=1,
+    }
+}
+
+impl Case {
+    /// The plugin signs once more, as a new signing request, when the chain it gets names another key than the
+    /// one it cached (a rotation, or a wrong chain): a retry under the first idempotency key would be answered with
+    /// the first signature again.
+    fn signing_anew_after_a_key_change(mut self) -> Self {
+        self.signing_requests = 1..=2;
+        self
     }
 }
 
@@ -233,7 +247,8 @@ pub fn cases() -> Vec<Case> {
             ),
             Error("C_Sign CKR_DEVICE_ERROR", ""),
             1..=2,
-        ),
+        )
+        .signing_anew_after_a_key_change(),
         case(
             "a chain without intermediate and root",
             policies(|list| with_ec256(list, |p| p["certificateChain"] = json!([p["certificateBytes"]]))),
