@@ -5,28 +5,8 @@ mod support;
 use std::time::{Duration, Instant};
 
 use signpath_common::client::GatewayClient;
-use signpath_common::protocol::{HashSigningData, SignHashRequest, SignatureAlgorithm};
 use signpath_common::Error;
-use support::{config_for, fast_options, Scripted, TestServer};
-
-const SIGNED: &str =
-    r#"{"signingRequestId":"r1","status":"Completed","hashSigningResult":{"signature":"AAAA"}}"#;
-
-fn request() -> SignHashRequest {
-    SignHashRequest {
-        project_slug: "demo".into(),
-        signing_policy_slug: "ec-256".into(),
-        artifact_configuration_slug: None,
-        description: None,
-        hash_signing_data: HashSigningData {
-            signature_algorithm: SignatureAlgorithm::Ecdsa,
-            rsa_options: None,
-            ecdsa_options: None,
-            hash: "AAAA".into(),
-            metadata: None,
-        },
-    }
-}
+use support::{config_for, fast_options, request, Scripted, TestServer, SIGNED};
 
 #[test]
 fn retries_503_and_429_with_the_same_idempotency_key() {

@@ -4,30 +4,10 @@
 mod support;
 
 use signpath_common::client::GatewayClient;
-use signpath_common::protocol::{HashSigningData, SignHashRequest, SignatureAlgorithm};
 use signpath_common::Error;
-use support::{config_for, fast_options, Scripted, TestServer};
+use support::{config_for, fast_options, request, Scripted, TestServer, SIGNED};
 
 const WAITING: &str = r#"{"signingRequestId":"r1","status":"WaitingForApproval"}"#;
-const SIGNED: &str =
-    r#"{"signingRequestId":"r1","status":"Completed","hashSigningResult":{"signature":"AAAA"}}"#;
-
-fn request() -> SignHashRequest {
-    SignHashRequest {
-        project_slug: "demo".into(),
-        signing_policy_slug: "ec-256".into(),
-        artifact_configuration_slug: None,
-        description: None,
-        hash_signing_data: HashSigningData {
-            signature_algorithm: SignatureAlgorithm::Ecdsa,
-            rsa_options: None,
-            ecdsa_options: None,
-            hash: "AAAA".into(),
-            metadata: None,
-        },
-    }
-}
-
 fn waiting_with_location(location: &str) -> Scripted {
     Scripted::json(202, WAITING)
         .with_header("Location", location)

@@ -6,28 +6,8 @@
 mod support;
 
 use signpath_common::client::GatewayClient;
-use signpath_common::protocol::{HashSigningData, SignHashRequest, SignatureAlgorithm};
 use signpath_common::Error;
-use support::{config_with, fast_options, Scripted, TestServer, TokenEndpoint};
-
-const SIGNED: &str =
-    r#"{"signingRequestId":"r1","status":"Completed","hashSigningResult":{"signature":"AAAA"}}"#;
-
-fn request() -> SignHashRequest {
-    SignHashRequest {
-        project_slug: "demo".into(),
-        signing_policy_slug: "ec-256".into(),
-        artifact_configuration_slug: None,
-        description: None,
-        hash_signing_data: HashSigningData {
-            signature_algorithm: SignatureAlgorithm::Ecdsa,
-            rsa_options: None,
-            ecdsa_options: None,
-            hash: "AAAA".into(),
-            metadata: None,
-        },
-    }
-}
+use support::{config_with, fast_options, request, Scripted, TestServer, TokenEndpoint, SIGNED};
 
 /// The gateway's `origin-rejected` answer to a SignHash without an identity token, naming `audience`.
 fn wants_token_for(audience: &str) -> Scripted {

@@ -278,3 +278,25 @@ impl TokenEndpoint {
         self.audiences.lock().unwrap().clone()
     }
 }
+
+/// A gateway's answer to [`request`]: completed, with a signature.
+pub const SIGNED: &str =
+    r#"{"signingRequestId":"r1","status":"Completed","hashSigningResult":{"signature":"AAAA"}}"#;
+
+/// A SignHash request for `demo/ec-256`, as the clients send one.
+pub fn request() -> signpath_common::protocol::SignHashRequest {
+    use signpath_common::protocol::{HashSigningData, SignHashRequest, SignatureAlgorithm};
+    SignHashRequest {
+        project_slug: "demo".into(),
+        signing_policy_slug: "ec-256".into(),
+        artifact_configuration_slug: None,
+        description: None,
+        hash_signing_data: HashSigningData {
+            signature_algorithm: SignatureAlgorithm::Ecdsa,
+            rsa_options: None,
+            ecdsa_options: None,
+            hash: "AAAA".into(),
+            metadata: None,
+        },
+    }
+}

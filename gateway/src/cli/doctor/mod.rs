@@ -6,7 +6,11 @@
 //! works but may surprise (an issuer audience GitHub Actions clients do not fetch by default) and change nothing.
 //! Clock skew cannot be judged from the gateway alone and is not checked.
 //!
-//! Owns these checks only; it must never import `http/`.
+//! Owns these checks only; it must never import `http/`. `report.rs` holds the findings, `capacity.rs` the checks of
+//! what configured limits cover (release groups, connection caps).
+
+mod capacity;
+mod report;
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
@@ -17,41 +21,8 @@ use common::x509::ParsedCertificate;
 use super::CliResult;
 use crate::config::{resolve, ConfigError, GatewayConfig, PolicyConfig};
 use crate::hsm;
-use crate::open_files::{self, Budget};
-
-/// One finding: what is wrong and what to do about it.
-#[derive(Debug)]
-struct Problem {
-    what: String,
-    fix: String,
-}
-
-#[derive(Debug, Default)]
-struct Report {
-    problems: Vec<Problem>,
-    notes: Vec<Problem>,
-    passed: Vec<String>,
-}
-
-impl Report {
-    fn ok(&mut self, what: impl Into<String>) {
-        self.passed.push(what.into());
-    }
-
-    fn note(&mut self, what: impl Into<String>, fix: impl Into<String>) {
-        self.notes.push(Problem {
-            what: what.into(),
-            fix: fix.into(),
-        });
-    }
-
-    fn problem(&mut self, what: impl Into<String>, fix: impl Into<String>) {
-        self.problems.push(Problem {
-            what: what.into(),
-            fix: fix.into(),
-        });
-    }
-}
+use capacity::{limits, release_groups};
+use report::Report;
 
 pub fn run(config_path: &Path) -> CliResult {
     let mut report = Report::default();
@@ -108,85 +79,6 @@ fn check(config: &GatewayConfig, base: &Path, report: &mut Report) {
     keys(config, base, report);
     release_groups(config, report);
     limits(config, report);
-}
-
-/// What each release group's limit covers, now that it counts signatures rather than requests: an artifact makes
-/// one per image and signature format, so a limit sized in requests lets fewer tarballs through. A limit that
-/// leaves no room for one image of an artifact configuration is a problem: such tarballs always wait.
-fn release_groups(config: &GatewayConfig, report: &mut Report) {
-    for project in &config.projects {
-        let per_image = project
-            .artifact_configurations
-            .iter()
-            .map(|c| (c.slug.as_str(), c.signature_formats()))
-            .collect::<Vec<_>>();
-        for policy in &project.policies {
-            let Some(limits) = policy.approval.as_ref().and_then(|a| a.release_group.as_ref()) else {
-                continue;
-            };
-            let name = format!("{}/{}", project.slug, policy.slug);
-            let room = limits.max_signatures.saturating_sub(1);
-            let shapes = per_image
-                .iter()
-                .map(|(slug, n)| format!("{n} per image with artifact configuration {slug}"))
-                .chain((per_image.is_empty()).then(|| "1 per image for a tarball".to_owned()))
-                .collect::<Vec<_>>()
-                .join(", ");
-            report.ok(format!(
-                "policy {name}: a release group's approval covers {} signatures, the approved request's included \
-                 (a hash is 1; {shapes})",
-                limits.max_signatures
-            ));
-            for (slug, n) in &per_image {
-                if *n > room {
-                    report.problem(
-                        format!(
-                            "policy {name}: release group max_signatures = {} leaves {room} after the approved hash, \
-                             fewer than the {n} signatures one image makes with artifact configuration {slug}: \
-                             no tarball is ever covered by a group's approval",
-                            limits.max_signatures
-                        ),
-                        "Raise max_signatures to the signatures a release makes (images × signature formats, plus \
-                         the approved request), or drop release_group if every tarball is to be approved alone.",
-                    );
-                }
-            }
-        }
-    }
-}
-
-/// The connection caps against the open-file limit `serve` will raise itself to (this shell's hard limit: a
-/// service manager may set another, as systemd's `LimitNOFILE=` does), and the limits operators have met as
-/// changed behaviour.
-fn limits(config: &GatewayConfig, report: &mut Report) {
-    let server = &config.server;
-    let budget = Budget::within(open_files::hard_limit(), server, config.pki.is_some());
-    if budget.lowered {
-        report.problem(
-            format!(
-                "the connection caps do not fit the open-file limit, and serve lowers them: {}",
-                budget.describe(server)
-            ),
-            "Raise the hard limit on open files (systemd `LimitNOFILE=`, `ulimit -Hn`), or lower max_connections \
-             and crl_max_connections in [server].",
-        );
-    } else {
-        report.ok(budget.describe(server));
-    }
-    if let Some(pki) = &config.pki {
-        report.ok(format!(
-            "the CRL listener on {} serves at most {} connections and closes one idle for {} s",
-            pki.crl_listen, budget.crl, server.header_read_timeout_seconds
-        ));
-    }
-    if config.timestamping.is_some() {
-        match server.max_timestamps_per_address_per_second {
-            0 => report.ok("timestamp queries are not limited per address (max_timestamps_per_address_per_second = 0)"),
-            n => report.ok(format!(
-                "timestamp queries beyond {n} a second from one address are answered 429 (max_timestamps_per_address_per_second)"
-            )),
-        }
-    }
 }
 
 /// gateway.toml, the PIN file and the database are refused by `serve` when someone else could write them.
