@@ -10,6 +10,7 @@ mod csign;
 mod load;
 mod p11kit;
 mod procs;
+mod profile;
 mod replicas;
 mod setup;
 mod sign_before_push;
@@ -284,7 +285,7 @@ fn gateway_load(
     eprintln!("signpath-bench: gateway load, 1,000 signs/s");
     let profile = args
         .profile
-        .then(|| setup::Profile::start(bench.gateway_pid(), args.seconds + 2.0))
+        .then(|| profile::Profile::start(bench.gateway_pid(), args.seconds + 2.0))
         .transpose()?;
     let o = load::open_loop(&target, 1000.0, args.seconds)?;
     rows.push(row(

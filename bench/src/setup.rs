@@ -2,7 +2,7 @@
 //! and with local keys of the same specs, cosign with a key file, and the commands each figure times.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 use e2e_tests::gateway::Gateway;
 use e2e_tests::registry::{ImageRef, Registry};
@@ -35,7 +35,8 @@ pub struct Bench {
     cosign: PathBuf,
 }
 
-fn run(cmd: &mut Command) -> Result<String> {
+/// Runs `cmd` to its end; its stdout, or an error with its stderr.
+pub fn run(cmd: &mut Command) -> Result<String> {
     let out = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
     if !out.status.success() {
         return Err(format!("{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr)).into());
@@ -565,61 +566,5 @@ impl Bench {
         sign.wall_ms()?;
         let cold = (self.gateway_calls() - before) as f64;
         Ok((warm, cold))
-    }
-}
-
-/// A CPU profile of the gateway (perf record, software cpu-clock event, so it works in VMs without PMU access).
-#[derive(Debug)]
-pub struct Profile {
-    child: Child,
-    data: tempfile::TempDir,
-}
-
-impl Profile {
-    pub fn start(pid: u32, seconds: f64) -> Result<Self> {
-        let data = tempfile::tempdir()?;
-        let child = Command::new("perf")
-            .args(["record", "-e", "cpu-clock", "-F", "999", "-g", "-o"])
-            .arg(data.path().join("perf.data"))
-            .args(["-p", &pid.to_string(), "--", "sleep", &format!("{seconds:.0}")])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("perf: {e} (install linux-perf)"))?;
-        Ok(Self { child, data })
-    }
-
-    /// Where the gateway's CPU time went, by shared object and by symbol, as a markdown note.
-    pub fn finish(mut self) -> Result<String> {
-        self.child.wait()?;
-        let report = |sort: &str| {
-            run(Command::new("perf")
-                .args([
-                    "report",
-                    "--stdio",
-                    "--no-children",
-                    "--percent-limit",
-                    "2",
-                    "--sort",
-                    sort,
-                    "-g",
-                    "none",
-                    "-i",
-                ])
-                .arg(self.data.path().join("perf.data")))
-        };
-        let pick = |text: String| {
-            text.lines()
-                .filter(|l| l.trim_start().chars().next().is_some_and(|c| c.is_ascii_digit()))
-                .take(12)
-                .map(|l| format!("    {}", l.trim()))
-                .collect::<Vec<_>>()
-                .join("\n")
-        };
-        Ok(format!(
-            "Gateway CPU profile during the 1,000 signs/s run (perf, cpu-clock), by shared object:\n\n{}\n\nby symbol:\n\n{}",
-            pick(report("dso")?),
-            pick(report("dso,sym")?)
-        ))
     }
 }
