@@ -20,10 +20,27 @@ use crate::signing::LiveCore;
 /// How often the file is looked at: a revoked token is refused within this plus the time a reload takes.
 const POLL: Duration = Duration::from_millis(500);
 
-/// Watches `config_path` and SIGHUP for as long as the gateway serves, whose API listener got `listening`.
-pub async fn watch(live: Arc<LiveCore>, config_path: PathBuf, signer: Arc<Signer>, listening: SocketAddr) {
+/// Watches `config_path` and SIGHUP for as long as the gateway serves, whose API listener got `listening`. The
+/// SIGHUP handler is installed when this is called, inside the runtime and before the gateway says it listens, so a
+/// SIGHUP sent after that line reloads and never takes the default action that ends the process.
+pub fn watch(
+    live: Arc<LiveCore>,
+    config_path: PathBuf,
+    signer: Arc<Signer>,
+    listening: SocketAddr,
+) -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{signal, SignalKind};
-    let mut hangup = signal(SignalKind::hangup()).ok();
+    let hangup = signal(SignalKind::hangup()).ok();
+    watching(live, config_path, signer, listening, hangup)
+}
+
+async fn watching(
+    live: Arc<LiveCore>,
+    config_path: PathBuf,
+    signer: Arc<Signer>,
+    listening: SocketAddr,
+    mut hangup: Option<tokio::signal::unix::Signal>,
+) {
     let mut seen = stamp(&config_path);
     let mut tick = tokio::time::interval(POLL);
     loop {

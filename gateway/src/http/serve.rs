@@ -94,12 +94,11 @@ pub fn run(config_path: &Path) -> Result<(), ServeError> {
             config.server.clone(),
         ));
     }
-    runtime.spawn(super::watch_configuration(
-        live.clone(),
-        config_path.to_owned(),
-        signer,
-        listening,
-    ));
+    let watching = {
+        let _entered = runtime.enter();
+        super::watch_configuration(live.clone(), config_path.to_owned(), signer, listening)
+    };
+    runtime.spawn(watching);
     let listener = {
         let _entered = runtime.enter();
         TcpListener::from_std(listener)?
@@ -144,13 +143,16 @@ async fn serve(
     // Every served connection is watched, so the drain can wait for the requests in flight on all of them.
     let graceful = GracefulShutdown::new();
     let service = super::service(live, &limits, operations.clone());
+    // The handlers are installed before the first line is printed: whoever waits for that line and then sends
+    // SIGTERM gets a drain, never the default action that kills the process.
+    let stop_signals = StopSignals::install();
     println!("signpath-gateway listening on https://{}", listener.local_addr()?);
     if let Some(crl) = crl_listening {
         println!("signpath-gateway serving CRLs on http://{crl}");
     }
     let drain_delay = Duration::from_secs(limits.drain_delay_seconds);
     let shutdown = async {
-        shutdown_signal().await;
+        stop_signals.received().await;
         operations.start_draining();
         tracing::info!(
             delay_seconds = drain_delay.as_secs(),
@@ -197,15 +199,28 @@ async fn serve(
     Ok(())
 }
 
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
-    else {
-        std::future::pending::<()>().await;
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => {},
-        _ = int.recv() => {},
+/// SIGTERM and SIGINT, caught from the moment `install` returns.
+struct StopSignals(Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>);
+
+impl StopSignals {
+    fn install() -> Self {
+        use tokio::signal::unix::{signal, SignalKind};
+        match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+            (Ok(term), Ok(int)) => Self(Some((term, int))),
+            _ => {
+                tracing::warn!("cannot catch SIGTERM and SIGINT; the gateway stops without a drain");
+                Self(None)
+            }
+        }
+    }
+
+    async fn received(self) {
+        let Some((mut term, mut int)) = self.0 else {
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = int.recv() => {},
+        }
     }
 }

@@ -127,7 +127,7 @@ fn the_crl_listener_closes_an_idle_connection_at_the_header_timeout() {
     );
 }
 
-/// SIGTERM to a serving gateway on `audit_db` (None: the SQLite file `init` names): exit 0, no panic. Then a start
+/// SIGHUP then SIGTERM, sent as soon as the gateway says it listens, to a serving gateway on `audit_db` (None: the SQLite file `init` names): exit 0, no panic. Then a start
 /// whose CRL port is taken: exit 1 with one error line, no panic.
 fn stops_cleanly(audit_db: Option<&str>) {
     let (dir, setup) = init_setup("signpath-stop-");
@@ -139,6 +139,17 @@ fn stops_cleanly(audit_db: Option<&str>) {
     }
     let stderr_path = dir.path().join("serve.stderr");
     let mut child = serve(&config, &[], &stderr_path);
+    // Signals sent the moment the gateway says it listens are handled: SIGHUP reloads, it does not end the process.
+    let hung_up = Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(hung_up.success());
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "{audit_db:?}: SIGHUP right after the listening line ended the gateway"
+    );
     let signalled = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
