@@ -1,6 +1,7 @@
 //! Gateways as replicas: one `signpath-gateway init` setup (one HSM token, one PKI, one TLS certificate) whose
 //! `audit_db` is a PostgreSQL URL, served by N processes that differ only in their listen ports (each has its own
-//! gateway-<n>.toml beside the setup's gateway.toml, which replica 0 uses), and Debian's HAProxy in front of them
+//! gateway-<n>.toml beside the setup's gateway.toml, which replica 0 uses; and each its own artifact directory,
+//! `artifacts-<n>`, as replicas on separate hosts have), and Debian's HAProxy in front of them
 //! on a free loopback port. Each replica binds port 0 and says which port it got (replicas 1.. their CRL
 //! listener too; replica 0's is the one the certificates name); HAProxy starts once they all listen. The balancer passes TLS through (mode tcp) and drops a replica whose `/readyz`
 //! stops answering 200. Dropping the fixture stops every process.
@@ -39,6 +40,12 @@ impl Replicas {
         );
         for i in 0..n {
             config.insert("listen".into(), "127.0.0.1:0".into());
+            let artifacts = config
+                .entry("artifacts")
+                .or_insert_with(|| toml::Table::new().into());
+            if let Some(artifacts) = artifacts.as_table_mut() {
+                artifacts.insert("directory".into(), format!("artifacts-{i}").into());
+            }
             // Each replica publishes the CRLs on a port of its own (the URL in the certificates stays replica 0's).
             if i > 0 {
                 if let Some(pki) = config.get_mut("pki").and_then(|p| p.as_table_mut()) {
@@ -81,6 +88,11 @@ impl Replicas {
     /// Replica `i`'s configuration file.
     pub fn config(&self, i: usize) -> PathBuf {
         Self::config_of(&self.setup, i)
+    }
+
+    /// Replica `i`'s own artifact directory (`[artifacts] directory`).
+    pub fn artifact_directory(&self, i: usize) -> PathBuf {
+        self.setup.join(format!("artifacts-{i}"))
     }
 
     /// The setup directory (`env`, `tls-ca.pem`, `ca/root.pem`, ...).

@@ -10,13 +10,13 @@ use axum::extract::{FromRequest, Path, Request};
 use axum::http::{header, HeaderValue};
 use axum::response::Response;
 use common::protocol::{problem_types as pt, ORIGIN_TOKEN_HEADER};
-use tokio_util::io::ReaderStream;
 
 use super::artifact_upload::receive;
 use super::call::Call;
 use super::render::Render;
 use super::CurrentCore;
 use crate::signing::{refuse, Answer, Audited, Cancel, Core, Kind, Refusal};
+use crate::store::artifacts::ArtifactReader;
 use crate::store::Record;
 
 /// What a submission leaves behind if its request is dropped (answered 408 by the request timeout, or its client
@@ -149,22 +149,16 @@ async fn download(
         &core,
         move |core, incoming, record| -> Result<Download, Refusal> {
             let token_id = core.authenticate(incoming.header("authorization"), &organization, record)?;
-            let path = core.artifact_file(&token_id, &id, signed, record)?;
-            let file = std::fs::File::open(&path).map_err(|e| {
-                tracing::error!(error = %e, path = %path.display(), "cannot open the artifact");
-                crate::signing::store_failure()
-            })?;
-            let length = file.metadata().map(|m| m.len()).unwrap_or_default();
-            Ok(Download { file, length })
+            let artifact = core.artifact_file(&token_id, &id, signed, record)?;
+            Ok(Download { artifact })
         },
     )
     .await
 }
 
-/// An artifact on its way to the client, streamed from its file.
+/// An artifact on its way to the client, streamed from where it is kept.
 struct Download {
-    file: std::fs::File,
-    length: u64,
+    artifact: ArtifactReader,
 }
 
 impl Audited for Download {
@@ -175,14 +169,14 @@ impl Audited for Download {
 
 impl Render for Download {
     fn render(self) -> Response {
-        let stream = ReaderStream::new(tokio::fs::File::from_std(self.file));
-        let mut response = Response::new(Body::from_stream(stream));
+        let length = self.artifact.length;
+        let mut response = Response::new(Body::from_stream(self.artifact.into_stream()));
         let headers = response.headers_mut();
         headers.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/octet-stream"),
         );
-        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(self.length));
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
         response
     }
 }

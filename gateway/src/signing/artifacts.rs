@@ -1,11 +1,10 @@
 //! File-based signing requests (SignPath's `SubmitWithArtifact` and the older multipart `SigningRequests`): an
 //! uploaded artifact, already on disk, goes through the same checks as a hash (authorization, origin, approval and
 //! release groups, audit), is signed when allowed (an OCI image layout tarball, see `oci_artifact`), and its
-//! request is polled and its artifacts downloaded by id. A fast-signing `payload.json` is answered at once
-//! (`fast_signing`).
+//! request is polled and its artifacts downloaded by id, on any replica (`store::artifacts::Artifacts` keeps them
+//! where every replica finds them). A fast-signing `payload.json` is answered at once (`fast_signing`).
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -19,7 +18,9 @@ use super::sign_hash::ci_identity;
 use super::state::Policy;
 use super::Core;
 use crate::config::ArtifactConfigurationConfig;
-use crate::store::artifacts::{unix_now, ArtifactRequest, ArtifactState};
+use crate::store::artifacts::{
+    unix_now, ArtifactFile, ArtifactReader, ArtifactRequest, ArtifactState, Artifacts,
+};
 use crate::store::{Record, Status};
 
 /// A file-based signing request as the HTTP layer parsed it; the artifact is already at
@@ -77,10 +78,17 @@ impl Core {
                     self.submit_layout(token_id, submission, origin_token, record)
                 }
             });
-        if submission.fast || result.is_err() {
+        if submission.fast {
             self.state.artifacts.discard(&request_id);
+        } else if result.is_err() {
+            self.artifacts().discard(&request_id);
         }
         result
+    }
+
+    /// The artifacts of file-based requests: this gateway's directory, and the store every replica shares.
+    pub fn artifacts(&self) -> Artifacts<'_> {
+        Artifacts::new(&self.state.artifacts, self.stores.artifacts.as_ref())
     }
 
     /// Whether token `token_id` may submit an artifact to `project/policy` (with `artifact_configuration`, if named):
@@ -141,15 +149,15 @@ impl Core {
         let configuration =
             self.artifact_configuration(policy, submission.artifact_configuration.as_deref())?;
         let request_id = record.request_id.clone();
-        let artifacts = &self.state.artifacts;
-        let staging = artifacts.staging(&request_id);
+        let artifacts = self.artifacts();
+        let staging = artifacts.here().staging(&request_id);
         let reference = submission
             .parameters
             .iter()
             .find(|(name, _)| name.eq_ignore_ascii_case(common::protocol::IMAGE_REFERENCE_PARAMETER))
             .map(|(_, value)| value.as_str());
         let images = check_layout(
-            &artifacts.unsigned(&request_id),
+            &artifacts.here().unsigned(&request_id),
             &staging,
             reference,
             submission.cancel.flag(),
@@ -218,11 +226,17 @@ impl Core {
             digest: &digest,
             signatures: signature_count(&images, &configuration),
         };
-        // The record is written first: a held request must be found by its id as soon as it is held.
-        self.state.artifacts.put(&request).map_err(|_| store_failure())?;
+        // The upload, then the record, are written first: a held request must be found by its id, with its
+        // artifact, as soon as it is held, on any replica.
+        artifacts.keep(&request_id, ArtifactFile::Unsigned).map_err(|e| {
+            tracing::error!(error = %e, "cannot store the artifact");
+            store_failure()
+        })?;
+        artifacts.put(&request).map_err(|_| store_failure())?;
         if self.approval_gate(policy, token_id, binding.as_deref(), hold, record)? == Gate::Sign {
             self.sign_artifact(policy, &configuration, &mut request, record)?;
         }
+        artifacts.release(&request_id);
         let location = format!(
             "{}/v1/{}/SigningRequests/{request_id}",
             self.state.public_url, self.state.organization_id
@@ -232,7 +246,7 @@ impl Core {
             "webLink": self.web_link(&request_id),
         }))?;
         answer.created = Some(location);
-        self.state.artifacts.sweep();
+        artifacts.sweep();
         Ok(answer)
     }
 
@@ -276,7 +290,8 @@ impl Core {
         }
     }
 
-    /// Signs the checked layout of `request` into its signed artifact and records it `Completed`.
+    /// Signs the checked layout of `request` into its signed artifact, stores it and records the request
+    /// `Completed`.
     fn sign_artifact(
         &self,
         policy: &Policy,
@@ -284,13 +299,13 @@ impl Core {
         request: &mut ArtifactRequest,
         record: &mut Record,
     ) -> Result<(), Refusal> {
-        let artifacts = &self.state.artifacts;
-        let staging = artifacts.staging(&request.request_id);
+        let artifacts = self.artifacts();
+        let staging = artifacts.here().staging(&request.request_id);
         let signer = HsmSigner {
             hsm: &self.state.signer,
             policy,
         };
-        let signed = artifacts.signed(&request.request_id);
+        let signed = artifacts.here().signed(&request.request_id);
         let signatures = sign_checked_layout(&staging, &request.images, &signer, configuration, &signed)
             .map_err(|e| {
                 tracing::error!(error = %e, request_id = %request.request_id, "signing the artifact failed");
@@ -306,6 +321,12 @@ impl Core {
         let mut metadata = artifact_metadata(request);
         metadata["signatures"] = json!(signatures);
         record.metadata = Some(metadata.to_string());
+        artifacts
+            .keep(&request.request_id, ArtifactFile::Signed)
+            .map_err(|e| {
+                tracing::error!(error = %e, "cannot store the signed artifact");
+                store_failure()
+            })?;
         request.state = ArtifactState::Completed;
         artifacts.put(request).map_err(|_| store_failure())
     }
@@ -320,8 +341,7 @@ impl Core {
         record: &mut Record,
     ) -> Result<Option<Answer>, Refusal> {
         let Some(mut request) = self
-            .state
-            .artifacts
+            .artifacts()
             .get(id)
             .map_err(|_| store_failure())?
             .filter(|r| r.token_id == token_id)
@@ -393,6 +413,9 @@ impl Core {
         Ok(Some(answer))
     }
 
+    /// Signs an approved request, on whichever replica polled it: the layout checked at submission is unpacked
+    /// again here if it is not here (the request was submitted to another replica, or held long enough for this
+    /// gateway to let go of its working files).
     fn sign_approved_artifact(
         &self,
         request: &mut ArtifactRequest,
@@ -401,7 +424,11 @@ impl Core {
         let policy = self.authorize(&request.token_id, &request.project, &request.policy)?;
         record.certificate_sha256 = Some(policy.certificate_sha256.clone());
         let configuration = self.artifact_configuration(policy, Some(&request.artifact_configuration))?;
-        self.sign_artifact(policy, &configuration, request, record)
+        let artifacts = self.artifacts();
+        let signed = unpack_held(&artifacts, &request.request_id)
+            .and_then(|()| self.sign_artifact(policy, &configuration, request, record));
+        artifacts.release(&request.request_id);
+        signed
     }
 
     /// The file of `GET .../SignedArtifact` (`signed`) or `.../UnsignedArtifact` of one of this token's requests.
@@ -411,10 +438,9 @@ impl Core {
         id: &str,
         signed: bool,
         record: &mut Record,
-    ) -> Result<PathBuf, Refusal> {
-        let request = self
-            .state
-            .artifacts
+    ) -> Result<ArtifactReader, Refusal> {
+        let artifacts = self.artifacts();
+        let request = artifacts
             .get(id)
             .map_err(|_| store_failure())?
             .filter(|r| r.token_id == token_id)
@@ -434,8 +460,14 @@ impl Core {
                 "the artifacts of this signing request have been deleted after the retention period",
             ));
         }
+        let open = |file| {
+            artifacts.open(id, file).map_err(|e| {
+                tracing::error!(error = %e, request_id = id, "cannot open the artifact");
+                store_failure()
+            })
+        };
         if !signed {
-            return Ok(self.state.artifacts.unsigned(id));
+            return open(ArtifactFile::Unsigned);
         }
         if request.state != ArtifactState::Completed {
             return Err(refuse(
@@ -445,8 +477,27 @@ impl Core {
             ));
         }
         record.digest = Some(format!("sha256:{}", request.sha256));
-        Ok(self.state.artifacts.signed(id))
+        open(ArtifactFile::Signed)
     }
+}
+
+/// The checked layout of held request `request_id`, unpacked in this gateway's directory from its upload (fetched
+/// from the shared store if it was submitted elsewhere) unless it is there already.
+fn unpack_held(artifacts: &Artifacts<'_>, request_id: &str) -> Result<(), Refusal> {
+    let staging = artifacts.here().staging(request_id);
+    if staging.is_dir() {
+        return Ok(());
+    }
+    let failed = |e: &dyn std::fmt::Display| {
+        tracing::error!(error = %e, request_id, "cannot unpack the held artifact");
+        store_failure()
+    };
+    let tarball = artifacts.fetch_unsigned(request_id).map_err(|e| failed(&e))?;
+    std::fs::create_dir_all(&staging).map_err(|e| failed(&e))?;
+    signpath_oci::tarball::unpack_file(&tarball, &staging).map_err(|e| {
+        let _ = std::fs::remove_dir_all(&staging);
+        failed(&e)
+    })
 }
 
 /// What the audit record says about an artifact: the file, its hash, and every image with its digest.

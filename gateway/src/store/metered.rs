@@ -27,6 +27,7 @@ impl Stores {
                 metrics,
             }),
             revocations: self.revocations,
+            artifacts: self.artifacts,
         }
     }
 }

@@ -2,7 +2,8 @@
 //! The audit log (with the idempotency records that share its transactions) is one [`AuditStore`]; signing requests
 //! held for approval, their votes and release-group uses are one [`ApprovalStore`]. SQLite (`sqlite/`) is the
 //! embedded implementation; PostgreSQL (`postgres/`) the shared one that lets replicas act as one gateway, and
-//! the only one with a [`RevocationStore`] (one gateway on SQLite reads revocations from its own gateway.toml).
+//! the only one with a [`RevocationStore`] (one gateway on SQLite reads revocations from its own gateway.toml) and
+//! with [`artifacts::SharedArtifacts`] (one gateway on SQLite keeps artifacts in its own directory).
 //!
 //! This folder owns persistence only. It must never import `signing/`, `http/` or the HSM: it stores what it is
 //! given and answers what it is asked, and knows nothing of tokens, policies or HTTP.
@@ -172,6 +173,9 @@ pub struct Stores {
     pub approvals: Arc<dyn ApprovalStore>,
     /// Shared revocations, where the store is shared (PostgreSQL).
     pub revocations: Option<Arc<dyn RevocationStore>>,
+    /// The artifacts of file-based requests, where the store is shared (PostgreSQL); else in `[artifacts]
+    /// directory` (`artifacts::Artifacts` decides).
+    pub artifacts: Option<Arc<dyn artifacts::SharedArtifacts>>,
 }
 
 impl std::fmt::Debug for Stores {
@@ -187,6 +191,7 @@ impl Stores {
             audit: Arc::new(sqlite::SqliteAudit::open(path)?),
             approvals: Arc::new(sqlite::SqliteApprovals::open(path)?),
             revocations: None,
+            artifacts: None,
         })
     }
 
@@ -208,7 +213,8 @@ impl Stores {
         Self {
             audit: Arc::new(postgres::PgAudit::new(db.clone())),
             approvals: Arc::new(postgres::PgApprovals::new(db.clone())),
-            revocations: Some(Arc::new(postgres::PgRevocations::new(db))),
+            revocations: Some(Arc::new(postgres::PgRevocations::new(db.clone()))),
+            artifacts: Some(Arc::new(postgres::PgArtifacts::new(db))),
         }
     }
 }

@@ -39,6 +39,7 @@ mod pki_e2e;
 mod plugin_config_secrets;
 mod registry_fixture;
 mod release;
+mod replica_artifacts;
 mod replicas;
 mod replicas_exactly_once;
 mod schemathesis;

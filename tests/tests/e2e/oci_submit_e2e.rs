@@ -21,7 +21,7 @@ use serde_json::{json, Value};
 use e2e_tests::gateway::{run_cli as gw, Gateway};
 use e2e_tests::registry::Registry;
 use e2e_tests::{require_tool, tools};
-use oci_support::{cosign_verify_with_key, submit_fast, LayoutBuilder};
+use oci_support::{cosign_verify_with_key, notation, submit_fast, LayoutBuilder};
 
 fn signpath_oci() -> PathBuf {
     tools::release_artifact("signpath-oci")
@@ -131,28 +131,6 @@ fn wait_pending(setup: &Path) -> String {
         }
         assert!(Instant::now() < deadline, "no signing request waits for approval");
         std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-fn notation(home: &Path, root_pem: &Path) -> impl Fn() -> Command {
-    let store = home.join("config/truststore/x509/ca/signpath");
-    std::fs::create_dir_all(&store).unwrap();
-    std::fs::copy(root_pem, store.join("root.pem")).unwrap();
-    let policy = json!({"version": "1.0", "trustPolicies": [{"name": "signpath", "registryScopes": ["*"],
-        "signatureVerification": {"level": "strict"}, "trustStores": ["ca:signpath"], "trustedIdentities": ["*"]}]});
-    std::fs::write(home.join("config/trustpolicy.json"), policy.to_string()).unwrap();
-    // The OCI layout verification reads its own policy file (trustpolicy.oci.json).
-    std::fs::write(home.join("config/trustpolicy.oci.json"), policy.to_string()).unwrap();
-    let home = home.to_path_buf();
-    move || {
-        let mut command = Command::new(tools::tool("notation"));
-        command
-            .env_clear()
-            .env("HOME", &home)
-            .env("NOTATION_CONFIG", home.join("config"))
-            .env("NOTATION_CACHE", home.join("cache"))
-            .env("NOTATION_EXPERIMENTAL", "1");
-        command
     }
 }
 

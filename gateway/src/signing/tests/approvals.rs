@@ -121,7 +121,7 @@ fn submit_tarball(core: &Core, group: &str, images: usize, configuration: &str) 
         .and_then(|token_id| core.submit_artifact(&token_id, &submission, None, &mut record));
     core.finish(record, result).unwrap();
     let held = core.stores.approvals.get(&id).unwrap();
-    let state = core.state.artifacts.get(&id).unwrap().unwrap().state;
+    let state = core.artifacts().get(&id).unwrap().unwrap().state;
     assert_eq!(
         state == ArtifactState::Waiting,
         held.is_some(),
@@ -172,7 +172,7 @@ fn a_release_group_with_one_signature_left_does_not_cover_a_tarball_of_eight_ima
     // Approving the 8-image tarball on its own signs it at its next poll.
     vote(&core, "bob", &eight).unwrap();
     poll(&core, &eight).unwrap();
-    let signed = core.state.artifacts.get(&eight).unwrap().unwrap();
+    let signed = core.artifacts().get(&eight).unwrap().unwrap();
     assert_eq!(signed.state, ArtifactState::Completed);
     assert_eq!(
         core.stores.approvals.get(&two_formats).unwrap().unwrap().status,

@@ -1,8 +1,9 @@
-//! Artifacts of file-based signing requests, kept on disk: one directory per request holding the upload
-//! (`unsigned`), its unpacked OCI layout from the check at submission to the signing (`layout/`), the result
-//! (`signed`) and what the request was (`request.json`). Uploads are written here as they
-//! stream in, never held in memory whole; a retention sweep deletes the artifact files (not the request's record)
-//! after the configured hours.
+//! Artifacts of file-based signing requests. A gateway's artifact directory has one directory per request holding
+//! the upload (`unsigned`), its unpacked OCI layout from the check at submission to the signing (`layout/`), the
+//! result (`signed`) and, for one gateway on SQLite, what the request was (`request.json`). Uploads are written
+//! here as they stream in, never held in memory whole; a retention sweep deletes the artifact files (not the
+//! request's record) after the configured hours. With replicas, the records and files are kept in the shared
+//! database instead and the directory is only working space (`shared.rs` decides, and says why).
 //!
 //! This folder owns the artifact files only. Like the rest of `store/`, it must never import `signing/`, `http/`
 //! or the HSM: it keeps what it is given and knows nothing of policies or HTTP.
@@ -13,8 +14,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+pub use shared::{ArtifactFile, ArtifactReader, Artifacts, SharedArtifacts, CHUNK_SIZE};
+
 use super::StoreError;
 use crate::config::ArtifactsConfig;
+
+mod shared;
 
 const REQUEST_FILE: &str = "request.json";
 const UNSIGNED_FILE: &str = "unsigned";
@@ -87,13 +92,33 @@ impl ArtifactStore {
         Ok(dir)
     }
 
+    /// The directory of request `request_id` (a UUID, checked by the caller), created private if it is not there
+    /// yet: where a replica fetches a request another replica took.
+    pub fn working_directory(&self, request_id: &str) -> Result<PathBuf, StoreError> {
+        let dir = self.dir(request_id);
+        if dir.is_dir() {
+            return Ok(dir);
+        }
+        self.create(request_id)
+    }
+
     fn dir(&self, request_id: &str) -> PathBuf {
         self.root.join(request_id)
     }
 
+    /// Where `file` of `request_id` is (being) written.
+    pub fn path(&self, request_id: &str, file: ArtifactFile) -> PathBuf {
+        self.dir(request_id).join(file.name())
+    }
+
+    /// How long artifacts are kept after their request was submitted.
+    pub fn retention(&self) -> Duration {
+        self.retention
+    }
+
     /// Where the upload of `request_id` is (being) written.
     pub fn unsigned(&self, request_id: &str) -> PathBuf {
-        self.dir(request_id).join(UNSIGNED_FILE)
+        self.path(request_id, ArtifactFile::Unsigned)
     }
 
     /// Where the upload of `request_id` is unpacked, kept from the check at submission to the signing (a held
@@ -104,7 +129,7 @@ impl ArtifactStore {
 
     /// Where the signed artifact of `request_id` is.
     pub fn signed(&self, request_id: &str) -> PathBuf {
-        self.dir(request_id).join(SIGNED_FILE)
+        self.path(request_id, ArtifactFile::Signed)
     }
 
     /// The record of `request_id`, if there is one (`request_id` must be a UUID: it names a directory).

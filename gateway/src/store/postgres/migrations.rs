@@ -32,6 +32,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "revoked certificates",
         include_str!("migrations/0004_revoked_certificates.sql"),
     ),
+    (
+        5,
+        "artifacts of file-based signing requests",
+        include_str!("migrations/0005_artifacts.sql"),
+    ),
 ];
 
 /// An arbitrary constant naming the migration lock among the database's advisory locks.

@@ -1,5 +1,5 @@
 //! The shared stores: PostgreSQL holds the audit log, idempotency records, held signing requests, votes,
-//! release-group uses and revoked tokens, so that several gateways (replicas behind a load balancer) act as one.
+//! release-group uses, revoked tokens and the artifacts of file-based signing requests, so that several gateways (replicas behind a load balancer) act as one.
 //! Selected by `audit_db = "postgres://…"` in gateway.toml; SQLite stays the default.
 //!
 //! Every guarantee that the embedded store gets from being one file with one writer comes here from the database,
@@ -13,6 +13,7 @@
 //! `signing/`, `http/` or the HSM.
 
 mod approvals;
+mod artifacts;
 mod audit;
 mod claims;
 mod migrations;
@@ -27,6 +28,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 
 pub use approvals::PgApprovals;
+pub use artifacts::PgArtifacts;
 pub use audit::PgAudit;
 pub use migrations::{latest as latest_migration, migrate};
 pub use revocations::PgRevocations;

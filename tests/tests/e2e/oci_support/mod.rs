@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
+use std::process::Command;
 
 use serde_json::{json, Value};
 
@@ -153,6 +154,30 @@ pub fn submit_fast(
         request = request.header("X-SignPath-Origin-Token", token);
     }
     request.multipart(form).send().unwrap()
+}
+
+/// notation in its own home under `home`, trusting `root_pem` for every scope (strict verification), for
+/// registries and OCI layouts alike; each call of the answer is a fresh `notation` command.
+pub fn notation(home: &Path, root_pem: &Path) -> impl Fn() -> Command {
+    let store = home.join("config/truststore/x509/ca/signpath");
+    std::fs::create_dir_all(&store).unwrap();
+    std::fs::copy(root_pem, store.join("root.pem")).unwrap();
+    let policy = json!({"version": "1.0", "trustPolicies": [{"name": "signpath", "registryScopes": ["*"],
+        "signatureVerification": {"level": "strict"}, "trustStores": ["ca:signpath"], "trustedIdentities": ["*"]}]});
+    std::fs::write(home.join("config/trustpolicy.json"), policy.to_string()).unwrap();
+    // The OCI layout verification reads its own policy file (trustpolicy.oci.json).
+    std::fs::write(home.join("config/trustpolicy.oci.json"), policy.to_string()).unwrap();
+    let home = home.to_path_buf();
+    move || {
+        let mut command = Command::new(e2e_tests::tools::tool("notation"));
+        command
+            .env_clear()
+            .env("HOME", &home)
+            .env("NOTATION_CONFIG", home.join("config"))
+            .env("NOTATION_CACHE", home.join("cache"))
+            .env("NOTATION_EXPERIMENTAL", "1");
+        command
+    }
 }
 
 /// `cosign verify --key PUBLIC_KEY IMAGE@DIGEST` against the plain-HTTP test registry, no transparency log (and no
