@@ -1,17 +1,19 @@
 //! SignPath's fast signing of hashes through the file-based route, as its older clients (jsign, the PowerShell
 //! module) use it: `IsFastSigningRequest=true` with a `payload.json` artifact naming the algorithm and the
-//! digest. The request goes through `SignHash` (authorization, origin, approval, idempotency, audit) and is
+//! digest. The typed request goes through `SignHash`'s own steps (`sign_request`: authorization, origin, approval, idempotency, audit) and is
 //! answered at once with the payload itself plus `Signature`, as SignPath documents it: "the response artifact has
 //! the same format and values as the request artifact with the additional property 'Signature'".
 
 use common::protocol::{
     problem_types as pt, EcdsaOptions, EcdsaSignatureFormat, HashSigningData, Metadata, PaddingMode,
-    RsaOptions, SignHashRequest, SignHashResponse, SignatureAlgorithm,
+    RsaOptions, SignHashRequest, SignatureAlgorithm,
 };
 use serde::Deserialize;
+use sha2::{Digest, Sha256};
 
 use super::artifacts::ArtifactSubmission;
 use super::outcome::{refuse, Answer, Kind, Refusal};
+use super::sign_hash::Signing;
 use super::Core;
 use crate::store::Record;
 
@@ -99,25 +101,31 @@ impl Core {
                 }),
             },
         };
-        let body =
-            serde_json::to_vec(&request).map_err(|e| refuse(Kind::Internal, pt::INTERNAL, e.to_string()))?;
-        let mut answer = self.sign_hash(token_id, &body, origin_token, record)?;
+        let body_hash = request_hash(&request)?;
+        let signing = self.sign_request(token_id, &request, body_hash, origin_token, record)?;
         if let Some(metadata) = &payload.metadata {
             record.metadata = Some(metadata.to_string());
         }
-        if answer.waiting.is_some() {
-            return Ok(answer);
+        match signing {
+            // Held for approval (SignHash's waiting document), or the stored answer to an earlier request with
+            // this Idempotency-Key (the signed payload it was answered with).
+            Signing::Answered(answer) => Ok(answer),
+            Signing::Signed(signed) => {
+                let body = with_signature(&text, signed.signature()?)
+                    .ok_or_else(|| invalid("the fast signing artifact is not a JSON object".into()))?;
+                Ok(signed.answer(body))
+            }
         }
-        let signed: SignHashResponse = serde_json::from_str(&answer.body)
-            .map_err(|e| refuse(Kind::Internal, pt::INTERNAL, e.to_string()))?;
-        let signature = signed
-            .hash_signing_result
-            .map(|r| r.signature)
-            .ok_or_else(|| refuse(Kind::Internal, pt::INTERNAL, "the signature is missing"))?;
-        answer.body = with_signature(&text, &signature)
-            .ok_or_else(|| invalid("the fast signing artifact is not a JSON object".into()))?;
-        Ok(answer)
     }
+}
+
+/// The hex SHA-256 of the `SignHash` request's JSON, as a client sending the same request to the `SignHash` route
+/// would have it hashed (the key idempotency compares), written straight into the hash: no document is built.
+fn request_hash(request: &SignHashRequest) -> Result<String, Refusal> {
+    let mut hasher = Sha256::new();
+    serde_json::to_writer(&mut hasher, request)
+        .map_err(|e| refuse(Kind::Internal, pt::INTERNAL, e.to_string()))?;
+    Ok(hex::encode(hasher.finalize()))
 }
 
 /// The payload as it was sent, byte for byte, with `"Signature"` added as its last property.

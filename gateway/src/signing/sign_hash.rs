@@ -10,13 +10,49 @@ use sha2::Digest;
 
 use super::algorithm::{prepare, Prepared};
 use super::approval_gate::{Gate, Hold};
-use super::idempotency::{claim_or_answer, Claimed, Unclaimed, IN_FLIGHT_WAIT};
+use super::idempotency::{claim_or_answer, Claimed, KeyClaim, Unclaimed, IN_FLIGHT_WAIT};
 use super::origin::OriginError;
 use super::outcome::{refuse, store_failure, Answer, Kind, Refusal};
 use super::state::Policy;
 use super::Core;
 use crate::config::OriginConfig;
 use crate::store::{Record, StoredAnswer};
+
+/// What [`Core::sign_request`] decided about a typed `SignHash` request.
+pub(super) enum Signing {
+    /// Answered without a new signature: held for approval, or the stored answer to an earlier request with the
+    /// same idempotency key. Goes out as it is.
+    Answered(Answer),
+    /// Signed now. Each caller writes its own document around the signature ([`Signed::answer`]).
+    Signed(Signed),
+}
+
+/// A request signed now: the `SignHash` response, and the request's idempotency key and claim, which the answer
+/// carries to the audit writer.
+pub(super) struct Signed {
+    pub response: SignHashResponse,
+    idempotency: Option<(String, String, String)>,
+    claim: Option<KeyClaim>,
+}
+
+impl Signed {
+    /// The base64 signature of the response.
+    pub fn signature(&self) -> Result<&str, Refusal> {
+        self.response
+            .hash_signing_result
+            .as_ref()
+            .map(|result| result.signature.as_str())
+            .ok_or_else(|| refuse(Kind::Internal, pt::INTERNAL, "the signature is missing"))
+    }
+
+    /// The answer with `body` as its document; stored under the request's idempotency key with its record.
+    pub fn answer(self, body: String) -> Answer {
+        let mut answer = Answer::done(body);
+        answer.idempotency = self.idempotency;
+        answer.claim = self.claim;
+        answer
+    }
+}
 
 impl Core {
     /// `POST /v1/{org}/SigningRequests/SignHash`: the whole life of one hash-signing request after
@@ -35,6 +71,29 @@ impl Core {
                 format!("the body is not a SignHash request: {e}"),
             )
         })?;
+        let body_hash = hex::encode(sha2::Sha256::digest(body));
+        match self.sign_request(token_id, &request, body_hash, origin_token, record)? {
+            Signing::Answered(answer) => Ok(answer),
+            Signing::Signed(signed) => {
+                let body = serde_json::to_string(&signed.response)
+                    .map_err(|e| refuse(Kind::Internal, pt::INTERNAL, e.to_string()))?;
+                Ok(signed.answer(body))
+            }
+        }
+    }
+
+    /// One typed `SignHash` request through every check its policy asks for (authorization, idempotency, origin,
+    /// approval), then signed in the HSM. `body_hash` is the hex SHA-256 of the request as its client sent it: a retry
+    /// under the same idempotency key must send the same. Both the `SignHash` route and fast signing
+    /// (`fast_signing`) come here.
+    pub(super) fn sign_request(
+        &self,
+        token_id: &str,
+        request: &SignHashRequest,
+        body_hash: String,
+        origin_token: Option<&str>,
+        record: &mut Record,
+    ) -> Result<Signing, Refusal> {
         record.project = Some(request.project_slug.clone());
         record.policy = Some(request.signing_policy_slug.clone());
         let metadata = request.hash_signing_data.metadata.as_ref();
@@ -43,7 +102,6 @@ impl Core {
         let policy = self.authorize(token_id, &request.project_slug, &request.signing_policy_slug)?;
         record.certificate_sha256 = Some(policy.certificate_sha256.clone());
 
-        let body_hash = hex::encode(sha2::Sha256::digest(body));
         let (idempotency, mut claim) = match record.idempotency_key.clone() {
             Some(key) => {
                 // A client whose first attempt timed out retries while a gateway (this one or another replica)
@@ -53,7 +111,9 @@ impl Core {
                     match claim_or_answer(&self.stores.audit, token_id, &key, &record.request_id, deadline) {
                         Ok(Claimed::Claim(claim)) => claim,
                         Ok(Claimed::Answered(stored)) => {
-                            return self.replay(token_id, stored, &body_hash, record)
+                            return self
+                                .replay(token_id, stored, &body_hash, record)
+                                .map(Signing::Answered)
                         }
                         Err(Unclaimed::StillHeld) => {
                             return Err(refuse(
@@ -91,7 +151,7 @@ impl Core {
         }
         if policy.approval.is_some() {
             let image = metadata.and_then(|m| m.oci.as_ref()).map(image_reference);
-            let request_json = serde_json::to_string(&request)
+            let request_json = serde_json::to_string(request)
                 .map_err(|e| refuse(Kind::Internal, pt::INTERNAL, e.to_string()))?;
             let digest = record.digest.clone().unwrap_or_default();
             let hold = Hold {
@@ -104,7 +164,7 @@ impl Core {
                 let mut answer = self.waiting(&record.request_id, Some(self.web_link(&record.request_id)))?;
                 answer.idempotency = idempotency;
                 answer.claim = claim;
-                return Ok(answer);
+                return Ok(Signing::Answered(answer));
             }
         }
         if let Some(claim) = claim.as_mut() {
@@ -117,14 +177,15 @@ impl Core {
                 .retry_after(1));
             }
         }
-        let response = self.sign_prepared(policy, &request, &prepared, &record.request_id.clone(), record)?;
+        let response = self.sign_prepared(policy, request, &prepared, &record.request_id.clone(), record)?;
         // Every signature is kept by request id (for polling); the idempotency key defaults to the request id.
         let idempotency =
             idempotency.or_else(|| Some((token_id.to_owned(), record.request_id.clone(), body_hash)));
-        let mut answer = Answer::json(&response)?;
-        answer.idempotency = idempotency;
-        answer.claim = claim;
-        Ok(answer)
+        Ok(Signing::Signed(Signed {
+            response,
+            idempotency,
+            claim,
+        }))
     }
 
     /// The stored answer to an earlier request with this idempotency key, if the body is the same.

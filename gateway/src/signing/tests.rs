@@ -18,6 +18,8 @@ use super::{Answer, Core, Kind, Refusal};
 
 /// Release groups that count signatures, and approvers removed while requests wait.
 mod approvals;
+/// Fast signing runs the typed `SignHash` request.
+mod fast_signing;
 use crate::config::{ApprovalConfig, GatewayConfig, ReleaseGroupConfig};
 use crate::store::{Record, Stores};
 

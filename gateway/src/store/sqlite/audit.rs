@@ -345,6 +345,71 @@ mod tests {
         )
     }
 
+    fn ids_in(path: &Path) -> Vec<String> {
+        let conn = connect(path).unwrap();
+        let mut stmt = conn
+            .prepare("SELECT request_id FROM audit ORDER BY request_id")
+            .unwrap();
+        let ids = stmt.query_map([], |row| row.get(0)).unwrap();
+        ids.collect::<rusqlite::Result<_>>().unwrap()
+    }
+
+    #[test]
+    fn concurrent_appends_are_each_answered_after_their_own_record_is_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.db");
+        let audit = SqliteAudit::open(&path).unwrap();
+        let start = std::sync::Barrier::new(32);
+        std::thread::scope(|s| {
+            for i in 0..32 {
+                let (audit, start, path) = (&audit, &start, &path);
+                s.spawn(move || {
+                    let record = Record {
+                        request_id: format!("r{i:02}"),
+                        ..Record::default()
+                    };
+                    start.wait();
+                    audit.append(&record, None).unwrap();
+                    // Answered: the record is committed, as another connection (another process) sees it.
+                    assert!(
+                        ids_in(path).contains(&record.request_id),
+                        "r{i:02} answered before its commit"
+                    );
+                });
+            }
+        });
+        let expected: Vec<String> = (0..32).map(|i| format!("r{i:02}")).collect();
+        assert_eq!(ids_in(&path), expected);
+    }
+
+    #[test]
+    fn a_failed_commit_fails_every_request_of_its_batch_and_keeps_none_of_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.db");
+        let _audit = SqliteAudit::open(&path).unwrap();
+        let mut conn = connect(&path).unwrap();
+        // Every record passes its own savepoint; the deferred foreign key its trigger breaks fails the COMMIT.
+        conn.execute_batch(
+            "PRAGMA foreign_keys = ON;
+             CREATE TABLE parent (id INTEGER PRIMARY KEY);
+             CREATE TABLE child (parent INTEGER REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED);
+             CREATE TRIGGER audit_breaks_commit AFTER INSERT ON audit BEGIN INSERT INTO child VALUES (NEW.seq); END;",
+        )
+        .unwrap();
+        let batch: Vec<Job> = ["r1", "r2", "r3"]
+            .into_iter()
+            .map(|id| job(id, Some(id)).0)
+            .collect();
+        let outcomes = commit_batch(&mut conn, &batch);
+        assert!(outcomes.iter().all(Result::is_err), "{outcomes:?}");
+        assert!(ids_in(&path).is_empty(), "a record of the failed commit was kept");
+        // The connection is usable again for the next batch: the failed transaction was rolled back.
+        conn.execute_batch("DROP TRIGGER audit_breaks_commit").unwrap();
+        let outcomes = commit_batch(&mut conn, &batch);
+        assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
+        assert_eq!(ids_in(&path), ["r1", "r2", "r3"]);
+    }
+
     #[test]
     fn a_failing_record_fails_alone_in_its_batch_and_takes_its_idempotency_record_with_it() {
         let dir = tempfile::tempdir().unwrap();
