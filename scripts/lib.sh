@@ -8,13 +8,16 @@ repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 tools_dir="${SIGNPATH_TOOLS_DIR:-.tools}"
 case "$tools_dir" in /*) ;; *) tools_dir="$repo_root/$tools_dir" ;; esac
 
-# The directory cargo writes release builds to: $CARGO_TARGET_DIR/release (relative to the workspace root) or
-# target/release.
-release_dir() {
+# The directory cargo builds in: $CARGO_TARGET_DIR (relative to the workspace root) or target. Every script takes
+# it from here, so none disagrees with cargo about where a build went.
+target_dir() {
     local target="${CARGO_TARGET_DIR:-$repo_root/target}"
     case "$target" in /*) ;; *) target="$repo_root/$target" ;; esac
-    printf '%s/release\n' "$target"
+    printf '%s\n' "$target"
 }
+
+# The directory cargo writes release builds to: $(target_dir)/release.
+release_dir() { printf '%s/release\n' "$(target_dir)"; }
 
 # A path for messages: relative to the workspace root when it is inside it.
 shown_path() { printf '%s\n' "${1#"$repo_root"/}"; }

@@ -1,10 +1,19 @@
 //! `gateway.toml`: where the gateway listens, which HSM holds the keys, and who may sign with which policy.
 //! Relative paths are relative to the file's directory, so a whole setup moves as one folder.
+//!
+//! Read in two steps: [`GatewayConfig::read`] parses the file into these types (an unknown key, or a value outside
+//! its set, is refused with its line and table), and `validate.rs` checks the rules between values once;
+//! [`GatewayConfig::load`] does both. `values.rs` holds the typed values, `edit.rs` the edits in place. Owns
+//! gateway.toml only; it must never import `http/`, `signing/` or `store/`.
 
 use std::path::{Path, PathBuf};
 
+use common::keys::HashAlgorithm;
 use serde::{Deserialize, Serialize};
 use signpath_oci::notary::SigningScheme;
+
+pub use validate::{findings, Invalid};
+pub use values::{NotaryEnvelope, TokenSha256};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -114,7 +123,7 @@ impl Default for ServerConfig {
 #[serde(deny_unknown_fields)]
 pub struct ApproverConfig {
     pub name: String,
-    pub sha256: String,
+    pub sha256: TokenSha256,
     /// The person behind this approver (e-mail or directory name). A token with the same owner is theirs: they
     /// cannot approve a request submitted with it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -189,7 +198,7 @@ impl HsmConfig {
 pub struct TokenConfig {
     pub id: String,
     pub name: String,
-    pub sha256: String,
+    pub sha256: TokenSha256,
     /// The person (or team) this token belongs to; see [`ApproverConfig::owner`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
@@ -222,8 +231,8 @@ pub struct PolicyConfig {
     pub submitters: Vec<String>,
     /// The hash algorithms this policy signs, in SignPath's names (`Sha256`, `Sha384`, `Sha512`, `Sha1`). SHA-1
     /// has known collisions: it is signed only where a policy lists it.
-    #[serde(default = "default_hash_algorithms")]
-    pub hash_algorithms: Vec<String>,
+    #[serde(default = "default_hash_algorithms", with = "values::hash_algorithm_names")]
+    pub hash_algorithms: Vec<HashAlgorithm>,
     /// Signatures wait until enough approvers agree.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval: Option<ApprovalConfig>,
@@ -233,8 +242,12 @@ pub struct PolicyConfig {
 }
 
 /// What a policy signs unless it says otherwise: the SHA-2 family.
-pub fn default_hash_algorithms() -> Vec<String> {
-    ["Sha256", "Sha384", "Sha512"].map(String::from).to_vec()
+pub fn default_hash_algorithms() -> Vec<HashAlgorithm> {
+    vec![
+        HashAlgorithm::Sha256,
+        HashAlgorithm::Sha384,
+        HashAlgorithm::Sha512,
+    ]
 }
 
 /// k of n approval.
@@ -299,45 +312,6 @@ pub struct OriginConfig {
     pub conditions: std::collections::BTreeMap<String, String>,
 }
 
-/// The claims that name a repository: GitHub's `repository` and immutable `repository_id`, GitLab's
-/// `project_path` and immutable `project_id`. A rule must bind one of them, or any repository on the CI could
-/// send tokens for our audience.
-pub const REPOSITORY_CLAIMS: &[&str] = &["repository", "repository_id", "project_path", "project_id"];
-
-impl OriginConfig {
-    /// Checks an origin rule when the configuration is read: it binds a repository, and its patterns use `*`
-    /// only as whole path segments (see `signing::origin::glob_matches`).
-    pub fn check(&self) -> Result<(), String> {
-        let rule = self;
-        for (claim, pattern) in &rule.conditions {
-            if pattern
-                .split('/')
-                .any(|segment| segment.contains('*') && segment != "*")
-            {
-                return Err(format!(
-                    "origin condition {claim} = {pattern:?}: `*` stands for a whole path segment (`refs/tags/*`, `acme/*`), not part of one"
-                ));
-            }
-        }
-        let binds = REPOSITORY_CLAIMS.iter().any(|claim| {
-            rule.conditions.get(*claim).is_some_and(|pattern| {
-                pattern
-                    .split('/')
-                    .next()
-                    .is_some_and(|first| !first.is_empty() && first != "*")
-            })
-        });
-        if binds {
-            Ok(())
-        } else {
-            Err(format!(
-                "the origin rule for issuer {} binds no repository: add a condition on repository or repository_id (GitHub), project_path or project_id (GitLab)",
-                rule.issuer
-            ))
-        }
-    }
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read {path}: {reason}")]
@@ -347,6 +321,13 @@ pub enum ConfigError {
     Shared(#[from] crate::fsutil::SharedFile),
     #[error("{path} is not a valid gateway configuration: {reason}")]
     Parse { path: String, reason: String },
+    /// The file parses but breaks a rule between its values (`validate.rs`).
+    #[error("{path} is not a valid gateway configuration: {invalid}")]
+    Invalid {
+        path: String,
+        #[source]
+        invalid: Invalid,
+    },
     #[error("cannot write {path}: {reason}")]
     Write { path: String, reason: String },
 }
@@ -362,10 +343,23 @@ impl GatewayConfig {
         self
     }
 
-    /// Reads and checks gateway.toml: refused if another user could have written it, if it has a key the gateway
-    /// does not know (a misspelt `[projects.policies.aproval]` would otherwise drop the approval silently), or if
-    /// an origin rule or artifact configuration is unsound.
+    /// Reads and checks gateway.toml, as `serve`, the reload, `doctor` and the commands that only read it do:
+    /// [`GatewayConfig::read`], then every rule of `validate.rs`.
     pub fn load(path: &Path) -> Result<(Self, PathBuf), ConfigError> {
+        let (config, base) = Self::read(path)?;
+        validate::validate(&config).map_err(|invalid| ConfigError::Invalid {
+            path: path.display().to_string(),
+            invalid,
+        })?;
+        Ok((config, base))
+    }
+
+    /// Reads gateway.toml into its types without the rules between values: refused if another user could have
+    /// written it, if it has a key the gateway does not know (a misspelt `[projects.policies.aproval]` would
+    /// otherwise drop the approval silently), or a value outside its set. The commands that rewrite the file read
+    /// it so, and an operator can build it up in steps (name an approver in a policy, then `approver add` them)
+    /// and always revoke a token; `serve` refuses what the rules refuse.
+    pub fn read(path: &Path) -> Result<(Self, PathBuf), ConfigError> {
         crate::fsutil::check_owner_only_writes(path, "the gateway configuration")?;
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
             path: path.display().to_string(),
@@ -376,25 +370,6 @@ impl GatewayConfig {
             reason: parse_error(&text, &e),
         })?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        for project in &config.projects {
-            for configuration in &project.artifact_configurations {
-                configuration.check().map_err(|reason| ConfigError::Parse {
-                    path: path.display().to_string(),
-                    reason: format!(
-                        "artifact configuration {}/{}: {reason}",
-                        project.slug, configuration.slug
-                    ),
-                })?;
-            }
-            for policy in &project.policies {
-                if let Some(origin) = &policy.origin {
-                    origin.check().map_err(|reason| ConfigError::Parse {
-                        path: path.display().to_string(),
-                        reason: format!("policy {}/{}: {reason}", project.slug, policy.slug),
-                    })?;
-                }
-            }
-        }
         Ok((config, base))
     }
 
@@ -525,8 +500,8 @@ impl Default for ArtifactsConfig {
 pub struct ArtifactConfigurationConfig {
     pub slug: String,
     /// Notary Project signature envelope: `jws`, `cose` or `none`.
-    #[serde(default = "default_notary")]
-    pub notary: String,
+    #[serde(default)]
+    pub notary: NotaryEnvelope,
     /// Also a cosign signature (tag `sha256-<hex>.sig`).
     #[serde(default)]
     pub cosign: bool,
@@ -540,36 +515,16 @@ pub struct ArtifactConfigurationConfig {
 }
 
 impl ArtifactConfigurationConfig {
-    /// What serde cannot say: a Notary signing scheme needs a Notary signature to apply to.
-    pub fn check(&self) -> Result<(), String> {
-        let notary = self.notary.to_ascii_lowercase();
-        if !matches!(notary.as_str(), "jws" | "cose" | "none") {
-            return Err(format!(
-                "notary = {:?}: the Notary Project envelope is \"jws\", \"cose\" or \"none\"",
-                self.notary
-            ));
-        }
-        if notary == "none" && !self.signing_scheme.is_default() {
-            return Err(format!(
-                "signing_scheme = \"{}\" applies to Notary Project signatures, and notary = \"none\" makes none",
-                self.signing_scheme
-            ));
-        }
-        Ok(())
-    }
-
     /// The signatures this configuration makes per signed image or platform manifest: a Notary Project signature
     /// (unless `notary = "none"`) and a cosign one (if `cosign`). What a release group's limit counts.
     pub fn signature_formats(&self) -> u32 {
-        u32::from(!self.notary.eq_ignore_ascii_case("none")) + u32::from(self.cosign)
+        u32::from(self.notary.format().is_some()) + u32::from(self.cosign)
     }
 }
 
-fn default_notary() -> String {
-    "jws".into()
-}
-
 mod edit;
+mod validate;
+mod values;
 
 #[cfg(test)]
 mod tests;

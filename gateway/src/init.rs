@@ -5,11 +5,11 @@
 use std::path::{Path, PathBuf};
 
 use common::keys::KeySpec;
-use sha2::Digest;
 
+use crate::cli::access::new_token_config;
 use crate::config::{
     ArtifactConfigurationConfig, CaConfig, GatewayConfig, HsmConfig, PkiConfig, PolicyConfig, ProjectConfig,
-    TlsConfig, TokenConfig,
+    TlsConfig,
 };
 use crate::fsutil::{random_token, write_private, write_public};
 use crate::pki::hsm_key::HsmKey;
@@ -20,22 +20,6 @@ pub type InitError = crate::error::BoxError;
 pub const DEFAULT_SOFTHSM_MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
 pub const TOKEN_LABEL: &str = "signpath-gateway";
 pub const PROJECT: &str = "demo";
-
-/// A new token: its value (256 random bits, printed once) and its configuration, with an id of 128 random bits
-/// (`tok_` + 32 hex digits), so ids never collide by chance.
-pub fn new_token_config(name: &str) -> (TokenConfig, String) {
-    let token = random_token();
-    let mut id_bits = [0u8; 16];
-    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut id_bits);
-    let id = format!("tok_{}", hex::encode(id_bits));
-    let config = TokenConfig {
-        id,
-        name: name.to_owned(),
-        sha256: hex::encode(sha2::Sha256::digest(token.as_bytes())),
-        owner: None,
-    };
-    (config, token)
-}
 
 /// The CRL port for `--port` and `--crl-port`: the one given, else the HTTPS port + 1. Never 0: the certificates
 /// name the CRL URL, so its port must be known before anything listens.
@@ -227,7 +211,7 @@ pub fn run(dir: &Path, port: u16, crl_port: u16, module: &Path) -> Result<(), In
 fn artifact_configurations() -> Vec<ArtifactConfigurationConfig> {
     let configuration = |slug: &str, cosign: bool| ArtifactConfigurationConfig {
         slug: slug.to_owned(),
-        notary: "jws".into(),
+        notary: crate::config::NotaryEnvelope::Jws,
         cosign,
         each_platform: cosign,
         signing_scheme: Default::default(),
@@ -235,61 +219,9 @@ fn artifact_configurations() -> Vec<ArtifactConfigurationConfig> {
     vec![configuration("jws", false), configuration("jws-cosign", true)]
 }
 
-/// `signpath-gateway token add`: a new token with submitter permission on the given `project/policy` list.
-pub fn add_token(config_path: &Path, name: &str, policies: &[String]) -> Result<String, InitError> {
-    let (mut config, _) = GatewayConfig::load(config_path)?;
-    if config.tokens.iter().any(|t| t.name == name) {
-        return Err(format!(
-            "there is already a token named {name:?}; choose another name (or revoke the old token first)"
-        )
-        .into());
-    }
-    let (token_config, token) = new_token_config(name);
-    if config.tokens.iter().any(|t| t.id == token_config.id) {
-        return Err(format!(
-            "token id {} is already in use; run the command again",
-            token_config.id
-        )
-        .into());
-    }
-    for wanted in policies {
-        let (project, policy) = wanted
-            .split_once('/')
-            .ok_or_else(|| format!("{wanted:?} is not Project/Policy"))?;
-        let found = config
-            .projects
-            .iter_mut()
-            .filter(|p| p.slug == project)
-            .flat_map(|p| p.policies.iter_mut())
-            .find(|p| p.slug == policy)
-            .ok_or_else(|| format!("there is no signing policy {wanted}"))?;
-        found.submitters.push(token_config.id.clone());
-    }
-    config.tokens.push(token_config);
-    config.save(config_path)?;
-    Ok(token)
-}
-
-/// Adds an approver with a new token (printed once, stored as its SHA-256); `serve` reads approvers at start.
-pub fn add_approver(config_path: &Path, name: &str) -> Result<String, InitError> {
-    let (mut config, _) = GatewayConfig::load(config_path)?;
-    if config.approvers.iter().any(|a| a.name == name) {
-        return Err(format!("there is already an approver {name:?}").into());
-    }
-    let (token_config, token) = new_token_config(name);
-    config.approvers.push(crate::config::ApproverConfig {
-        name: name.to_owned(),
-        sha256: token_config.sha256,
-        owner: None,
-    });
-    config.save(config_path)?;
-    Ok(token)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::TlsConfig;
 
     #[test]
     fn the_crl_port_is_never_left_to_the_system() {
@@ -305,69 +237,16 @@ mod tests {
             .contains("cannot be left to the system"));
     }
 
-    fn config_with(tokens: Vec<TokenConfig>) -> GatewayConfig {
-        GatewayConfig {
-            listen: "127.0.0.1:0".into(),
-            public_url: "https://127.0.0.1:0".into(),
-            organization_id: "org".into(),
-            audit_db: "audit.db".into(),
-            tls: TlsConfig {
-                certificate: "tls/server.pem".into(),
-                key: "tls/server.key".into(),
-            },
-            hsm: HsmConfig {
-                module: "module.so".into(),
-                softhsm2_conf: None,
-                token_label: "t".into(),
-                pin_file: "hsm-pin".into(),
-            },
-            tokens,
-            projects: Vec::new(),
-            approvers: Vec::new(),
-            trusted_issuers: Vec::new(),
-            server: Default::default(),
-            pki: None,
-            timestamping: None,
-            artifacts: Default::default(),
-        }
-    }
-
     #[test]
     fn the_demo_project_has_the_artifact_configurations_the_docs_name() {
         let configurations = artifact_configurations();
         let slugs: Vec<&str> = configurations.iter().map(|c| c.slug.as_str()).collect();
         assert_eq!(slugs, ["jws", "jws-cosign"]);
         for configuration in &configurations {
-            configuration.check().expect("a valid configuration");
+            assert_eq!(configuration.notary, crate::config::NotaryEnvelope::Jws);
         }
         // The first is the default: the same as a project without configurations.
         assert!(!configurations[0].cosign && !configurations[0].each_platform);
         assert!(configurations[1].cosign && configurations[1].each_platform);
-    }
-
-    #[test]
-    fn token_ids_carry_128_random_bits() {
-        let (a, _) = new_token_config("a");
-        let (b, _) = new_token_config("b");
-        let hex_part = a.id.strip_prefix("tok_").expect("tok_ prefix");
-        assert_eq!(hex_part.len(), 32);
-        assert!(hex_part.bytes().all(|c| c.is_ascii_hexdigit()));
-        assert_ne!(a.id, b.id);
-    }
-
-    #[test]
-    fn token_add_refuses_a_duplicate_name() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("gateway.toml");
-        let (existing, _) = new_token_config("ci");
-        config_with(vec![existing]).save(&path).expect("save");
-        let error = add_token(&path, "ci", &[]).expect_err("a second token named ci");
-        assert!(
-            error.to_string().contains("already a token named \"ci\""),
-            "{error}"
-        );
-        let (config, _) = GatewayConfig::load(&path).expect("load");
-        assert_eq!(config.tokens.len(), 1);
-        add_token(&path, "other", &[]).expect("another name is fine");
     }
 }

@@ -116,7 +116,7 @@ fn approval_in_force(
             .approvers
             .iter()
             .find(|a| &a.name == name)
-            .is_some_and(|a| !revoked.contains(&approver_revocation(&a.sha256)))
+            .is_some_and(|a| !revoked.contains(&approver_revocation(&a.sha256.to_string())))
     });
     Ok(Some(approval))
 }

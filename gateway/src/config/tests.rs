@@ -100,10 +100,20 @@ fn load_text(extra: &str) -> Result<GatewayConfig, String> {
 
 #[test]
 fn a_misspelt_approval_is_refused_naming_the_key_and_where_it_is() {
-    let config = load_text("[projects.policies.approval]\napprovers = [\"alice\"]\nrequired = 1").unwrap();
+    let alice = format!(
+        "[[approvers]]\nname = \"alice\"\nsha256 = \"{}\"\n",
+        "0".repeat(64)
+    );
+    let config = load_text(&format!(
+        "[projects.policies.approval]\napprovers = [\"alice\"]\nrequired = 1\n{alice}"
+    ))
+    .unwrap();
     assert!(config.projects[0].policies[0].approval.is_some());
 
-    let error = load_text("[projects.policies.aproval]\napprovers = [\"alice\"]\nrequired = 1").unwrap_err();
+    let error = load_text(&format!(
+        "[projects.policies.aproval]\napprovers = [\"alice\"]\nrequired = 1\n{alice}"
+    ))
+    .unwrap_err();
     assert!(error.contains("unknown field `aproval`"), "{error}");
     assert!(
         error.contains("line 20") && error.contains("in [[projects.policies]]"),
@@ -119,8 +129,8 @@ fn an_unknown_key_is_refused_in_every_table() {
         ("[projects.policies.origin]\nissuer = \"ci\"\nconditon = { repository = \"acme/app\" }", "conditon"),
         ("[projects.policies.approval]\napprovers = [\"a\"]\nrequired = 1\n[projects.policies.approval.release_groups]\nmax_signatures = 2\nwindow_seconds = 60", "release_groups"),
         ("submiters = [\"ci\"]", "submiters"),
-        ("[[tokens]]\nid = \"t\"\nname = \"ci\"\nsha256 = \"00\"\nowners = \"x\"", "owners"),
-        ("[[approvers]]\nname = \"a\"\nsha256 = \"00\"\nonwer = \"x\"", "onwer"),
+        ("[[tokens]]\nid = \"t\"\nname = \"ci\"\nsha256 = \"0000000000000000000000000000000000000000000000000000000000000000\"\nowners = \"x\"", "owners"),
+        ("[[approvers]]\nname = \"a\"\nsha256 = \"0000000000000000000000000000000000000000000000000000000000000000\"\nonwer = \"x\"", "onwer"),
         ("[[trusted_issuers]]\nname = \"ci\"\nissuer = \"https://ci.example\"\naudiance = \"gw\"\njwks_file = \"j\"", "audiance"),
         ("[server]\nmax_conections = 5", "max_conections"),
         ("[artifacts]\nretention_hour = 5", "retention_hour"),
@@ -204,4 +214,71 @@ fn an_issuer_verifies_the_gateways_url_and_knows_its_repositories_host_by_defaul
     };
     assert_eq!(configured.audience_or("https://gw.example"), "signpath-gateway");
     assert_eq!(configured.repository_host(), "git.example");
+}
+
+#[test]
+fn values_of_a_set_are_read_as_types_in_any_case_and_others_refused_with_their_line() {
+    let config = load_with("notary = \"COSE\"").unwrap();
+    assert_eq!(
+        config.projects[0].artifact_configurations[0].notary,
+        NotaryEnvelope::Cose
+    );
+    assert_eq!(
+        config.projects[0].artifact_configurations[0].signature_formats(),
+        1
+    );
+    let error = load_with("notary = \"jwt\"").unwrap_err();
+    assert!(
+        error.contains(
+            "line 16, column 10, in [[projects.artifact_configurations]]: notary = \"jwt\": the Notary Project envelope is \"jws\", \"cose\" or \"none\""
+        ),
+        "{error}"
+    );
+
+    let config = load_text("hash_algorithms = [\"sha512\", \"Sha1\"]").unwrap();
+    assert_eq!(
+        config.projects[0].policies[0].hash_algorithms,
+        [HashAlgorithm::Sha512, HashAlgorithm::Sha1]
+    );
+    assert_eq!(
+        load_text("").unwrap().projects[0].policies[0].hash_algorithms,
+        default_hash_algorithms()
+    );
+    let error = load_text("hash_algorithms = [\"Md5\"]").unwrap_err();
+    assert!(
+        error.contains(
+            "line 20, column 19, in [[projects.policies]]: hash_algorithms: \"Md5\" is not Sha256, Sha384, Sha512 or Sha1"
+        ),
+        "{error}"
+    );
+
+    let hash = "Ab".repeat(32);
+    let config = load_text(&format!(
+        "[[tokens]]\nid = \"t\"\nname = \"ci\"\nsha256 = \"{hash}\""
+    ))
+    .unwrap();
+    assert_eq!(config.tokens[0].sha256, TokenSha256([0xab; 32]));
+    assert_eq!(config.tokens[0].sha256.to_string(), "ab".repeat(32));
+    let error = load_text("[[tokens]]\nid = \"t\"\nname = \"ci\"\nsha256 = \"abc\"").unwrap_err();
+    assert!(
+        error.contains("line 23, column 10, in [[tokens]]: sha256 is not 64 hex digits"),
+        "{error}"
+    );
+}
+
+#[test]
+fn typed_values_are_written_as_the_file_spells_them() {
+    let mut config = load_text("hash_algorithms = [\"sha512\"]").unwrap();
+    config.projects[0]
+        .artifact_configurations
+        .push(ArtifactConfigurationConfig {
+            slug: "images".into(),
+            notary: NotaryEnvelope::None,
+            cosign: true,
+            each_platform: false,
+            signing_scheme: SigningScheme::X509,
+        });
+    let written = toml::to_string_pretty(&config).unwrap();
+    assert!(written.contains("hash_algorithms = [\"Sha512\"]"), "{written}");
+    assert!(written.contains("notary = \"none\""), "{written}");
 }

@@ -271,7 +271,7 @@ impl Core {
             (Some(c), _) => Ok(c.clone()),
             (None, None) => Ok(ArtifactConfigurationConfig {
                 slug: "Default".into(),
-                notary: "jws".into(),
+                notary: crate::config::NotaryEnvelope::Jws,
                 cosign: false,
                 each_platform: false,
                 signing_scheme: Default::default(),

@@ -50,11 +50,7 @@ pub fn signature_count(images: &[LayoutImage], configuration: &ArtifactConfigura
 
 /// The Notary Project signature format `configuration` names, or none.
 fn notary_format(configuration: &ArtifactConfigurationConfig) -> Option<SignatureFormat> {
-    match configuration.notary.to_ascii_lowercase().as_str() {
-        "jws" => Some(SignatureFormat::Jws),
-        "cose" => Some(SignatureFormat::Cose),
-        _ => None,
-    }
+    configuration.notary.format()
 }
 
 /// The most descriptors the images of one submitted layout may name, each counted for every image that names it

@@ -1,6 +1,7 @@
 //! What `serve` holds in memory: the policies with their key handles and certificates, the token hashes, and the
 //! HSM signer. Built at start and again, whole, when gateway.toml changes (`LiveCore`); the HSM session pool is
-//! shared across reloads.
+//! shared across reloads. Built only from a configuration `GatewayConfig::load` checked (`config/validate.rs`):
+//! what is left to fail here is what the files, the HSM and the issuers' keys hold.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -93,59 +94,11 @@ impl State {
                     modulus: BASE64.encode(n),
                 });
                 let key = signer.find_key(&p.key_label)?;
-                let hash_algorithms = p
-                    .hash_algorithms
-                    .iter()
-                    .map(|name| {
-                        HashAlgorithm::from_signpath_name(name).ok_or_else(|| {
-                            format!(
-                                "policy {}/{}: hash_algorithms: {name:?} is not Sha256, Sha384, Sha512 or Sha1",
-                                project.slug, p.slug
-                            )
-                        })
-                    })
-                    .collect::<Result<Vec<_>, _>>()?;
+                let hash_algorithms = p.hash_algorithms.clone();
                 let hash_names = hash_algorithms
                     .iter()
                     .map(|h| h.signpath_name().to_owned())
                     .collect();
-                if hash_algorithms.is_empty() {
-                    return Err(
-                        format!("policy {}/{}: hash_algorithms is empty", project.slug, p.slug).into(),
-                    );
-                }
-                if let Some(a) = &p.approval {
-                    if a.required == 0 || a.required as usize > a.approvers.len() {
-                        return Err(format!(
-                            "policy {}/{}: approval requires {} of {} approvers",
-                            project.slug,
-                            p.slug,
-                            a.required,
-                            a.approvers.len()
-                        )
-                        .into());
-                    }
-                    if let Some(unknown) = a
-                        .approvers
-                        .iter()
-                        .find(|n| !config.approvers.iter().any(|c| &c.name == *n))
-                    {
-                        return Err(format!(
-                            "policy {}/{}: there is no approver {unknown:?}",
-                            project.slug, p.slug
-                        )
-                        .into());
-                    }
-                }
-                if let Some(o) = &p.origin {
-                    if !origins.knows(&o.issuer) {
-                        return Err(format!(
-                            "policy {}/{}: there is no trusted issuer {:?}",
-                            project.slug, p.slug, o.issuer
-                        )
-                        .into());
-                    }
-                }
                 policies.push(Policy {
                     project: project.slug.clone(),
                     slug: p.slug.clone(),
@@ -172,20 +125,12 @@ impl State {
                 });
             }
         }
-        let mut tokens = Vec::new();
-        for t in &config.tokens {
-            let mut hash = [0u8; 32];
-            hex::decode_to_slice(&t.sha256, &mut hash)
-                .map_err(|_| format!("token {} has a bad sha256", t.id))?;
-            tokens.push((t.id.clone(), hash));
-        }
-        let mut approvers = Vec::new();
-        for a in &config.approvers {
-            let mut hash = [0u8; 32];
-            hex::decode_to_slice(&a.sha256, &mut hash)
-                .map_err(|_| format!("approver {} has a bad sha256", a.name))?;
-            approvers.push((a.name.clone(), hash));
-        }
+        let tokens = config.tokens.iter().map(|t| (t.id.clone(), t.sha256.0)).collect();
+        let approvers = config
+            .approvers
+            .iter()
+            .map(|a| (a.name.clone(), a.sha256.0))
+            .collect();
         let token_owners = config
             .tokens
             .iter()

@@ -41,16 +41,15 @@ fn fixture() -> &'static Fixture {
         let setup = dir.path().join("gw");
         crate::init::run(&setup, 0, 0, Path::new(crate::init::DEFAULT_SOFTHSM_MODULE)).unwrap();
         let config_path = setup.join("gateway.toml");
-        crate::init::add_approver(&config_path, "alice").unwrap();
-        crate::init::add_approver(&config_path, "bob").unwrap();
-        let other = crate::init::add_token(&config_path, "other", &["demo/ec-384".into()]).unwrap();
+        use crate::cli::access::{add_approver, add_token};
+        add_approver(&config_path, "alice", None).unwrap();
         // Bob is the person behind the `other` token: he cannot approve its requests.
-        crate::cli::access::set_token_owner(&config_path, "other", "bob@example.com").unwrap();
-        crate::cli::access::set_approver_owner(&config_path, "bob", "Bob@example.com").unwrap();
+        add_approver(&config_path, "bob", Some("Bob")).unwrap();
+        let other = add_token(&config_path, "other", &["demo/ec-384".into()], Some("bob")).unwrap();
         let (mut config, base) = GatewayConfig::load(&config_path).unwrap();
         for policy in &mut config.projects[0].policies {
             if policy.slug == "rsa-2048" {
-                policy.hash_algorithms.push("Sha1".into());
+                policy.hash_algorithms.push(common::keys::HashAlgorithm::Sha1);
             }
             if policy.slug == "ec-384" {
                 policy.approval = Some(ApprovalConfig {

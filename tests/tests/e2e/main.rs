@@ -17,6 +17,7 @@
 mod artifacts_e2e;
 mod authorization;
 mod client_secrets;
+mod config_rules;
 mod cosign_kms_plugin;
 mod crash;
 mod docs_fixes;

@@ -1,5 +1,6 @@
 //! `signpath-gateway doctor --config FILE`: checks what an operator gets wrong before `serve` meets a client — the
-//! configuration itself (unknown keys and origin rules included), the TLS certificate and key, the HSM module, token
+//! configuration itself (unknown keys, and every rule `serve` applies: `config/validate.rs`'s findings, worded as
+//! `serve` refuses them), the TLS certificate and key, the HSM module, token
 //! and PIN, each policy's key (in the HSM, and the one its certificate names) and certificate chain, the modes of
 //! the files that hold secrets, and who besides their owner could write gateway.toml, the PIN file or the database.
 //! Each problem is printed with its fix in one sentence; any problem makes the exit status non-zero. Notes say what
@@ -11,6 +12,8 @@
 
 mod capacity;
 mod report;
+#[cfg(test)]
+mod tests;
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
@@ -25,18 +28,7 @@ use capacity::{limits, release_groups};
 use report::Report;
 
 pub fn run(config_path: &Path) -> CliResult {
-    let mut report = Report::default();
-    match GatewayConfig::load(config_path) {
-        Ok((config, base)) => check(&config, &base, &mut report),
-        Err(e @ ConfigError::Shared(_)) => report.problem(
-            e.to_string(),
-            "Let only its owner (root or the gateway's user) write it; `serve` refuses it, and a running gateway keeps the configuration it has.",
-        ),
-        Err(e) => report.problem(
-            e.to_string(),
-            "Correct gateway.toml (a key the gateway does not know is refused, not ignored: check its spelling against docs/configuration.md); `serve` refuses it as it is, and a running gateway keeps the configuration it has.",
-        ),
-    }
+    let report = diagnose(config_path);
     for line in &report.passed {
         println!("ok       {line}");
     }
@@ -63,8 +55,47 @@ pub fn run(config_path: &Path) -> CliResult {
     }
 }
 
+/// Every finding about the setup of `config_path`. A file that parses is checked against every rule (all broken
+/// ones are reported, where `serve` names the first) and then against the files and the HSM it names.
+fn diagnose(config_path: &Path) -> Report {
+    let mut report = Report::default();
+    match GatewayConfig::read(config_path) {
+        Ok((config, base)) => {
+            rules(config_path, &config, &mut report);
+            check(&config, &base, &mut report);
+        }
+        Err(e @ ConfigError::Shared(_)) => report.problem(
+            e.to_string(),
+            "Let only its owner (root or the gateway's user) write it; `serve` refuses it, and a running gateway keeps the configuration it has.",
+        ),
+        Err(e) => report.problem(
+            e.to_string(),
+            "Correct gateway.toml (a key the gateway does not know is refused, not ignored: check its spelling against docs/configuration.md); `serve` refuses it as it is, and a running gateway keeps the configuration it has.",
+        ),
+    }
+    report
+}
+
+/// The rules `serve` applies when it loads gateway.toml (`config/validate.rs`): each broken one is reported in the
+/// words `serve` refuses the file with.
+fn rules(config_path: &Path, config: &GatewayConfig, report: &mut Report) {
+    let found = crate::config::findings(config);
+    if found.is_empty() {
+        report.ok("gateway.toml parses, has no unknown key, only its owner can write it, and keeps every rule `serve` applies (approvers and k of n, trusted issuers and origin rules, hash algorithms, certificate chains, JWKS sources)");
+    }
+    for invalid in found {
+        let error = ConfigError::Invalid {
+            path: config_path.display().to_string(),
+            invalid,
+        };
+        report.problem(
+            error.to_string(),
+            "Correct gateway.toml as the message says (docs/configuration.md, docs/governance.md); `serve` refuses it as it is, and a running gateway keeps the configuration it has.",
+        );
+    }
+}
+
 fn check(config: &GatewayConfig, base: &Path, report: &mut Report) {
-    report.ok("gateway.toml parses, has no unknown key, only its owner can write it, and every origin rule binds a repository");
     let pin_file = resolve(base, &config.hsm.pin_file);
     private_file(&pin_file, "the HSM PIN file", report);
     owner_only_writes(&pin_file, "the HSM PIN file", report);

@@ -136,7 +136,7 @@ fn a_release_group_with_one_signature_left_does_not_cover_a_tarball_of_eight_ima
         approval(config, &["alice", "bob"], 1, 2);
         let configuration = |slug: &str, cosign| ArtifactConfigurationConfig {
             slug: slug.into(),
-            notary: "jws".into(),
+            notary: crate::config::NotaryEnvelope::Jws,
             cosign,
             each_platform: false,
             signing_scheme: Default::default(),
@@ -184,7 +184,7 @@ fn a_release_group_with_one_signature_left_does_not_cover_a_tarball_of_eight_ima
 fn a_removed_approver_neither_votes_nor_counts_towards_k_of_n() {
     let carol = ApproverConfig {
         name: "carol".into(),
-        sha256: "ab".repeat(32),
+        sha256: crate::config::TokenSha256([0xab; 32]),
         owner: None,
     };
     let before = reloaded(|config| approval(config, &["alice", "bob"], 2, 1));

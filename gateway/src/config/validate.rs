@@ -1,0 +1,223 @@
+//! The rules of gateway.toml that its types cannot state, checked in one pass after the parse (as ripgrep turns its
+//! low-level arguments into high-level ones once): an approval's k of n and the approvers it names, the trusted
+//! issuer an origin rule names and whether the rule binds a repository, a policy's certificate chain and hash
+//! algorithms, an artifact configuration's signing scheme, a trusted issuer's JWKS source.
+//!
+//! `GatewayConfig::load` applies them, and `serve`, the reload and every command that only reads the file call it;
+//! `doctor` reports every finding of the same pass ([`findings`]) with the same words, so it cannot pass a
+//! configuration `serve` refuses. Files, the HSM and the network are checked where they are used, not here.
+//! Owns these rules only; it must never import `signing/`, `http/` or `store/`.
+
+use signpath_oci::notary::SigningScheme;
+
+use super::{GatewayConfig, IssuerConfig, NotaryEnvelope, OriginConfig};
+
+/// The claims that name a repository: GitHub's `repository` and immutable `repository_id`, GitLab's
+/// `project_path` and immutable `project_id`. A rule must bind one of them, or any repository on the CI could
+/// send tokens for our audience.
+const REPOSITORY_CLAIMS: &[&str] = &["repository", "repository_id", "project_path", "project_id"];
+
+/// A rule of gateway.toml that the parsed file breaks, named in the file's words.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Invalid {
+    #[error("policy {project}/{policy}: certificate_chain is empty: list the policy's certificate, then its CAs up to the root")]
+    NoCertificate { project: String, policy: String },
+    #[error("policy {project}/{policy}: hash_algorithms is empty: list the hashes it signs (Sha256, Sha384, Sha512, Sha1)")]
+    NoHashAlgorithms { project: String, policy: String },
+    #[error("policy {project}/{policy}: approval requires {required} of {approvers} approvers: required is at least 1 and at most the number of approvers")]
+    ApprovalCount {
+        project: String,
+        policy: String,
+        required: u32,
+        approvers: usize,
+    },
+    #[error("policy {project}/{policy}: there is no approver {approver:?}: add them (`signpath-gateway approver add`) or take them out of the policy's approvers")]
+    UnknownApprover {
+        project: String,
+        policy: String,
+        approver: String,
+    },
+    #[error("policy {project}/{policy}: there is no trusted issuer {issuer:?}: add it to [[trusted_issuers]] or correct the origin rule's issuer")]
+    UnknownIssuer {
+        project: String,
+        policy: String,
+        issuer: String,
+    },
+    #[error("policy {project}/{policy}: origin condition {claim} = {pattern:?}: `*` stands for a whole path segment (`refs/tags/*`, `acme/*`), not part of one")]
+    PartialSegment {
+        project: String,
+        policy: String,
+        claim: String,
+        pattern: String,
+    },
+    #[error("policy {project}/{policy}: the origin rule for issuer {issuer} binds no repository: add a condition on repository or repository_id (GitHub), project_path or project_id (GitLab)")]
+    BindsNoRepository {
+        project: String,
+        policy: String,
+        issuer: String,
+    },
+    #[error("artifact configuration {project}/{configuration}: signing_scheme = \"{scheme}\" applies to Notary Project signatures, and notary = \"none\" makes none")]
+    SchemeWithoutNotary {
+        project: String,
+        configuration: String,
+        scheme: SigningScheme,
+    },
+    #[error("trusted issuer {issuer}: set jwks_file or jwks_url")]
+    NoKeys { issuer: String },
+    #[error("trusted issuer {issuer}: jwks_url {url:?} is not a URL: {reason}")]
+    JwksUrlUnparsable {
+        issuer: String,
+        url: String,
+        reason: String,
+    },
+    #[error(
+        "trusted issuer {issuer}: jwks_url {url:?} must be https:// (http:// only on a loopback address)"
+    )]
+    JwksUrlInsecure { issuer: String, url: String },
+}
+
+/// The first rule `config` breaks: what `serve`, the reload and the commands refuse the file with.
+pub fn validate(config: &GatewayConfig) -> Result<(), Invalid> {
+    findings(config).into_iter().next().map_or(Ok(()), Err)
+}
+
+/// Every rule `config` breaks, in the file's order: issuers, then each project's policies and artifact
+/// configurations.
+pub fn findings(config: &GatewayConfig) -> Vec<Invalid> {
+    let mut found = Vec::new();
+    for issuer in &config.trusted_issuers {
+        found.extend(jwks_source(issuer));
+    }
+    for project in &config.projects {
+        for policy in &project.policies {
+            let (p, s) = (project.slug.clone(), policy.slug.clone());
+            if policy.certificate_chain.is_empty() {
+                found.push(Invalid::NoCertificate {
+                    project: p.clone(),
+                    policy: s.clone(),
+                });
+            }
+            if policy.hash_algorithms.is_empty() {
+                found.push(Invalid::NoHashAlgorithms {
+                    project: p.clone(),
+                    policy: s.clone(),
+                });
+            }
+            if let Some(approval) = &policy.approval {
+                if approval.required == 0 || approval.required as usize > approval.approvers.len() {
+                    found.push(Invalid::ApprovalCount {
+                        project: p.clone(),
+                        policy: s.clone(),
+                        required: approval.required,
+                        approvers: approval.approvers.len(),
+                    });
+                }
+                for approver in &approval.approvers {
+                    if !config.approvers.iter().any(|a| &a.name == approver) {
+                        found.push(Invalid::UnknownApprover {
+                            project: p.clone(),
+                            policy: s.clone(),
+                            approver: approver.clone(),
+                        });
+                    }
+                }
+            }
+            if let Some(origin) = &policy.origin {
+                if !config.trusted_issuers.iter().any(|i| i.name == origin.issuer) {
+                    found.push(Invalid::UnknownIssuer {
+                        project: p.clone(),
+                        policy: s.clone(),
+                        issuer: origin.issuer.clone(),
+                    });
+                }
+                found.extend(origin_rule(origin, &p, &s));
+            }
+        }
+        for configuration in &project.artifact_configurations {
+            if configuration.notary == NotaryEnvelope::None && !configuration.signing_scheme.is_default() {
+                found.push(Invalid::SchemeWithoutNotary {
+                    project: project.slug.clone(),
+                    configuration: configuration.slug.clone(),
+                    scheme: configuration.signing_scheme,
+                });
+            }
+        }
+    }
+    found
+}
+
+/// An origin rule binds a repository, and its patterns use `*` only as whole path segments (see
+/// `signing::origin::glob_matches`).
+fn origin_rule(rule: &OriginConfig, project: &str, policy: &str) -> Vec<Invalid> {
+    let mut found: Vec<Invalid> = rule
+        .conditions
+        .iter()
+        .filter(|(_, pattern)| {
+            pattern
+                .split('/')
+                .any(|segment| segment.contains('*') && segment != "*")
+        })
+        .map(|(claim, pattern)| Invalid::PartialSegment {
+            project: project.to_owned(),
+            policy: policy.to_owned(),
+            claim: claim.clone(),
+            pattern: pattern.clone(),
+        })
+        .collect();
+    let binds = REPOSITORY_CLAIMS.iter().any(|claim| {
+        rule.conditions.get(*claim).is_some_and(|pattern| {
+            pattern
+                .split('/')
+                .next()
+                .is_some_and(|first| !first.is_empty() && first != "*")
+        })
+    });
+    if !binds {
+        found.push(Invalid::BindsNoRepository {
+            project: project.to_owned(),
+            policy: policy.to_owned(),
+            issuer: rule.issuer.clone(),
+        });
+    }
+    found
+}
+
+/// An issuer has keys to check tokens with, and a JWKS URL is https: over http anyone on the path could hand the
+/// gateway their own keys. Plain http is accepted on loopback only (a test's local issuer). The URL is checked
+/// beside a `jwks_file` too: an unknown key id fetches it then.
+fn jwks_source(issuer: &IssuerConfig) -> Option<Invalid> {
+    let Some(url) = &issuer.jwks_url else {
+        return issuer.jwks_file.is_none().then(|| Invalid::NoKeys {
+            issuer: issuer.name.clone(),
+        });
+    };
+    let parsed = match reqwest::Url::parse(url) {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            return Some(Invalid::JwksUrlUnparsable {
+                issuer: issuer.name.clone(),
+                url: url.clone(),
+                reason: e.to_string(),
+            })
+        }
+    };
+    let host = parsed
+        .host_str()
+        .unwrap_or_default()
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    match parsed.scheme() {
+        "https" => None,
+        "http" if loopback => None,
+        _ => Some(Invalid::JwksUrlInsecure {
+            issuer: issuer.name.clone(),
+            url: url.clone(),
+        }),
+    }
+}
+
+#[cfg(test)]
+#[path = "validate_tests.rs"]
+mod tests;
