@@ -257,7 +257,16 @@ fn subject(r: &Record, max: usize) -> String {
             1 => String::new(),
             n => format!(" (+{} more)", n - 1),
         };
-        return terminal::fit(&terminal::escape(&format!("{first}{more}")), max);
+        let (name, digest) = first
+            .rsplit_once('@')
+            .map_or((*first, None), |(n, d)| (n, Some(d)));
+        // The first part is a registry when it looks like a host, as in a docker reference.
+        let (registry, repository) = match name.split_once('/') {
+            Some((host, rest)) if host.contains(['.', ':']) || host == "localhost" => (Some(host), rest),
+            _ => (None, name),
+        };
+        let width = max.saturating_sub(more.chars().count());
+        return terminal::image_reference(registry, Some(repository), None, digest, width) + &more;
     }
     if let Some(approval) = &r.approval {
         return terminal::fit(&terminal::escape(approval), max);
@@ -454,10 +463,13 @@ mod tests {
             metadata: Some(serde_json::json!({"artifact": {"images": [image("1a")]}}).to_string()),
             ..Record::default()
         };
-        assert_eq!(subject(&record, 200), image("1a"));
+        let short = "registry.example.com/team/app:1.0@sha256:1a1a1a1a1a1a";
+        assert_eq!(subject(&record, 200), short);
+        // Narrow: the registry goes first, the digest stays.
+        assert_eq!(subject(&record, 40), "team/app:1.0@sha256:1a1a1a1a1a1a");
         record.metadata = Some(
             serde_json::json!({"artifact": {"images": [image("1a"), image("2b"), image("3c")]}}).to_string(),
         );
-        assert_eq!(subject(&record, 200), format!("{} (+2 more)", image("1a")));
+        assert_eq!(subject(&record, 200), format!("{short} (+2 more)"));
     }
 }
