@@ -245,6 +245,29 @@ fn subject(r: &Record, max: usize) -> String {
     if oci("repository").is_some() || oci("digest").is_some() {
         return terminal::image_reference(oci("registry"), oci("repository"), oci("tag"), oci("digest"), max);
     }
+    // A submitted tarball: the images it signed (`name@digest`), not the tarball's own hash.
+    let images: Vec<&str> = metadata
+        .as_ref()
+        .and_then(|m| m.pointer("/artifact/images"))
+        .and_then(|v| v.as_array())
+        .map(|images| images.iter().filter_map(|v| v.as_str()).collect())
+        .unwrap_or_default();
+    if let Some(first) = images.first() {
+        let more = match images.len() {
+            1 => String::new(),
+            n => format!(" (+{} more)", n - 1),
+        };
+        let (name, digest) = first
+            .rsplit_once('@')
+            .map_or((*first, None), |(n, d)| (n, Some(d)));
+        // The first part is a registry when it looks like a host, as in a docker reference.
+        let (registry, repository) = match name.split_once('/') {
+            Some((host, rest)) if host.contains(['.', ':']) || host == "localhost" => (Some(host), rest),
+            _ => (None, name),
+        };
+        let width = max.saturating_sub(more.chars().count());
+        return terminal::image_reference(registry, Some(repository), None, digest, width) + &more;
+    }
     if let Some(approval) = &r.approval {
         return terminal::fit(&terminal::escape(approval), max);
     }
@@ -429,5 +452,24 @@ mod tests {
         assert!(repository.matches(&signed));
         assert!(filter(&format!("sha256:{}", "9f".repeat(32)), None).matches(&signed_record()));
         assert!(!filter(&index, None).matches(&signed_record()));
+    }
+
+    #[test]
+    fn a_submitted_tarball_shows_the_images_it_signed_not_its_own_hash() {
+        let image = |hex: &str| format!("registry.example.com/team/app:1.0@sha256:{}", hex.repeat(32));
+        let mut record = Record {
+            outcome: "allowed".into(),
+            digest: Some(format!("sha256:{}", "77".repeat(32))),
+            metadata: Some(serde_json::json!({"artifact": {"images": [image("1a")]}}).to_string()),
+            ..Record::default()
+        };
+        let short = "registry.example.com/team/app:1.0@sha256:1a1a1a1a1a1a";
+        assert_eq!(subject(&record, 200), short);
+        // Narrow: the registry goes first, the digest stays.
+        assert_eq!(subject(&record, 40), "team/app:1.0@sha256:1a1a1a1a1a1a");
+        record.metadata = Some(
+            serde_json::json!({"artifact": {"images": [image("1a"), image("2b"), image("3c")]}}).to_string(),
+        );
+        assert_eq!(subject(&record, 200), format!("{short} (+2 more)"));
     }
 }
