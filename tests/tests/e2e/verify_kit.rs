@@ -162,6 +162,14 @@ fn a_ratify_kit_verifies_notation_and_cosign_signatures_of_its_policy_only() {
         .map(|all| all.iter().filter(|r| r["isSuccess"] == true).collect())
         .unwrap_or_default();
     assert!(passed.is_empty(), "another policy's kit accepted: {report:#}");
+
+    // Another policy's Notary signature beside ours: one of ours suffices, as for `notation verify`.
+    notation_sign(&notation, "ec-384", &image);
+    let report = ratify_report(&ratify, &ours, &image);
+    assert_eq!(
+        report["isSuccess"], true,
+        "a foreign signature failed the image: {report:#}"
+    );
 }
 
 /// gpg in its own home: a fresh RSA key (the user's GPG key, as docs/gpg.md has users make one) exported as

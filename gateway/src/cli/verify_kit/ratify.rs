@@ -25,7 +25,11 @@ pub fn kit(trust: &Trust, scopes: &[String], out: &Path, plain_http: bool) -> Re
     }
     let config = json!({
         "store": {"version": "1.0.0", "plugins": [store]},
-        "policy": {"version": "1.0.0", "plugin": {"name": "configPolicy"}},
+        // "any" as `notation verify` and `cosign verify` do: one signature of the policy suffices, and another
+        // team's signature beside it does not fail the image (Ratify's default, "all", would).
+        "policy": {"version": "1.0.0", "plugin": {"name": "configPolicy", "artifactVerificationPolicies": {
+            NOTARY_SIGNATURE: "any", COSIGN_SIGNATURE: "any",
+        }}},
         "verifier": {"version": "1.0.0", "plugins": [
             {"name": "notation", "artifactTypes": NOTARY_SIGNATURE, "verificationCerts": [root],
              "trustPolicyDoc": trust_policy(trust, scopes, RATIFY_STORE)},
@@ -59,6 +63,9 @@ mod tests {
         .unwrap();
         let config: serde_json::Value = serde_json::from_slice(&files[0].contents).unwrap();
         assert_eq!(config["store"]["plugins"][0]["useHttp"], true);
+        let policies = &config["policy"]["plugin"]["artifactVerificationPolicies"];
+        assert_eq!(policies[NOTARY_SIGNATURE], "any");
+        assert_eq!(policies[COSIGN_SIGNATURE], "any");
         let verifiers = &config["verifier"]["plugins"];
         assert_eq!(verifiers[0]["verificationCerts"][0], "/kit/ratify/certs/root.pem");
         assert_eq!(
