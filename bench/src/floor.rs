@@ -11,7 +11,8 @@
 //! CPU time of this thread per verification, alternating rounds.
 //!
 //! With `SIGNPATH_BENCH_BASELINE_MODULE` set to another build of the module, its CPU per signature (the signing
-//! process's, at one thread) is measured in the same rounds beside this build's.
+//! process's) at one thread, and its rate and CPU at 8 threads, are measured in the same rounds beside this
+//! build's.
 //!
 //! This module imports nothing of the gateway; it writes one probe file beside the audit database and removes it.
 
@@ -35,7 +36,46 @@ const BASELINE_MODULE: &str = "SIGNPATH_BENCH_BASELINE_MODULE";
 
 pub fn figures(bench: &Bench, args: &RunArgs, rows: &mut Vec<Row>) -> Result<()> {
     single_thread_floor(bench, args, rows)?;
+    if let Some(baseline) = std::env::var_os(BASELINE_MODULE) {
+        module_at_8_threads(bench, args, &PathBuf::from(baseline), rows)?;
+    }
     verification(args, rows)
+}
+
+/// This build of the module against the baseline at 8 threads, alternating per round: the rate and the signing
+/// process's CPU per signature.
+fn module_at_8_threads(bench: &Bench, args: &RunArgs, baseline: &Path, rows: &mut Vec<Row>) -> Result<()> {
+    let (mut rate, mut baseline_rate) = (Samples::default(), Samples::default());
+    let (mut cpu, mut baseline_cpu) = (Samples::default(), Samples::default());
+    for round in 0..args.rounds {
+        eprintln!(
+            "signpath-bench: the module against {}, 8 threads, round {}",
+            baseline.display(),
+            round + 1
+        );
+        let ours = bench.csign_module("ec", "ec-256", 8, args.seconds)?;
+        let theirs = bench.csign_module_file(baseline, "ec", "ec-256", 8, args.seconds)?;
+        rate.push(ours.rate());
+        cpu.push(ours.cpu_ms_per_sign());
+        baseline_rate.push(theirs.rate());
+        baseline_cpu.push(theirs.cpu_ms_per_sign());
+    }
+    let vs = baseline.display();
+    rows.push(row(
+        format!("10. C_Sign EC-256, 8 threads: module → gateway → SoftHSM2, this build vs {vs}"),
+        rate.show("signs/s", 0),
+        baseline_rate.show("signs/s", 0),
+        ratio(&rate, &baseline_rate),
+        "–",
+    ));
+    rows.push(row(
+        format!("10. C_Sign EC-256, 8 threads: CPU per signature of the signing process, this build vs {vs}"),
+        cpu.show("ms", 3),
+        baseline_cpu.show("ms", 3),
+        ratio(&cpu, &baseline_cpu),
+        "–",
+    ));
+    Ok(())
 }
 
 fn single_thread_floor(bench: &Bench, args: &RunArgs, rows: &mut Vec<Row>) -> Result<()> {
