@@ -1,6 +1,7 @@
 //! C_Sign throughput of one PKCS#11 module, in a process of its own: `signpath-bench csign ...` loads the module,
 //! logs in, finds the key, and lets N threads sign (each on its own session, as a multi-threaded host does) for a
-//! fixed time. It prints one JSON line: signatures, seconds, errors, and the process's RSS before the module was
+//! fixed time. It prints one JSON line: signatures, seconds, errors, the process's CPU time while the threads
+//! signed (the module's own cost to its host, with the loop's), and the process's RSS before the module was
 //! loaded and after signing, which is the memory the module adds to its host.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -48,11 +49,18 @@ pub struct Outcome {
     pub seconds: f64,
     pub rss_before_mib: f64,
     pub rss_after_mib: f64,
+    /// The process's CPU time (user + system) while the threads signed.
+    pub cpu_seconds: f64,
 }
 
 impl Outcome {
     pub fn rate(&self) -> f64 {
         self.signs as f64 / self.seconds
+    }
+
+    /// The signing process's CPU time per signature, in ms.
+    pub fn cpu_ms_per_sign(&self) -> f64 {
+        self.cpu_seconds * 1000.0 / self.signs as f64
     }
 
     pub fn parse(line: &str) -> Result<Self> {
@@ -67,6 +75,7 @@ impl Outcome {
             seconds: f("seconds")?,
             rss_before_mib: f("rss_before_mib")?,
             rss_after_mib: f("rss_after_mib")?,
+            cpu_seconds: f("cpu_seconds")?,
         })
     }
 }
@@ -114,6 +123,7 @@ pub fn run(args: &Args) -> Result<()> {
     let signs = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
+    let cpu_before = process_cpu_seconds()?;
     let workers: Vec<_> = (0..args.threads)
         .map(|_| {
             let (pkcs11, stop, signs, errors) = (pkcs11.clone(), stop.clone(), signs.clone(), errors.clone());
@@ -143,6 +153,7 @@ pub fn run(args: &Args) -> Result<()> {
         let _ = w.join();
     }
     let seconds = started.elapsed().as_secs_f64();
+    let cpu_seconds = process_cpu_seconds()? - cpu_before;
     let rss_after = proc_status_mib(own, "VmRSS").unwrap_or(f64::NAN);
     drop(first);
     println!(
@@ -153,7 +164,20 @@ pub fn run(args: &Args) -> Result<()> {
             "seconds": seconds,
             "rss_before_mib": rss_before,
             "rss_after_mib": rss_after,
+            "cpu_seconds": cpu_seconds,
         })
     );
     Ok(())
+}
+
+/// This process's user + system CPU time (fields 14 and 15 of /proc/self/stat, in clock ticks of 1/100 s, the
+/// value Linux has used on every architecture we build for).
+fn process_cpu_seconds() -> Result<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat")?;
+    // The command name (field 2) may hold spaces; the fields after it start past its closing parenthesis.
+    let after_name = stat.rsplit_once(')').ok_or("malformed /proc/self/stat")?.1;
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks =
+        |i: usize| -> Result<f64> { Ok(fields.get(i).ok_or("short /proc/self/stat")?.parse::<f64>()?) };
+    Ok((ticks(11)? + ticks(12)?) / 100.0)
 }

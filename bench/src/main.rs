@@ -7,6 +7,7 @@
 //! SoftHSM2), a real docker-registry on loopback, the real notation and cosign.
 
 mod csign;
+mod floor;
 mod load;
 mod p11kit;
 mod procs;
@@ -53,7 +54,7 @@ struct RunArgs {
     /// Alternating rounds of each C_Sign throughput pair (the table shows their median).
     #[arg(long, default_value_t = 3)]
     rounds: usize,
-    /// Only these sections: notation, cosign, csign, load, plugin, memory, tsa, artifacts, replicas (comma
+    /// Only these sections: notation, cosign, csign, load, plugin, memory, tsa, artifacts, replicas, floor (comma
     /// separated; default all).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
@@ -128,6 +129,9 @@ fn run(args: &RunArgs) -> Result<()> {
     }
     if on("replicas") {
         replicas::figures(&bench.load_target("ec-256")?, args, &mut rows)?;
+    }
+    if on("floor") {
+        floor::figures(&bench, args, &mut rows)?;
     }
     print!("{}", table(&rows));
     for n in notes {

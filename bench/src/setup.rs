@@ -105,6 +105,11 @@ impl Bench {
         self.gateway.pid()
     }
 
+    /// The gateway's directory, which holds its audit database.
+    pub fn gateway_dir(&self) -> PathBuf {
+        self.gateway.dir()
+    }
+
     /// The gateway's client settings (URL, organization, token, TLS CA).
     pub fn gateway_env(&self) -> Vec<(String, String)> {
         self.gateway.env_vars()
@@ -429,6 +434,18 @@ impl Bench {
 
     /// C_Sign through our module (→ gateway → SoftHSM2).
     pub fn csign_module(&self, kind: &str, policy: &str, threads: usize, seconds: f64) -> Result<Outcome> {
+        self.csign_module_file(&self.module, kind, policy, threads, seconds)
+    }
+
+    /// C_Sign through the module at `module` (another build of ours, for an A/B) → gateway → SoftHSM2.
+    pub fn csign_module_file(
+        &self,
+        module: &Path,
+        kind: &str,
+        policy: &str,
+        threads: usize,
+        seconds: f64,
+    ) -> Result<Outcome> {
         let mut env = self.gateway_env();
         env.push(("BENCH_PKCS11_PIN".into(), "CONFIG".into()));
         env.push((
@@ -437,7 +454,7 @@ impl Bench {
         ));
         let key = format!("{PROJECT}/{policy}");
         self.csign(
-            &Self::csign_args(&self.module, "SignPath", key, kind, threads, seconds),
+            &Self::csign_args(module, "SignPath", key, kind, threads, seconds),
             &env,
         )
     }

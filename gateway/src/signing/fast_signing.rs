@@ -1,8 +1,9 @@
 //! SignPath's fast signing of hashes through the file-based route, as its older clients (jsign, the PowerShell
 //! module) use it: `IsFastSigningRequest=true` with a `payload.json` artifact naming the algorithm and the
-//! digest. The typed request goes through `SignHash`'s own steps (`sign_request`: authorization, origin, approval, idempotency, audit) and is
-//! answered at once with the payload itself plus `Signature`, as SignPath documents it: "the response artifact has
-//! the same format and values as the request artifact with the additional property 'Signature'".
+//! digest. The typed request goes through `SignHash`'s own steps (`sign_request`: authorization, origin,
+//! approval, idempotency, audit) and is answered at once with the payload itself plus `Signature`, as SignPath
+//! documents it: "the response artifact has the same format and values as the request artifact with the
+//! additional property 'Signature'".
 
 use common::protocol::{
     problem_types as pt, EcdsaOptions, EcdsaSignatureFormat, HashSigningData, Metadata, PaddingMode,

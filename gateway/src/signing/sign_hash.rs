@@ -83,8 +83,8 @@ impl Core {
     }
 
     /// One typed `SignHash` request through every check its policy asks for (authorization, idempotency, origin,
-    /// approval), then signed in the HSM. `body_hash` is the hex SHA-256 of the request as its client sent it: a retry
-    /// under the same idempotency key must send the same. Both the `SignHash` route and fast signing
+    /// approval), then signed in the HSM. `body_hash` is the hex SHA-256 of the request as its client sent it:
+    /// a retry under the same idempotency key must send the same. Both the `SignHash` route and fast signing
     /// (`fast_signing`) come here.
     pub(super) fn sign_request(
         &self,

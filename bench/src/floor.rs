@@ -1,0 +1,224 @@
+//! Figure 10: what one signature cannot cost less than, and the module's check of each signature.
+//!
+//! (a) The single-thread floor. A path that keeps its audit record durable before it answers pays at least one
+//! small write and an `fdatasync` on the audit database's disk; a remote HSM call pays at least what p11-kit's
+//! remoting pays for one C_Sign (a round trip to its server and SoftHSM2's signature), and p11-kit waits for
+//! nothing else. Their sum is the floor; our time per signature at one thread is set against it. The three are
+//! measured in the same rounds, alternating, so the machine's load hits them alike.
+//!
+//! (b) The module checks every signature the gateway returns. For ECDSA P-256 over a digest: RustCrypto's
+//! arithmetic (what the module used) against the check the module now makes (`common::pubkey` with AWS-LC),
+//! CPU time of this thread per verification, alternating rounds.
+//!
+//! With `SIGNPATH_BENCH_BASELINE_MODULE` set to another build of the module, its CPU per signature (the signing
+//! process's) at one thread, and its rate and CPU at 8 threads, are measured in the same rounds beside this
+//! build's.
+//!
+//! This module imports nothing of the gateway; it writes one probe file beside the audit database and removes it.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use common::keys::{HashAlgorithm, SignatureScheme};
+use common::pubkey::PublicKey;
+use p256::ecdsa::signature::hazmat::{PrehashSigner, PrehashVerifier};
+
+use crate::setup::Bench;
+use crate::stats::{ratio, Samples};
+use crate::{row, Result, Row, RunArgs};
+
+/// Durable appends per round: enough that one slow flush does not decide the mean.
+const APPENDS: usize = 200;
+/// Verifications per side per round.
+const VERIFIES: usize = 2000;
+/// A module built from another commit, for an A/B of the module's CPU per signature in the same run.
+const BASELINE_MODULE: &str = "SIGNPATH_BENCH_BASELINE_MODULE";
+
+pub fn figures(bench: &Bench, args: &RunArgs, rows: &mut Vec<Row>) -> Result<()> {
+    single_thread_floor(bench, args, rows)?;
+    if let Some(baseline) = std::env::var_os(BASELINE_MODULE) {
+        module_at_8_threads(bench, args, &PathBuf::from(baseline), rows)?;
+    }
+    verification(args, rows)
+}
+
+/// This build of the module against the baseline at 8 threads, alternating per round: the rate and the signing
+/// process's CPU per signature.
+fn module_at_8_threads(bench: &Bench, args: &RunArgs, baseline: &Path, rows: &mut Vec<Row>) -> Result<()> {
+    let (mut rate, mut baseline_rate) = (Samples::default(), Samples::default());
+    let (mut cpu, mut baseline_cpu) = (Samples::default(), Samples::default());
+    for round in 0..args.rounds {
+        eprintln!(
+            "signpath-bench: the module against {}, 8 threads, round {}",
+            baseline.display(),
+            round + 1
+        );
+        let ours = bench.csign_module("ec", "ec-256", 8, args.seconds)?;
+        let theirs = bench.csign_module_file(baseline, "ec", "ec-256", 8, args.seconds)?;
+        rate.push(ours.rate());
+        cpu.push(ours.cpu_ms_per_sign());
+        baseline_rate.push(theirs.rate());
+        baseline_cpu.push(theirs.cpu_ms_per_sign());
+    }
+    let vs = baseline.display();
+    rows.push(row(
+        format!("10. C_Sign EC-256, 8 threads: module → gateway → SoftHSM2, this build vs {vs}"),
+        rate.show("signs/s", 0),
+        baseline_rate.show("signs/s", 0),
+        ratio(&rate, &baseline_rate),
+        "–",
+    ));
+    rows.push(row(
+        format!("10. C_Sign EC-256, 8 threads: CPU per signature of the signing process, this build vs {vs}"),
+        cpu.show("ms", 3),
+        baseline_cpu.show("ms", 3),
+        ratio(&cpu, &baseline_cpu),
+        "–",
+    ));
+    Ok(())
+}
+
+fn single_thread_floor(bench: &Bench, args: &RunArgs, rows: &mut Vec<Row>) -> Result<()> {
+    let p11kit = bench.p11kit_server()?;
+    // Another build of the module, for an A/B of the module's own CPU in the same rounds.
+    let baseline = std::env::var_os(BASELINE_MODULE).map(PathBuf::from);
+    let (mut append, mut remote, mut floor, mut ours) = (
+        Samples::default(),
+        Samples::default(),
+        Samples::default(),
+        Samples::default(),
+    );
+    let (mut ours_cpu, mut baseline_cpu) = (Samples::default(), Samples::default());
+    for round in 0..args.rounds {
+        eprintln!("signpath-bench: single-thread floor, round {}", round + 1);
+        let fsync_ms = durable_append_ms(&bench.gateway_dir())?;
+        let remote_ms = 1000.0
+            / bench
+                .csign_p11kit(&p11kit, "ec", "ec-256", 1, args.seconds)?
+                .rate();
+        let signed = bench.csign_module("ec", "ec-256", 1, args.seconds)?;
+        append.push(fsync_ms);
+        remote.push(remote_ms);
+        floor.push(fsync_ms + remote_ms);
+        ours.push(1000.0 / signed.rate());
+        ours_cpu.push(signed.cpu_ms_per_sign());
+        if let Some(module) = &baseline {
+            let signed = bench.csign_module_file(module, "ec", "ec-256", 1, args.seconds)?;
+            baseline_cpu.push(signed.cpu_ms_per_sign());
+        }
+    }
+    rows.push(row(
+        "10. Single-thread floor: a small write + fdatasync on the audit database's disk",
+        append.show("ms", 3),
+        "–".into(),
+        "–".into(),
+        "–",
+    ));
+    rows.push(row(
+        "10. Single-thread floor: one C_Sign EC-256 through p11-kit remote → SoftHSM2",
+        remote.show("ms", 3),
+        "–".into(),
+        "–".into(),
+        "–",
+    ));
+    rows.push(row(
+        "10. C_Sign EC-256, 1 thread, time per signature: module → gateway → SoftHSM2 vs the floor (append + p11-kit)",
+        ours.show("ms", 3),
+        floor.show("ms", 3),
+        ratio(&ours, &floor),
+        "≤ 1.5",
+    ));
+    let (reference, vs) = match &baseline {
+        Some(module) => (baseline_cpu.show("ms", 3), format!("vs {}", module.display())),
+        None => ("–".into(), format!("(set {BASELINE_MODULE} for an A/B)")),
+    };
+    rows.push(row(
+        format!(
+            "10. C_Sign EC-256, 1 thread: CPU per signature of the signing process (the module's side) {vs}"
+        ),
+        ours_cpu.show("ms", 3),
+        reference,
+        if baseline.is_some() {
+            ratio(&ours_cpu, &baseline_cpu)
+        } else {
+            "–".into()
+        },
+        "–",
+    ));
+    Ok(())
+}
+
+/// The mean time of one small write and `fdatasync` to a file beside the audit database. The file is written
+/// out and synced first and then overwritten in place, as SQLite's WAL is between checkpoints: an append that grew
+/// the file would also wait for the file system's journal to record the new size, which a WAL commit does not.
+fn durable_append_ms(dir: &Path) -> Result<f64> {
+    use std::os::unix::fs::FileExt as _;
+    let path = dir.join("bench-durable-append.probe");
+    let record = [b'x'; 256];
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .read(true)
+        .write(true)
+        .open(&path)?;
+    file.write_all_at(&vec![0u8; record.len() * APPENDS], 0)?;
+    file.sync_all()?;
+    let start = Instant::now();
+    for i in 0..APPENDS {
+        file.write_all_at(&record, (i * record.len()) as u64)?;
+        file.sync_data()?;
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    drop(file);
+    std::fs::remove_file(&path)?;
+    Ok(elapsed * 1000.0 / APPENDS as f64)
+}
+
+fn verification(args: &RunArgs, rows: &mut Vec<Row>) -> Result<()> {
+    eprintln!("signpath-bench: ECDSA P-256 verification over a digest");
+    let signing = p256::ecdsa::SigningKey::from_slice(&[0x5a; 32])?;
+    let verifying = *signing.verifying_key();
+    let digest = [0x42u8; 32];
+    let signature: p256::ecdsa::Signature = signing.sign_prehash(&digest)?;
+    let raw = signature.to_bytes();
+    let key = PublicKey::P256(verifying);
+    let (mut rust_crypto, mut module) = (Samples::default(), Samples::default());
+    for _ in 0..args.rounds.max(3) {
+        rust_crypto.push(cpu_us_per(VERIFIES, || {
+            verifying.verify_prehash(&digest, &signature).is_ok()
+        })?);
+        module.push(cpu_us_per(VERIFIES, || {
+            key.verify_digest(SignatureScheme::EcdsaIeee, HashAlgorithm::Sha256, &digest, &raw)
+                .is_ok()
+        })?);
+    }
+    rows.push(row(
+        "10. The module's check of an ECDSA P-256 signature over a digest, CPU per verification: AWS-LC (the module's) vs RustCrypto",
+        module.show("µs", 0),
+        rust_crypto.show("µs", 0),
+        ratio(&module, &rust_crypto),
+        "–",
+    ));
+    Ok(())
+}
+
+/// This thread's CPU time per call of `verify`, in µs, over `n` calls, each of which must succeed.
+fn cpu_us_per(n: usize, verify: impl Fn() -> bool) -> Result<f64> {
+    let before = thread_cpu_ns()?;
+    for _ in 0..n {
+        if !verify() {
+            return Err("a good signature did not verify".into());
+        }
+    }
+    Ok((thread_cpu_ns()? - before) as f64 / 1000.0 / n as f64)
+}
+
+/// Nanoseconds this thread has run on a CPU (the first field of /proc/thread-self/schedstat).
+fn thread_cpu_ns() -> Result<u64> {
+    let stat = std::fs::read_to_string("/proc/thread-self/schedstat")?;
+    Ok(stat
+        .split_whitespace()
+        .next()
+        .ok_or("empty /proc/thread-self/schedstat")?
+        .parse()?)
+}
