@@ -18,6 +18,8 @@ use super::{Answer, Core, Kind, Refusal};
 
 /// Release groups that count signatures, and approvers removed while requests wait.
 mod approvals;
+/// A file-based request's documents, and its signing where its layout is not on this gateway's disk.
+mod artifact_requests;
 use crate::config::{ApprovalConfig, GatewayConfig, ReleaseGroupConfig};
 use crate::store::{Record, Stores};
 
