@@ -1,4 +1,5 @@
-//! The wire protocol: SignPath's public hash-signing API, as JSON types.
+//! The wire protocol: SignPath's public hash-signing API, as JSON types; a signing request's own documents
+//! (submitted, its data, its status) are in `protocol/signing_request.rs`.
 //!
 //! Both clients send these and the gateway serves them, so a client works unchanged against SignPath and against
 //! our gateway. Field names are SignPath's (camelCase). Our extensions are marked; a SignPath server ignores what it
@@ -6,6 +7,13 @@
 //! this file and `docs/openapi.yaml` the schema.
 
 use serde::{Deserialize, Serialize};
+
+mod signing_request;
+
+pub use signing_request::{
+    BuildData, BuildSettingsFile, Origin, RepositoryData, RequestStatus, SigningRequestData,
+    SigningRequestStatus, SubmittedSigningRequest, WorkflowStatus,
+};
 
 /// `GET {ApiUrl}/v1/{OrganizationId}/Cryptoki/MySigningPolicies` response.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -214,17 +222,6 @@ pub struct HashEcho {
 pub struct HashSigningResult {
     /// Base64 of the signature.
     pub signature: String,
-}
-
-/// `GET {ApiUrl}/v1/{OrganizationId}/SigningRequests/{id}/Status`: the polling route for a request that waits.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SigningRequestStatus {
-    /// `InProgress`, `WaitingForApproval`, `Completed`, `Failed`, `Denied` or `Canceled`.
-    pub status: String,
-    pub is_final_status: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub web_link: Option<String>,
 }
 
 /// RFC 9457 problem document, the body of every error response.

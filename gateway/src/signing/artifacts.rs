@@ -8,7 +8,10 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use common::protocol::problem_types as pt;
+use common::protocol::{
+    problem_types as pt, RequestStatus, SigningRequestData, SigningRequestStatus, SubmittedSigningRequest,
+    WorkflowStatus,
+};
 use serde_json::json;
 
 use super::approval_gate::{Gate, Hold};
@@ -241,10 +244,10 @@ impl Core {
             "{}/v1/{}/SigningRequests/{request_id}",
             self.state.public_url, self.state.organization_id
         );
-        let mut answer = Answer::json(&json!({
-            "signingRequestId": request_id,
-            "webLink": self.web_link(&request_id),
-        }))?;
+        let mut answer = Answer::json(&SubmittedSigningRequest {
+            web_link: Some(self.web_link(&request_id)),
+            signing_request_id: request_id.clone(),
+        })?;
         answer.created = Some(location);
         artifacts.sweep();
         Ok(answer)
@@ -352,14 +355,14 @@ impl Core {
         record.policy = Some(request.policy.clone());
         let mut completes = None;
         let mut status = match request.state {
-            ArtifactState::Completed => "Completed",
-            ArtifactState::Failed => "Failed",
-            ArtifactState::Waiting => "WaitingForApproval",
+            ArtifactState::Completed => RequestStatus::Completed,
+            ArtifactState::Failed => RequestStatus::Failed,
+            ArtifactState::Waiting => RequestStatus::WaitingForApproval,
         };
         if request.state == ArtifactState::Waiting {
             let held = self.stores.approvals.get(id).map_err(|_| store_failure())?;
             match held.as_ref().map(|h| h.status) {
-                Some(Status::Denied) => status = "Denied",
+                Some(Status::Denied) => status = RequestStatus::Denied,
                 Some(Status::Approved)
                     if held.as_ref().map_or(Ok(false), |h| self.still_approved(h))?
                         && self.stores.approvals.claim(id).map_err(|_| store_failure())? =>
@@ -368,7 +371,7 @@ impl Core {
                     record.approval = Some(format!("approved by {}", held.approved_by.join(", ")));
                     match self.sign_approved_artifact(&mut request, record) {
                         Ok(()) => {
-                            status = "Completed";
+                            status = RequestStatus::Completed;
                             completes = Some(id.to_owned());
                         }
                         Err(refusal) => {
@@ -380,35 +383,41 @@ impl Core {
                 _ => {}
             }
         }
-        let final_status = matches!(status, "Completed" | "Failed" | "Denied");
-        let workflow = match status {
-            "Failed" => "ProcessingFailed",
-            other => other,
+        let web_link = Some(self.web_link(id));
+        let mut answer = if status_only {
+            let mut document = SigningRequestStatus::new(status, web_link);
+            document.workflow_status = Some(workflow_status(status));
+            // The artifact came with the request: the gateway has held it from the start.
+            document.artifact_retrieved = Some(true);
+            Answer::json(&document)?
+        } else {
+            let base = format!(
+                "{}/v1/{}/SigningRequests/{id}",
+                self.state.public_url, self.state.organization_id
+            );
+            let link = |file: &str| (!request.deleted).then(|| format!("{base}/{file}"));
+            Answer::json(&SigningRequestData {
+                status,
+                is_final_status: status.is_final(),
+                workflow_status: workflow_status(status),
+                description: request.description.clone(),
+                project_id: None,
+                project_slug: request.project.clone(),
+                project_name: None,
+                artifact_configuration_id: None,
+                artifact_configuration_slug: request.artifact_configuration.clone(),
+                artifact_configuration_name: None,
+                signing_policy_id: request.policy_id.clone(),
+                signing_policy_slug: request.policy.clone(),
+                signing_policy_name: None,
+                unsigned_artifact_link: link("UnsignedArtifact"),
+                signed_artifact_link: link("SignedArtifact"),
+                origin: None,
+                parameters: request.parameters.clone(),
+                web_link,
+                signing_request_id: Some(id.to_owned()),
+            })?
         };
-        let base = format!(
-            "{}/v1/{}/SigningRequests/{id}",
-            self.state.public_url, self.state.organization_id
-        );
-        let mut body = json!({
-            "status": status,
-            "workflowStatus": workflow,
-            "isFinalStatus": final_status,
-            "webLink": self.web_link(id),
-        });
-        if !status_only {
-            body["signingRequestId"] = json!(id);
-            body["description"] = json!(request.description);
-            body["projectSlug"] = json!(request.project);
-            body["signingPolicyId"] = json!(request.policy_id);
-            body["signingPolicySlug"] = json!(request.policy);
-            body["artifactConfigurationSlug"] = json!(request.artifact_configuration);
-            body["parameters"] = json!(request.parameters);
-            if !request.deleted {
-                body["unsignedArtifactLink"] = json!(format!("{base}/UnsignedArtifact"));
-                body["signedArtifactLink"] = json!(format!("{base}/SignedArtifact"));
-            }
-        }
-        let mut answer = Answer::json(&body)?;
         answer.completes = completes;
         Ok(Some(answer))
     }
@@ -498,6 +507,20 @@ fn unpack_held(artifacts: &Artifacts<'_>, request_id: &str) -> Result<(), Refusa
         let _ = std::fs::remove_dir_all(&staging);
         failed(&e)
     })
+}
+
+/// The workflow status of a file-based request at `status`: the gateway neither retrieves artifacts nor scans
+/// them, so a request is processed straight from waiting for approval; a failure is SignPath's `ProcessingFailed`.
+fn workflow_status(status: RequestStatus) -> WorkflowStatus {
+    match status {
+        RequestStatus::InProgress => WorkflowStatus::Processing,
+        RequestStatus::WaitingForApproval => WorkflowStatus::WaitingForApproval,
+        RequestStatus::Completed => WorkflowStatus::Completed,
+        RequestStatus::Failed => WorkflowStatus::ProcessingFailed,
+        RequestStatus::Denied => WorkflowStatus::Denied,
+        RequestStatus::Canceled => WorkflowStatus::Canceled,
+        RequestStatus::Unknown => WorkflowStatus::Unknown,
+    }
 }
 
 /// What the audit record says about an artifact: the file, its hash, and every image with its digest.

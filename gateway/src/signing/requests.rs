@@ -1,7 +1,9 @@
 //! Polling a signing request (SignPath's `GET SigningRequests/{id}` and `.../Status`): a completed request answers
 //! its stored signature; a held one answers where it stands, and the first poll after its approval signs it, once.
 
-use common::protocol::{problem_types as pt, SignHashRequest, SignHashResponse, SigningRequestStatus};
+use common::protocol::{
+    problem_types as pt, RequestStatus, SignHashRequest, SignHashResponse, SigningRequestStatus,
+};
 
 use super::algorithm::prepare;
 use super::outcome::{refuse, store_failure, Answer, Kind, Refusal};
@@ -47,12 +49,7 @@ impl Core {
             .map_err(|_| store_failure())?
             .ok_or_else(not_found)?;
         if status_only {
-            let status = SigningRequestStatus {
-                status: "Completed".into(),
-                is_final_status: true,
-                web_link: None,
-            };
-            return Answer::json(&status);
+            return Answer::json(&SigningRequestStatus::new(RequestStatus::Completed, None));
         }
         Ok(Answer::done(stored))
     }
@@ -64,18 +61,13 @@ impl Core {
         record.policy = Some(held.policy.clone());
         record.release_group = held.release_group.clone();
         let web_link = Some(self.web_link(&held.request_id));
-        let status_name = match held.status {
-            Status::Pending | Status::Approved | Status::Signing => "WaitingForApproval",
-            Status::Denied => "Denied",
-            Status::Completed => "Completed",
+        let status = match held.status {
+            Status::Pending | Status::Approved | Status::Signing => RequestStatus::WaitingForApproval,
+            Status::Denied => RequestStatus::Denied,
+            Status::Completed => RequestStatus::Completed,
         };
         if status_only {
-            let status = SigningRequestStatus {
-                status: status_name.into(),
-                is_final_status: matches!(held.status, Status::Denied | Status::Completed),
-                web_link,
-            };
-            return Answer::json(&status);
+            return Answer::json(&SigningRequestStatus::new(status, web_link));
         }
         match held.status {
             Status::Completed => {

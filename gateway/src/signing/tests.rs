@@ -20,6 +20,8 @@ use super::{Answer, Core, Kind, Refusal};
 mod approvals;
 /// Fast signing runs the typed `SignHash` request.
 mod fast_signing;
+/// A file-based request's documents, and its signing where its layout is not on this gateway's disk.
+mod artifact_requests;
 use crate::config::{ApprovalConfig, GatewayConfig, ReleaseGroupConfig};
 use crate::store::{Record, Stores};
 

@@ -1,7 +1,8 @@
 //! `signpath-oci submit`: SignPath's file-based round trip for a layout tarball. The tarball is uploaded to
 //! `SubmitWithArtifact` as it is read from disk (with progress on stderr), the request is polled until it is final
 //! (waiting for approval as the other clients do, up to ApprovalWaitTimeoutInSeconds), and the signed tarball is
-//! downloaded straight to a file next to the output and renamed into place. The configuration is the other
+//! downloaded straight to a file next to the output and renamed into place. What the gateway answers is read as
+//! `common::protocol`'s typed documents, the ones it writes. The configuration is the other
 //! clients' (SIGNPATH_* variables or SIGNPATH_CONFIG_FILE); the token goes only to the API URL's origin.
 //!
 //! reqwest's blocking client is used here rather than `common::client::GatewayClient`, which sends bodies from
@@ -12,12 +13,14 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::config::Config;
-use common::protocol::{IMAGE_REFERENCE_PARAMETER, ORIGIN_TOKEN_HEADER};
+use common::protocol::{
+    Problem, RequestStatus, SigningRequestData, SubmittedSigningRequest, IMAGE_REFERENCE_PARAMETER,
+    ORIGIN_TOKEN_HEADER,
+};
 use reqwest::blocking::{multipart, Client, Response};
 use reqwest::header::{AUTHORIZATION, LOCATION};
 use reqwest::{StatusCode, Url};
 use secrecy::ExposeSecret;
-use serde_json::Value;
 use signpath_oci::layout::{ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME};
 use signpath_oci::reference::Reference;
 
@@ -156,12 +159,11 @@ pub fn submit(submission: &Submission<'_>) -> Result<String, String> {
         .get(LOCATION)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let created: Value = response.json().map_err(|e| e.to_string())?;
-    let id = created["signingRequestId"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    let web_link = created["webLink"].as_str().unwrap_or_default().to_owned();
+    let created: SubmittedSigningRequest = response
+        .json()
+        .map_err(|e| format!("the gateway's answer to the submission is not SignPath's: {e}"))?;
+    let id = created.signing_request_id;
+    let web_link = created.web_link.unwrap_or_default();
     eprintln!("submitted signing request {id} ({web_link})");
     let location = same_origin(
         &base,
@@ -179,14 +181,16 @@ pub fn submit(submission: &Submission<'_>) -> Result<String, String> {
         if !response.status().is_success() {
             return Err(problem(response));
         }
-        let status: Value = response.json().map_err(|e| e.to_string())?;
-        if status["isFinalStatus"].as_bool() == Some(true) {
+        let status: SigningRequestData = response.json().map_err(|e| {
+            format!("signing request {id}: the gateway's answer is not SignPath's request data: {e}")
+        })?;
+        if status.is_final_status {
             break status;
         }
         if !told {
             eprintln!(
                 "signing request {id} is {}: approve it at {web_link} or with `signpath-gateway approve {id} --as <approver>`; waiting",
-                status["status"].as_str().unwrap_or("in progress")
+                status.status
             );
             told = true;
         }
@@ -198,17 +202,17 @@ pub fn submit(submission: &Submission<'_>) -> Result<String, String> {
         }
         std::thread::sleep(Duration::from_secs(1));
     };
-    let final_status = status["status"].as_str().unwrap_or_default();
-    if final_status != "Completed" {
+    if status.status != RequestStatus::Completed {
         return Err(format!(
-            "signing request {id} ended {final_status}: nothing was signed ({web_link})"
+            "signing request {id} ended {}: nothing was signed ({web_link})",
+            status.status
         ));
     }
-    let link = status["signedArtifactLink"].as_str().ok_or_else(|| {
+    let link = status.signed_artifact_link.ok_or_else(|| {
         format!("signing request {id} has no signed artifact (deleted after the retention period?)")
     })?;
     let mut response = client
-        .get(same_origin(&base, link)?)
+        .get(same_origin(&base, &link)?)
         .header(AUTHORIZATION, &bearer)
         .send()
         .map_err(|e| format!("downloading the signed tarball failed: {e}"))?;
@@ -252,9 +256,9 @@ fn same_origin(base: &Url, link: &str) -> Result<Url, String> {
 fn problem(response: Response) -> String {
     let status = response.status();
     let text = response.text().unwrap_or_default();
-    let detail = serde_json::from_str::<Value>(&text)
+    let detail = serde_json::from_str::<Problem>(&text)
         .ok()
-        .and_then(|v| v["detail"].as_str().map(str::to_owned))
+        .and_then(|p| p.detail)
         .unwrap_or(text);
     format!("the gateway answered {status}: {detail}")
 }

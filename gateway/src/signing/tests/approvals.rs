@@ -16,7 +16,7 @@ use crate::store::artifacts::ArtifactState;
 use crate::store::Status;
 
 /// The fixture's core after a reload of its configuration changed by `change` (the stores are shared).
-fn reloaded(change: impl FnOnce(&mut GatewayConfig)) -> Core {
+pub(super) fn reloaded(change: impl FnOnce(&mut GatewayConfig)) -> Core {
     let f = fixture();
     let (mut config, base) = GatewayConfig::load(&f._dir.path().join("gw").join("gateway.toml")).unwrap();
     change(&mut config);
@@ -25,7 +25,7 @@ fn reloaded(change: impl FnOnce(&mut GatewayConfig)) -> Core {
 }
 
 /// Sets demo/ec-384's approval.
-fn approval(config: &mut GatewayConfig, approvers: &[&str], required: u32, max_signatures: u32) {
+pub(super) fn approval(config: &mut GatewayConfig, approvers: &[&str], required: u32, max_signatures: u32) {
     let policy = config.projects[0]
         .policies
         .iter_mut()
@@ -51,7 +51,7 @@ fn sign_hash(core: &Core, body: &[u8]) -> (String, Result<Answer, Refusal>) {
     (id, core.finish(record, result))
 }
 
-fn poll(core: &Core, id: &str) -> Result<Answer, Refusal> {
+pub(super) fn poll(core: &Core, id: &str) -> Result<Answer, Refusal> {
     let f = fixture();
     let mut record = record(None);
     let result = core
@@ -60,7 +60,7 @@ fn poll(core: &Core, id: &str) -> Result<Answer, Refusal> {
     core.finish(record, result)
 }
 
-fn vote(core: &Core, approver: &str, id: &str) -> Result<(), Refusal> {
+pub(super) fn vote(core: &Core, approver: &str, id: &str) -> Result<(), Refusal> {
     core.vote(approver, id, true, None, &mut record(None))
 }
 
@@ -102,7 +102,7 @@ fn tarball(core: &Core, id: &str, images: usize) {
 
 /// Submits a tarball of `images` images to demo/ec-384 in release group `group`, as `SubmitWithArtifact` does;
 /// whether it was held for approval (else it was signed at once).
-fn submit_tarball(core: &Core, group: &str, images: usize, configuration: &str) -> (String, bool) {
+pub(super) fn submit_tarball(core: &Core, group: &str, images: usize, configuration: &str) -> (String, bool) {
     let f = fixture();
     let mut record = record(None);
     let id = record.request_id.clone();
