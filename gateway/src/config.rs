@@ -41,6 +41,9 @@ pub struct GatewayConfig {
     /// Artifacts of file-based signing requests (`SubmitWithArtifact`): where they are kept, how large, how long.
     #[serde(default)]
     pub artifacts: ArtifactsConfig,
+    /// SignPath's GitHub connector (`connector-url` = this gateway): off when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub github: Option<GithubConfig>,
 }
 
 /// `[timestamping]`: the gateway as a time-stamping authority (docs/timestamps.md).
@@ -376,6 +379,12 @@ impl GatewayConfig {
             reason: parse_error(&text, &e),
         })?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        if let Some(github) = &config.github {
+            github.check().map_err(|reason| ConfigError::Parse {
+                path: path.display().to_string(),
+                reason,
+            })?;
+        }
         for project in &config.projects {
             for configuration in &project.artifact_configurations {
                 configuration.check().map_err(|reason| ConfigError::Parse {
@@ -570,6 +579,9 @@ fn default_notary() -> String {
 }
 
 mod edit;
+mod github;
+
+pub use github::{check_fetch_url, GithubConfig};
 
 #[cfg(test)]
 mod tests;

@@ -119,21 +119,7 @@ fn load_keys(base: &Path, config: &IssuerConfig) -> Result<JwkSet, String> {
 /// A JWKS URL must be https: over http anyone on the path could hand the gateway their own keys. Plain http is
 /// accepted on loopback only (a test's local issuer).
 pub fn check_jwks_url(url: &str) -> Result<(), String> {
-    let parsed = reqwest::Url::parse(url).map_err(|e| format!("jwks_url {url:?} is not a URL: {e}"))?;
-    let host = parsed
-        .host_str()
-        .unwrap_or_default()
-        .trim_start_matches('[')
-        .trim_end_matches(']');
-    let loopback = host.eq_ignore_ascii_case("localhost")
-        || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
-    match parsed.scheme() {
-        "https" => Ok(()),
-        "http" if loopback => Ok(()),
-        _ => Err(format!(
-            "jwks_url {url:?} must be https:// (http:// only on a loopback address)"
-        )),
-    }
+    crate::config::check_fetch_url("jwks_url", url)
 }
 
 impl Origins {
