@@ -134,7 +134,9 @@ fn wait_pending(setup: &Path) -> String {
     }
 }
 
-fn notation(home: &Path, root_pem: &Path) -> impl Fn() -> Command {
+/// notation for `home`, trusting `root_pem` for every registry scope and for OCI layouts (the GitHub connector's
+/// tests verify with it too).
+pub(super) fn notation(home: &Path, root_pem: &Path) -> impl Fn() -> Command {
     let store = home.join("config/truststore/x509/ca/signpath");
     std::fs::create_dir_all(&store).unwrap();
     std::fs::copy(root_pem, store.join("root.pem")).unwrap();
