@@ -84,7 +84,8 @@ impl<S: Send + Sync> FromRequest<S> for Call {
         let headers = request.headers().clone();
         // The organization of a `/v1/{org}/...` route (or the GitHub connector's `/{org}/SigningRequests...`), recorded before the route is known to exist.
         let organization = match request.uri().path().split('/').collect::<Vec<_>>().as_slice() {
-            ["", "v1", org, _, ..] | ["", org, "signingrequests", ..] => (*org).to_owned(),
+            ["", "v1", org, _, ..] => (*org).to_owned(),
+            ["", org, "signingrequests", ..] if *org != "web" => (*org).to_owned(),
             _ => String::new(),
         };
         let canonical = request.uri().path();

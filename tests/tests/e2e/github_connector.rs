@@ -266,6 +266,11 @@ fn the_actions_v2_and_v1_requests_bring_back_artifacts_that_verify_with_notation
     // The audit record of the signing names the run the gateway verified with GitHub.
     let audit = gateway.audit_json();
     let signing = audit.iter().find(|r| r["request_id"] == json!(id)).unwrap();
+    assert_eq!(
+        signing["organization"],
+        json!(gateway.organization_id()),
+        "{signing}"
+    );
     let origin: Value = serde_json::from_str(signing["origin"].as_str().unwrap()).unwrap();
     assert_eq!(
         (&origin["repository"], &origin["run_id"]),
