@@ -271,6 +271,17 @@ fn the_actions_v2_and_v1_requests_bring_back_artifacts_that_verify_with_notation
         json!(gateway.organization_id()),
         "{signing}"
     );
+    let unsigned = action_request(
+        &gateway,
+        reqwest::Method::GET,
+        &format!("{}/SigningRequests/{id}/UnsignedArtifact", gateway.api_base()),
+    )
+    .send()
+    .unwrap();
+    assert_eq!(
+        unsigned.headers()["content-disposition"],
+        "attachment; filename=\"image.tar\"; filename*=UTF-8''image.tar"
+    );
     let origin: Value = serde_json::from_str(signing["origin"].as_str().unwrap()).unwrap();
     assert_eq!(
         (&origin["repository"], &origin["run_id"]),
@@ -463,6 +474,34 @@ fn refusals_come_in_the_connectors_shape_and_a_run_of_another_repository_is_refu
         github.seen().len(),
         before,
         "GitHub was asked for an unauthenticated request"
+    );
+
+    // Resubmit of a request that is not there, or without the policy to sign with.
+    let resubmit = |form: reqwest::blocking::multipart::Form| {
+        let response = action_request(
+            &gateway,
+            reqwest::Method::POST,
+            &format!("{}/SigningRequests/Resubmit", gateway.api_base()),
+        )
+        .multipart(form)
+        .send()
+        .unwrap();
+        (response.status().as_u16(), response.json::<Value>().unwrap())
+    };
+    let form = reqwest::blocking::multipart::Form::new()
+        .text("OriginalSigningRequestId", uuid::Uuid::new_v4().to_string())
+        .text("SigningPolicySlug", "rsa-3072");
+    let (status, problem) = resubmit(form);
+    assert_eq!(status, 404, "{problem}");
+    assert_eq!(
+        problem["type"],
+        "urn:signpath-gateway:problem:signing-request-not-found"
+    );
+    let form = reqwest::blocking::multipart::Form::new().text("originalSigningRequestId", "x");
+    let (status, problem) = resubmit(form);
+    assert_eq!(
+        (status, problem["detail"].as_str().unwrap()),
+        (400, "the form has no signingPolicySlug part")
     );
 
     // No refused request downloaded its artifact or left a file behind.
