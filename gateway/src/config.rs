@@ -50,6 +50,9 @@ pub struct GatewayConfig {
     /// Artifacts of file-based signing requests (`SubmitWithArtifact`): where they are kept, how large, how long.
     #[serde(default)]
     pub artifacts: ArtifactsConfig,
+    /// SignPath's GitHub connector (`connector-url` = this gateway): off when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub github: Option<GithubConfig>,
 }
 
 /// `[timestamping]`: the gateway as a time-stamping authority (docs/timestamps.md).
@@ -523,8 +526,11 @@ impl ArtifactConfigurationConfig {
 }
 
 mod edit;
+mod github;
 mod validate;
 mod values;
+
+pub use github::GithubConfig;
 
 #[cfg(test)]
 mod tests;

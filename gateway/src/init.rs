@@ -177,6 +177,7 @@ pub fn run(dir: &Path, port: u16, crl_port: u16, module: &Path) -> Result<(), In
         pki: Some(pki_config),
         timestamping: Some(timestamping),
         artifacts: Default::default(),
+        github: None,
     };
     config.save(&dir.join("gateway.toml"))?;
     let env = format!(

@@ -5,6 +5,7 @@
 //! - [`crl`]: the gateway's CRLs fetched as a verifier fetches them.
 //! - [`faults`]: a fault-injecting HTTPS proxy between a client and the gateway.
 //! - [`gateway`]: `signpath-gateway init` + `serve` on a free port, and the client settings to reach it.
+//! - [`github`]: a stand-in for GitHub's REST API (workflow runs, artifacts) that the GitHub connector calls.
 //! - [`oidc`]: a CI's token issuer that gateways trust, and a stand-in of GitHub Actions' ID token endpoint.
 //! - [`notation`]: one user's notation with the plugin in place and a trust policy for a given root.
 //! - [`postgres`]: Debian's PostgreSQL in a temporary data directory on a free loopback port.
@@ -17,6 +18,7 @@ pub mod cosign;
 pub mod crl;
 pub mod faults;
 pub mod gateway;
+pub mod github;
 pub mod notation;
 pub mod oidc;
 pub mod postgres;

@@ -190,6 +190,7 @@ mod tests {
             pki: None,
             timestamping: None,
             artifacts: Default::default(),
+            github: None,
         }
     }
 

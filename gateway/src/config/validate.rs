@@ -1,7 +1,8 @@
 //! The rules of gateway.toml that its types cannot state, checked in one pass after the parse (as ripgrep turns its
 //! low-level arguments into high-level ones once): an approval's k of n and the approvers it names, the trusted
 //! issuer an origin rule names and whether the rule binds a repository, a policy's certificate chain and hash
-//! algorithms, an artifact configuration's signing scheme, a trusted issuer's JWKS source.
+//! algorithms, an artifact configuration's signing scheme, a trusted issuer's JWKS source, the GitHub connector's
+//! API.
 //!
 //! `GatewayConfig::load` applies them, and `serve`, the reload and every command that only reads the file call it;
 //! `doctor` reports every finding of the same pass ([`findings`]) with the same words, so it cannot pass a
@@ -10,7 +11,7 @@
 
 use signpath_oci::notary::SigningScheme;
 
-use super::{GatewayConfig, IssuerConfig, NotaryEnvelope, OriginConfig};
+use super::{GatewayConfig, GithubConfig, IssuerConfig, NotaryEnvelope, OriginConfig};
 
 /// The claims that name a repository: GitHub's `repository` and immutable `repository_id`, GitLab's
 /// `project_path` and immutable `project_id`. A rule must bind one of them, or any repository on the CI could
@@ -74,6 +75,14 @@ pub enum Invalid {
         "trusted issuer {issuer}: jwks_url {url:?} must be https:// (http:// only on a loopback address)"
     )]
     JwksUrlInsecure { issuer: String, url: String },
+    #[error("[github] api_url {url:?} is not a URL: {reason}")]
+    GithubApiUrlUnparsable { url: String, reason: String },
+    #[error("[github] api_url {url:?} must be https:// (http:// only on a loopback address): the GitHub token travels to it")]
+    GithubApiUrlInsecure { url: String },
+    #[error("[github] repository_host is empty; GitHub's is github.com")]
+    GithubNoRepositoryHost,
+    #[error("[github] timeout_seconds must be at least 1")]
+    GithubNoTimeout,
 }
 
 /// The first rule `config` breaks: what `serve`, the reload and the commands refuse the file with.
@@ -87,6 +96,9 @@ pub fn findings(config: &GatewayConfig) -> Vec<Invalid> {
     let mut found = Vec::new();
     for issuer in &config.trusted_issuers {
         found.extend(jwks_source(issuer));
+    }
+    if let Some(github) = &config.github {
+        found.extend(github_connector(github));
     }
     for project in &config.projects {
         for policy in &project.policies {
@@ -191,15 +203,49 @@ fn jwks_source(issuer: &IssuerConfig) -> Option<Invalid> {
             issuer: issuer.name.clone(),
         });
     };
+    match fetch_url(url)? {
+        Err(reason) => Some(Invalid::JwksUrlUnparsable {
+            issuer: issuer.name.clone(),
+            url: url.clone(),
+            reason,
+        }),
+        Ok(()) => Some(Invalid::JwksUrlInsecure {
+            issuer: issuer.name.clone(),
+            url: url.clone(),
+        }),
+    }
+}
+
+/// The GitHub connector's API is https (the GitHub token travels to it), names a repository host and has a
+/// timeout.
+fn github_connector(github: &GithubConfig) -> Vec<Invalid> {
+    let mut found = Vec::new();
+    match fetch_url(&github.api_url) {
+        None => {}
+        Some(Err(reason)) => found.push(Invalid::GithubApiUrlUnparsable {
+            url: github.api_url.clone(),
+            reason,
+        }),
+        Some(Ok(())) => found.push(Invalid::GithubApiUrlInsecure {
+            url: github.api_url.clone(),
+        }),
+    }
+    if github.repository_host.trim().is_empty() {
+        found.push(Invalid::GithubNoRepositoryHost);
+    }
+    if github.timeout_seconds == 0 {
+        found.push(Invalid::GithubNoTimeout);
+    }
+    found
+}
+
+/// The one rule for a URL the gateway fetches from with something to protect: https, or plain http on a
+/// loopback address only (a test's stand-in). `None` when it holds; `Some(Err(reason))` when it is no URL;
+/// `Some(Ok(()))` when it is insecure.
+fn fetch_url(url: &str) -> Option<Result<(), String>> {
     let parsed = match reqwest::Url::parse(url) {
         Ok(parsed) => parsed,
-        Err(e) => {
-            return Some(Invalid::JwksUrlUnparsable {
-                issuer: issuer.name.clone(),
-                url: url.clone(),
-                reason: e.to_string(),
-            })
-        }
+        Err(e) => return Some(Err(e.to_string())),
     };
     let host = parsed
         .host_str()
@@ -211,10 +257,7 @@ fn jwks_source(issuer: &IssuerConfig) -> Option<Invalid> {
     match parsed.scheme() {
         "https" => None,
         "http" if loopback => None,
-        _ => Some(Invalid::JwksUrlInsecure {
-            issuer: issuer.name.clone(),
-            url: url.clone(),
-        }),
+        _ => Some(Ok(())),
     }
 }
 

@@ -50,6 +50,7 @@ fn config() -> GatewayConfig {
         pki: None,
         timestamping: None,
         artifacts: Default::default(),
+        github: None,
     }
 }
 
@@ -239,6 +240,35 @@ fn jwks_urls_are_https_except_on_loopback_even_beside_a_jwks_file() {
     assert!(matches!(
         jwks_source(&issuer(Some("not a url"))),
         Some(Invalid::JwksUrlUnparsable { .. })
+    ));
+}
+
+#[test]
+fn the_github_connectors_api_is_https_by_the_jwks_rule_and_has_a_host_and_a_timeout() {
+    let with = |api_url: &str, host: &str, timeout_seconds: u64| {
+        found(|c| {
+            c.github = Some(GithubConfig {
+                api_url: api_url.into(),
+                repository_host: host.into(),
+                timeout_seconds,
+            })
+        })
+    };
+    assert_eq!(with("https://api.github.com", "github.com", 300), vec![]);
+    assert_eq!(with("http://127.0.0.1:9000", "github.com", 300), vec![]);
+    assert_eq!(
+        with("http://github.example/api/v3", "github.example", 300),
+        vec![Invalid::GithubApiUrlInsecure {
+            url: "http://github.example/api/v3".into()
+        }]
+    );
+    assert_eq!(
+        with("https://api.github.com", " ", 0),
+        vec![Invalid::GithubNoRepositoryHost, Invalid::GithubNoTimeout]
+    );
+    assert!(matches!(
+        with("api.github.com", "github.com", 300).as_slice(),
+        [Invalid::GithubApiUrlUnparsable { .. }]
     ));
 }
 

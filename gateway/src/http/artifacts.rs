@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{FromRequest, Path, Request};
+use axum::http::request::Parts;
 use axum::http::{header, HeaderValue};
 use axum::response::Response;
 use common::protocol::{problem_types as pt, ORIGIN_TOKEN_HEADER};
@@ -23,11 +24,11 @@ use crate::store::Record;
 /// gone) before the core has taken it over: the upload's directory is removed and the request gets its audit record,
 /// through the core like every other. Dropped at any point, it also cancels the work under way, which stops at
 /// its next check (the walk of an OCI layout) and is audited as refused.
-struct Abandoned {
-    core: Arc<Core>,
+pub(super) struct Abandoned {
+    pub(super) core: Arc<Core>,
     /// The request's record while the upload is read; `None` once the core has the request.
-    record: Option<Record>,
-    cancel: Cancel,
+    pub(super) record: Option<Record>,
+    pub(super) cancel: Cancel,
 }
 
 impl Drop for Abandoned {
@@ -64,15 +65,7 @@ pub async fn submit(
 ) -> Response {
     let (parts, body) = request.into_parts();
     // The audit record is begun from the request's head; the body is the artifact, streamed to disk by `receive`.
-    let mut head = Request::new(Body::empty());
-    *head.method_mut() = parts.method.clone();
-    *head.uri_mut() = parts.uri.clone();
-    *head.headers_mut() = parts.headers.clone();
-    *head.extensions_mut() = parts.extensions.clone();
-    let call = match Call::from_request(head, &()).await {
-        Ok(call) => call,
-        Err(never) => match never {},
-    };
+    let call = call_of_head(&parts).await;
     let mut upload_record = call.record.clone();
     let authorization = parts
         .headers
@@ -120,6 +113,20 @@ pub async fn submit(
     response
 }
 
+/// The call of a request whose body its handler reads itself (an artifact streamed to disk, a form): its audit
+/// record begun from the head alone.
+pub(super) async fn call_of_head(parts: &Parts) -> Call {
+    let mut head = Request::new(Body::empty());
+    *head.method_mut() = parts.method.clone();
+    *head.uri_mut() = parts.uri.clone();
+    *head.headers_mut() = parts.headers.clone();
+    *head.extensions_mut() = parts.extensions.clone();
+    match Call::from_request(head, &()).await {
+        Ok(call) => call,
+        Err(never) => match never {},
+    }
+}
+
 /// Handles the `GET /v1/{org}/SigningRequests/{id}/SignedArtifact` route (400 until the request is completed).
 pub async fn signed_artifact(
     CurrentCore(core): CurrentCore,
@@ -149,8 +156,8 @@ async fn download(
         &core,
         move |core, incoming, record| -> Result<Download, Refusal> {
             let token_id = core.authenticate(incoming.header("authorization"), &organization, record)?;
-            let artifact = core.artifact_file(&token_id, &id, signed, record)?;
-            Ok(Download { artifact })
+            let (artifact, name) = core.artifact_file(&token_id, &id, signed, record)?;
+            Ok(Download { artifact, name })
         },
     )
     .await
@@ -159,6 +166,8 @@ async fn download(
 /// An artifact on its way to the client, streamed from where it is kept.
 struct Download {
     artifact: ArtifactReader,
+    /// The artifact's name, for `Content-Disposition` (SignPath's GitHub Action saves the file under it).
+    name: String,
 }
 
 impl Audited for Download {
@@ -177,6 +186,57 @@ impl Render for Download {
             HeaderValue::from_static("application/octet-stream"),
         );
         headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+        if let Ok(value) = HeaderValue::from_str(&content_disposition(&self.name)) {
+            headers.insert(header::CONTENT_DISPOSITION, value);
+        }
         response
+    }
+}
+
+/// `attachment` with the file name twice (RFC 6266): `filename` in printable ASCII for every client, `filename*`
+/// exact in UTF-8 (RFC 8187), which clients that know it prefer. Written here rather than with a crate: the
+/// encoding is RFC 8187's `attr-char` set and nothing more.
+fn content_disposition(name: &str) -> String {
+    let base = name.rsplit(['/', '\\']).next().unwrap_or(name);
+    let base = if base.is_empty() { "artifact" } else { base };
+    let plain: String = base
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let mut encoded = String::new();
+    for byte in base.bytes() {
+        if byte.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(&byte) {
+            encoded.push(char::from(byte));
+        } else {
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    format!("attachment; filename=\"{plain}\"; filename*=UTF-8''{encoded}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::content_disposition;
+
+    #[test]
+    fn the_file_name_goes_plain_and_exact() {
+        assert_eq!(
+            content_disposition("image.tar"),
+            "attachment; filename=\"image.tar\"; filename*=UTF-8''image.tar"
+        );
+        assert_eq!(
+            content_disposition("my \"app\" ü.zip"),
+            "attachment; filename=\"my _app_ _.zip\"; filename*=UTF-8''my%20%22app%22%20%C3%BC.zip"
+        );
+        assert_eq!(
+            content_disposition("../../etc/passwd"),
+            "attachment; filename=\"passwd\"; filename*=UTF-8''passwd"
+        );
     }
 }

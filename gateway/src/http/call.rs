@@ -82,9 +82,10 @@ impl<S: Send + Sync> FromRequest<S> for Call {
         let method = request.method().clone();
         let query = request.uri().query().map(str::to_owned);
         let headers = request.headers().clone();
-        // The organization of a `/v1/{org}/...` route, recorded before the route is known to exist.
+        // The organization of a `/v1/{org}/...` route (or the GitHub connector's `/{org}/SigningRequests...`), recorded before the route is known to exist.
         let organization = match request.uri().path().split('/').collect::<Vec<_>>().as_slice() {
             ["", "v1", org, _, ..] => (*org).to_owned(),
+            ["", org, "signingrequests", ..] if *org != "web" => (*org).to_owned(),
             _ => String::new(),
         };
         let canonical = request.uri().path();

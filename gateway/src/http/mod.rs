@@ -1,5 +1,5 @@
 //! The HTTP layer: SignPath's API routes on axum's router, one file per SignPath resource (`cryptoki`,
-//! `signing_requests`), the approvers' pages (`web/`), and the server (`serve`: TLS, connections, limits,
+//! `signing_requests`, `artifacts`, `resubmit`), SignPath's GitHub connector (`github_connector`), the approvers' pages (`web/`), and the server (`serve`: TLS, connections, limits,
 //! shutdown). SignPath's case-insensitive paths and the optional `/Api` prefix are folded once, by the layer in
 //! `normalize`, before routing. Handlers only parse, call the signing core, and render: every answer, a 404 or a
 //! 405 included, is a JSON problem document (or a page) with an audit record.
@@ -13,11 +13,13 @@ mod call;
 mod crl;
 mod cryptoki;
 mod failed_auth;
+mod github_connector;
 mod health;
 mod listener;
 mod normalize;
 mod reload;
 mod render;
+mod resubmit;
 mod revocations;
 pub mod serve;
 mod signing_requests;
@@ -118,6 +120,25 @@ fn router(live: Arc<LiveCore>, limits: &ServerConfig, operations: Arc<Operations
             "/v1/{org}/signingrequests/{id}/status",
             api_route(get(signing_requests::status), "GET"),
         )
+        .route(
+            "/v1/{org}/signingrequests/resubmit",
+            api_route(post(resubmit::resubmit), "POST"),
+        )
+        // SignPath's GitHub connector (`connector-url` = the gateway): v2's routes, and v1's `/api/sign` (the
+        // `/Api` prefix is folded off like the API's).
+        .route(
+            "/{org}/signingrequests",
+            api_route(post(github_connector::submit), "POST"),
+        )
+        .route(
+            "/{org}/signingrequests/{id}/status",
+            api_route(get(signing_requests::status), "GET"),
+        )
+        .route(
+            "/{org}/signingrequests/{id}/signedartifact",
+            api_route(get(artifacts::signed_artifact), "GET"),
+        )
+        .route("/sign", api_route(post(github_connector::submit_v1), "POST"))
         .route(
             "/timestamp",
             post(timestamp::timestamp).layer(axum::middleware::from_fn_with_state(

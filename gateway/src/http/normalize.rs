@@ -16,6 +16,8 @@ const ROUTE_WORDS: &[&str] = &[
     "signedartifact",
     "unsignedartifact",
     "status",
+    "resubmit",
+    "sign",
     "web",
     "login",
     "logout",

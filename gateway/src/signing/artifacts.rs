@@ -43,6 +43,11 @@ pub struct ArtifactSubmission {
     pub fast: bool,
     /// Set when the request is dropped (its timeout, or its client gone): work on it stops at its next check.
     pub cancel: Cancel,
+    /// The ZIP archive the artifact came in, to answer the signed artifact in (`github_artifact`).
+    pub archive: Option<String>,
+    /// The GitHub workflow run the gateway verified through GitHub's API (`github_artifact`), the origin evidence
+    /// in place of an identity token.
+    pub github_run: Option<BTreeMap<String, String>>,
 }
 
 /// A request's cancellation, shared between the HTTP layer (which sets it when the request is dropped) and the
@@ -206,19 +211,26 @@ impl Core {
             state: ArtifactState::Waiting,
             failure: None,
             deleted: false,
+            archive: submission.archive.clone(),
+            github_run: submission.github_run.clone(),
         };
         record.digest = Some(format!("sha256:{}", submission.sha256));
         record.metadata = Some(artifact_metadata(&request).to_string());
 
         let mut binding = None;
         if let Some(rule) = &policy.origin {
-            let verified = self
-                .state
-                .origins
-                .verify(rule, origin_token)
-                .map_err(|e| refuse(Kind::Forbidden, pt::ORIGIN_REJECTED, e.to_string()))?;
+            let verified = match &submission.github_run {
+                Some(run) => super::github_origin::meet_rule(&self.state, rule, run)?,
+                None => self
+                    .state
+                    .origins
+                    .verify(rule, origin_token)
+                    .map_err(|e| refuse(Kind::Forbidden, pt::ORIGIN_REJECTED, e.to_string()))?,
+            };
             binding = Some(ci_identity(rule, &verified));
             record.origin = Some(verified);
+        } else if let Some(run) = &submission.github_run {
+            record.origin = Some(super::github_origin::audited(run));
         }
         let request_json = json!({"artifactRequest": request_id}).to_string();
         let shown = request.images.join(", ");
@@ -320,6 +332,12 @@ impl Core {
                 .retry_after(5)
             })?;
         let _ = std::fs::remove_dir_all(&staging);
+        if request.archive.is_some() {
+            super::artifact_zip::zip_signed(&signed, &request.file_name).map_err(|e| {
+                tracing::error!(error = %e, request_id = %request.request_id, "cannot pack the signed artifact");
+                store_failure()
+            })?;
+        }
         record.algorithm = Some(format!("oci ({})", configuration.slug));
         let mut metadata = artifact_metadata(request);
         metadata["signatures"] = json!(signatures);
@@ -440,14 +458,15 @@ impl Core {
         signed
     }
 
-    /// The file of `GET .../SignedArtifact` (`signed`) or `.../UnsignedArtifact` of one of this token's requests.
+    /// The file of `GET .../SignedArtifact` (`signed`) or `.../UnsignedArtifact` of one of this token's requests,
+    /// and the name to download it as (the artifact's; the ZIP's it came in, for a signed GitHub artifact).
     pub fn artifact_file(
         &self,
         token_id: &str,
         id: &str,
         signed: bool,
         record: &mut Record,
-    ) -> Result<ArtifactReader, Refusal> {
+    ) -> Result<(ArtifactReader, String), Refusal> {
         let artifacts = self.artifacts();
         let request = artifacts
             .get(id)
@@ -476,7 +495,7 @@ impl Core {
             })
         };
         if !signed {
-            return open(ArtifactFile::Unsigned);
+            return Ok((open(ArtifactFile::Unsigned)?, request.file_name));
         }
         if request.state != ArtifactState::Completed {
             return Err(refuse(
@@ -486,7 +505,8 @@ impl Core {
             ));
         }
         record.digest = Some(format!("sha256:{}", request.sha256));
-        open(ArtifactFile::Signed)
+        let name = request.archive.unwrap_or(request.file_name);
+        Ok((open(ArtifactFile::Signed)?, name))
     }
 }
 

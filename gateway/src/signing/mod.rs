@@ -9,16 +9,21 @@
 
 mod algorithm;
 mod approval_gate;
+mod artifact_zip;
 mod artifacts;
 mod auth;
 mod claimed_origin;
 mod fast_signing;
+mod github_api;
+pub mod github_artifact;
+mod github_origin;
 mod idempotency;
 mod oci_artifact;
 pub mod origin;
 mod outcome;
 mod policies;
 mod requests;
+mod resubmit;
 pub mod revoked;
 mod sign_hash;
 pub mod state;
@@ -29,6 +34,7 @@ use std::sync::{Arc, RwLock};
 
 pub use artifacts::{ArtifactSubmission, Cancel};
 pub use outcome::{refuse, store_failure, Answer, Audited, Kind, Refusal};
+pub use resubmit::Resubmission;
 pub use votes::store_unavailable;
 
 use crate::store::{Record, Stores};

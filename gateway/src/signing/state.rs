@@ -61,6 +61,8 @@ pub struct State {
     pub artifact_configurations: Vec<(String, ArtifactConfigurationConfig)>,
     /// `[pki] revocations`, where the gateway has CAs of its own.
     pub revocations_file: Option<std::path::PathBuf>,
+    /// SignPath's GitHub connector, when `[github]` is configured.
+    pub github: Option<crate::config::GithubConfig>,
 }
 
 impl State {
@@ -159,6 +161,7 @@ impl State {
             timestamping,
             artifacts: ArtifactStore::new(base, &config.artifacts),
             artifact_configurations,
+            github: config.github.clone(),
             approvers,
             token_owners,
             approver_owners,

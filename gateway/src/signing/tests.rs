@@ -18,10 +18,10 @@ use super::{Answer, Core, Kind, Refusal};
 
 /// Release groups that count signatures, and approvers removed while requests wait.
 mod approvals;
-/// Fast signing runs the typed `SignHash` request.
-mod fast_signing;
 /// A file-based request's documents, and its signing where its layout is not on this gateway's disk.
 mod artifact_requests;
+/// Fast signing runs the typed `SignHash` request.
+mod fast_signing;
 use crate::config::{ApprovalConfig, GatewayConfig, ReleaseGroupConfig};
 use crate::store::{Record, Stores};
 

@@ -26,6 +26,8 @@ mod gateway_api;
 mod gateway_doctor;
 mod gateway_hardening;
 mod gateway_openapi;
+mod github_action;
+mod github_connector;
 mod governance_e2e;
 mod gpg_e2e;
 mod notation_doctor;

@@ -24,6 +24,7 @@ mod shared;
 const REQUEST_FILE: &str = "request.json";
 const UNSIGNED_FILE: &str = "unsigned";
 const SIGNED_FILE: &str = "signed";
+const RECEIVED_FILE: &str = "received";
 const STAGING_DIR: &str = "layout";
 
 /// Where a file-based request stands, as its directory records it. Approval itself lives in the approval store.
@@ -60,6 +61,14 @@ pub struct ArtifactRequest {
     /// The artifact files were deleted by the retention sweep.
     #[serde(default)]
     pub deleted: bool,
+    /// The ZIP archive the artifact came in (a GitHub artifact), whose one entry is `file_name`: the signed
+    /// artifact goes back in a ZIP of this name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archive: Option<String>,
+    /// The GitHub workflow run the gateway verified the artifact came from (GitHub's API), as audited claims;
+    /// a resubmission checks the new policy's origin rule against it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub github_run: Option<BTreeMap<String, String>>,
 }
 
 /// The artifact directory of one gateway.
@@ -127,6 +136,12 @@ impl ArtifactStore {
         self.dir(request_id).join(STAGING_DIR)
     }
 
+    /// Where an artifact fetched from elsewhere (a GitHub artifact's ZIP) is written before the upload is taken
+    /// out of it into [`ArtifactStore::unsigned`].
+    pub fn received(&self, request_id: &str) -> PathBuf {
+        self.dir(request_id).join(RECEIVED_FILE)
+    }
+
     /// Where the signed artifact of `request_id` is.
     pub fn signed(&self, request_id: &str) -> PathBuf {
         self.path(request_id, ArtifactFile::Signed)
@@ -185,6 +200,7 @@ impl ArtifactStore {
                 {
                     let _ = std::fs::remove_file(self.unsigned(&name));
                     let _ = std::fs::remove_file(self.signed(&name));
+                    let _ = std::fs::remove_file(self.received(&name));
                     let _ = std::fs::remove_dir_all(self.staging(&name));
                     request.deleted = true;
                     if self.put(&request).is_ok() {
@@ -237,6 +253,8 @@ mod tests {
             state: ArtifactState::Completed,
             failure: None,
             deleted: false,
+            archive: None,
+            github_run: None,
         }
     }
 
