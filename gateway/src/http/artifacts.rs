@@ -9,14 +9,14 @@ use axum::body::Body;
 use axum::extract::{FromRequest, Path, Request};
 use axum::http::{header, HeaderValue};
 use axum::response::Response;
-use common::protocol::{problem_types as pt, ORIGIN_TOKEN_HEADER};
+use common::protocol::ORIGIN_TOKEN_HEADER;
 use tokio_util::io::ReaderStream;
 
 use super::artifact_upload::receive;
 use super::call::Call;
 use super::render::Render;
 use super::CurrentCore;
-use crate::signing::{refuse, Answer, Audited, Cancel, Core, Kind, Refusal};
+use crate::signing::{refuse, Answer, Audited, Cancel, Core, Reason, Refusal};
 use crate::store::Record;
 
 /// What a submission leaves behind if its request is dropped (answered 408 by the request timeout, or its client
@@ -42,8 +42,7 @@ impl Drop for Abandoned {
             let _ = core.finish(
                 record,
                 Err::<Answer, _>(refuse(
-                    Kind::RequestTimeout,
-                    pt::REQUEST_TIMEOUT,
+                    Reason::RequestTimedOut,
                     "the request ended (request_timeout_seconds, or the client went away) before its artifact was received; the partial upload was deleted",
                 )),
             );
@@ -100,13 +99,7 @@ pub async fn submit(
     let response = call
         .run(&core, move |core, incoming, record| {
             let token_id = core.authenticate(incoming.header("authorization"), &organization, record)?;
-            let upload = upload.ok_or_else(|| {
-                refuse(
-                    Kind::Unauthenticated,
-                    pt::UNAUTHENTICATED,
-                    "the token is not valid",
-                )
-            })?;
+            let upload = upload.ok_or_else(|| refuse(Reason::Unauthenticated, "the token is not valid"))?;
             let submission = upload?;
             core.submit_artifact(
                 &token_id,

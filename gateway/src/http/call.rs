@@ -11,13 +11,13 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, MatchedPath, Request};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::Response;
-use common::protocol::{problem_types as pt, IDEMPOTENCY_KEY};
+use common::protocol::IDEMPOTENCY_KEY;
 
 use super::health::Operations;
 use super::normalize::OriginalPath;
 use super::render::{problem, Render};
 use crate::metrics::Outcome;
-use crate::signing::{refuse, Audited, Core, Kind, Refusal};
+use crate::signing::{refuse, Audited, Core, Reason, Refusal};
 use crate::store::{now, Record};
 
 /// The largest request body the API takes (`DefaultBodyLimit` on the router).
@@ -116,24 +116,21 @@ impl<S: Send + Sync> FromRequest<S> for Call {
             Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => (
                 Bytes::new(),
                 Some(refuse(
-                    Kind::PayloadTooLarge,
-                    pt::MALFORMED_REQUEST,
+                    Reason::BodyTooLarge,
                     format!("the request body is larger than {MAX_BODY} bytes"),
                 )),
             ),
             Err(rejection) => (
                 Bytes::new(),
                 Some(refuse(
-                    Kind::BadRequest,
-                    pt::MALFORMED_REQUEST,
+                    Reason::MalformedRequest,
                     format!("cannot read the body: {}", rejection.body_text()),
                 )),
             ),
         };
         if let Some(None) = idempotency_key {
             unreadable = Some(refuse(
-                Kind::BadRequest,
-                pt::MALFORMED_REQUEST,
+                Reason::MalformedRequest,
                 format!(
                     "the Idempotency-Key header must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters"
                 ),
@@ -195,11 +192,11 @@ impl Call {
         };
         let status = match &outcome {
             Ok(Ok(answer)) => answer.status(),
-            Ok(Err(refusal)) => refusal.kind.status(),
-            Err(_) => Kind::Internal.status(),
+            Ok(Err(refusal)) => refusal.status(),
+            Err(_) => Reason::Internal.status(),
         };
         if let Ok(Err(refusal)) = &outcome {
-            if refusal.problem_type == pt::HSM_UNAVAILABLE {
+            if refusal.reason == Reason::HsmUnavailable {
                 if let Some(operations) = &operations {
                     operations.metrics.hsm_error();
                 }
@@ -211,11 +208,7 @@ impl Call {
             Ok(Ok(answer)) => answer.render(),
             Ok(Err(refusal)) => problem(&refusal, &request_id),
             Err(_) => problem(
-                &refuse(
-                    Kind::Internal,
-                    pt::INTERNAL,
-                    "the request failed inside the gateway",
-                ),
+                &refuse(Reason::Internal, "the request failed inside the gateway"),
                 &request_id,
             ),
         }

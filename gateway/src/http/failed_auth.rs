@@ -24,7 +24,7 @@ use common::protocol::problem_types as pt;
 use super::call::Peer;
 use super::render::problem;
 use crate::config::ServerConfig;
-use crate::signing::{refuse, Kind, LiveCore};
+use crate::signing::{refuse, LiveCore, Reason};
 use crate::store::{now, Record};
 
 /// The most addresses tracked at once; beyond it, new addresses are not limited (and a warning is logged) until
@@ -212,8 +212,7 @@ pub async fn limit(State(guard): State<Guard>, request: Request, next: Next) -> 
     match guard.failures.check(peer.ip(), Instant::now()) {
         Check::Refuse { retry_after } => {
             let refusal = refuse(
-                Kind::TooManyRequests,
-                pt::THROTTLED,
+                Reason::Throttled,
                 "too many failed authentications from this address; try again later with a valid API token",
             )
             .retry_after(retry_after);

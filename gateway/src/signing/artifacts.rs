@@ -9,12 +9,12 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use common::protocol::problem_types as pt;
 use serde_json::json;
 
 use super::approval_gate::{Gate, Hold};
 use super::oci_artifact::{check_layout, sign_checked_layout, signature_count, HsmSigner, LayoutRefusal};
-use super::outcome::{refuse, store_failure, Answer, Kind, Refusal};
+use super::outcome::Answer;
+use super::refusal::{refuse, store_failure, Reason, Refusal};
 use super::sign_hash::ci_identity;
 use super::state::Policy;
 use super::Core;
@@ -122,7 +122,7 @@ impl Core {
             record.project = Some(policy.project.clone());
             record.policy = Some(policy.slug.clone());
             record.origin = Some(verified.clone());
-            refuse(Kind::Forbidden, pt::ORIGIN_REJECTED, reason)
+            refuse(Reason::OriginRejected, reason)
         })
     }
 
@@ -155,25 +155,18 @@ impl Core {
             submission.cancel.flag(),
         )
         .map_err(|refusal| match refusal {
-            LayoutRefusal::Invalid(reason) => refuse(
-                Kind::UnprocessableEntity,
-                pt::INVALID_ARTIFACT,
-                format!(
+            LayoutRefusal::Invalid(reason) => refuse(Reason::InvalidArtifact, format!(
                     "{} is not an OCI image layout tarball the gateway can sign: {reason}",
                     submission.file_name
                 ),
             ),
-            LayoutRefusal::TooLarge(reason) => refuse(
-                Kind::BadRequest,
-                pt::INVALID_ARTIFACT,
-                format!(
+            LayoutRefusal::TooLarge(reason) => refuse(Reason::ArtifactTooLarge, format!(
                     "{} is more than the gateway signs in one request: {reason}",
                     submission.file_name
                 ),
             ),
             LayoutRefusal::Cancelled => refuse(
-                Kind::RequestTimeout,
-                pt::REQUEST_TIMEOUT,
+                Reason::RequestTimedOut,
                 "the request ended (request_timeout_seconds, or the client went away) while its layout was checked",
             ),
         })?;
@@ -205,7 +198,7 @@ impl Core {
                 .state
                 .origins
                 .verify(rule, origin_token)
-                .map_err(|e| refuse(Kind::Forbidden, pt::ORIGIN_REJECTED, e.to_string()))?;
+                .map_err(|e| refuse(Reason::OriginRejected, e.to_string()))?;
             binding = Some(ci_identity(rule, &verified));
             record.origin = Some(verified);
         }
@@ -266,8 +259,7 @@ impl Core {
                 self.artifact_configuration(policy, None)
             }
             (None, Some(slug)) => Err(refuse(
-                Kind::NotFound,
-                pt::POLICY_NOT_FOUND,
+                Reason::UnknownArtifactConfiguration,
                 format!(
                     "project {} has no artifact configuration {slug:?}",
                     policy.project
@@ -295,11 +287,9 @@ impl Core {
             .map_err(|e| {
                 tracing::error!(error = %e, request_id = %request.request_id, "signing the artifact failed");
                 refuse(
-                    Kind::Unavailable,
-                    pt::HSM_UNAVAILABLE,
+                    Reason::HsmUnavailable,
                     "the artifact could not be signed; try again later",
                 )
-                .retry_after(5)
             })?;
         let _ = std::fs::remove_dir_all(&staging);
         record.algorithm = Some(format!("oci ({})", configuration.slug));
@@ -420,8 +410,7 @@ impl Core {
             .filter(|r| r.token_id == token_id)
             .ok_or_else(|| {
                 refuse(
-                    Kind::NotFound,
-                    pt::SIGNING_REQUEST_NOT_FOUND,
+                    Reason::UnknownSigningRequest,
                     format!("no file-based signing request {id} of this token"),
                 )
             })?;
@@ -429,8 +418,7 @@ impl Core {
         record.policy = Some(request.policy.clone());
         if request.deleted {
             return Err(refuse(
-                Kind::NotFound,
-                pt::ARTIFACT_NOT_AVAILABLE,
+                Reason::ArtifactDeleted,
                 "the artifacts of this signing request have been deleted after the retention period",
             ));
         }
@@ -439,8 +427,7 @@ impl Core {
         }
         if request.state != ArtifactState::Completed {
             return Err(refuse(
-                Kind::BadRequest,
-                pt::ARTIFACT_NOT_AVAILABLE,
+                Reason::ArtifactNotSigned,
                 "the signing request is not completed (poll GET SigningRequests/{id} until isFinalStatus); only a completed request has a signed artifact",
             ));
         }

@@ -5,13 +5,14 @@
 //! the same format and values as the request artifact with the additional property 'Signature'".
 
 use common::protocol::{
-    problem_types as pt, EcdsaOptions, EcdsaSignatureFormat, HashSigningData, Metadata, PaddingMode,
-    RsaOptions, SignHashRequest, SignHashResponse, SignatureAlgorithm,
+    EcdsaOptions, EcdsaSignatureFormat, HashSigningData, Metadata, PaddingMode, RsaOptions, SignHashRequest,
+    SignHashResponse, SignatureAlgorithm,
 };
 use serde::Deserialize;
 
 use super::artifacts::ArtifactSubmission;
-use super::outcome::{refuse, Answer, Kind, Refusal};
+use super::outcome::Answer;
+use super::refusal::{refuse, Reason, Refusal};
 use super::Core;
 use crate::store::Record;
 
@@ -42,7 +43,7 @@ impl Core {
         origin_token: Option<&str>,
         record: &mut Record,
     ) -> Result<Answer, Refusal> {
-        let invalid = |detail: String| refuse(Kind::UnprocessableEntity, pt::INVALID_ARTIFACT, detail);
+        let invalid = |detail: String| refuse(Reason::InvalidArtifact, detail);
         if submission.size > MAX_PAYLOAD {
             return Err(invalid(format!(
                 "a fast signing request's artifact is a payload.json of at most {MAX_PAYLOAD} bytes; this one has {}",
@@ -60,8 +61,7 @@ impl Core {
             "Ecdsa" => (SignatureAlgorithm::Ecdsa, None),
             other => {
                 return Err(refuse(
-                    Kind::BadRequest,
-                    pt::UNSUPPORTED_ALGORITHM,
+                    Reason::UnsupportedAlgorithm,
                     format!("SignatureAlgorithm {other:?} is not RsaPkcs1, RsaPss or Ecdsa"),
                 ))
             }
@@ -73,8 +73,7 @@ impl Core {
             }),
             Some(other) => {
                 return Err(refuse(
-                    Kind::BadRequest,
-                    pt::UNSUPPORTED_ALGORITHM,
+                    Reason::UnsupportedAlgorithm,
                     format!("EcdsaSignatureFormat {other:?} is not Ieee or Asn1"),
                 ))
             }
@@ -99,8 +98,7 @@ impl Core {
                 }),
             },
         };
-        let body =
-            serde_json::to_vec(&request).map_err(|e| refuse(Kind::Internal, pt::INTERNAL, e.to_string()))?;
+        let body = serde_json::to_vec(&request).map_err(|e| refuse(Reason::Internal, e.to_string()))?;
         let mut answer = self.sign_hash(token_id, &body, origin_token, record)?;
         if let Some(metadata) = &payload.metadata {
             record.metadata = Some(metadata.to_string());
@@ -108,12 +106,12 @@ impl Core {
         if answer.waiting.is_some() {
             return Ok(answer);
         }
-        let signed: SignHashResponse = serde_json::from_str(&answer.body)
-            .map_err(|e| refuse(Kind::Internal, pt::INTERNAL, e.to_string()))?;
+        let signed: SignHashResponse =
+            serde_json::from_str(&answer.body).map_err(|e| refuse(Reason::Internal, e.to_string()))?;
         let signature = signed
             .hash_signing_result
             .map(|r| r.signature)
-            .ok_or_else(|| refuse(Kind::Internal, pt::INTERNAL, "the signature is missing"))?;
+            .ok_or_else(|| refuse(Reason::Internal, "the signature is missing"))?;
         answer.body = with_signature(&text, &signature)
             .ok_or_else(|| invalid("the fast signing artifact is not a JSON object".into()))?;
         Ok(answer)

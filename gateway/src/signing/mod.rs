@@ -18,6 +18,7 @@ mod oci_artifact;
 pub mod origin;
 mod outcome;
 mod policies;
+mod refusal;
 mod requests;
 pub mod revoked;
 mod sign_hash;
@@ -28,8 +29,8 @@ mod votes;
 use std::sync::{Arc, RwLock};
 
 pub use artifacts::{ArtifactSubmission, Cancel};
-pub use outcome::{refuse, store_failure, Answer, Audited, Kind, Refusal};
-pub use votes::store_unavailable;
+pub use outcome::{Answer, Audited};
+pub use refusal::{refuse, store_failure, store_unavailable, Reason, Refusal};
 
 use crate::store::{Record, Stores};
 use state::State;
@@ -101,13 +102,13 @@ impl Core {
                 Ok(answer)
             }
             Err(refusal) => {
-                record.status = refusal.kind.status();
+                record.status = refusal.status();
                 record.outcome = if record.status >= 500 { "error" } else { "refused" }.into();
                 record.error_type =
-                    Some(common::protocol::problem_types::short(refusal.problem_type).to_owned());
+                    Some(common::protocol::problem_types::short(refusal.problem_type()).to_owned());
                 record.error_detail = Some(refusal.detail.clone());
                 tracing::info!(request_id = %record.request_id, status = record.status, route = %record.route,
-                    error = %common::protocol::problem_types::short(refusal.problem_type), "request refused");
+                    error = %common::protocol::problem_types::short(refusal.problem_type()), "request refused");
                 if let Err(e) = self.stores.audit.append(&record, None) {
                     tracing::error!(error = %e, request_id = %record.request_id, "audit write failed");
                     return Err(store_failure());

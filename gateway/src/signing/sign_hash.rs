@@ -5,14 +5,15 @@ use std::time::Instant;
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
-use common::protocol::{problem_types as pt, HashEcho, HashSigningResult, SignHashRequest, SignHashResponse};
+use common::protocol::{HashEcho, HashSigningResult, SignHashRequest, SignHashResponse};
 use sha2::Digest;
 
 use super::algorithm::{prepare, Prepared};
 use super::approval_gate::{Gate, Hold};
 use super::idempotency::{claim_or_answer, Claimed, Unclaimed, IN_FLIGHT_WAIT};
 use super::origin::OriginError;
-use super::outcome::{refuse, store_failure, Answer, Kind, Refusal};
+use super::outcome::Answer;
+use super::refusal::{refuse, store_failure, Reason, Refusal};
 use super::state::Policy;
 use super::Core;
 use crate::config::OriginConfig;
@@ -30,8 +31,7 @@ impl Core {
     ) -> Result<Answer, Refusal> {
         let request: SignHashRequest = serde_json::from_slice(body).map_err(|e| {
             refuse(
-                Kind::BadRequest,
-                pt::MALFORMED_REQUEST,
+                Reason::MalformedRequest,
                 format!("the body is not a SignHash request: {e}"),
             )
         })?;
@@ -57,11 +57,9 @@ impl Core {
                         }
                         Err(Unclaimed::StillHeld) => {
                             return Err(refuse(
-                                Kind::Conflict,
-                                pt::IDEMPOTENCY_KEY_REUSED,
+                                Reason::IdempotencyKeyInFlight,
                                 "a request with this Idempotency-Key is still being processed; retry shortly",
-                            )
-                            .retry_after(1))
+                            ))
                         }
                         Err(Unclaimed::Store(e)) => {
                             tracing::error!(error = %e, "could not claim the idempotency key");
@@ -83,7 +81,7 @@ impl Core {
                 };
                 Refusal {
                     identity_token_audience: audience,
-                    ..refuse(Kind::Forbidden, pt::ORIGIN_REJECTED, e.to_string())
+                    ..refuse(Reason::OriginRejected, e.to_string())
                 }
             })?;
             binding = Some(ci_identity(rule, &verified));
@@ -91,8 +89,8 @@ impl Core {
         }
         if policy.approval.is_some() {
             let image = metadata.and_then(|m| m.oci.as_ref()).map(image_reference);
-            let request_json = serde_json::to_string(&request)
-                .map_err(|e| refuse(Kind::Internal, pt::INTERNAL, e.to_string()))?;
+            let request_json =
+                serde_json::to_string(&request).map_err(|e| refuse(Reason::Internal, e.to_string()))?;
             let digest = record.digest.clone().unwrap_or_default();
             let hold = Hold {
                 request_json: &request_json,
@@ -110,11 +108,9 @@ impl Core {
         if let Some(claim) = claim.as_mut() {
             if !claim.still_held().map_err(|_| store_failure())? {
                 return Err(refuse(
-                    Kind::Conflict,
-                    pt::IDEMPOTENCY_KEY_REUSED,
+                    Reason::IdempotencyKeyInFlight,
                     "this request outlived the claim on its Idempotency-Key and a retry took it over; the retry answers",
-                )
-                .retry_after(1));
+                ));
             }
         }
         let response = self.sign_prepared(policy, &request, &prepared, &record.request_id.clone(), record)?;
@@ -141,8 +137,7 @@ impl Core {
         } = stored;
         if stored_hash != body_hash {
             return Err(refuse(
-                Kind::UnprocessableEntity,
-                pt::IDEMPOTENCY_KEY_REUSED,
+                Reason::IdempotencyKeyReused,
                 "this Idempotency-Key was used for a different request; use a new key for a new request",
             ));
         }
@@ -177,12 +172,7 @@ impl Core {
             )
             .map_err(|e| {
                 tracing::error!(error = %e, "HSM signing failed");
-                refuse(
-                    Kind::Unavailable,
-                    pt::HSM_UNAVAILABLE,
-                    "the HSM could not sign; try again later",
-                )
-                .retry_after(5)
+                refuse(Reason::HsmUnavailable, "the HSM could not sign; try again later")
             })?;
         record.signature_sha256 = Some(hex::encode(sha2::Sha256::digest(&signature)));
         Ok(SignHashResponse {

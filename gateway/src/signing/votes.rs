@@ -3,9 +3,7 @@
 //! removed through another replica), never the list from when a request was held. A removed approver's votes stop
 //! counting at once, and an approved request they carried goes back to waiting before it is signed.
 
-use common::protocol::problem_types as pt;
-
-use super::outcome::{refuse, store_failure, Kind, Refusal};
+use super::refusal::{refuse, store_failure, store_unavailable, Reason, Refusal};
 use super::Core;
 use crate::config::ApprovalConfig;
 use crate::store::{rules, Held, Record, VoteError};
@@ -31,8 +29,7 @@ impl Core {
         record.digest = Some(held.digest.clone());
         if self.state.is_own_token(approver, &held.token_id) {
             return Err(refuse(
-                Kind::Forbidden,
-                pt::FORBIDDEN,
+                Reason::OwnRequest,
                 format!(
                     "{approver} owns token {} that submitted signing request {id}; \
                      another approver must decide on it",
@@ -104,23 +101,12 @@ impl Core {
 /// A vote the store refused, in the caller's terms.
 fn vote_refusal(e: VoteError) -> Refusal {
     match e {
-        VoteError::NotFound(_) => refuse(Kind::NotFound, pt::SIGNING_REQUEST_NOT_FOUND, e.to_string()),
-        VoteError::NotAnApprover { .. } | VoteError::OwnRequest { .. } => {
-            refuse(Kind::Forbidden, pt::FORBIDDEN, e.to_string())
-        }
+        VoteError::NotFound(_) => refuse(Reason::UnknownSigningRequest, e.to_string()),
+        VoteError::NotAnApprover { .. } => refuse(Reason::NotAnApprover, e.to_string()),
+        VoteError::OwnRequest { .. } => refuse(Reason::OwnRequest, e.to_string()),
         VoteError::Decided { .. } | VoteError::AlreadyVoted { .. } => {
-            refuse(Kind::Conflict, pt::REQUEST_DENIED, e.to_string())
+            refuse(Reason::AlreadyDecided, e.to_string())
         }
         VoteError::Store(e) => store_unavailable(e),
     }
-}
-
-/// The approval store failed: logged here, and the caller told to try again later.
-pub fn store_unavailable<E: std::fmt::Display>(e: E) -> Refusal {
-    tracing::error!(error = %e, "approval database");
-    refuse(
-        Kind::Unavailable,
-        pt::INTERNAL,
-        "the approval database is not available; try again later",
-    )
 }
