@@ -17,7 +17,7 @@ use super::health::Operations;
 use super::normalize::OriginalPath;
 use super::render::{problem, Render};
 use crate::metrics::Outcome;
-use crate::signing::{refuse, Audited, Core, Reason, Refusal};
+use crate::signing::{refuse, AuditOutcome, Audited, Core, Reason, Refusal};
 use crate::store::{now, Record};
 
 /// The largest request body the API takes (`DefaultBodyLimit` on the router).
@@ -183,12 +183,14 @@ impl Call {
                 None => work(&core, &incoming, &mut record),
             };
             let summary = Summary::of(&core, &record);
-            (core.finish(record, result), summary)
+            let (result, audited) = core.conclude(record, result);
+            (result, summary, audited)
         })
         .await;
-        let (outcome, summary) = match outcome {
-            Ok((outcome, summary)) => (Ok(outcome), Some(summary)),
-            Err(e) => (Err(e), None),
+        // The outcome the audit record says; a task that panicked wrote none and answers 500.
+        let (outcome, summary, audited) = match outcome {
+            Ok((outcome, summary, audited)) => (Ok(outcome), Some(summary), audited),
+            Err(e) => (Err(e), None, AuditOutcome::Error),
         };
         let status = match &outcome {
             Ok(Ok(answer)) => answer.status(),
@@ -203,7 +205,14 @@ impl Call {
             }
         }
         let summary = summary.unwrap_or_default();
-        summary.report(&request_id, &route, status, started, operations.as_deref());
+        summary.report(
+            &request_id,
+            &route,
+            status,
+            audited,
+            started,
+            operations.as_deref(),
+        );
         match outcome {
             Ok(Ok(answer)) => answer.render(),
             Ok(Err(refusal)) => problem(&refusal, &request_id),
@@ -225,8 +234,6 @@ struct Summary {
     configured: bool,
     token_id: Option<String>,
     signed: bool,
-    /// A lookup, a poll or a download that signed nothing (`Record::only_read`).
-    read: bool,
 }
 
 impl Summary {
@@ -246,26 +253,27 @@ impl Summary {
             configured,
             token_id: record.token_id.clone(),
             signed: record.signature_sha256.is_some(),
-            read: record.only_read(),
         }
     }
 
-    /// Counts the request in the metrics and logs its line. `status` is the answer's; the outcome words are the
-    /// audit log's (`allowed`, `read`, `pending`, `refused`, `error`).
+    /// Counts the request in the metrics and logs its line. `status` is the answer's; `audited` is the outcome
+    /// the core decided and wrote in the audit record, so the line says what the record says (a timestamp reply
+    /// that grants nothing is `refused`, though its status is 200).
     fn report(
         &self,
         request_id: &str,
         route: &str,
         status: u16,
+        audited: AuditOutcome,
         started: Instant,
         operations: Option<&Operations>,
     ) {
         let elapsed = started.elapsed();
-        let outcome = match status {
-            202 => Outcome::Pending,
-            s if s >= 500 => Outcome::Error,
-            s if s >= 400 => Outcome::Refused,
-            _ => Outcome::Signed,
+        let outcome = match audited {
+            AuditOutcome::Allowed | AuditOutcome::Read => Outcome::Signed,
+            AuditOutcome::Pending => Outcome::Pending,
+            AuditOutcome::Refused => Outcome::Refused,
+            AuditOutcome::Error => Outcome::Error,
         };
         if let Some(operations) = operations {
             let metrics = &operations.metrics;
@@ -281,13 +289,6 @@ impl Summary {
                 metrics.signing_request(policy, outcome);
             }
         }
-        let audited = match outcome {
-            Outcome::Signed if self.read => "read",
-            Outcome::Signed => "allowed",
-            Outcome::Pending => "pending",
-            Outcome::Refused => "refused",
-            Outcome::Error => "error",
-        };
         tracing::info!(
             target: "signpath_gateway::request",
             request_id,
@@ -297,7 +298,7 @@ impl Summary {
             project = self.project.as_deref().unwrap_or(""),
             policy = self.policy.as_deref().unwrap_or(""),
             token_id = self.token_id.as_deref().unwrap_or(""),
-            outcome = audited,
+            outcome = audited.as_str(),
             latency_ms = elapsed.as_secs_f64() * 1000.0,
             "request"
         );

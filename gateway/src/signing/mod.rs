@@ -29,7 +29,7 @@ mod votes;
 use std::sync::{Arc, RwLock};
 
 pub use artifacts::{ArtifactSubmission, Cancel};
-pub use outcome::{Answer, Audited};
+pub use outcome::{Answer, AuditOutcome, Audited};
 pub use refusal::{refuse, store_failure, store_unavailable, Reason, Refusal};
 
 use crate::store::{Record, Stores};
@@ -64,21 +64,25 @@ impl Core {
 
     /// Writes the audit record of a finished request, with the answer under its idempotency key if it has one,
     /// and only then lets the answer go. No record, no answer: a failed write turns the answer into a refusal.
-    pub fn finish<T: Audited>(&self, mut record: Record, result: Result<T, Refusal>) -> Result<T, Refusal> {
+    pub fn finish<T: Audited>(&self, record: Record, result: Result<T, Refusal>) -> Result<T, Refusal> {
+        self.conclude(record, result).0
+    }
+
+    /// [`Core::finish`], and the outcome it audited, which the request's log line repeats. Every audit record
+    /// the gateway writes goes through here, whether it answers a request or not (a block of failed
+    /// authentications), so its outcome, status and error are decided in one place. A record that could not be
+    /// written comes back as [`AuditOutcome::Error`] with a [`store_failure`].
+    pub fn conclude<T: Audited>(
+        &self,
+        mut record: Record,
+        result: Result<T, Refusal>,
+    ) -> (Result<T, Refusal>, AuditOutcome) {
         record.completed = crate::store::now();
         match result {
             Ok(mut answer) => {
+                let outcome = AuditOutcome::of_answer(&answer, &record);
                 record.status = answer.status();
-                record.outcome = if answer.refused() {
-                    "refused"
-                } else if record.status == 202 {
-                    "pending"
-                } else if record.only_read() {
-                    "read"
-                } else {
-                    "allowed"
-                }
-                .into();
+                record.outcome = outcome.as_str().into();
                 let (idempotent, claim) = answer.take_idempotency();
                 let completion = answer.take_completion();
                 let written = self.stores.audit.append(&record, idempotent);
@@ -89,21 +93,22 @@ impl Core {
                     if let Some((held, _)) = completion {
                         self.give_back(&held);
                     }
-                    return Err(store_failure());
+                    return (Err(store_failure()), AuditOutcome::Error);
                 }
                 // A held request is completed only once the record of its signature is durable.
                 if let Some((held, response)) = completion {
                     if let Err(e) = self.stores.approvals.complete(&held, &response) {
                         tracing::error!(error = %e, request_id = %held, "could not mark the approved request completed; answer withheld");
                         self.give_back(&held);
-                        return Err(store_failure());
+                        return (Err(store_failure()), AuditOutcome::Error);
                     }
                 }
-                Ok(answer)
+                (Ok(answer), outcome)
             }
             Err(refusal) => {
+                let outcome = AuditOutcome::of_refusal(&refusal);
                 record.status = refusal.status();
-                record.outcome = if record.status >= 500 { "error" } else { "refused" }.into();
+                record.outcome = outcome.as_str().into();
                 record.error_type =
                     Some(common::protocol::problem_types::short(refusal.problem_type()).to_owned());
                 record.error_detail = Some(refusal.detail.clone());
@@ -111,9 +116,9 @@ impl Core {
                     error = %common::protocol::problem_types::short(refusal.problem_type()), "request refused");
                 if let Err(e) = self.stores.audit.append(&record, None) {
                     tracing::error!(error = %e, request_id = %record.request_id, "audit write failed");
-                    return Err(store_failure());
+                    return (Err(store_failure()), AuditOutcome::Error);
                 }
-                Err(refusal)
+                (Err(refusal), outcome)
             }
         }
     }

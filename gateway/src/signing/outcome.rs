@@ -91,3 +91,55 @@ impl Audited for Answer {
         self.completes.take().map(|id| (id, self.body.clone()))
     }
 }
+
+/// What a finished request came to, in the audit log's words. Decided once, by [`super::Core::conclude`], from
+/// the answer or the refusal; the audit record and the request's log line both read it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditOutcome {
+    /// Signed, or otherwise done (a vote, a page).
+    Allowed,
+    /// A lookup, a poll or a download that signed nothing (`Record::only_read`).
+    Read,
+    /// Held for approval (202).
+    Pending,
+    /// Refused (4xx), or answered with a refusal in the answer's own format (a timestamp reply with a failure
+    /// status, which is 200 on the wire).
+    Refused,
+    /// The gateway failed (5xx), or the record could not be written and the answer was withheld.
+    Error,
+}
+
+impl AuditOutcome {
+    /// The outcome of an answer the core gives.
+    pub fn of_answer<T: Audited>(answer: &T, record: &crate::store::Record) -> Self {
+        if answer.refused() {
+            Self::Refused
+        } else if answer.status() == 202 {
+            Self::Pending
+        } else if record.only_read() {
+            Self::Read
+        } else {
+            Self::Allowed
+        }
+    }
+
+    /// The outcome of a refusal.
+    pub fn of_refusal(refusal: &Refusal) -> Self {
+        if refusal.status() >= 500 {
+            Self::Error
+        } else {
+            Self::Refused
+        }
+    }
+
+    /// The word the audit log and the request log use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Allowed => "allowed",
+            Self::Read => "read",
+            Self::Pending => "pending",
+            Self::Refused => "refused",
+            Self::Error => "error",
+        }
+    }
+}

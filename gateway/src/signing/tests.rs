@@ -18,6 +18,8 @@ use super::{Answer, Core, Reason, Refusal};
 
 /// Release groups that count signatures, and approvers removed while requests wait.
 mod approvals;
+/// One outcome per request, in the audit record and the log line.
+mod audit;
 use crate::config::{ApprovalConfig, GatewayConfig, ReleaseGroupConfig};
 use crate::store::{Record, Stores};
 
