@@ -15,7 +15,6 @@ use super::approval_gate::{Gate, Hold};
 use super::oci_artifact::{check_layout, sign_checked_layout, signature_count, HsmSigner, LayoutRefusal};
 use super::outcome::Answer;
 use super::refusal::{refuse, store_failure, Reason, Refusal};
-use super::sign_hash::ci_identity;
 use super::state::Policy;
 use super::Core;
 use crate::config::ArtifactConfigurationConfig;
@@ -192,16 +191,7 @@ impl Core {
         record.digest = Some(format!("sha256:{}", submission.sha256));
         record.metadata = Some(artifact_metadata(&request).to_string());
 
-        let mut binding = None;
-        if let Some(rule) = &policy.origin {
-            let verified = self
-                .state
-                .origins
-                .verify(rule, origin_token)
-                .map_err(|e| refuse(Reason::OriginRejected, e.to_string()))?;
-            binding = Some(ci_identity(rule, &verified));
-            record.origin = Some(verified);
-        }
+        let binding = self.check_origin(policy, origin_token, record)?;
         let request_json = json!({"artifactRequest": request_id}).to_string();
         let shown = request.images.join(", ");
         let digest = format!("sha256:{}", submission.sha256);

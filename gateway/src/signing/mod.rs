@@ -16,6 +16,7 @@ mod fast_signing;
 mod idempotency;
 mod oci_artifact;
 pub mod origin;
+mod origin_check;
 mod outcome;
 mod policies;
 mod refusal;

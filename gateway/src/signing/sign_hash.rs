@@ -11,12 +11,10 @@ use sha2::Digest;
 use super::algorithm::{prepare, Prepared};
 use super::approval_gate::{Gate, Hold};
 use super::idempotency::{claim_or_answer, Claimed, Unclaimed, IN_FLIGHT_WAIT};
-use super::origin::OriginError;
 use super::outcome::Answer;
 use super::refusal::{refuse, store_failure, Reason, Refusal};
 use super::state::Policy;
 use super::Core;
-use crate::config::OriginConfig;
 use crate::store::{Record, StoredAnswer};
 
 impl Core {
@@ -72,21 +70,7 @@ impl Core {
         };
 
         let prepared = prepare(policy, &request.hash_signing_data, record)?;
-        let mut binding = None;
-        if let Some(rule) = &policy.origin {
-            let verified = self.state.origins.verify(rule, origin_token).map_err(|e| {
-                let audience = match &e {
-                    OriginError::Missing { audience, .. } => Some(audience.clone()),
-                    _ => None,
-                };
-                Refusal {
-                    identity_token_audience: audience,
-                    ..refuse(Reason::OriginRejected, e.to_string())
-                }
-            })?;
-            binding = Some(ci_identity(rule, &verified));
-            record.origin = Some(verified);
-        }
+        let binding = self.check_origin(policy, origin_token, record)?;
         if policy.approval.is_some() {
             let image = metadata.and_then(|m| m.oci.as_ref()).map(image_reference);
             let request_json =
@@ -206,19 +190,4 @@ fn image_reference(oci: &common::protocol::OciMetadata) -> String {
         s.push_str(d);
     }
     s
-}
-
-/// The claims that name where a request came from: the repository (by name and, where the CI has one, by its
-/// immutable id) and every claim the policy's rule checks (ref, workflow, ...). A release group's approval covers
-/// only requests with the same identity, so an approval for one pipeline is not a pass for another.
-pub(super) fn ci_identity(rule: &OriginConfig, verified_claims: &str) -> String {
-    const REPOSITORY_CLAIMS: [&str; 4] = ["repository", "repository_id", "project_path", "project_id"];
-    let claims: std::collections::BTreeMap<String, serde_json::Value> =
-        serde_json::from_str(verified_claims).unwrap_or_default();
-    let identity: std::collections::BTreeMap<&str, &serde_json::Value> = claims
-        .iter()
-        .filter(|(name, _)| REPOSITORY_CLAIMS.contains(&name.as_str()) || rule.conditions.contains_key(*name))
-        .map(|(name, value)| (name.as_str(), value))
-        .collect();
-    serde_json::to_string(&identity).unwrap_or_default()
 }

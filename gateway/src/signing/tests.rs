@@ -20,6 +20,8 @@ use super::{Answer, Core, Reason, Refusal};
 mod approvals;
 /// One outcome per request, in the audit record and the log line.
 mod audit;
+/// One origin check for every signing path.
+mod origin;
 use crate::config::{ApprovalConfig, GatewayConfig, ReleaseGroupConfig};
 use crate::store::{Record, Stores};
 

@@ -16,7 +16,7 @@ use crate::store::artifacts::ArtifactState;
 use crate::store::Status;
 
 /// The fixture's core after a reload of its configuration changed by `change` (the stores are shared).
-fn reloaded(change: impl FnOnce(&mut GatewayConfig)) -> Core {
+pub(super) fn reloaded(change: impl FnOnce(&mut GatewayConfig)) -> Core {
     let f = fixture();
     let (mut config, base) = GatewayConfig::load(&f._dir.path().join("gw").join("gateway.toml")).unwrap();
     change(&mut config);
@@ -72,7 +72,7 @@ fn blob(dir: &Path, bytes: &[u8]) -> serde_json::Value {
 
 /// An OCI image layout tarball of `images` single-platform images (their layers stripped, as `signpath-oci
 /// strip` leaves them), written where the upload of request `id` goes.
-fn tarball(core: &Core, id: &str, images: usize) {
+pub(super) fn tarball(core: &Core, id: &str, images: usize) {
     let layout = tempfile::tempdir().unwrap();
     let dir = layout.path();
     std::fs::create_dir_all(dir.join("blobs/sha256")).unwrap();
