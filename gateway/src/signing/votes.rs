@@ -23,7 +23,7 @@ impl Core {
             .approvals
             .get(id)
             .map_err(store_unavailable)?
-            .ok_or_else(|| vote_refusal(VoteError::NotFound(id.to_owned())))?;
+            .ok_or_else(|| vote_refusal(&VoteError::NotFound(id.to_owned())))?;
         record.project = Some(held.project.clone());
         record.policy = Some(held.policy.clone());
         record.digest = Some(held.digest.clone());
@@ -38,7 +38,7 @@ impl Core {
             ));
         }
         let not_an_approver = || {
-            vote_refusal(VoteError::NotAnApprover {
+            vote_refusal(&VoteError::NotAnApprover {
                 approver: approver.to_owned(),
                 project: held.project.clone(),
                 policy: held.policy.clone(),
@@ -54,7 +54,7 @@ impl Core {
             .stores
             .approvals
             .vote(id, approver, approve, reason, &approval)
-            .map_err(vote_refusal)?;
+            .map_err(|e| vote_refusal(&e))?;
         record.release_group = held.release_group.clone();
         record.approval = Some(format!(
             "{} {} by {approver}{}",
@@ -98,8 +98,8 @@ impl Core {
     }
 }
 
-/// A vote the store refused, in the caller's terms.
-fn vote_refusal(e: VoteError) -> Refusal {
+/// A vote the store refused, in the caller's terms (on the web page and, in its audit record, on the command line).
+pub fn vote_refusal(e: &VoteError) -> Refusal {
     match e {
         VoteError::NotFound(_) => refuse(Reason::UnknownSigningRequest, e.to_string()),
         VoteError::NotAnApprover { .. } => refuse(Reason::NotAnApprover, e.to_string()),

@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test scaffolding
 
-use e2e_tests::gateway::Gateway;
+use e2e_tests::gateway::{run_cli, Gateway};
 use serde_json::Value;
 
 /// The gateway's log lines (`--log-format json`), one JSON object each.
@@ -122,5 +122,38 @@ fn the_record_of_a_block_of_failed_authentications_is_written_by_the_core() {
             .any(|line| line["message"] == "request refused" && line["error"] == "throttled"),
         "the core's line for the record {request_id}:\n{}",
         gateway.stderr()
+    );
+}
+
+#[test]
+fn a_vote_on_the_command_line_is_audited_with_the_status_and_type_of_the_same_vote_on_the_web_page() {
+    let gateway = Gateway::start_with(|setup| {
+        run_cli(setup, &["approver", "add", "--name", "alice"]);
+    });
+    let out = std::process::Command::new(Gateway::binary())
+        .args(["approve", "no-such-request", "--as", "alice", "--config"])
+        .arg(gateway.config())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("there is no signing request no-such-request"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let record = gateway
+        .audit_json()
+        .into_iter()
+        .find(|r| r["route"] == "signpath-gateway approve")
+        .expect("the vote is audited");
+    // It was 409 without an error type, whatever the reason; the web page answers 404 signing-request-not-found.
+    assert_eq!(
+        (&record["outcome"], &record["status"], &record["error_type"]),
+        (
+            &Value::from("refused"),
+            &Value::from(404),
+            &Value::from("signing-request-not-found")
+        ),
+        "{record}"
     );
 }
