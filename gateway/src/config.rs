@@ -531,6 +531,7 @@ mod validate;
 mod values;
 
 pub use github::GithubConfig;
+pub use validate::REPOSITORY_CLAIMS;
 
 #[cfg(test)]
 mod tests;

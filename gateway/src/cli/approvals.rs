@@ -6,6 +6,7 @@ use std::path::Path;
 use super::CliResult;
 use crate::config::{ApprovalConfig, GatewayConfig};
 use crate::signing::revoked::approver_revocation;
+use crate::signing::{conclude, vote_refusal, Answer};
 use crate::store::{now, rules, HeldQuery, Record, Stage, Stores, VoteError};
 
 /// An approval or denial from the command line: whoever runs it can read gateway.toml and the database, so the
@@ -54,11 +55,8 @@ pub fn vote(config_path: &Path, id: &str, approver: &str, approve: bool, reason:
             }),
         },
     };
-    record.completed = now();
-    match &outcome {
+    let answer = match &outcome {
         Ok(held) => {
-            record.outcome = "allowed".into();
-            record.status = 200;
             record.project = Some(held.project.clone());
             record.policy = Some(held.policy.clone());
             record.digest = Some(held.digest.clone());
@@ -68,15 +66,15 @@ pub fn vote(config_path: &Path, id: &str, approver: &str, approve: bool, reason:
                 if approve { "approved" } else { "denied" },
                 reason.map(|r| format!(": {r}")).unwrap_or_default()
             ));
+            Ok(Answer::done(String::new()))
         }
-        Err(e) => {
-            record.outcome = "refused".into();
-            record.status = 409;
-            record.error_detail = Some(e.to_string());
-        }
-    }
-    stores.audit.append(&record, None)?;
+        // The same status and error type as the vote refused on the web page.
+        Err(e) => Err(vote_refusal(e)),
+    };
+    // Audited as every record is, by the signing core's one writer.
+    let (audited, _) = conclude(&stores, record, answer);
     let held = outcome?;
+    audited.map_err(|refusal| refusal.detail)?;
     // The approvals as they count now: those of approvers the policy still names.
     let (approved, required) = match approval_in_force(&config, &stores, &held.project, &held.policy)? {
         Some(approval) => (rules::counted(&approval, &held.approved_by), approval.required),

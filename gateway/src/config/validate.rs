@@ -16,7 +16,7 @@ use super::{GatewayConfig, GithubConfig, IssuerConfig, NotaryEnvelope, OriginCon
 /// The claims that name a repository: GitHub's `repository` and immutable `repository_id`, GitLab's
 /// `project_path` and immutable `project_id`. A rule must bind one of them, or any repository on the CI could
 /// send tokens for our audience.
-const REPOSITORY_CLAIMS: &[&str] = &["repository", "repository_id", "project_path", "project_id"];
+pub const REPOSITORY_CLAIMS: &[&str] = &["repository", "repository_id", "project_path", "project_id"];
 
 /// A rule of gateway.toml that the parsed file breaks, named in the file's words.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -10,11 +10,10 @@
 
 use axum::body::Body;
 use axum::http::{header, HeaderMap};
-use common::protocol::problem_types as pt;
 use sha2::Digest as _;
 use tokio::io::AsyncWriteExt as _;
 
-use crate::signing::{refuse, ArtifactSubmission, Core, Kind, Refusal};
+use crate::signing::{refuse, ArtifactSubmission, Core, Reason, Refusal};
 
 /// The form fields beside the artifact are short; a longer one is not a SignPath field.
 const MAX_FIELD: usize = 64 * 1024;
@@ -39,15 +38,13 @@ pub async fn receive(
         .unwrap_or_default();
     let boundary = multer::parse_boundary(content_type).map_err(|_| {
         refuse(
-            Kind::UnsupportedMediaType,
-            pt::MALFORMED_REQUEST,
+            Reason::UnsupportedMediaType,
             "send the signing request as Content-Type: multipart/form-data with the artifact in the Artifact part",
         )
     })?;
     let too_large = || {
         refuse(
-            Kind::PayloadTooLarge,
-            pt::MALFORMED_REQUEST,
+            Reason::BodyTooLarge,
             format!(
                 "the artifact is larger than this gateway's limit of {} bytes",
                 store.max_size
@@ -76,7 +73,7 @@ async fn read_form(
     request_id: &str,
 ) -> Result<ArtifactSubmission, Refusal> {
     let store = &core.state.artifacts;
-    let malformed = |detail: String| refuse(Kind::BadRequest, pt::MALFORMED_REQUEST, detail);
+    let malformed = |detail: String| refuse(Reason::MalformedRequest, detail);
     let constraints = multer::Constraints::new()
         .size_limit(multer::SizeLimit::new().whole_stream(store.max_size.saturating_add(FORM_OVERHEAD)));
     let mut form = multer::Multipart::with_constraints(body.into_data_stream(), boundary, constraints);
@@ -121,8 +118,7 @@ async fn read_form(
                 submission.size += chunk.len() as u64;
                 if submission.size > store.max_size {
                     return Err(refuse(
-                        Kind::PayloadTooLarge,
-                        pt::MALFORMED_REQUEST,
+                        Reason::BodyTooLarge,
                         format!(
                             "the artifact is larger than this gateway's limit of {} bytes",
                             store.max_size
@@ -200,7 +196,7 @@ fn named_policy(
     project: &Option<String>,
     policy: &Option<String>,
 ) -> Result<(String, String), Refusal> {
-    let malformed = |detail: &str| refuse(Kind::BadRequest, pt::MALFORMED_REQUEST, detail);
+    let malformed = |detail: &str| refuse(Reason::MalformedRequest, detail);
     match (policy_id, project, policy) {
         (Some(_), Some(_), _) | (Some(_), _, Some(_)) => Err(malformed(
             "the form names the policy both by SigningPolicyId and by slugs; send one or the other",
@@ -220,17 +216,14 @@ fn named_policy(
 async fn read_text(field: &mut multer::Field<'_>, name: &str) -> Result<String, Refusal> {
     let file_name = field.file_name().map(str::to_owned);
     let mut bytes = Vec::new();
-    while let Some(chunk) = field.chunk().await.map_err(|e| {
-        refuse(
-            Kind::BadRequest,
-            pt::MALFORMED_REQUEST,
-            format!("cannot read the form: {e}"),
-        )
-    })? {
+    while let Some(chunk) = field
+        .chunk()
+        .await
+        .map_err(|e| refuse(Reason::MalformedRequest, format!("cannot read the form: {e}")))?
+    {
         if bytes.len() + chunk.len() > MAX_FIELD {
             return Err(refuse(
-                Kind::PayloadTooLarge,
-                pt::MALFORMED_REQUEST,
+                Reason::BodyTooLarge,
                 format!("the form part {name:?} is longer than {MAX_FIELD} bytes"),
             ));
         }
@@ -241,8 +234,7 @@ async fn read_text(field: &mut multer::Field<'_>, name: &str) -> Result<String, 
     }
     String::from_utf8(bytes).map_err(|_| {
         refuse(
-            Kind::BadRequest,
-            pt::MALFORMED_REQUEST,
+            Reason::MalformedRequest,
             format!("the form part {name:?} is not UTF-8 text"),
         )
     })
@@ -251,13 +243,11 @@ async fn read_text(field: &mut multer::Field<'_>, name: &str) -> Result<String, 
 fn form_error(error: &multer::Error, limit: u64) -> Refusal {
     match error {
         multer::Error::StreamSizeExceeded { .. } | multer::Error::FieldSizeExceeded { .. } => refuse(
-            Kind::PayloadTooLarge,
-            pt::MALFORMED_REQUEST,
+            Reason::BodyTooLarge,
             format!("the artifact is larger than this gateway's limit of {limit} bytes"),
         ),
         other => refuse(
-            Kind::BadRequest,
-            pt::MALFORMED_REQUEST,
+            Reason::MalformedRequest,
             format!("cannot read the multipart form: {other}"),
         ),
     }

@@ -10,13 +10,13 @@ use axum::extract::{FromRequest, Path, Request};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderValue};
 use axum::response::Response;
-use common::protocol::{problem_types as pt, ORIGIN_TOKEN_HEADER};
+use common::protocol::ORIGIN_TOKEN_HEADER;
 
 use super::artifact_upload::receive;
 use super::call::Call;
 use super::render::Render;
 use super::CurrentCore;
-use crate::signing::{refuse, Answer, Audited, Cancel, Core, Kind, Refusal};
+use crate::signing::{refuse, Answer, Audited, Cancel, Core, Reason, Refusal};
 use crate::store::artifacts::ArtifactReader;
 use crate::store::Record;
 
@@ -43,8 +43,7 @@ impl Drop for Abandoned {
             let _ = core.finish(
                 record,
                 Err::<Answer, _>(refuse(
-                    Kind::RequestTimeout,
-                    pt::REQUEST_TIMEOUT,
+                    Reason::RequestTimedOut,
                     "the request ended (request_timeout_seconds, or the client went away) before its artifact was received; the partial upload was deleted",
                 )),
             );
@@ -93,13 +92,7 @@ pub async fn submit(
     let response = call
         .run(&core, move |core, incoming, record| {
             let token_id = core.authenticate(incoming.header("authorization"), &organization, record)?;
-            let upload = upload.ok_or_else(|| {
-                refuse(
-                    Kind::Unauthenticated,
-                    pt::UNAUTHENTICATED,
-                    "the token is not valid",
-                )
-            })?;
+            let upload = upload.ok_or_else(|| refuse(Reason::Unauthenticated, "the token is not valid"))?;
             let submission = upload?;
             core.submit_artifact(
                 &token_id,

@@ -11,13 +11,13 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, MatchedPath, Request};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::Response;
-use common::protocol::{problem_types as pt, IDEMPOTENCY_KEY};
+use common::protocol::IDEMPOTENCY_KEY;
 
 use super::health::Operations;
 use super::normalize::OriginalPath;
 use super::render::{problem, Render};
 use crate::metrics::Outcome;
-use crate::signing::{refuse, Audited, Core, Kind, Refusal};
+use crate::signing::{refuse, AuditOutcome, Audited, Core, Reason, Refusal};
 use crate::store::{now, Record};
 
 /// The largest request body the API takes (`DefaultBodyLimit` on the router).
@@ -117,24 +117,21 @@ impl<S: Send + Sync> FromRequest<S> for Call {
             Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => (
                 Bytes::new(),
                 Some(refuse(
-                    Kind::PayloadTooLarge,
-                    pt::MALFORMED_REQUEST,
+                    Reason::BodyTooLarge,
                     format!("the request body is larger than {MAX_BODY} bytes"),
                 )),
             ),
             Err(rejection) => (
                 Bytes::new(),
                 Some(refuse(
-                    Kind::BadRequest,
-                    pt::MALFORMED_REQUEST,
+                    Reason::MalformedRequest,
                     format!("cannot read the body: {}", rejection.body_text()),
                 )),
             ),
         };
         if let Some(None) = idempotency_key {
             unreadable = Some(refuse(
-                Kind::BadRequest,
-                pt::MALFORMED_REQUEST,
+                Reason::MalformedRequest,
                 format!(
                     "the Idempotency-Key header must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters"
                 ),
@@ -187,36 +184,41 @@ impl Call {
                 None => work(&core, &incoming, &mut record),
             };
             let summary = Summary::of(&core, &record);
-            (core.finish(record, result), summary)
+            let (result, audited) = core.conclude(record, result);
+            (result, summary, audited)
         })
         .await;
-        let (outcome, summary) = match outcome {
-            Ok((outcome, summary)) => (Ok(outcome), Some(summary)),
-            Err(e) => (Err(e), None),
+        // The outcome the audit record says; a task that panicked wrote none and answers 500.
+        let (outcome, summary, audited) = match outcome {
+            Ok((outcome, summary, audited)) => (Ok(outcome), Some(summary), audited),
+            Err(e) => (Err(e), None, AuditOutcome::Error),
         };
         let status = match &outcome {
             Ok(Ok(answer)) => answer.status(),
-            Ok(Err(refusal)) => refusal.kind.status(),
-            Err(_) => Kind::Internal.status(),
+            Ok(Err(refusal)) => refusal.status(),
+            Err(_) => Reason::Internal.status(),
         };
         if let Ok(Err(refusal)) = &outcome {
-            if refusal.problem_type == pt::HSM_UNAVAILABLE {
+            if refusal.reason == Reason::HsmUnavailable {
                 if let Some(operations) = &operations {
                     operations.metrics.hsm_error();
                 }
             }
         }
         let summary = summary.unwrap_or_default();
-        summary.report(&request_id, &route, status, started, operations.as_deref());
+        summary.report(
+            &request_id,
+            &route,
+            status,
+            audited,
+            started,
+            operations.as_deref(),
+        );
         match outcome {
             Ok(Ok(answer)) => answer.render(),
             Ok(Err(refusal)) => problem(&refusal, &request_id),
             Err(_) => problem(
-                &refuse(
-                    Kind::Internal,
-                    pt::INTERNAL,
-                    "the request failed inside the gateway",
-                ),
+                &refuse(Reason::Internal, "the request failed inside the gateway"),
                 &request_id,
             ),
         }
@@ -233,8 +235,6 @@ struct Summary {
     configured: bool,
     token_id: Option<String>,
     signed: bool,
-    /// A lookup, a poll or a download that signed nothing (`Record::only_read`).
-    read: bool,
 }
 
 impl Summary {
@@ -254,26 +254,27 @@ impl Summary {
             configured,
             token_id: record.token_id.clone(),
             signed: record.signature_sha256.is_some(),
-            read: record.only_read(),
         }
     }
 
-    /// Counts the request in the metrics and logs its line. `status` is the answer's; the outcome words are the
-    /// audit log's (`allowed`, `read`, `pending`, `refused`, `error`).
+    /// Counts the request in the metrics and logs its line. `status` is the answer's; `audited` is the outcome
+    /// the core decided and wrote in the audit record, so the line says what the record says (a timestamp reply
+    /// that grants nothing is `refused`, though its status is 200).
     fn report(
         &self,
         request_id: &str,
         route: &str,
         status: u16,
+        audited: AuditOutcome,
         started: Instant,
         operations: Option<&Operations>,
     ) {
         let elapsed = started.elapsed();
-        let outcome = match status {
-            202 => Outcome::Pending,
-            s if s >= 500 => Outcome::Error,
-            s if s >= 400 => Outcome::Refused,
-            _ => Outcome::Signed,
+        let outcome = match audited {
+            AuditOutcome::Allowed | AuditOutcome::Read => Outcome::Signed,
+            AuditOutcome::Pending => Outcome::Pending,
+            AuditOutcome::Refused => Outcome::Refused,
+            AuditOutcome::Error => Outcome::Error,
         };
         if let Some(operations) = operations {
             let metrics = &operations.metrics;
@@ -289,13 +290,6 @@ impl Summary {
                 metrics.signing_request(policy, outcome);
             }
         }
-        let audited = match outcome {
-            Outcome::Signed if self.read => "read",
-            Outcome::Signed => "allowed",
-            Outcome::Pending => "pending",
-            Outcome::Refused => "refused",
-            Outcome::Error => "error",
-        };
         tracing::info!(
             target: "signpath_gateway::request",
             request_id,
@@ -305,7 +299,7 @@ impl Summary {
             project = self.project.as_deref().unwrap_or(""),
             policy = self.policy.as_deref().unwrap_or(""),
             token_id = self.token_id.as_deref().unwrap_or(""),
-            outcome = audited,
+            outcome = audited.as_str(),
             latency_ms = elapsed.as_secs_f64() * 1000.0,
             "request"
         );

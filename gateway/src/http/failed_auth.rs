@@ -8,7 +8,8 @@
 //! consume capacity when asked, while this counts only failed answers, must ask "is this address blocked?" without
 //! counting, and must report how many requests a block refused.
 //!
-//! This file owns the counting and the layer; it imports the signing core only to reach the audit store.
+//! This file owns the counting and the layer; the records of blocks are written by the signing core
+//! (`Core::conclude`), as every audit record is, so their outcome, status and error type are the core's.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -19,12 +20,11 @@ use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::Response;
-use common::protocol::problem_types as pt;
 
 use super::call::Peer;
 use super::render::problem;
 use crate::config::ServerConfig;
-use crate::signing::{refuse, Kind, LiveCore};
+use crate::signing::{refuse, Answer, AuditOutcome, LiveCore, Reason, Refusal};
 use crate::store::{now, Record};
 
 /// The most addresses tracked at once; beyond it, new addresses are not limited (and a warning is logged) until
@@ -195,7 +195,7 @@ impl FailedAuthentications {
     }
 }
 
-/// The layer's state: the counts, and the core whose audit store records blocks.
+/// The layer's state: the counts, and the core that audits blocks.
 #[derive(Debug, Clone)]
 pub struct Guard {
     pub failures: Arc<FailedAuthentications>,
@@ -211,12 +211,7 @@ pub async fn limit(State(guard): State<Guard>, request: Request, next: Next) -> 
     let (uri, method) = (request.uri().clone(), request.method().clone());
     match guard.failures.check(peer.ip(), Instant::now()) {
         Check::Refuse { retry_after } => {
-            let refusal = refuse(
-                Kind::TooManyRequests,
-                pt::THROTTLED,
-                "too many failed authentications from this address; try again later with a valid API token",
-            )
-            .retry_after(retry_after);
+            let refusal = blocked().retry_after(retry_after);
             return problem(&refusal, &uuid::Uuid::new_v4().to_string());
         }
         Check::BlockEnded { refused } => audit_block_end(&guard, peer.ip(), refused).await,
@@ -232,7 +227,8 @@ pub async fn limit(State(guard): State<Guard>, request: Request, next: Next) -> 
                 limits.block.as_secs()
             );
             tracing::warn!(client = %peer, "{detail}");
-            audit(&guard, record(peer, method.as_str(), uri.path(), detail)).await;
+            let refusal = Refusal { detail, ..blocked() };
+            audit(&guard, record(peer, method.as_str(), uri.path()), refusal).await;
         }
     }
     response
@@ -250,32 +246,39 @@ pub async fn audit_ended_blocks(guard: Guard) {
 }
 
 async fn audit_block_end(guard: &Guard, address: IpAddr, refused: u64) {
-    let detail = format!("the block on this address ended; it refused {refused} requests");
-    audit(guard, record(SocketAddr::new(address, 0), "-", "-", detail)).await;
+    let refusal = Refusal {
+        detail: format!("the block on this address ended; it refused {refused} requests"),
+        ..blocked()
+    };
+    audit(guard, record(SocketAddr::new(address, 0), "-", "-"), refusal).await;
 }
 
-fn record(peer: SocketAddr, method: &str, route: &str, detail: String) -> Record {
-    let at = now();
+/// What a blocked address is told, and what the records of its block say (with their own detail).
+fn blocked() -> Refusal {
+    refuse(
+        Reason::Throttled,
+        "too many failed authentications from this address; try again later with a valid API token",
+    )
+}
+
+/// The record of a block: who and what; the core fills in the outcome from the refusal.
+fn record(peer: SocketAddr, method: &str, route: &str) -> Record {
     Record {
         request_id: uuid::Uuid::new_v4().to_string(),
-        received: at.clone(),
-        completed: at,
+        received: now(),
         client_address: peer.to_string(),
         method: method.to_owned(),
         route: route.to_owned(),
-        outcome: "refused".into(),
-        status: 429,
-        error_type: Some(pt::short(pt::THROTTLED).to_owned()),
-        error_detail: Some(detail),
         ..Record::default()
     }
 }
 
-async fn audit(guard: &Guard, record: Record) {
+/// Audits a block through the core, as every record is audited.
+async fn audit(guard: &Guard, record: Record, refusal: Refusal) {
     let core = guard.live.current();
-    let written =
-        tokio::task::spawn_blocking(move || core.stores.audit.append(&record, None).map(|_| ())).await;
-    if !matches!(written, Ok(Ok(()))) {
+    let concluded =
+        tokio::task::spawn_blocking(move || core.conclude::<Answer>(record, Err(refusal)).1).await;
+    if !matches!(concluded, Ok(AuditOutcome::Refused)) {
         tracing::error!("could not audit a block of failed authentications");
     }
 }

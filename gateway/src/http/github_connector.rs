@@ -21,7 +21,7 @@ use super::artifacts::{call_of_head, Abandoned};
 use super::call::MAX_BODY;
 use super::CurrentCore;
 use crate::signing::github_artifact::ConnectorRequest;
-use crate::signing::{refuse, Cancel, Core, Kind};
+use crate::signing::{refuse, Cancel, Core, Reason};
 
 /// Handles v2's `POST {connector}/{organizationId}/SigningRequests`.
 pub async fn submit(
@@ -45,8 +45,7 @@ async fn connector_submit(core: Arc<Core>, organization: Option<String>, request
     let parsed = match axum::body::to_bytes(body, MAX_BODY).await {
         Ok(bytes) => ConnectorRequest::parse(&bytes),
         Err(_) => Err(refuse(
-            Kind::PayloadTooLarge,
-            pt::MALFORMED_REQUEST,
+            Reason::BodyTooLarge,
             format!("the request body is larger than {MAX_BODY} bytes, or could not be read"),
         )),
     };
@@ -94,13 +93,8 @@ async fn connector_submit(core: Arc<Core>, organization: Option<String>, request
         .run(&core, move |core, _incoming, record| {
             parsed?;
             let token_id = core.authenticate(authorization.as_deref(), &organization, record)?;
-            let submission = fetched.ok_or_else(|| {
-                refuse(
-                    Kind::Unauthenticated,
-                    pt::UNAUTHENTICATED,
-                    "the token is not valid",
-                )
-            })??;
+            let submission =
+                fetched.ok_or_else(|| refuse(Reason::Unauthenticated, "the token is not valid"))??;
             let mut answer = core.submit_artifact(&token_id, &submission, None, record)?;
             let id = record.request_id.clone();
             answer.body = json!({

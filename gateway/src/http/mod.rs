@@ -36,7 +36,6 @@ use axum::http::{Request, StatusCode};
 use axum::response::Response;
 use axum::routing::{get, post, MethodRouter};
 use axum::{Extension, Router};
-use common::protocol::problem_types as pt;
 use tower::ServiceExt as _;
 use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutBody, TimeoutLayer};
 
@@ -46,7 +45,7 @@ pub use health::Operations;
 pub use reload::watch as watch_configuration;
 
 use crate::config::ServerConfig;
-use crate::signing::{refuse, Core, Kind, LiveCore, Refusal};
+use crate::signing::{refuse, Core, LiveCore, Reason, Refusal};
 
 /// The API and the approvers' pages, behind the path-normalizing layer and the server's time limits: a request
 /// that takes longer than `request_timeout_seconds` as a whole (body read and signing included) is answered 408, a
@@ -181,8 +180,7 @@ fn api_route(route: MethodRouter<Arc<LiveCore>>, allow: &'static str) -> MethodR
                 Err(Refusal {
                     allow: Some(allow),
                     ..refuse(
-                        Kind::MethodNotAllowed,
-                        pt::METHOD_NOT_ALLOWED,
+                        Reason::MethodNotAllowed,
                         format!("{} accepts {allow} only", incoming.path),
                     )
                 })
@@ -206,8 +204,7 @@ async fn not_found(
         &core,
         |_, incoming, _| -> Result<crate::signing::Answer, Refusal> {
             Err(refuse(
-                Kind::NotFound,
-                pt::NOT_FOUND,
+                Reason::NoSuchRoute,
                 format!("there is no route {}", incoming.path),
             ))
         },

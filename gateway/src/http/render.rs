@@ -6,7 +6,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
 use common::protocol::{Problem, PROBLEM_JSON};
 
-use crate::signing::{Answer, Kind, Refusal};
+use crate::signing::{Answer, Reason, Refusal};
 
 /// An answer that knows its HTTP form.
 pub trait Render {
@@ -39,15 +39,15 @@ impl Render for Answer {
     }
 }
 
-pub fn status(kind: Kind) -> StatusCode {
-    StatusCode::from_u16(kind.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+pub fn status(code: u16) -> StatusCode {
+    StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }
 
 /// A refusal as a problem document.
 pub fn problem(refusal: &Refusal, request_id: &str) -> Response {
-    let status = status(refusal.kind);
+    let status = status(refusal.status());
     let document = Problem {
-        problem_type: refusal.problem_type.to_owned(),
+        problem_type: refusal.problem_type().to_owned(),
         title: status.canonical_reason().unwrap_or("Error").to_owned(),
         status: status.as_u16(),
         detail: Some(refusal.detail.clone()),
@@ -60,7 +60,7 @@ pub fn problem(refusal: &Refusal, request_id: &str) -> Response {
     *response.status_mut() = status;
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
-    if refusal.kind == Kind::Unauthenticated {
+    if refusal.reason == Reason::Unauthenticated {
         headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
     }
     if let Some(seconds) = refusal.retry_after {

@@ -11,7 +11,7 @@ use common::protocol::{problem_types as pt, ORIGIN_TOKEN_HEADER};
 use super::artifacts::call_of_head;
 use super::call::MAX_BODY;
 use super::CurrentCore;
-use crate::signing::{refuse, Kind, Refusal, Resubmission};
+use crate::signing::{refuse, Reason, Refusal, Resubmission};
 
 /// Handles the `POST /v1/{org}/SigningRequests/Resubmit` route.
 pub async fn resubmit(
@@ -36,11 +36,10 @@ pub async fn resubmit(
 }
 
 async fn read_form(content_type: &str, body: axum::body::Body) -> Result<Resubmission, Refusal> {
-    let malformed = |detail: String| refuse(Kind::BadRequest, pt::MALFORMED_REQUEST, detail);
+    let malformed = |detail: String| refuse(Reason::MalformedRequest, detail);
     let boundary = multer::parse_boundary(content_type).map_err(|_| {
         refuse(
-            Kind::UnsupportedMediaType,
-            pt::MALFORMED_REQUEST,
+            Reason::UnsupportedMediaType,
             "send the resubmission as Content-Type: multipart/form-data with the parts originalSigningRequestId and signingPolicySlug",
         )
     })?;

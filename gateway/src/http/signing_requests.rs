@@ -3,11 +3,11 @@
 
 use axum::extract::Path;
 use axum::response::Response;
-use common::protocol::{problem_types as pt, ORIGIN_TOKEN_HEADER};
+use common::protocol::ORIGIN_TOKEN_HEADER;
 
 use super::call::Call;
 use super::CurrentCore;
-use crate::signing::{refuse, Kind};
+use crate::signing::{refuse, Reason};
 
 /// Handles the `POST /v1/{org}/SigningRequests/SignHash` route.
 pub async fn sign_hash(
@@ -22,8 +22,7 @@ pub async fn sign_hash(
             .is_some_and(|c| c.to_ascii_lowercase().contains("json"))
         {
             return Err(refuse(
-                Kind::UnsupportedMediaType,
-                pt::MALFORMED_REQUEST,
+                Reason::UnsupportedMediaType,
                 "send the request as Content-Type: application/json",
             ));
         }

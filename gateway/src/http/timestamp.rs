@@ -17,7 +17,6 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
-use common::protocol::problem_types as pt;
 use governor::clock::{Clock as _, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
@@ -27,7 +26,7 @@ use super::render::{problem, Render};
 use super::CurrentCore;
 use crate::config::ServerConfig;
 use crate::signing::timestamp::TimestampReply;
-use crate::signing::{refuse, Kind};
+use crate::signing::{refuse, Reason};
 
 /// The timestamp queries of each client address; None when the limit is off.
 pub type QueryRate = Option<Arc<DefaultKeyedRateLimiter<IpAddr>>>;
@@ -60,8 +59,7 @@ pub async fn limit(State(rate): State<QueryRate>, request: Request, next: Next) 
             let wait = not_until.wait_time_from(DefaultClock::default().now());
             let retry_after = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
             let refusal = refuse(
-                Kind::TooManyRequests,
-                pt::THROTTLED,
+                Reason::Throttled,
                 "too many timestamp queries from this address; try again later",
             )
             .retry_after(retry_after.max(1));
@@ -83,8 +81,7 @@ pub async fn timestamp(CurrentCore(core): CurrentCore, call: Call) -> Response {
             .map(|v| v.trim().to_ascii_lowercase());
         if media_type.as_deref() != Some(TIMESTAMP_QUERY) {
             return Err(refuse(
-                Kind::UnsupportedMediaType,
-                pt::MALFORMED_REQUEST,
+                Reason::UnsupportedMediaType,
                 format!("POST /timestamp takes a DER TimeStampReq as {TIMESTAMP_QUERY} (RFC 3161)"),
             ));
         }

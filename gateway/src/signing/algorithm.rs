@@ -4,9 +4,9 @@
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use common::keys::{HashAlgorithm, KeyKind, SignatureScheme};
-use common::protocol::{problem_types as pt, EcdsaSignatureFormat, PaddingMode, SignatureAlgorithm};
+use common::protocol::{EcdsaSignatureFormat, PaddingMode, SignatureAlgorithm};
 
-use super::outcome::{refuse, Kind, Refusal};
+use super::refusal::{refuse, Reason, Refusal};
 use super::state::Policy;
 use crate::store::Record;
 
@@ -28,8 +28,7 @@ pub fn prepare(
     if !policy.hash_algorithms.contains(&hash) {
         let allowed: Vec<&str> = policy.hash_algorithms.iter().map(|h| h.signpath_name()).collect();
         return Err(refuse(
-            Kind::BadRequest,
-            pt::UNSUPPORTED_ALGORITHM,
+            Reason::HashAlgorithmNotAllowed,
             format!(
                 "signing policy {}/{} does not sign {} digests (it signs {}); hash with one of those",
                 policy.project,
@@ -39,18 +38,13 @@ pub fn prepare(
             ),
         ));
     }
-    let digest = BASE64.decode(data.hash.trim()).map_err(|e| {
-        refuse(
-            Kind::BadRequest,
-            pt::INVALID_HASH,
-            format!("hash is not base64: {e}"),
-        )
-    })?;
+    let digest = BASE64
+        .decode(data.hash.trim())
+        .map_err(|e| refuse(Reason::InvalidHash, format!("hash is not base64: {e}")))?;
     record.digest = Some(hex::encode(&digest));
     if digest.len() != hash.output_len() {
         return Err(refuse(
-            Kind::BadRequest,
-            pt::INVALID_HASH,
+            Reason::InvalidHash,
             format!(
                 "a {hash} digest has {} bytes, this one has {}",
                 hash.output_len(),
@@ -66,7 +60,7 @@ pub fn choose_algorithm(
     kind: KeyKind,
     data: &common::protocol::HashSigningData,
 ) -> Result<(SignatureScheme, HashAlgorithm), Refusal> {
-    let unsupported = |detail: String| refuse(Kind::BadRequest, pt::UNSUPPORTED_ALGORITHM, detail);
+    let unsupported = |detail: String| refuse(Reason::UnsupportedAlgorithm, detail);
     match (data.signature_algorithm, kind) {
         (SignatureAlgorithm::Rsa, KeyKind::Rsa { .. }) => {
             let options = data.rsa_options.clone().unwrap_or_default();
@@ -160,8 +154,8 @@ mod tests {
         );
         d.rsa_options = None;
         assert_eq!(
-            choose_algorithm(rsa, &d).unwrap_err().problem_type,
-            pt::UNSUPPORTED_ALGORITHM
+            choose_algorithm(rsa, &d).unwrap_err().reason,
+            Reason::UnsupportedAlgorithm
         );
     }
 
@@ -186,7 +180,6 @@ mod tests {
     fn an_algorithm_that_does_not_fit_the_key_is_refused() {
         let refusal =
             choose_algorithm(KeyKind::Ec(Curve::P256), &data(SignatureAlgorithm::Rsa, 32)).unwrap_err();
-        assert_eq!(refusal.kind, Kind::BadRequest);
-        assert_eq!(refusal.problem_type, pt::UNSUPPORTED_ALGORITHM);
+        assert_eq!(refusal.reason, Reason::UnsupportedAlgorithm);
     }
 }

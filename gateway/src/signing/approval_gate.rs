@@ -2,7 +2,7 @@
 //! without approval lets it through; with approval, an approved request of its release group may cover it,
 //! otherwise it is held for the approvers and its client polls.
 
-use super::outcome::{store_failure, Refusal};
+use super::refusal::{store_failure, Refusal};
 use super::state::Policy;
 use super::Core;
 use crate::store::{GroupUse, NewHeld, Record};

@@ -5,15 +5,13 @@
 use std::io::{Read as _, Write as _};
 use std::path::Path;
 
-use common::protocol::problem_types as pt;
 use sha2::Digest as _;
 
-use super::outcome::{refuse, store_failure, Kind, Refusal};
+use super::refusal::{refuse, store_failure, Reason, Refusal};
 
 pub(super) fn too_large(limit: u64) -> Refusal {
     refuse(
-        Kind::PayloadTooLarge,
-        pt::INVALID_ARTIFACT,
+        Reason::BodyTooLarge,
         format!("the GitHub artifact is larger than this gateway's limit of {limit} bytes"),
     )
 }
@@ -30,7 +28,7 @@ pub(super) struct Unpacked {
 /// `actions/upload-artifact` makes), or the file itself (an artifact uploaded with `archive: false`, named
 /// `name`).
 pub(super) fn unpack(received: &Path, unsigned: &Path, name: &str, limit: u64) -> Result<Unpacked, Refusal> {
-    let invalid = |detail: String| refuse(Kind::UnprocessableEntity, pt::INVALID_ARTIFACT, detail);
+    let invalid = |detail: String| refuse(Reason::InvalidArtifact, detail);
     let io_failed = |e: std::io::Error| {
         tracing::error!(error = %e, "cannot unpack the GitHub artifact");
         store_failure()
@@ -191,7 +189,7 @@ mod tests {
         let refusal = unpack(&received, &dir.path().join("u"), "bomb", 1000)
             .err()
             .unwrap();
-        assert_eq!(refusal.kind, Kind::PayloadTooLarge);
+        assert_eq!(refusal.reason, Reason::BodyTooLarge);
     }
 
     #[test]

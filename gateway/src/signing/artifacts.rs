@@ -9,15 +9,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use common::protocol::{
-    problem_types as pt, RequestStatus, SigningRequestData, SigningRequestStatus, SubmittedSigningRequest,
-    WorkflowStatus,
+    RequestStatus, SigningRequestData, SigningRequestStatus, SubmittedSigningRequest, WorkflowStatus,
 };
 use serde_json::json;
 
 use super::approval_gate::{Gate, Hold};
 use super::oci_artifact::{check_layout, sign_checked_layout, signature_count, HsmSigner, LayoutRefusal};
-use super::outcome::{refuse, store_failure, Answer, Kind, Refusal};
-use super::sign_hash::ci_identity;
+use super::outcome::Answer;
+use super::refusal::{refuse, store_failure, Reason, Refusal};
 use super::state::Policy;
 use super::Core;
 use crate::config::ArtifactConfigurationConfig;
@@ -138,7 +137,7 @@ impl Core {
             record.project = Some(policy.project.clone());
             record.policy = Some(policy.slug.clone());
             record.origin = Some(verified.clone());
-            refuse(Kind::Forbidden, pt::ORIGIN_REJECTED, reason)
+            refuse(Reason::OriginRejected, reason)
         })
     }
 
@@ -171,25 +170,18 @@ impl Core {
             submission.cancel.flag(),
         )
         .map_err(|refusal| match refusal {
-            LayoutRefusal::Invalid(reason) => refuse(
-                Kind::UnprocessableEntity,
-                pt::INVALID_ARTIFACT,
-                format!(
+            LayoutRefusal::Invalid(reason) => refuse(Reason::InvalidArtifact, format!(
                     "{} is not an OCI image layout tarball the gateway can sign: {reason}",
                     submission.file_name
                 ),
             ),
-            LayoutRefusal::TooLarge(reason) => refuse(
-                Kind::BadRequest,
-                pt::INVALID_ARTIFACT,
-                format!(
+            LayoutRefusal::TooLarge(reason) => refuse(Reason::ArtifactTooLarge, format!(
                     "{} is more than the gateway signs in one request: {reason}",
                     submission.file_name
                 ),
             ),
             LayoutRefusal::Cancelled => refuse(
-                Kind::RequestTimeout,
-                pt::REQUEST_TIMEOUT,
+                Reason::RequestTimedOut,
                 "the request ended (request_timeout_seconds, or the client went away) while its layout was checked",
             ),
         })?;
@@ -217,21 +209,7 @@ impl Core {
         record.digest = Some(format!("sha256:{}", submission.sha256));
         record.metadata = Some(artifact_metadata(&request).to_string());
 
-        let mut binding = None;
-        if let Some(rule) = &policy.origin {
-            let verified = match &submission.github_run {
-                Some(run) => super::github_origin::meet_rule(&self.state, rule, run)?,
-                None => self
-                    .state
-                    .origins
-                    .verify(rule, origin_token)
-                    .map_err(|e| refuse(Kind::Forbidden, pt::ORIGIN_REJECTED, e.to_string()))?,
-            };
-            binding = Some(ci_identity(rule, &verified));
-            record.origin = Some(verified);
-        } else if let Some(run) = &submission.github_run {
-            record.origin = Some(super::github_origin::audited(run));
-        }
+        let binding = self.check_origin(policy, origin_token, submission.github_run.as_ref(), record)?;
         let request_json = json!({"artifactRequest": request_id}).to_string();
         let shown = request.images.join(", ");
         let digest = format!("sha256:{}", submission.sha256);
@@ -295,8 +273,7 @@ impl Core {
                 self.artifact_configuration(policy, None)
             }
             (None, Some(slug)) => Err(refuse(
-                Kind::NotFound,
-                pt::POLICY_NOT_FOUND,
+                Reason::UnknownArtifactConfiguration,
                 format!(
                     "project {} has no artifact configuration {slug:?}",
                     policy.project
@@ -325,11 +302,9 @@ impl Core {
             .map_err(|e| {
                 tracing::error!(error = %e, request_id = %request.request_id, "signing the artifact failed");
                 refuse(
-                    Kind::Unavailable,
-                    pt::HSM_UNAVAILABLE,
+                    Reason::HsmUnavailable,
                     "the artifact could not be signed; try again later",
                 )
-                .retry_after(5)
             })?;
         let _ = std::fs::remove_dir_all(&staging);
         if request.archive.is_some() {
@@ -474,8 +449,7 @@ impl Core {
             .filter(|r| r.token_id == token_id)
             .ok_or_else(|| {
                 refuse(
-                    Kind::NotFound,
-                    pt::SIGNING_REQUEST_NOT_FOUND,
+                    Reason::UnknownSigningRequest,
                     format!("no file-based signing request {id} of this token"),
                 )
             })?;
@@ -483,8 +457,7 @@ impl Core {
         record.policy = Some(request.policy.clone());
         if request.deleted {
             return Err(refuse(
-                Kind::NotFound,
-                pt::ARTIFACT_NOT_AVAILABLE,
+                Reason::ArtifactDeleted,
                 "the artifacts of this signing request have been deleted after the retention period",
             ));
         }
@@ -499,8 +472,7 @@ impl Core {
         }
         if request.state != ArtifactState::Completed {
             return Err(refuse(
-                Kind::BadRequest,
-                pt::ARTIFACT_NOT_AVAILABLE,
+                Reason::ArtifactNotSigned,
                 "the signing request is not completed (poll GET SigningRequests/{id} until isFinalStatus); only a completed request has a signed artifact",
             ));
         }

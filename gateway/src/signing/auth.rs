@@ -1,11 +1,9 @@
 //! Who is asking: an API token (SignPath's `Authorization: Bearer`), or an approver's token on the web page, each
 //! found by its SHA-256 in constant time. The organization in the route must be the gateway's.
 
-use common::protocol::problem_types as pt;
-
 use subtle::ConstantTimeEq;
 
-use super::outcome::{refuse, Kind, Refusal};
+use super::refusal::{refuse, Reason, Refusal};
 use super::revoked::approver_revocation;
 use super::Core;
 use crate::store::Record;
@@ -21,8 +19,7 @@ impl Core {
     ) -> Result<String, Refusal> {
         let unauthenticated = |detail: &str| {
             refuse(
-                Kind::Unauthenticated,
-                pt::UNAUTHENTICATED,
+                Reason::Unauthenticated,
                 format!("{detail}; send Authorization: Bearer <API token> (SIGNPATH_API_TOKEN)"),
             )
         };
@@ -42,8 +39,7 @@ impl Core {
         record.token_id = Some(token_id.clone());
         if organization != self.state.organization_id {
             return Err(refuse(
-                Kind::Forbidden,
-                pt::FORBIDDEN,
+                Reason::ForeignOrganization,
                 format!("this token does not belong to organization {organization}; check OrganizationId (SIGNPATH_ORGANIZATION_ID)"),
             ));
         }

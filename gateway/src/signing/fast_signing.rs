@@ -6,14 +6,15 @@
 //! additional property 'Signature'".
 
 use common::protocol::{
-    problem_types as pt, EcdsaOptions, EcdsaSignatureFormat, HashSigningData, Metadata, PaddingMode,
-    RsaOptions, SignHashRequest, SignatureAlgorithm,
+    EcdsaOptions, EcdsaSignatureFormat, HashSigningData, Metadata, PaddingMode, RsaOptions, SignHashRequest,
+    SignatureAlgorithm,
 };
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use super::artifacts::ArtifactSubmission;
-use super::outcome::{refuse, Answer, Kind, Refusal};
+use super::outcome::Answer;
+use super::refusal::{refuse, Reason, Refusal};
 use super::sign_hash::Signing;
 use super::Core;
 use crate::store::Record;
@@ -45,7 +46,7 @@ impl Core {
         origin_token: Option<&str>,
         record: &mut Record,
     ) -> Result<Answer, Refusal> {
-        let invalid = |detail: String| refuse(Kind::UnprocessableEntity, pt::INVALID_ARTIFACT, detail);
+        let invalid = |detail: String| refuse(Reason::InvalidArtifact, detail);
         if submission.size > MAX_PAYLOAD {
             return Err(invalid(format!(
                 "a fast signing request's artifact is a payload.json of at most {MAX_PAYLOAD} bytes; this one has {}",
@@ -63,8 +64,7 @@ impl Core {
             "Ecdsa" => (SignatureAlgorithm::Ecdsa, None),
             other => {
                 return Err(refuse(
-                    Kind::BadRequest,
-                    pt::UNSUPPORTED_ALGORITHM,
+                    Reason::UnsupportedAlgorithm,
                     format!("SignatureAlgorithm {other:?} is not RsaPkcs1, RsaPss or Ecdsa"),
                 ))
             }
@@ -76,8 +76,7 @@ impl Core {
             }),
             Some(other) => {
                 return Err(refuse(
-                    Kind::BadRequest,
-                    pt::UNSUPPORTED_ALGORITHM,
+                    Reason::UnsupportedAlgorithm,
                     format!("EcdsaSignatureFormat {other:?} is not Ieee or Asn1"),
                 ))
             }
@@ -124,8 +123,7 @@ impl Core {
 /// would have it hashed (the key idempotency compares), written straight into the hash: no document is built.
 fn request_hash(request: &SignHashRequest) -> Result<String, Refusal> {
     let mut hasher = Sha256::new();
-    serde_json::to_writer(&mut hasher, request)
-        .map_err(|e| refuse(Kind::Internal, pt::INTERNAL, e.to_string()))?;
+    serde_json::to_writer(&mut hasher, request).map_err(|e| refuse(Reason::Internal, e.to_string()))?;
     Ok(hex::encode(hasher.finalize()))
 }
 

@@ -6,12 +6,11 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use common::protocol::problem_types as pt;
 use serde::Deserialize;
 use tokio::io::AsyncWriteExt as _;
 
 use super::artifact_zip::too_large;
-use super::outcome::{refuse, store_failure, Kind, Refusal};
+use super::refusal::{refuse, store_failure, Reason, Refusal};
 use crate::config::GithubConfig;
 
 /// `GET /repos/{owner}/{repo}/actions/runs/{run_id}`, the fields the connector reads.
@@ -82,7 +81,7 @@ impl<'a> GithubApi<'a> {
             .build()
             .map_err(|e| {
                 tracing::error!(error = %e, "cannot build the GitHub client");
-                refuse(Kind::Internal, pt::INTERNAL, "the gateway cannot call GitHub")
+                refuse(Reason::Internal, "the gateway cannot call GitHub")
             })?;
         Ok(Self {
             client,
@@ -109,32 +108,27 @@ impl<'a> GithubApi<'a> {
         let what = format!("GitHub's API answered {} to GET {path}", status.as_u16());
         Err(match status.as_u16() {
             401 => refuse(
-                Kind::Forbidden,
-                pt::ORIGIN_REJECTED,
+                Reason::OriginRejected,
                 format!("{what}: the GitHub token is not valid (github-token)"),
             ),
             403 | 404 => refuse(
-                Kind::Forbidden,
-                pt::ORIGIN_REJECTED,
+                Reason::OriginRejected,
                 format!(
                     "{what}: there is no such run or artifact in that repository, or the GitHub token may not \
                      read it (github-token needs actions: read and contents: read)"
                 ),
             ),
-            429 | 500..=599 => refuse(Kind::Unavailable, pt::ARTIFACT_NOT_AVAILABLE, format!("{what}; try again later"))
-                .retry_after(10),
-            _ => refuse(Kind::Forbidden, pt::ORIGIN_REJECTED, what),
+            429 | 500..=599 => refuse(Reason::ArtifactSourceUnavailable,  format!("{what}; try again later")),
+            _ => refuse(Reason::OriginRejected,  what),
         })
     }
 
     pub(super) async fn json<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T, Refusal> {
         self.get(path).await?.json().await.map_err(|e| {
             refuse(
-                Kind::Unavailable,
-                pt::ARTIFACT_NOT_AVAILABLE,
+                Reason::ArtifactSourceUnavailable,
                 format!("GitHub's answer to GET {path} is not what its API documents: {e}"),
             )
-            .retry_after(10)
         })
     }
 
@@ -142,14 +136,12 @@ impl<'a> GithubApi<'a> {
         // reqwest's error names the URL (no token in it) and the cause.
         tracing::warn!(error = %error, "GitHub's API did not answer");
         refuse(
-            Kind::Unavailable,
-            pt::ARTIFACT_NOT_AVAILABLE,
+            Reason::ArtifactSourceUnavailable,
             format!(
                 "GitHub's API at {} did not answer; try again later",
                 self.config.api_base()
             ),
         )
-        .retry_after(10)
     }
 }
 

@@ -12,13 +12,12 @@
 
 use std::collections::BTreeMap;
 
-use common::protocol::problem_types as pt;
 use serde::Deserialize;
 
 use super::artifact_zip::{too_large, unpack};
 use super::github_api::{download, run_claims, Artifact, GithubApi, WorkflowRun};
 use super::github_origin::meet_rule;
-use super::outcome::{refuse, store_failure, Kind, Refusal};
+use super::refusal::{refuse, store_failure, Reason, Refusal};
 use super::{ArtifactSubmission, Core};
 use crate::config::GithubConfig;
 
@@ -86,8 +85,7 @@ impl ConnectorRequest {
     pub fn parse(body: &[u8]) -> Result<Self, Refusal> {
         serde_json::from_slice(body).map_err(|e| {
             refuse(
-                Kind::BadRequest,
-                pt::MALFORMED_REQUEST,
+                Reason::MalformedRequest,
                 format!("the body is not the GitHub connector's signing request: {e}"),
             )
         })
@@ -110,7 +108,7 @@ struct Target {
 
 impl Target {
     fn of(request: &ConnectorRequest) -> Result<Self, Refusal> {
-        let bad = |detail: String| refuse(Kind::BadRequest, pt::MALFORMED_REQUEST, detail);
+        let bad = |detail: String| refuse(Reason::MalformedRequest, detail);
         let repository = request.git_hub_repository.trim();
         let well_formed = repository.split_once('/').is_some_and(|(owner, name)| {
             [owner, name].iter().all(|part| {
@@ -166,8 +164,7 @@ impl Core {
     ) -> Result<ArtifactSubmission, Refusal> {
         let github = self.state.github.as_ref().ok_or_else(|| {
             refuse(
-                Kind::NotFound,
-                pt::NOT_FOUND,
+                Reason::GithubConnectorOff,
                 "this gateway does not serve SignPath's GitHub connector: its gateway.toml has no [github] section",
             )
         })?;
@@ -184,8 +181,7 @@ impl Core {
             .await?;
         if run.id != target.run_id || !run.repository.full_name.eq_ignore_ascii_case(repository) {
             return Err(refuse(
-                Kind::Forbidden,
-                pt::ORIGIN_REJECTED,
+                Reason::OriginRejected,
                 format!(
                     "GitHub says workflow run {} belongs to {}, not to {repository}",
                     target.run_id, run.repository.full_name
@@ -204,8 +200,7 @@ impl Core {
         let from_run = artifact.workflow_run.as_ref().and_then(|r| r.id);
         if from_run != Some(target.run_id) {
             return Err(refuse(
-                Kind::Forbidden,
-                pt::ORIGIN_REJECTED,
+                Reason::OriginRejected,
                 format!(
                     "GitHub says artifact {} was made by workflow run {}, not by run {}",
                     target.artifact_id,
@@ -217,8 +212,7 @@ impl Core {
         let store = &self.state.artifacts;
         if artifact.expired {
             return Err(refuse(
-                Kind::NotFound,
-                pt::ARTIFACT_NOT_AVAILABLE,
+                Reason::ArtifactDeleted,
                 format!("GitHub artifact {} ({}) has expired", artifact.id, artifact.name),
             ));
         }
@@ -242,7 +236,7 @@ impl Core {
         let name = artifact.name.clone();
         let unpacked = tokio::task::spawn_blocking(move || unpack(&received, &unsigned, &name, max_size))
             .await
-            .map_err(|_| refuse(Kind::Internal, pt::INTERNAL, "unpacking the artifact failed"))??;
+            .map_err(|_| refuse(Reason::Internal, "unpacking the artifact failed"))??;
         let run_claims = run_claims(&run, Some(&artifact));
         Ok(ArtifactSubmission {
             project: project.to_owned(),
@@ -327,7 +321,7 @@ mod tests {
                 "signPathSigningPolicySlug": "s"});
             let request = ConnectorRequest::parse(body.to_string().as_bytes()).unwrap();
             let refusal = Target::of(&request).err().unwrap();
-            assert_eq!(refusal.kind, Kind::BadRequest, "{repository}");
+            assert_eq!(refusal.reason, Reason::MalformedRequest, "{repository}");
         }
     }
 }

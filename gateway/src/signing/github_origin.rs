@@ -4,9 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use common::protocol::problem_types as pt;
-
-use super::outcome::{refuse, Kind, Refusal};
+use super::refusal::{refuse, Reason, Refusal};
 use super::state::State;
 use crate::config::OriginConfig;
 
@@ -32,7 +30,7 @@ pub(super) fn meet_rule(
     rule: &OriginConfig,
     run: &BTreeMap<String, String>,
 ) -> Result<String, Refusal> {
-    let rejected = |detail: String| refuse(Kind::Forbidden, pt::ORIGIN_REJECTED, detail);
+    let rejected = |detail: String| refuse(Reason::OriginRejected, detail);
     let github_host = state
         .github
         .as_ref()

@@ -20,8 +20,10 @@ mod github_origin;
 mod idempotency;
 mod oci_artifact;
 pub mod origin;
+mod origin_check;
 mod outcome;
 mod policies;
+mod refusal;
 mod requests;
 mod resubmit;
 pub mod revoked;
@@ -33,9 +35,10 @@ mod votes;
 use std::sync::{Arc, RwLock};
 
 pub use artifacts::{ArtifactSubmission, Cancel};
-pub use outcome::{refuse, store_failure, Answer, Audited, Kind, Refusal};
+pub use outcome::{Answer, AuditOutcome, Audited};
+pub use refusal::{refuse, store_failure, store_unavailable, Reason, Refusal};
 pub use resubmit::Resubmission;
-pub use votes::store_unavailable;
+pub use votes::vote_refusal;
 
 use crate::store::{Record, Stores};
 use state::State;
@@ -69,58 +72,18 @@ impl Core {
 
     /// Writes the audit record of a finished request, with the answer under its idempotency key if it has one,
     /// and only then lets the answer go. No record, no answer: a failed write turns the answer into a refusal.
-    pub fn finish<T: Audited>(&self, mut record: Record, result: Result<T, Refusal>) -> Result<T, Refusal> {
-        record.completed = crate::store::now();
-        match result {
-            Ok(mut answer) => {
-                record.status = answer.status();
-                record.outcome = if answer.refused() {
-                    "refused"
-                } else if record.status == 202 {
-                    "pending"
-                } else if record.only_read() {
-                    "read"
-                } else {
-                    "allowed"
-                }
-                .into();
-                let (idempotent, claim) = answer.take_idempotency();
-                let completion = answer.take_completion();
-                let written = self.stores.audit.append(&record, idempotent);
-                // Released only now: a duplicate waiting for this key finds the answer in the store.
-                drop(claim);
-                if let Err(e) = written {
-                    tracing::error!(error = %e, request_id = %record.request_id, "audit write failed; answer withheld");
-                    if let Some((held, _)) = completion {
-                        self.give_back(&held);
-                    }
-                    return Err(store_failure());
-                }
-                // A held request is completed only once the record of its signature is durable.
-                if let Some((held, response)) = completion {
-                    if let Err(e) = self.stores.approvals.complete(&held, &response) {
-                        tracing::error!(error = %e, request_id = %held, "could not mark the approved request completed; answer withheld");
-                        self.give_back(&held);
-                        return Err(store_failure());
-                    }
-                }
-                Ok(answer)
-            }
-            Err(refusal) => {
-                record.status = refusal.kind.status();
-                record.outcome = if record.status >= 500 { "error" } else { "refused" }.into();
-                record.error_type =
-                    Some(common::protocol::problem_types::short(refusal.problem_type).to_owned());
-                record.error_detail = Some(refusal.detail.clone());
-                tracing::info!(request_id = %record.request_id, status = record.status, route = %record.route,
-                    error = %common::protocol::problem_types::short(refusal.problem_type), "request refused");
-                if let Err(e) = self.stores.audit.append(&record, None) {
-                    tracing::error!(error = %e, request_id = %record.request_id, "audit write failed");
-                    return Err(store_failure());
-                }
-                Err(refusal)
-            }
-        }
+    pub fn finish<T: Audited>(&self, record: Record, result: Result<T, Refusal>) -> Result<T, Refusal> {
+        self.conclude(record, result).0
+    }
+
+    /// [`Core::finish`], and the outcome it audited, which the request's log line repeats: [`conclude`] with this
+    /// core's stores.
+    pub fn conclude<T: Audited>(
+        &self,
+        record: Record,
+        result: Result<T, Refusal>,
+    ) -> (Result<T, Refusal>, AuditOutcome) {
+        conclude(&self.stores, record, result)
     }
 
     /// The same core with another configuration: the stores (and with them the idempotency keys in flight) are
@@ -134,18 +97,75 @@ impl Core {
         }
     }
 
-    /// Gives a claimed held request back for the next poll to sign (its answer could not be stored).
-    fn give_back(&self, request_id: &str) {
-        if let Err(e) = self.stores.approvals.unclaim(request_id) {
-            tracing::error!(error = %e, request_id, "could not give the approved request back; a restart recovers it");
-        }
-    }
-
     /// The approvers' page of a signing request.
     pub fn web_link(&self, request_id: &str) -> String {
         format!("{}/Web/SigningRequests/{request_id}", self.state.public_url)
     }
 }
+
+/// Writes the audit record of a finished request, and decides its outcome, which the request's log line repeats.
+/// Every audit record goes through here: the gateway's requests ([`Core::conclude`]), the records that answer no
+/// request of their own (a block of failed authentications), and the command line's votes (which have the stores
+/// but no HSM, so no core). Its outcome, status and error type are decided in one place. A record that could not
+/// be written comes back as [`AuditOutcome::Error`] with a [`store_failure`].
+pub fn conclude<T: Audited>(
+    stores: &Stores,
+    mut record: Record,
+    result: Result<T, Refusal>,
+) -> (Result<T, Refusal>, AuditOutcome) {
+    record.completed = crate::store::now();
+    match result {
+        Ok(mut answer) => {
+            let outcome = AuditOutcome::of_answer(&answer, &record);
+            record.status = answer.status();
+            record.outcome = outcome.as_str().into();
+            let (idempotent, claim) = answer.take_idempotency();
+            let completion = answer.take_completion();
+            let written = stores.audit.append(&record, idempotent);
+            // Released only now: a duplicate waiting for this key finds the answer in the store.
+            drop(claim);
+            if let Err(e) = written {
+                tracing::error!(error = %e, request_id = %record.request_id, "audit write failed; answer withheld");
+                if let Some((held, _)) = completion {
+                    give_back(stores, &held);
+                }
+                return (Err(store_failure()), AuditOutcome::Error);
+            }
+            // A held request is completed only once the record of its signature is durable.
+            if let Some((held, response)) = completion {
+                if let Err(e) = stores.approvals.complete(&held, &response) {
+                    tracing::error!(error = %e, request_id = %held, "could not mark the approved request completed; answer withheld");
+                    give_back(stores, &held);
+                    return (Err(store_failure()), AuditOutcome::Error);
+                }
+            }
+            (Ok(answer), outcome)
+        }
+        Err(refusal) => {
+            let outcome = AuditOutcome::of_refusal(&refusal);
+            record.status = refusal.status();
+            record.outcome = outcome.as_str().into();
+            record.error_type =
+                Some(common::protocol::problem_types::short(refusal.problem_type()).to_owned());
+            record.error_detail = Some(refusal.detail.clone());
+            tracing::info!(request_id = %record.request_id, status = record.status, route = %record.route,
+                    error = %common::protocol::problem_types::short(refusal.problem_type()), "request refused");
+            if let Err(e) = stores.audit.append(&record, None) {
+                tracing::error!(error = %e, request_id = %record.request_id, "audit write failed");
+                return (Err(store_failure()), AuditOutcome::Error);
+            }
+            (Err(refusal), outcome)
+        }
+    }
+}
+
+/// Gives a claimed held request back for the next poll to sign (its answer could not be stored).
+fn give_back(stores: &Stores, request_id: &str) {
+    if let Err(e) = stores.approvals.unclaim(request_id) {
+        tracing::error!(error = %e, request_id, "could not give the approved request back; a restart recovers it");
+    }
+}
+
 /// The core in force, replaced whole when the configuration is reloaded. A request takes the core of the moment
 /// it starts and keeps it to its end, so a reload never changes the rules under a request in flight.
 #[derive(Debug)]

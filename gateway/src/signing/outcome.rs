@@ -1,94 +1,9 @@
 //! What the signing core answers: an [`Answer`] (a JSON document, done or waiting for approval) or a [`Refusal`]
-//! (why not, in SignPath's problem types). Plain data: the HTTP layer decides how each is framed on the wire.
-
-use common::protocol::problem_types as pt;
+//! (why not: `refusal.rs`). Plain data: the HTTP layer decides how each is framed on the wire.
 
 use super::idempotency::KeyClaim;
+use super::refusal::{refuse, Reason, Refusal};
 use crate::store::IdempotentAnswer;
-
-/// Why a request was not done, in the caller's terms: the kind of refusal, SignPath's stable problem type, and a
-/// detail that says what to fix.
-#[derive(Debug)]
-pub struct Refusal {
-    pub kind: Kind,
-    pub problem_type: &'static str,
-    pub detail: String,
-    /// Seconds after which a retry may succeed (busy, unavailable).
-    pub retry_after: Option<u64>,
-    /// For [`Kind::MethodNotAllowed`]: the one method the route takes.
-    pub allow: Option<&'static str>,
-    /// For a policy that verifies origin and got no identity token: the audience the token must be issued for, so
-    /// a client on a CI that mints tokens on request (GitHub Actions) can fetch one and retry.
-    pub identity_token_audience: Option<String>,
-}
-
-/// The kinds of refusal. Each has one HTTP status, which the audit record keeps as the status the caller saw.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    BadRequest,
-    Unauthenticated,
-    Forbidden,
-    NotFound,
-    MethodNotAllowed,
-    Conflict,
-    RequestTimeout,
-    PayloadTooLarge,
-    UnprocessableEntity,
-    UnsupportedMediaType,
-    TooManyRequests,
-    Internal,
-    Unavailable,
-}
-
-impl Kind {
-    pub fn status(self) -> u16 {
-        match self {
-            Self::BadRequest => 400,
-            Self::Unauthenticated => 401,
-            Self::Forbidden => 403,
-            Self::NotFound => 404,
-            Self::MethodNotAllowed => 405,
-            Self::RequestTimeout => 408,
-            Self::Conflict => 409,
-            Self::PayloadTooLarge => 413,
-            Self::UnsupportedMediaType => 415,
-            Self::UnprocessableEntity => 422,
-            Self::TooManyRequests => 429,
-            Self::Internal => 500,
-            Self::Unavailable => 503,
-        }
-    }
-}
-
-pub fn refuse(kind: Kind, problem_type: &'static str, detail: impl Into<String>) -> Refusal {
-    Refusal {
-        kind,
-        problem_type,
-        detail: detail.into(),
-        retry_after: None,
-        allow: None,
-        identity_token_audience: None,
-    }
-}
-
-impl Refusal {
-    pub fn retry_after(self, seconds: u64) -> Self {
-        Self {
-            retry_after: Some(seconds),
-            ..self
-        }
-    }
-}
-
-/// A store that failed: the request is not done, and the caller may retry later.
-pub fn store_failure() -> Refusal {
-    refuse(
-        Kind::Unavailable,
-        pt::INTERNAL,
-        "the audit log could not be written, so the request was not completed; try again later",
-    )
-    .retry_after(5)
-}
 
 /// A signing request the core answered: the JSON document, and whether it still waits for approval.
 #[derive(Debug)]
@@ -122,7 +37,7 @@ impl Answer {
     pub fn json<T: serde::Serialize>(value: &T) -> Result<Self, Refusal> {
         serde_json::to_string(value)
             .map(Self::done)
-            .map_err(|e| refuse(Kind::Internal, pt::INTERNAL, e.to_string()))
+            .map_err(|e| refuse(Reason::Internal, e.to_string()))
     }
 }
 
@@ -174,5 +89,57 @@ impl Audited for Answer {
 
     fn take_completion(&mut self) -> Option<(String, String)> {
         self.completes.take().map(|id| (id, self.body.clone()))
+    }
+}
+
+/// What a finished request came to, in the audit log's words. Decided once, by [`super::Core::conclude`], from
+/// the answer or the refusal; the audit record and the request's log line both read it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditOutcome {
+    /// Signed, or otherwise done (a vote, a page).
+    Allowed,
+    /// A lookup, a poll or a download that signed nothing (`Record::only_read`).
+    Read,
+    /// Held for approval (202).
+    Pending,
+    /// Refused (4xx), or answered with a refusal in the answer's own format (a timestamp reply with a failure
+    /// status, which is 200 on the wire).
+    Refused,
+    /// The gateway failed (5xx), or the record could not be written and the answer was withheld.
+    Error,
+}
+
+impl AuditOutcome {
+    /// The outcome of an answer the core gives.
+    pub fn of_answer<T: Audited>(answer: &T, record: &crate::store::Record) -> Self {
+        if answer.refused() {
+            Self::Refused
+        } else if answer.status() == 202 {
+            Self::Pending
+        } else if record.only_read() {
+            Self::Read
+        } else {
+            Self::Allowed
+        }
+    }
+
+    /// The outcome of a refusal.
+    pub fn of_refusal(refusal: &Refusal) -> Self {
+        if refusal.status() >= 500 {
+            Self::Error
+        } else {
+            Self::Refused
+        }
+    }
+
+    /// The word the audit log and the request log use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Allowed => "allowed",
+            Self::Read => "read",
+            Self::Pending => "pending",
+            Self::Refused => "refused",
+            Self::Error => "error",
+        }
     }
 }

@@ -1,9 +1,10 @@
 //! The signing policies a token may use: SignPath's `Cryptoki/MySigningPolicies`, and the check that a token is a
 //! submitter of the policy a request names.
 
-use common::protocol::{problem_types as pt, MySigningPolicies};
+use common::protocol::MySigningPolicies;
 
-use super::outcome::{refuse, Answer, Kind, Refusal};
+use super::outcome::Answer;
+use super::refusal::{refuse, Reason, Refusal};
 use super::state::Policy;
 use super::Core;
 
@@ -38,8 +39,7 @@ impl Core {
             .map(|p| (p.project.clone(), p.slug.clone()))
             .ok_or_else(|| {
                 refuse(
-                    Kind::NotFound,
-                    pt::POLICY_NOT_FOUND,
+                    Reason::UnknownPolicy,
                     format!("there is no signing policy with the id {id:?}"),
                 )
             })
@@ -54,15 +54,13 @@ impl Core {
             .find(|p| p.project.eq_ignore_ascii_case(project) && p.slug.eq_ignore_ascii_case(policy))
             .ok_or_else(|| {
                 refuse(
-                    Kind::NotFound,
-                    pt::POLICY_NOT_FOUND,
+                    Reason::UnknownPolicy,
                     format!("there is no signing policy {project}/{policy}"),
                 )
             })?;
         if !found.submitters.contains(token_id) {
             return Err(refuse(
-                Kind::Forbidden,
-                pt::FORBIDDEN,
+                Reason::TokenNotAllowed,
                 format!(
                     "this token is not a submitter of {project}/{policy}; ask an administrator to add it"
                 ),
@@ -71,10 +69,7 @@ impl Core {
         let file = self.state.revocations_file.as_deref();
         if let Some(revoked) = self.revoked_certificates.revocation_of(file, &found.issued) {
             let reason = revoked.reason.map_or("unspecified", |r| r.name());
-            return Err(refuse(
-                Kind::Forbidden,
-                pt::CERTIFICATE_REVOKED,
-                format!(
+            return Err(refuse(Reason::CertificateRevoked, format!(
                     "{project}/{policy} signs nothing: its certificate chain holds {} (serial {}), revoked on {} \
                      (reason {reason}); an administrator gives the policy a new key and certificate with \
                      `signpath-gateway policy rotate`",

@@ -1,12 +1,11 @@
 //! Polling a signing request (SignPath's `GET SigningRequests/{id}` and `.../Status`): a completed request answers
 //! its stored signature; a held one answers where it stands, and the first poll after its approval signs it, once.
 
-use common::protocol::{
-    problem_types as pt, RequestStatus, SignHashRequest, SignHashResponse, SigningRequestStatus,
-};
+use common::protocol::{RequestStatus, SignHashRequest, SignHashResponse, SigningRequestStatus};
 
 use super::algorithm::prepare;
-use super::outcome::{refuse, store_failure, Answer, Kind, Refusal};
+use super::outcome::Answer;
+use super::refusal::{refuse, store_failure, Reason, Refusal};
 use super::Core;
 use crate::store::{Held, Record, Status};
 
@@ -22,8 +21,7 @@ impl Core {
     ) -> Result<Answer, Refusal> {
         let not_found = || {
             refuse(
-                Kind::NotFound,
-                pt::SIGNING_REQUEST_NOT_FOUND,
+                Reason::UnknownSigningRequest,
                 format!("no signing request {id} of this token"),
             )
         };
@@ -127,8 +125,8 @@ impl Core {
 
     /// Signs a held request its approvers approved; the audit record of this poll carries the signature.
     fn sign_approved(&self, held: &Held, record: &mut Record) -> Result<Answer, Refusal> {
-        let request: SignHashRequest = serde_json::from_str(&held.request_json)
-            .map_err(|e| refuse(Kind::Internal, pt::INTERNAL, e.to_string()))?;
+        let request: SignHashRequest =
+            serde_json::from_str(&held.request_json).map_err(|e| refuse(Reason::Internal, e.to_string()))?;
         let policy = self.authorize(&held.token_id, &held.project, &held.policy)?;
         record.certificate_sha256 = Some(policy.certificate_sha256.clone());
         record.approval = Some(format!("approved by {}", held.approved_by.join(", ")));

@@ -3,9 +3,8 @@
 //! policy of the same project. The artifact, its parameters and its origin are copied; the new policy's rights,
 //! origin rule and approval apply as to any submission (https://docs.signpath.io/signing-code#resubmit).
 
-use common::protocol::problem_types as pt;
-
-use super::outcome::{refuse, store_failure, Answer, Kind, Refusal};
+use super::outcome::Answer;
+use super::refusal::{refuse, store_failure, Reason, Refusal};
 use super::{ArtifactSubmission, Core};
 use crate::store::Record;
 
@@ -37,15 +36,13 @@ impl Core {
             .filter(|r| r.token_id == token_id)
             .ok_or_else(|| {
                 refuse(
-                    Kind::NotFound,
-                    pt::SIGNING_REQUEST_NOT_FOUND,
+                    Reason::UnknownSigningRequest,
                     format!("no file-based signing request {original_id} of this token to resubmit"),
                 )
             })?;
         if original.deleted {
             return Err(refuse(
-                Kind::NotFound,
-                pt::ARTIFACT_NOT_AVAILABLE,
+                Reason::ArtifactDeleted,
                 "the artifacts of the original signing request have been deleted after the retention period; submit the artifact again",
             ));
         }

@@ -5,17 +5,16 @@ use std::time::Instant;
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
-use common::protocol::{problem_types as pt, HashEcho, HashSigningResult, SignHashRequest, SignHashResponse};
+use common::protocol::{HashEcho, HashSigningResult, SignHashRequest, SignHashResponse};
 use sha2::Digest;
 
 use super::algorithm::{prepare, Prepared};
 use super::approval_gate::{Gate, Hold};
 use super::idempotency::{claim_or_answer, Claimed, KeyClaim, Unclaimed, IN_FLIGHT_WAIT};
-use super::origin::OriginError;
-use super::outcome::{refuse, store_failure, Answer, Kind, Refusal};
+use super::outcome::Answer;
+use super::refusal::{refuse, store_failure, Reason, Refusal};
 use super::state::Policy;
 use super::Core;
-use crate::config::OriginConfig;
 use crate::store::{Record, StoredAnswer};
 
 /// What [`Core::sign_request`] decided about a typed `SignHash` request.
@@ -42,7 +41,7 @@ impl Signed {
             .hash_signing_result
             .as_ref()
             .map(|result| result.signature.as_str())
-            .ok_or_else(|| refuse(Kind::Internal, pt::INTERNAL, "the signature is missing"))
+            .ok_or_else(|| refuse(Reason::Internal, "the signature is missing"))
     }
 
     /// The answer with `body` as its document; stored under the request's idempotency key with its record.
@@ -66,8 +65,7 @@ impl Core {
     ) -> Result<Answer, Refusal> {
         let request: SignHashRequest = serde_json::from_slice(body).map_err(|e| {
             refuse(
-                Kind::BadRequest,
-                pt::MALFORMED_REQUEST,
+                Reason::MalformedRequest,
                 format!("the body is not a SignHash request: {e}"),
             )
         })?;
@@ -76,7 +74,7 @@ impl Core {
             Signing::Answered(answer) => Ok(answer),
             Signing::Signed(signed) => {
                 let body = serde_json::to_string(&signed.response)
-                    .map_err(|e| refuse(Kind::Internal, pt::INTERNAL, e.to_string()))?;
+                    .map_err(|e| refuse(Reason::Internal, e.to_string()))?;
                 Ok(signed.answer(body))
             }
         }
@@ -117,11 +115,9 @@ impl Core {
                         }
                         Err(Unclaimed::StillHeld) => {
                             return Err(refuse(
-                                Kind::Conflict,
-                                pt::IDEMPOTENCY_KEY_REUSED,
+                                Reason::IdempotencyKeyInFlight,
                                 "a request with this Idempotency-Key is still being processed; retry shortly",
-                            )
-                            .retry_after(1))
+                            ))
                         }
                         Err(Unclaimed::Store(e)) => {
                             tracing::error!(error = %e, "could not claim the idempotency key");
@@ -134,25 +130,11 @@ impl Core {
         };
 
         let prepared = prepare(policy, &request.hash_signing_data, record)?;
-        let mut binding = None;
-        if let Some(rule) = &policy.origin {
-            let verified = self.state.origins.verify(rule, origin_token).map_err(|e| {
-                let audience = match &e {
-                    OriginError::Missing { audience, .. } => Some(audience.clone()),
-                    _ => None,
-                };
-                Refusal {
-                    identity_token_audience: audience,
-                    ..refuse(Kind::Forbidden, pt::ORIGIN_REJECTED, e.to_string())
-                }
-            })?;
-            binding = Some(ci_identity(rule, &verified));
-            record.origin = Some(verified);
-        }
+        let binding = self.check_origin(policy, origin_token, None, record)?;
         if policy.approval.is_some() {
             let image = metadata.and_then(|m| m.oci.as_ref()).map(image_reference);
-            let request_json = serde_json::to_string(request)
-                .map_err(|e| refuse(Kind::Internal, pt::INTERNAL, e.to_string()))?;
+            let request_json =
+                serde_json::to_string(request).map_err(|e| refuse(Reason::Internal, e.to_string()))?;
             let digest = record.digest.clone().unwrap_or_default();
             let hold = Hold {
                 request_json: &request_json,
@@ -170,11 +152,9 @@ impl Core {
         if let Some(claim) = claim.as_mut() {
             if !claim.still_held().map_err(|_| store_failure())? {
                 return Err(refuse(
-                    Kind::Conflict,
-                    pt::IDEMPOTENCY_KEY_REUSED,
+                    Reason::IdempotencyKeyInFlight,
                     "this request outlived the claim on its Idempotency-Key and a retry took it over; the retry answers",
-                )
-                .retry_after(1));
+                ));
             }
         }
         let response = self.sign_prepared(policy, request, &prepared, &record.request_id.clone(), record)?;
@@ -202,8 +182,7 @@ impl Core {
         } = stored;
         if stored_hash != body_hash {
             return Err(refuse(
-                Kind::UnprocessableEntity,
-                pt::IDEMPOTENCY_KEY_REUSED,
+                Reason::IdempotencyKeyReused,
                 "this Idempotency-Key was used for a different request; use a new key for a new request",
             ));
         }
@@ -238,12 +217,7 @@ impl Core {
             )
             .map_err(|e| {
                 tracing::error!(error = %e, "HSM signing failed");
-                refuse(
-                    Kind::Unavailable,
-                    pt::HSM_UNAVAILABLE,
-                    "the HSM could not sign; try again later",
-                )
-                .retry_after(5)
+                refuse(Reason::HsmUnavailable, "the HSM could not sign; try again later")
             })?;
         record.signature_sha256 = Some(hex::encode(sha2::Sha256::digest(&signature)));
         Ok(SignHashResponse {
@@ -277,19 +251,4 @@ fn image_reference(oci: &common::protocol::OciMetadata) -> String {
         s.push_str(d);
     }
     s
-}
-
-/// The claims that name where a request came from: the repository (by name and, where the CI has one, by its
-/// immutable id) and every claim the policy's rule checks (ref, workflow, ...). A release group's approval covers
-/// only requests with the same identity, so an approval for one pipeline is not a pass for another.
-pub(super) fn ci_identity(rule: &OriginConfig, verified_claims: &str) -> String {
-    const REPOSITORY_CLAIMS: [&str; 4] = ["repository", "repository_id", "project_path", "project_id"];
-    let claims: std::collections::BTreeMap<String, serde_json::Value> =
-        serde_json::from_str(verified_claims).unwrap_or_default();
-    let identity: std::collections::BTreeMap<&str, &serde_json::Value> = claims
-        .iter()
-        .filter(|(name, _)| REPOSITORY_CLAIMS.contains(&name.as_str()) || rule.conditions.contains_key(*name))
-        .map(|(name, value)| (name.as_str(), value))
-        .collect();
-    serde_json::to_string(&identity).unwrap_or_default()
 }

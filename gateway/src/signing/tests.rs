@@ -14,14 +14,18 @@ use common::protocol::{problem_types as pt, SignHashResponse};
 use common::pubkey::PublicKey;
 use common::x509::ParsedCertificate;
 
-use super::{Answer, Core, Kind, Refusal};
+use super::{Answer, Core, Reason, Refusal};
 
 /// Release groups that count signatures, and approvers removed while requests wait.
 mod approvals;
 /// A file-based request's documents, and its signing where its layout is not on this gateway's disk.
 mod artifact_requests;
+/// One outcome per request, in the audit record and the log line.
+mod audit;
 /// Fast signing runs the typed `SignHash` request.
 mod fast_signing;
+/// One origin check for every signing path.
+mod origin;
 use crate::config::{ApprovalConfig, GatewayConfig, ReleaseGroupConfig};
 use crate::store::{Record, Stores};
 
@@ -202,47 +206,32 @@ fn a_digest_is_signed_with_the_policys_key_and_audited() {
 }
 
 #[test]
-fn each_refusal_has_its_kind_problem_type_and_record() {
+fn each_refusal_has_its_reason_and_record() {
     let f = fixture();
     let body = request("ec-256", &[1u8; 32], None);
-    let cases: [(&str, &str, Vec<u8>, Kind, &str); 5] = [
+    let cases: [(&str, &str, Vec<u8>, Reason); 5] = [
         (
             "not-a-token",
             &f.organization,
             body.clone(),
-            Kind::Unauthenticated,
-            pt::UNAUTHENTICATED,
+            Reason::Unauthenticated,
         ),
-        (
-            &f.token,
-            "another-org",
-            body.clone(),
-            Kind::Forbidden,
-            pt::FORBIDDEN,
-        ),
-        (
-            &f.other,
-            &f.organization,
-            body.clone(),
-            Kind::Forbidden,
-            pt::FORBIDDEN,
-        ),
+        (&f.token, "another-org", body.clone(), Reason::ForeignOrganization),
+        (&f.other, &f.organization, body.clone(), Reason::TokenNotAllowed),
         (
             &f.token,
             &f.organization,
             request("no-such", &[1u8; 32], None),
-            Kind::NotFound,
-            pt::POLICY_NOT_FOUND,
+            Reason::UnknownPolicy,
         ),
         (
             &f.token,
             &f.organization,
             request("ec-256", &[1u8; 31], None),
-            Kind::BadRequest,
-            pt::INVALID_HASH,
+            Reason::InvalidHash,
         ),
     ];
-    for (token, organization, body, kind, problem_type) in cases {
+    for (token, organization, body, reason) in cases {
         let mut record = record(None);
         let id = record.request_id.clone();
         let result = f
@@ -250,22 +239,20 @@ fn each_refusal_has_its_kind_problem_type_and_record() {
             .authenticate(Some(&format!("Bearer {token}")), organization, &mut record)
             .and_then(|token_id| f.core.sign_hash(&token_id, &body, None, &mut record));
         let refused = refusal(f.core.finish(record, result));
-        assert_eq!(
-            (refused.kind, refused.problem_type),
-            (kind, problem_type),
-            "{}",
-            refused.detail
-        );
+        assert_eq!(refused.reason, reason, "{}", refused.detail);
         let record = audited(&id);
         assert_eq!(
             (record.outcome.as_str(), record.status),
-            ("refused", kind.status())
+            ("refused", reason.status())
         );
-        assert_eq!(record.error_type.as_deref(), Some(pt::short(problem_type)));
+        assert_eq!(
+            record.error_type.as_deref(),
+            Some(pt::short(reason.problem_type()))
+        );
         assert!(record.signature_sha256.is_none());
     }
     let (_, malformed) = sign_hash(&f.token, b"{not json", None);
-    assert_eq!(refusal(malformed).problem_type, pt::MALFORMED_REQUEST);
+    assert_eq!(refusal(malformed).reason, Reason::MalformedRequest);
 }
 
 #[test]
@@ -274,8 +261,7 @@ fn sha1_is_signed_only_where_the_policy_lists_it() {
     // A 20-byte ECDSA digest is SHA-1's; demo/ec-256 keeps the default list (the SHA-2 family).
     let (id, result) = sign_hash(&f.token, &request("ec-256", &[7u8; 20], None), None);
     let refused = refusal(result);
-    assert_eq!(refused.kind, Kind::BadRequest);
-    assert_eq!(refused.problem_type, pt::UNSUPPORTED_ALGORITHM);
+    assert_eq!(refused.reason, Reason::HashAlgorithmNotAllowed);
     assert!(
         refused
             .detail
@@ -294,8 +280,8 @@ fn sha1_is_signed_only_where_the_policy_lists_it() {
         sign_hash(&f.token, &serde_json::to_vec(&body).unwrap(), None).1
     };
     assert_eq!(
-        refusal(sha1_rsa("rsa-3072")).problem_type,
-        pt::UNSUPPORTED_ALGORITHM
+        refusal(sha1_rsa("rsa-3072")).reason,
+        Reason::HashAlgorithmNotAllowed
     );
     let answer = sha1_rsa("rsa-2048").expect("rsa-2048 lists Sha1");
     let info = &f
@@ -332,7 +318,7 @@ fn an_idempotent_retry_gets_the_first_answer_and_another_body_is_refused() {
     );
     assert_eq!(audited(&replay_id).algorithm.as_deref(), Some("replay"));
     let (_, other_body) = sign_hash(&f.token, &request("ec-256", &[3u8; 32], None), Some(&key));
-    assert_eq!(refusal(other_body).kind, Kind::UnprocessableEntity);
+    assert_eq!(refusal(other_body).reason, Reason::IdempotencyKeyReused);
     // The key is the token's own: another token's request with the same key is a request of its own.
     let (_, other_token) = sign_hash(&f.other, &request("ec-384", &[2u8; 48], None), Some(&key));
     assert!(other_token.unwrap().waiting.is_some());
@@ -381,8 +367,8 @@ fn approval_holds_the_request_until_an_approver_agrees_and_signs_it_once() {
     assert_eq!(audited(&id).outcome, "pending");
     assert!(poll(&f.token, &id).unwrap().waiting.is_some(), "still waiting");
     assert_eq!(
-        poll(&f.other, &id).unwrap_err().kind,
-        Kind::NotFound,
+        poll(&f.other, &id).unwrap_err().reason,
+        Reason::UnknownSigningRequest,
         "not the other token's request"
     );
 
@@ -529,7 +515,11 @@ fn an_approved_request_is_completed_only_after_the_record_of_its_signature_is_du
         core.finish(record, result)
     };
     let refused = poll_with(&flaky).unwrap_err();
-    assert_eq!(refused.kind, Kind::Unavailable, "no durable record, no signature");
+    assert_eq!(
+        refused.reason,
+        Reason::StoreUnavailable,
+        "no durable record, no signature"
+    );
     let status = f.core.stores.approvals.get(&id).unwrap().unwrap().status;
     assert_eq!(
         status,
@@ -555,7 +545,7 @@ fn an_approver_cannot_approve_a_request_of_their_own_token() {
         .core
         .finish(vote, result.map(|()| Answer::done(String::new())))
         .unwrap_err();
-    assert_eq!(refused.kind, Kind::Forbidden);
+    assert_eq!(refused.reason, Reason::OwnRequest);
     assert!(refused.detail.contains("owns token"), "{}", refused.detail);
     let audited_vote = audited(&vote_id);
     assert_eq!(

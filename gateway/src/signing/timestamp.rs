@@ -7,12 +7,11 @@ use std::path::Path;
 use std::time::SystemTime;
 
 use common::keys::{KeyKind, SignatureScheme};
-use common::protocol::problem_types as pt;
 use common::x509::pem_certificates;
 use cryptoki::object::ObjectHandle;
 use sha2::Digest as _;
 
-use super::{refuse, Audited, Core, Kind, Refusal};
+use super::{refuse, Audited, Core, Reason, Refusal};
 use crate::config::{resolve, TimestampingConfig};
 use crate::error::BoxError;
 use crate::hsm::Signer;
@@ -74,18 +73,13 @@ impl Core {
     pub fn timestamp(&self, query: &[u8], record: &mut Record) -> Result<TimestampReply, Refusal> {
         let Some(tsa) = &self.state.timestamping else {
             return Err(refuse(
-                Kind::NotFound,
-                pt::NOT_FOUND,
+                Reason::NotATimestampAuthority,
                 "this gateway is not a time-stamping authority: its configuration has no [timestamping]",
             ));
         };
         let encoding_failed = |e: tsa::TsaError| {
             tracing::error!(error = %e, "timestamp reply not built");
-            refuse(
-                Kind::Internal,
-                pt::INTERNAL,
-                "the timestamp reply could not be built",
-            )
+            refuse(Reason::Internal, "the timestamp reply could not be built")
         };
         let query = match tsa::read_request(query, &tsa.authority.policy) {
             Ok(query) => query,
@@ -122,11 +116,9 @@ impl Core {
             Err(tsa::TsaError::Signing(e)) => {
                 tracing::error!(error = %e, "the TSA key did not sign");
                 return Err(refuse(
-                    Kind::Unavailable,
-                    pt::HSM_UNAVAILABLE,
+                    Reason::HsmUnavailable,
                     "the HSM could not sign the timestamp; try again later",
-                )
-                .retry_after(5));
+                ));
             }
             Err(e) => return Err(encoding_failed(e)),
         };

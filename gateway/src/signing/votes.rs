@@ -3,9 +3,7 @@
 //! removed through another replica), never the list from when a request was held. A removed approver's votes stop
 //! counting at once, and an approved request they carried goes back to waiting before it is signed.
 
-use common::protocol::problem_types as pt;
-
-use super::outcome::{refuse, store_failure, Kind, Refusal};
+use super::refusal::{refuse, store_failure, store_unavailable, Reason, Refusal};
 use super::Core;
 use crate::config::ApprovalConfig;
 use crate::store::{rules, Held, Record, VoteError};
@@ -25,14 +23,13 @@ impl Core {
             .approvals
             .get(id)
             .map_err(store_unavailable)?
-            .ok_or_else(|| vote_refusal(VoteError::NotFound(id.to_owned())))?;
+            .ok_or_else(|| vote_refusal(&VoteError::NotFound(id.to_owned())))?;
         record.project = Some(held.project.clone());
         record.policy = Some(held.policy.clone());
         record.digest = Some(held.digest.clone());
         if self.state.is_own_token(approver, &held.token_id) {
             return Err(refuse(
-                Kind::Forbidden,
-                pt::FORBIDDEN,
+                Reason::OwnRequest,
                 format!(
                     "{approver} owns token {} that submitted signing request {id}; \
                      another approver must decide on it",
@@ -41,7 +38,7 @@ impl Core {
             ));
         }
         let not_an_approver = || {
-            vote_refusal(VoteError::NotAnApprover {
+            vote_refusal(&VoteError::NotAnApprover {
                 approver: approver.to_owned(),
                 project: held.project.clone(),
                 policy: held.policy.clone(),
@@ -57,7 +54,7 @@ impl Core {
             .stores
             .approvals
             .vote(id, approver, approve, reason, &approval)
-            .map_err(vote_refusal)?;
+            .map_err(|e| vote_refusal(&e))?;
         record.release_group = held.release_group.clone();
         record.approval = Some(format!(
             "{} {} by {approver}{}",
@@ -101,26 +98,15 @@ impl Core {
     }
 }
 
-/// A vote the store refused, in the caller's terms.
-fn vote_refusal(e: VoteError) -> Refusal {
+/// A vote the store refused, in the caller's terms (on the web page and, in its audit record, on the command line).
+pub fn vote_refusal(e: &VoteError) -> Refusal {
     match e {
-        VoteError::NotFound(_) => refuse(Kind::NotFound, pt::SIGNING_REQUEST_NOT_FOUND, e.to_string()),
-        VoteError::NotAnApprover { .. } | VoteError::OwnRequest { .. } => {
-            refuse(Kind::Forbidden, pt::FORBIDDEN, e.to_string())
-        }
+        VoteError::NotFound(_) => refuse(Reason::UnknownSigningRequest, e.to_string()),
+        VoteError::NotAnApprover { .. } => refuse(Reason::NotAnApprover, e.to_string()),
+        VoteError::OwnRequest { .. } => refuse(Reason::OwnRequest, e.to_string()),
         VoteError::Decided { .. } | VoteError::AlreadyVoted { .. } => {
-            refuse(Kind::Conflict, pt::REQUEST_DENIED, e.to_string())
+            refuse(Reason::AlreadyDecided, e.to_string())
         }
         VoteError::Store(e) => store_unavailable(e),
     }
-}
-
-/// The approval store failed: logged here, and the caller told to try again later.
-pub fn store_unavailable<E: std::fmt::Display>(e: E) -> Refusal {
-    tracing::error!(error = %e, "approval database");
-    refuse(
-        Kind::Unavailable,
-        pt::INTERNAL,
-        "the approval database is not available; try again later",
-    )
 }

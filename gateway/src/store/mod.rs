@@ -16,6 +16,10 @@ mod record;
 pub mod rules;
 pub mod sqlite;
 
+/// The approval rules both stores keep, run against each.
+#[cfg(test)]
+mod approvals_tests;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;

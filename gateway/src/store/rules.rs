@@ -1,13 +1,62 @@
-//! The approval rules, written once for every store: whose approvals count, when a request is approved, and how
-//! much a release group's approval still covers. The stores run them inside their transactions (`vote`,
-//! `use_group`); the signing core runs them again before it signs an approved request.
+//! The approval rules, written once for every store: who may vote on a held request and what the vote does
+//! ([`vote_effect`]), whose approvals count, when a request is approved, and how much a release group's approval
+//! still covers. The stores run them inside their transactions (`vote`, `use_group`) and keep only the reading and
+//! writing in their SQL; the signing core runs them again before it signs an approved request.
 //!
 //! Both take the policy's approval as configured now, never the approvers named when a request was held: an
 //! approver taken out of a policy (or removed) stops counting at once, for the requests that wait, for approved
 //! requests not yet signed, and for the release groups their approval opened.
 
-use super::Held;
+use super::{Held, Status, VoteError};
 use crate::config::{ApprovalConfig, ReleaseGroupConfig};
+
+/// What a vote the rules allow does to the held request it is cast on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VoteEffect {
+    /// A denial: one is enough, the request is denied.
+    Denies,
+    /// The approval that makes `required` approvals of approvers the policy names now: the request is approved.
+    Approves,
+    /// An approval that is counted, with more still required: the request keeps waiting.
+    Counts,
+}
+
+/// The four rules of a vote on `held` by `approver`, under the policy's `approval` as configured now: only an
+/// approver the policy names votes; a request already decided takes no vote; an approver votes once; and the vote
+/// denies, approves (k of n) or is counted. Both stores call this inside the transaction that records the vote.
+pub fn vote_effect(
+    held: &Held,
+    approver: &str,
+    approve: bool,
+    approval: &ApprovalConfig,
+) -> Result<VoteEffect, VoteError> {
+    if !approval.approvers.iter().any(|a| a == approver) {
+        return Err(VoteError::NotAnApprover {
+            approver: approver.to_owned(),
+            project: held.project.clone(),
+            policy: held.policy.clone(),
+        });
+    }
+    if held.status != Status::Pending {
+        return Err(VoteError::Decided {
+            id: held.request_id.clone(),
+            status: held.status,
+        });
+    }
+    if held.approved_by.iter().any(|a| a == approver) {
+        return Err(VoteError::AlreadyVoted {
+            approver: approver.to_owned(),
+            id: held.request_id.clone(),
+        });
+    }
+    Ok(if !approve {
+        VoteEffect::Denies
+    } else if is_approved(approval, &with_approval(held, approver)) {
+        VoteEffect::Approves
+    } else {
+        VoteEffect::Counts
+    })
+}
 
 /// The approvals of `approved_by` that count under `approval`: those of approvers it names.
 pub fn counted(approval: &ApprovalConfig, approved_by: &[String]) -> usize {
@@ -95,6 +144,45 @@ mod tests {
         assert_eq!(counted(&now, &["alice".into(), "bob".into()]), 1);
         assert!(!is_approved(&now, &["alice".into(), "bob".into()]));
         assert!(is_approved(&now, &["bob".into(), "carol".into()]));
+    }
+
+    #[test]
+    fn a_vote_is_taken_once_from_an_approver_on_a_waiting_request_and_k_of_n_decides() {
+        let two = approval(&["alice", "bob"], 2, 10);
+        let mut waiting = approved(&[], 1);
+        waiting.status = Status::Pending;
+        assert!(matches!(
+            vote_effect(&waiting, "mallory", true, &two),
+            Err(VoteError::NotAnApprover { .. })
+        ));
+        assert_eq!(
+            vote_effect(&waiting, "alice", true, &two).unwrap(),
+            VoteEffect::Counts
+        );
+        assert_eq!(
+            vote_effect(&waiting, "alice", false, &two).unwrap(),
+            VoteEffect::Denies
+        );
+        waiting.approved_by = vec!["alice".into()];
+        assert!(matches!(
+            vote_effect(&waiting, "alice", true, &two),
+            Err(VoteError::AlreadyVoted { .. })
+        ));
+        assert_eq!(
+            vote_effect(&waiting, "bob", true, &two).unwrap(),
+            VoteEffect::Approves
+        );
+        // An approval from an approver taken out of the policy does not count towards k.
+        waiting.approved_by = vec!["carol".into()];
+        assert_eq!(
+            vote_effect(&waiting, "bob", true, &two).unwrap(),
+            VoteEffect::Counts
+        );
+        let decided = approved(&["alice", "bob"], 1);
+        assert!(matches!(
+            vote_effect(&decided, "bob", false, &two),
+            Err(VoteError::Decided { .. })
+        ));
     }
 
     #[test]

@@ -15,6 +15,7 @@
 //! gateway started here would inherit. Each says so at its top.
 
 mod artifacts_e2e;
+mod audit_outcomes;
 mod authorization;
 mod client_secrets;
 mod config_rules;

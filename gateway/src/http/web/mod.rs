@@ -20,13 +20,12 @@ use axum::response::Response;
 use axum::routing::{any, get, post, MethodRouter};
 use axum::Extension;
 use axum::Router;
-use common::protocol::problem_types as pt;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use super::call::{Call, Incoming};
 use super::render::Render;
 use super::CurrentCore;
-use crate::signing::{refuse, Audited, Core, Kind, LiveCore, Refusal};
+use crate::signing::{refuse, Audited, Core, LiveCore, Reason, Refusal};
 use crate::store::Record;
 use pages::page;
 
@@ -139,8 +138,7 @@ pub async fn not_found(core: &Arc<Core>, sessions: Arc<Sessions>, call: Call) ->
         .run(core, move |core, incoming, record| {
             as_approver(core, &sessions, incoming, record, |_, _| {
                 Err(refuse(
-                    Kind::NotFound,
-                    pt::NOT_FOUND,
+                    Reason::NoSuchRoute,
                     format!("there is no page {}", incoming.path),
                 ))
             })
@@ -181,8 +179,7 @@ fn as_approver(
         // method: sent to the sign-in page instead, a script could try tokens unhindered.
         Some(None) => {
             return Err(refuse(
-                Kind::Unauthenticated,
-                pt::UNAUTHENTICATED,
+                Reason::Unauthenticated,
                 "the Bearer token is not an approver token",
             ))
         }
@@ -208,8 +205,7 @@ fn as_approver(
         record.token_id = Some(format!("approver:{name}"));
         if incoming.method != Method::GET {
             return Err(refuse(
-                Kind::Forbidden,
-                pt::FORBIDDEN,
+                Reason::NotAnApprover,
                 format!("{name} is no longer an approver of this gateway; the session has ended"),
             ));
         }
@@ -219,8 +215,7 @@ fn as_approver(
             return Ok(redirect("/Web/Login"));
         }
         return Err(refuse(
-            Kind::Unauthenticated,
-            pt::UNAUTHENTICATED,
+            Reason::Unauthenticated,
             "sign in at /Web/Login with an approver token",
         ));
     };
@@ -231,8 +226,7 @@ fn as_approver(
             let presented = form(&incoming.body).remove("csrf").unwrap_or_default();
             if !sessions::csrf_matches(csrf, &presented) {
                 return Err(refuse(
-                    Kind::Forbidden,
-                    pt::FORBIDDEN,
+                    Reason::CrossSiteForm,
                     "the form carries no valid CSRF token; reload the page and try again",
                 ));
             }
@@ -256,8 +250,7 @@ fn check_same_origin(core: &Core, incoming: &Incoming) -> Result<(), Refusal> {
         Ok(())
     } else {
         Err(refuse(
-            Kind::Forbidden,
-            pt::FORBIDDEN,
+            Reason::CrossSiteForm,
             format!("form posts are taken only from pages of {ours}"),
         ))
     }

@@ -4,10 +4,9 @@
 //! escaped.
 
 use axum::http::StatusCode;
-use common::protocol::problem_types as pt;
 
 use super::Page;
-use crate::signing::{refuse, store_unavailable, Core, Kind, Refusal};
+use crate::signing::{refuse, store_unavailable, Core, Reason, Refusal};
 use crate::store::{rules, Held, HeldQuery, Stage};
 
 pub fn esc(s: &str) -> String {
@@ -305,8 +304,7 @@ pub fn detail(core: &Core, approver: &str, id: &str) -> Result<Page, Refusal> {
         .filter(|h| approved_policies(core, approver).contains(&(h.project.clone(), h.policy.clone())))
         .ok_or_else(|| {
             refuse(
-                Kind::NotFound,
-                pt::SIGNING_REQUEST_NOT_FOUND,
+                Reason::UnknownSigningRequest,
                 format!("no signing request {id} waits for you"),
             )
         })?;

@@ -11,7 +11,7 @@ use super::{audited, fixture, record, request};
 use crate::config::{
     ApprovalConfig, ApproverConfig, ArtifactConfigurationConfig, GatewayConfig, ReleaseGroupConfig,
 };
-use crate::signing::{Answer, ArtifactSubmission, Core, Kind, Refusal};
+use crate::signing::{Answer, ArtifactSubmission, Core, Reason, Refusal};
 use crate::store::artifacts::ArtifactState;
 use crate::store::Status;
 
@@ -72,7 +72,7 @@ fn blob(dir: &Path, bytes: &[u8]) -> serde_json::Value {
 
 /// An OCI image layout tarball of `images` single-platform images (their layers stripped, as `signpath-oci
 /// strip` leaves them), written where the upload of request `id` goes.
-fn tarball(core: &Core, id: &str, images: usize) {
+pub(super) fn tarball(core: &Core, id: &str, images: usize) {
     let layout = tempfile::tempdir().unwrap();
     let dir = layout.path();
     std::fs::create_dir_all(dir.join("blobs/sha256")).unwrap();
@@ -198,7 +198,10 @@ fn a_removed_approver_neither_votes_nor_counts_towards_k_of_n() {
         config.approvers.push(carol.clone());
         approval(config, &["bob", "carol"], 2, 1);
     });
-    assert_eq!(vote(&after, "alice", &id).unwrap_err().kind, Kind::Forbidden);
+    assert_eq!(
+        vote(&after, "alice", &id).unwrap_err().reason,
+        Reason::NotAnApprover
+    );
     vote(&after, "bob", &id).unwrap();
     assert_eq!(
         after.stores.approvals.get(&id).unwrap().unwrap().status,

@@ -12,7 +12,7 @@ use sqlx::{PgConnection, Row};
 
 use super::{unix_now, Database};
 use crate::config::ApprovalConfig;
-use crate::store::rules::with_approval;
+use crate::store::rules::VoteEffect;
 use crate::store::{
     rules, ApprovalStore, GroupUse, Held, HeldCount, HeldQuery, NewHeld, Stage, Status, StoreError, VoteError,
 };
@@ -187,25 +187,10 @@ impl ApprovalStore for PgApprovals {
             let Some(held) = get(&mut tx, &id, " FOR UPDATE").await? else {
                 return Ok(Err(VoteError::NotFound(id)));
             };
-            if !approval.approvers.contains(&approver) {
-                return Ok(Err(VoteError::NotAnApprover {
-                    approver,
-                    project: held.project,
-                    policy: held.policy,
-                }));
-            }
-            if held.status != Status::Pending {
-                return Ok(Err(VoteError::Decided {
-                    id: held.request_id,
-                    status: held.status,
-                }));
-            }
-            if held.approved_by.contains(&approver) {
-                return Ok(Err(VoteError::AlreadyVoted {
-                    approver,
-                    id: held.request_id,
-                }));
-            }
+            let effect = match rules::vote_effect(&held, &approver, approve, &approval) {
+                Ok(effect) => effect,
+                Err(refused) => return Ok(Err(refused)),
+            };
             let now = unix_now();
             sqlx::query("INSERT INTO votes (request_id, approver, decision, reason, at) VALUES ($1, $2, $3, $4, $5)")
                 .bind(&id)
@@ -215,22 +200,26 @@ impl ApprovalStore for PgApprovals {
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
-            if !approve {
-                sqlx::query(
-                    "UPDATE held SET status = 'Denied', denied_by = $2, reason = $3, decided = $4 WHERE request_id = $1",
-                )
-                .bind(&id)
-                .bind(&approver)
-                .bind(&reason)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-            } else if rules::is_approved(&approval, &with_approval(&held, &approver)) {
-                sqlx::query("UPDATE held SET status = 'Approved', decided = $2 WHERE request_id = $1")
+            match effect {
+                VoteEffect::Denies => {
+                    sqlx::query(
+                        "UPDATE held SET status = 'Denied', denied_by = $2, reason = $3, decided = $4 WHERE request_id = $1",
+                    )
                     .bind(&id)
+                    .bind(&approver)
+                    .bind(&reason)
                     .bind(now)
                     .execute(&mut *tx)
                     .await?;
+                }
+                VoteEffect::Approves => {
+                    sqlx::query("UPDATE held SET status = 'Approved', decided = $2 WHERE request_id = $1")
+                        .bind(&id)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                VoteEffect::Counts => {}
             }
             let updated = get(&mut tx, &id, "").await?;
             tx.commit().await?;

@@ -10,7 +10,7 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::connect;
 use crate::config::ApprovalConfig;
-use crate::store::rules::with_approval;
+use crate::store::rules::VoteEffect;
 use crate::store::{
     rules, ApprovalStore, GroupUse, Held, HeldCount, HeldQuery, NewHeld, Stage, Status, StoreError, VoteError,
 };
@@ -175,25 +175,7 @@ impl ApprovalStore for SqliteApprovals {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let held = get(&tx, request_id)?.ok_or_else(|| VoteError::NotFound(request_id.to_owned()))?;
-        if !approval.approvers.iter().any(|a| a == approver) {
-            return Err(VoteError::NotAnApprover {
-                approver: approver.to_owned(),
-                project: held.project,
-                policy: held.policy,
-            });
-        }
-        if held.status != Status::Pending {
-            return Err(VoteError::Decided {
-                id: held.request_id,
-                status: held.status,
-            });
-        }
-        if held.approved_by.iter().any(|a| a == approver) {
-            return Err(VoteError::AlreadyVoted {
-                approver: approver.to_owned(),
-                id: held.request_id,
-            });
-        }
+        let effect = rules::vote_effect(&held, approver, approve, approval)?;
         tx.execute(
             "INSERT INTO votes (request_id, approver, decision, reason, at) VALUES (?1, ?2, ?3, ?4, ?5)",
             params![
@@ -204,16 +186,20 @@ impl ApprovalStore for SqliteApprovals {
                 now()
             ],
         )?;
-        if !approve {
-            tx.execute(
-                "UPDATE held SET status = 'Denied', denied_by = ?2, reason = ?3, decided = ?4 WHERE request_id = ?1",
-                params![request_id, approver, reason, now()],
-            )?;
-        } else if rules::is_approved(approval, &with_approval(&held, approver)) {
-            tx.execute(
-                "UPDATE held SET status = 'Approved', decided = ?2 WHERE request_id = ?1",
-                params![request_id, now()],
-            )?;
+        match effect {
+            VoteEffect::Denies => {
+                tx.execute(
+                    "UPDATE held SET status = 'Denied', denied_by = ?2, reason = ?3, decided = ?4 WHERE request_id = ?1",
+                    params![request_id, approver, reason, now()],
+                )?;
+            }
+            VoteEffect::Approves => {
+                tx.execute(
+                    "UPDATE held SET status = 'Approved', decided = ?2 WHERE request_id = ?1",
+                    params![request_id, now()],
+                )?;
+            }
+            VoteEffect::Counts => {}
         }
         let updated = get(&tx, request_id)?.ok_or_else(|| VoteError::NotFound(request_id.to_owned()))?;
         tx.commit()?;
