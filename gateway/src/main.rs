@@ -134,21 +134,43 @@ enum Command {
     /// Write what one verifier (notation, Ratify, Kyverno, policy-controller, skopeo/podman) needs to trust a
     /// signing policy's signatures, and nothing else (see docs/verify.md).
     VerifyKit(cli::verify_kit::Args),
-    /// Revoke a certificate the gateway's own CA issued; it is on that CA's next CRL.
+    /// Revoke a certificate the gateway's own CA issued (it is on that CA's next CRL), or withdraw what one
+    /// signing request, one release group, or a policy after a moment signed, keeping the key (docs/verify.md).
+    #[command(group(clap::ArgGroup::new("what").required(true).args(["policy", "certificate", "request", "release_group"])))]
     Revoke {
         #[arg(long)]
         config: PathBuf,
-        /// The certificate in force for this `Project/Policy`.
-        #[arg(long, conflicts_with = "certificate", required_unless_present = "certificate")]
+        /// The certificate in force for this `Project/Policy`; with --signed-after, what it signed after then.
+        #[arg(long)]
         policy: Option<String>,
         /// A PEM certificate (a policy's earlier one, or the intermediate CA's).
         #[arg(long)]
         certificate: Option<PathBuf>,
-        #[arg(long, value_enum, default_value = "unspecified")]
-        reason: pki::revocations::Reason,
+        /// A signing request's id (the gateway's, or the client's Idempotency-Key): its signatures are revoked.
+        #[arg(long, conflicts_with_all = ["policy", "certificate", "release_group"])]
+        request: Option<String>,
+        /// A release group: the signatures of every request that named it are revoked.
+        #[arg(long, conflicts_with_all = ["policy", "certificate"])]
+        release_group: Option<String>,
+        /// With --policy: revoke what the policy signed after this time (RFC 3339), not its certificate.
+        #[arg(long, requires = "policy", conflicts_with_all = ["certificate", "invalidity_date"])]
+        signed_after: Option<String>,
+        /// For a certificate: unspecified (default), key-compromise, ca-compromise, affiliation-changed,
+        /// superseded, cessation-of-operation. For a request, release group or --signed-after: why, in words
+        /// (required; verifiers see it).
+        #[arg(long)]
+        reason: Option<String>,
         /// Since when the key is known or suspected to be unfit (RFC 3339, e.g. 2026-01-31T12:00:00Z).
         #[arg(long)]
         invalidity_date: Option<String>,
+    },
+    /// List the revoked signing requests, release groups and policies-after-a-moment, oldest first.
+    Revocations {
+        #[arg(long)]
+        config: PathBuf,
+        /// One JSON object per line, as the revocation list publishes them.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -399,15 +421,24 @@ fn main() -> ExitCode {
             config,
             policy,
             certificate,
+            request,
+            release_group,
+            signed_after,
             reason,
             invalidity_date,
-        } => cli::revoke::run(
+        } => run_revoke(
             &config,
-            policy.as_deref(),
-            certificate.as_deref(),
-            reason,
-            invalidity_date.as_deref(),
+            RevokeArgs {
+                policy,
+                certificate,
+                request,
+                release_group,
+                signed_after,
+                reason,
+                invalidity_date,
+            },
         ),
+        Command::Revocations { config, json } => cli::revoke_requests::list(&config, json),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -416,4 +447,50 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `revoke`'s flags past the configuration.
+struct RevokeArgs {
+    policy: Option<String>,
+    certificate: Option<PathBuf>,
+    request: Option<String>,
+    release_group: Option<String>,
+    signed_after: Option<String>,
+    reason: Option<String>,
+    invalidity_date: Option<String>,
+}
+
+/// `revoke`: a certificate (`--policy` alone, `--certificate`) goes on the CRL; a request, a release group or a
+/// policy's signatures after a moment go on the revocation list.
+fn run_revoke(config: &std::path::Path, a: RevokeArgs) -> Result<(), error::BoxError> {
+    use cli::revoke_requests::Target;
+    let target = match (&a.request, &a.release_group, &a.policy, &a.signed_after) {
+        (Some(id), _, _, _) => Some(Target::Request(id)),
+        (_, Some(group), _, _) => Some(Target::ReleaseGroup(group)),
+        (_, _, Some(policy), Some(after)) => Some(Target::PolicySignedAfter {
+            policy,
+            signed_after: after,
+        }),
+        _ => None,
+    };
+    if let Some(target) = target {
+        let reason = a
+            .reason
+            .as_deref()
+            .ok_or("say why with --reason \"...\": the reason is published with the revocation")?;
+        return cli::revoke_requests::run(config, target, reason);
+    }
+    let reason = match a.reason.as_deref() {
+        None => pki::revocations::Reason::Unspecified,
+        Some(r) => <pki::revocations::Reason as clap::ValueEnum>::from_str(r, true).map_err(|_| {
+            format!("a certificate's --reason is one of unspecified, key-compromise, ca-compromise, affiliation-changed, superseded, cessation-of-operation, not {r:?}")
+        })?,
+    };
+    cli::revoke::run(
+        config,
+        a.policy.as_deref(),
+        a.certificate.as_deref(),
+        reason,
+        a.invalidity_date.as_deref(),
+    )
 }

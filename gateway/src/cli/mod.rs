@@ -9,6 +9,7 @@ pub mod migrate;
 pub mod pending;
 pub mod policy;
 pub mod revoke;
+pub mod revoke_requests;
 pub mod terminal;
 pub mod verify_kit;
 

@@ -27,6 +27,7 @@ impl Stores {
                 metrics,
             }),
             revocations: self.revocations,
+            request_revocations: self.request_revocations,
         }
     }
 }

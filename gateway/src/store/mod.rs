@@ -3,6 +3,7 @@
 //! held for approval, their votes and release-group uses are one [`ApprovalStore`]. SQLite (`sqlite/`) is the
 //! embedded implementation; PostgreSQL (`postgres/`) the shared one that lets replicas act as one gateway, and
 //! the only one with a [`RevocationStore`] (one gateway on SQLite reads revocations from its own gateway.toml).
+//! Both keep request revocations ([`RequestRevocationStore`]).
 //!
 //! This folder owns persistence only. It must never import `signing/`, `http/` or the HSM: it stores what it is
 //! given and answers what it is asked, and knows nothing of tokens, policies or HTTP.
@@ -12,6 +13,7 @@ mod held;
 mod metered;
 pub mod postgres;
 mod record;
+pub mod request_revocations;
 pub mod rules;
 pub mod sqlite;
 
@@ -21,6 +23,7 @@ use std::time::Duration;
 
 pub use held::{Held, HeldCount, HeldQuery, NewHeld, Stage, Status, VoteError};
 pub use record::{now, Record};
+pub use request_revocations::RequestRevocationStore;
 
 use crate::config::ApprovalConfig;
 
@@ -172,6 +175,8 @@ pub struct Stores {
     pub approvals: Arc<dyn ApprovalStore>,
     /// Shared revocations, where the store is shared (PostgreSQL).
     pub revocations: Option<Arc<dyn RevocationStore>>,
+    /// Revoked signing requests, release groups and policies after a moment.
+    pub request_revocations: Arc<dyn RequestRevocationStore>,
 }
 
 impl std::fmt::Debug for Stores {
@@ -187,6 +192,7 @@ impl Stores {
             audit: Arc::new(sqlite::SqliteAudit::open(path)?),
             approvals: Arc::new(sqlite::SqliteApprovals::open(path)?),
             revocations: None,
+            request_revocations: Arc::new(sqlite::SqliteRequestRevocations::open(path)?),
         })
     }
 
@@ -208,7 +214,8 @@ impl Stores {
         Self {
             audit: Arc::new(postgres::PgAudit::new(db.clone())),
             approvals: Arc::new(postgres::PgApprovals::new(db.clone())),
-            revocations: Some(Arc::new(postgres::PgRevocations::new(db))),
+            revocations: Some(Arc::new(postgres::PgRevocations::new(db.clone()))),
+            request_revocations: Arc::new(postgres::PgRequestRevocations::new(db)),
         }
     }
 }

@@ -32,6 +32,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "revoked certificates",
         include_str!("migrations/0004_revoked_certificates.sql"),
     ),
+    (
+        6,
+        "request revocations",
+        include_str!("migrations/0006_request_revocations.sql"),
+    ),
 ];
 
 /// An arbitrary constant naming the migration lock among the database's advisory locks.

@@ -16,6 +16,7 @@ mod approvals;
 mod audit;
 mod claims;
 mod migrations;
+mod request_revocations;
 mod revocations;
 
 use std::future::Future;
@@ -29,6 +30,7 @@ use sqlx::PgPool;
 pub use approvals::PgApprovals;
 pub use audit::PgAudit;
 pub use migrations::{latest as latest_migration, migrate};
+pub use request_revocations::PgRequestRevocations;
 pub use revocations::PgRevocations;
 
 use super::StoreError;
