@@ -142,6 +142,10 @@ pub struct RevocationList {
     pub version: u32,
     /// The gateway's organization id.
     pub organization: String,
+    /// In an online answer: the signing request it is about (`revoked` holds what covers it, if anything). A
+    /// verifier checks that it names the request it asked about.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<String>,
     /// RFC 3339.
     pub issued_at: String,
     /// RFC 3339: after this the list is expired, and a verifier that reads it fails closed.

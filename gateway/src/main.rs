@@ -164,6 +164,18 @@ enum Command {
         #[arg(long)]
         invalidity_date: Option<String>,
     },
+    /// Write the request revocation list, signed by the issuing CA, for verifiers offline (it is also served
+    /// beside the CRLs at /revocations).
+    RevocationList {
+        #[arg(long)]
+        config: PathBuf,
+        /// The file to write.
+        #[arg(long)]
+        output: PathBuf,
+        /// How long the list is valid (default: `[pki] crl_validity_seconds`); verifiers refuse it after that.
+        #[arg(long)]
+        valid_for_seconds: Option<u64>,
+    },
     /// List the revoked signing requests, release groups and policies-after-a-moment, oldest first.
     Revocations {
         #[arg(long)]
@@ -439,6 +451,11 @@ fn main() -> ExitCode {
             },
         ),
         Command::Revocations { config, json } => cli::revoke_requests::list(&config, json),
+        Command::RevocationList {
+            config,
+            output,
+            valid_for_seconds,
+        } => cli::revoke_requests::export(&config, &output, valid_for_seconds),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

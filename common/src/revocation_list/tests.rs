@@ -30,6 +30,7 @@ fn list(next_update: OffsetDateTime) -> RevocationList {
     RevocationList {
         version: 1,
         organization: "org".into(),
+        request: None,
         issued_at: format_time(OffsetDateTime::now_utc() - time::Duration::minutes(5)),
         next_update: format_time(next_update),
         revoked: vec![revocation(Scope::Request {

@@ -154,3 +154,34 @@ pub fn list(config_path: &Path, json: bool) -> CliResult {
     }
     Ok(())
 }
+
+/// `signpath-gateway revocation-list`: the revocation list, signed now by the issuing CA and valid for
+/// `valid_for_seconds` (default `[pki] crl_validity_seconds`), written to `output`, for verifiers that cannot reach
+/// the gateway.
+pub fn export(config_path: &Path, output: &Path, valid_for_seconds: Option<u64>) -> CliResult {
+    let (config, base) = GatewayConfig::load(config_path)?;
+    let pki = config
+        .pki
+        .clone()
+        .ok_or("this setup has no [pki]: the revocation list is signed by the gateway's issuing CA")?;
+    let valid_for =
+        std::time::Duration::from_secs(valid_for_seconds.unwrap_or(pki.crl_validity_seconds).max(1));
+    let stores = Stores::open(&base, &config.audit_db)?;
+    let signer = std::sync::Arc::new(super::policy::open_hsm(&config, &base)?);
+    let publisher = crate::signing::revocation_list::ListPublisher::new(
+        pki,
+        &base,
+        config.organization_id.clone(),
+        signer,
+        stores.request_revocations.clone(),
+    );
+    let bytes = publisher.export(valid_for)?;
+    crate::fsutil::write_public(output, &bytes)
+        .map_err(|e| format!("cannot write {}: {e}", output.display()))?;
+    println!(
+        "wrote the revocation list to {} (valid for {} s); verifiers read it offline (docs/verify.md)",
+        output.display(),
+        valid_for.as_secs()
+    );
+    Ok(())
+}

@@ -18,6 +18,7 @@ mod listener;
 mod normalize;
 mod reload;
 mod render;
+mod revocation_list;
 mod revocations;
 pub mod serve;
 mod signing_requests;

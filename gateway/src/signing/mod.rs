@@ -19,6 +19,7 @@ pub mod origin;
 mod outcome;
 mod policies;
 mod requests;
+pub mod revocation_list;
 pub mod revoked;
 mod sign_hash;
 pub mod state;
