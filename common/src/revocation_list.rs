@@ -30,6 +30,10 @@ pub mod attribute {
     pub const SIGNING_POLICY: &str = "io.signpath.signingPolicy";
     /// The release group the request named, if any.
     pub const RELEASE_GROUP: &str = "io.signpath.releaseGroup";
+    /// When the plugin signed (RFC 3339): notation hands a verification plugin no signing time under `notary.x509`.
+    pub const SIGNED_AT: &str = "io.signpath.signedAt";
+    /// Every attribute above.
+    pub const ALL: [&str; 4] = [SIGNING_REQUEST, SIGNING_POLICY, RELEASE_GROUP, SIGNED_AT];
 }
 
 /// What a revocation withdraws.
@@ -151,6 +155,10 @@ pub struct RevocationList {
     /// RFC 3339: after this the list is expired, and a verifier that reads it fails closed.
     pub next_update: String,
     pub revoked: Vec<Revocation>,
+    /// The serial numbers (hex) of the certificates the gateway's CAs revoked: a verifier to which notation leaves
+    /// revocation (the plugin's REVOCATION_CHECK) refuses a chain holding one, as notation's CRL check would.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub revoked_certificates: Vec<String>,
 }
 
 impl RevocationList {

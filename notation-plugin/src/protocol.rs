@@ -18,8 +18,7 @@ pub const CAPABILITY_RAW_SIGNER: &str = "SIGNATURE_GENERATOR.RAW";
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MetadataRequest {
-    /// Parsed for its shape only: the metadata is static.
-    #[allow(dead_code)]
+    /// Read only for `envelope=true`, which trades the RAW capability for ENVELOPE.
     #[serde(default)]
     pub plugin_config: Option<BTreeMap<String, String>>,
 }

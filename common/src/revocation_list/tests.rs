@@ -33,6 +33,7 @@ fn list(next_update: OffsetDateTime) -> RevocationList {
         request: None,
         issued_at: format_time(OffsetDateTime::now_utc() - time::Duration::minutes(5)),
         next_update: format_time(next_update),
+        revoked_certificates: Vec::new(),
         revoked: vec![revocation(Scope::Request {
             request_id: "r-1".into(),
             client_request_id: Some("c-1".into()),

@@ -142,6 +142,18 @@ impl ListPublisher {
         Ok(Answer::Signed(self.sign(covering, Some(id), self.validity())?))
     }
 
+    /// The serials of the certificates the gateway's CAs revoked (`[pki] revocations`; `revoke` writes the shared
+    /// store and that file alike).
+    fn revoked_certificates(&self) -> Result<Vec<String>, BoxError> {
+        let path = crate::config::resolve(&self.base, &self.pki.revocations);
+        let revocations = crate::pki::revocations::Revocations::load(&path)?;
+        Ok(revocations
+            .revoked
+            .iter()
+            .map(|r| r.serial.to_ascii_lowercase())
+            .collect())
+    }
+
     fn sign(
         &self,
         revoked: Vec<Revocation>,
@@ -156,6 +168,7 @@ impl ListPublisher {
             issued_at: format_time(now),
             next_update: format_time(now + valid_for),
             revoked,
+            revoked_certificates: self.revoked_certificates()?,
         };
         let bytes = serde_json::to_vec(&list)?;
         let cas = crate::pki::ca::load(&self.pki, &self.base, &self.signer)?;
