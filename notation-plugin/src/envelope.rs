@@ -153,7 +153,6 @@ pub fn generate_envelope(input: &[u8]) -> Result<GenerateEnvelopeResponse, Plugi
             })
             .collect(),
     };
-    let metadata = audit_metadata(&payload);
     // The gateway's error, kept whole: the envelope code only carries its text.
     let mut failure = None;
     let envelope = envelope_for_payload(&payload, kind, &key.key.chain, &options, |message| {
@@ -163,7 +162,8 @@ pub fn generate_envelope(input: &[u8]) -> Result<GenerateEnvelopeResponse, Plugi
                 scheme,
                 hash,
                 &hash.digest(message),
-                Some(metadata.clone()),
+                // Read from the to-be-signed bytes, as for RAW signatures: what the audit log names.
+                Some(audit_metadata(message)),
                 Some(&request_id),
             )
             .map_err(|e| {

@@ -41,6 +41,7 @@ mod registry_fixture;
 mod release;
 mod replicas;
 mod replicas_exactly_once;
+mod request_revocation;
 mod schemathesis;
 mod security_approvals;
 mod security_artifacts;

@@ -1,0 +1,154 @@
+//! Revoking what one signing request produced, not the whole key, proven with the real notation: two images signed
+//! through the plugin's envelope generation in two signing requests of the same policy (so the same key), one
+//! request revoked with `signpath-gateway revoke --request`, and `notation verify` with the plugin's revocation
+//! check refuses that image's signature and accepts the other's, online (the gateway's signed answer) and offline
+//! (the list `signpath-gateway revocation-list` wrote); an expired list fails closed.
+
+use super::notation_e2e_support;
+
+use std::time::Duration;
+
+use e2e_tests::gateway::{run_cli, Gateway};
+use e2e_tests::registry::Registry;
+use e2e_tests::require_tool;
+
+use notation_e2e_support::{gateway_env, push, root_pem, Notation};
+
+/// The base URL of the gateway's CRL listener, where the revocation list and the online answers are.
+fn revocation_url(gateway: &Gateway) -> String {
+    let config: toml::Value = toml::from_str(&std::fs::read_to_string(gateway.config()).unwrap()).unwrap();
+    config["pki"]["crl_url"].as_str().unwrap().to_owned()
+}
+
+/// The gateway's id of the signing request that signed `digest`, from the audit log.
+fn request_that_signed(gateway: &Gateway, digest: &str) -> String {
+    let records = gateway.audit_json();
+    let signed: Vec<_> = records
+        .iter()
+        .filter(|r| r["outcome"] == "allowed" && r["metadata"].as_str().is_some_and(|m| m.contains(digest)))
+        .collect();
+    assert_eq!(
+        signed.len(),
+        1,
+        "one signing request signed {digest}: {records:?}"
+    );
+    signed[0]["request_id"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn a_revoked_request_fails_notation_verify_while_the_same_keys_other_signature_passes() {
+    let notation_bin = require_tool!("notation");
+    require_tool!("docker-registry");
+    let gateway = &Gateway::start();
+    let registry = Registry::start();
+    let notation = Notation::new(&notation_bin, gateway_env(gateway));
+    notation.trust(&root_pem(gateway), &["*"]);
+
+    let revoked = push(&registry, "demo/revocation", "the build found compromised");
+    let kept = push(&registry, "demo/revocation", "a good build");
+    for (image, format) in [(&revoked, "jws"), (&kept, "cose")] {
+        let signed = notation.ok(&[
+            "sign",
+            "--plugin",
+            "signpath",
+            "--id",
+            "demo/ec-256",
+            "--plugin-config",
+            "envelope=true",
+            "--signature-format",
+            format,
+            &image.reference,
+        ]);
+        assert!(signed.contains("Successfully signed"), "{signed}");
+    }
+    let online = format!("revocation_url={}", revocation_url(gateway));
+    // `--debug` prints the plugin's response, where the reason of a failed revocation check is.
+    let verify = |image: &str, config: &str| {
+        notation.run(&["verify", "--debug", "--plugin-config", config, image], &[])
+    };
+    let verified = |image: &str, config: &str| {
+        let output = verify(image, config);
+        let text = notation_e2e_support::combined(&output);
+        assert!(
+            output.status.success(),
+            "{image} with {config}: {text}\nplugin log:\n{}",
+            notation.log()
+        );
+        assert!(text.contains("Successfully verified signature"), "{text}");
+    };
+    let refused = |image: &str, config: &str| -> String {
+        let output = verify(image, config);
+        let text = notation_e2e_support::combined(&output);
+        assert!(
+            !output.status.success(),
+            "{image} with {config} verified:\n{text}"
+        );
+        text
+    };
+    // Before the revocation both verify, online.
+    verified(&revoked.reference, &online);
+    verified(&kept.reference, &online);
+
+    let request = request_that_signed(gateway, &revoked.digest);
+    let said = run_cli(
+        &gateway.dir(),
+        &["revoke", "--request", &request, "--reason", "build compromised"],
+    );
+    assert!(
+        said.contains(&format!("revoked signing request {request}")),
+        "{said}"
+    );
+    // Idempotent: a second revoke keeps the first and says so.
+    let again = run_cli(
+        &gateway.dir(),
+        &["revoke", "--request", &request, "--reason", "other"],
+    );
+    assert!(again.contains("was already revoked"), "{again}");
+    let listed = run_cli(&gateway.dir(), &["revocations"]);
+    assert!(
+        listed.contains(&format!("signing request {request}  build compromised")),
+        "{listed}"
+    );
+
+    // Online.
+    let text = refused(&revoked.reference, &online);
+    assert!(
+        text.contains(&format!("signing request {request} was revoked at")),
+        "{text}"
+    );
+    assert!(text.contains("build compromised"), "{text}");
+    verified(&kept.reference, &online);
+
+    // Offline, from the list the gateway wrote.
+    let list = notation.path("revocations.json");
+    let list_arg = list.display().to_string();
+    run_cli(&gateway.dir(), &["revocation-list", "--output", &list_arg]);
+    let offline = format!("revocation_list={list_arg}");
+    let text = refused(&revoked.reference, &offline);
+    assert!(
+        text.contains(&format!("signing request {request} was revoked at")),
+        "{text}"
+    );
+    verified(&kept.reference, &offline);
+
+    // An expired list fails closed, even for the signature nobody revoked.
+    run_cli(
+        &gateway.dir(),
+        &[
+            "revocation-list",
+            "--output",
+            &list_arg,
+            "--valid-for-seconds",
+            "1",
+        ],
+    );
+    std::thread::sleep(Duration::from_millis(2100));
+    let text = refused(&kept.reference, &offline);
+    assert!(text.contains("the revocation list expired at"), "{text}");
+
+    // No source at all: the check says so, and the strict trust policy (revocation enforced) fails it.
+    let output = notation.run(&["verify", "--debug", &kept.reference], &[]);
+    let text = notation_e2e_support::combined(&output);
+    assert!(!output.status.success(), "{text}");
+    assert!(text.contains("no revocation source"), "{text}");
+}
