@@ -16,8 +16,12 @@ use notation_e2e_support::{gateway_env, push, root_pem, Notation};
 
 /// The base URL of the gateway's CRL listener, where the revocation list and the online answers are.
 fn revocation_url(gateway: &Gateway) -> String {
-    let config: toml::Value = toml::from_str(&std::fs::read_to_string(gateway.config()).unwrap()).unwrap();
-    config["pki"]["crl_url"].as_str().unwrap().to_owned()
+    let text = std::fs::read_to_string(gateway.config()).expect("gateway.toml");
+    let config: toml::Value = toml::from_str(&text).expect("gateway.toml parses");
+    config["pki"]["crl_url"]
+        .as_str()
+        .expect("[pki] crl_url")
+        .to_owned()
 }
 
 /// The gateway's id of the signing request that signed `digest`, from the audit log.
@@ -32,7 +36,7 @@ fn request_that_signed(gateway: &Gateway, digest: &str) -> String {
         1,
         "one signing request signed {digest}: {records:?}"
     );
-    signed[0]["request_id"].as_str().unwrap().to_owned()
+    signed[0]["request_id"].as_str().expect("request_id").to_owned()
 }
 
 #[test]
