@@ -156,3 +156,100 @@ fn a_revoked_request_fails_notation_verify_while_the_same_keys_other_signature_p
     assert!(!output.status.success(), "{text}");
     assert!(text.contains("no revocation source"), "{text}");
 }
+
+/// `signpath-oci check-revocation` with the list and the issuing CA, on the signatures in `file`.
+fn check_revocation(
+    gateway: &Gateway,
+    list: &std::path::Path,
+    file: &std::path::Path,
+) -> std::process::Output {
+    std::process::Command::new(e2e_tests::tools::release_artifact("signpath-oci"))
+        .arg("check-revocation")
+        .arg(file)
+        .arg("--list")
+        .arg(list)
+        .arg("--trusted-ca")
+        .arg(gateway.dir().join("ca").join("intermediate.pem"))
+        .output()
+        .expect("run signpath-oci")
+}
+
+#[test]
+fn a_hash_path_notary_signature_of_a_revoked_request_fails_signpath_oci_check_revocation() {
+    let notation_bin = require_tool!("notation");
+    require_tool!("docker-registry");
+    let gateway = &Gateway::start();
+    let registry = Registry::start();
+    let notation = Notation::new(&notation_bin, gateway_env(gateway));
+    notation.trust(&root_pem(gateway), &["*"]);
+    // RAW: notation builds the envelope, the plugin only has the hash signed; no request id in the signature.
+    let image = push(&registry, "demo/hashpath", "signed through the hash path");
+    notation.ok(&[
+        "sign",
+        "--plugin",
+        "signpath",
+        "--id",
+        "demo/ec-256",
+        &image.reference,
+    ]);
+    let referrers = registry.referrers_by_tag("demo/hashpath", &image.digest);
+    assert_eq!(referrers.len(), 1, "{referrers:?}");
+    let manifest = registry
+        .manifest(
+            "demo/hashpath",
+            referrers[0]["digest"].as_str().expect("referrer digest"),
+        )
+        .expect("the signature manifest");
+    let manifest: serde_json::Value = serde_json::from_slice(&manifest.body).expect("manifest JSON");
+    let envelope = registry
+        .blob(
+            "demo/hashpath",
+            manifest["layers"][0]["digest"].as_str().expect("layer"),
+        )
+        .expect("the envelope");
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let (file, list) = (
+        dir.path().join("envelope.jws"),
+        dir.path().join("revocations.json"),
+    );
+    std::fs::write(&file, envelope).expect("write the envelope");
+    let list_arg = list.display().to_string();
+
+    run_cli(&gateway.dir(), &["revocation-list", "--output", &list_arg]);
+    let output = check_revocation(gateway, &list, &file);
+    let text = e2e_tests::tools::output_text(&output);
+    assert!(output.status.success(), "{text}");
+    assert!(text.contains("not revoked"), "{text}");
+
+    let request = request_that_signed(gateway, &image.digest);
+    run_cli(
+        &gateway.dir(),
+        &["revoke", "--request", &request, "--reason", "pulled"],
+    );
+    run_cli(&gateway.dir(), &["revocation-list", "--output", &list_arg]);
+    let output = check_revocation(gateway, &list, &file);
+    let text = e2e_tests::tools::output_text(&output);
+    assert!(!output.status.success(), "{text}");
+    assert!(
+        text.contains(&format!("signing request {request} was revoked at")),
+        "{text}"
+    );
+    assert!(text.contains(": pulled"), "{text}");
+
+    // A list signed by another CA (the root, not the issuing CA) is not trusted.
+    let output = std::process::Command::new(e2e_tests::tools::release_artifact("signpath-oci"))
+        .arg("check-revocation")
+        .arg(&file)
+        .arg("--list")
+        .arg(&list)
+        .arg("--trusted-ca")
+        .arg(gateway.root_ca_pem())
+        .output()
+        .expect("run signpath-oci");
+    let text = e2e_tests::tools::output_text(&output);
+    assert!(!output.status.success(), "{text}");
+    assert!(
+        text.contains("not a CA of the signature's certificate chain"),
+        "{text}"
+    );
+}
