@@ -43,10 +43,10 @@ pub fn get_plugin_metadata(input: &[u8]) -> Result<MetadataResponse, PluginError
     let mut envelope = false;
     if !input.iter().all(u8::is_ascii_whitespace) {
         let request: MetadataRequest = parse("get-plugin-metadata", input)?;
-        envelope = crate::envelope::wanted(request.plugin_config.as_ref());
+        envelope = crate::protocol::envelope_requested(request.plugin_config.as_ref());
     }
     let signer = if envelope {
-        crate::envelope::CAPABILITY_ENVELOPE_GENERATOR
+        crate::protocol::CAPABILITY_ENVELOPE_GENERATOR
     } else {
         CAPABILITY_RAW_SIGNER
     };
@@ -56,7 +56,7 @@ pub fn get_plugin_metadata(input: &[u8]) -> Result<MetadataResponse, PluginError
         version: VERSION,
         url: env!("CARGO_PKG_REPOSITORY"),
         supported_contract_versions: vec![CONTRACT_VERSION],
-        capabilities: vec![signer, crate::verify::CAPABILITY_REVOCATION_CHECK],
+        capabilities: vec![signer, crate::protocol::CAPABILITY_REVOCATION_CHECK],
     })
 }
 

@@ -29,18 +29,6 @@ use crate::commands::{
 };
 use crate::error::PluginError;
 
-pub const CAPABILITY_ENVELOPE_GENERATOR: &str = "SIGNATURE_GENERATOR.ENVELOPE";
-
-/// The pluginConfig key that asks for envelope generation.
-pub const ENVELOPE_CONFIG: &str = "envelope";
-
-/// Whether pluginConfig asks for envelope generation (`envelope=true`).
-pub fn wanted(plugin_config: Option<&BTreeMap<String, String>>) -> bool {
-    plugin_config
-        .and_then(|c| c.iter().find(|(k, _)| k.eq_ignore_ascii_case(ENVELOPE_CONFIG)))
-        .is_some_and(|(_, v)| v.eq_ignore_ascii_case("true"))
-}
-
 /// `generate-envelope` request.
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -189,6 +177,7 @@ pub fn generate_envelope(input: &[u8]) -> Result<GenerateEnvelopeResponse, Plugi
 mod tests {
     use super::*;
     use crate::error::error_code;
+    use crate::protocol::envelope_requested as wanted;
 
     #[test]
     fn envelope_generation_is_opt_in() {

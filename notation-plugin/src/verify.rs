@@ -30,7 +30,7 @@ use time::OffsetDateTime;
 use crate::commands::{check_contract_version, parse};
 use crate::error::PluginError;
 
-pub const CAPABILITY_REVOCATION_CHECK: &str = "SIGNATURE_VERIFIER.REVOCATION_CHECK";
+pub use crate::protocol::CAPABILITY_REVOCATION_CHECK;
 
 /// pluginConfig keys.
 pub const REVOCATION_URL: &str = "revocation_url";
