@@ -55,8 +55,8 @@ fn get_plugin_metadata_is_static_and_needs_no_configuration() {
     assert!(!VERSION.starts_with('v'));
 }
 
-const USAGE: &str = "notation-signpath takes one command, get-plugin-metadata, describe-key or generate-signature, \
-                     and reads its request as JSON on stdin; notation runs it (notation sign --plugin signpath --id \
+const USAGE: &str = "notation-signpath takes one command, get-plugin-metadata, describe-key, generate-signature, \
+                     generate-envelope or verify-signature, and reads its request as JSON on stdin; notation runs it (notation sign --plugin signpath --id \
                      Project/Policy)";
 
 #[test]
