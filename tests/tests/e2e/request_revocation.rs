@@ -253,3 +253,38 @@ fn a_hash_path_notary_signature_of_a_revoked_request_fails_signpath_oci_check_re
         "{text}"
     );
 }
+
+#[test]
+fn request_revocations_are_shared_by_replicas_on_postgresql_and_stored_once() {
+    let Some((haproxy, bin)) = e2e_tests::replicas::haproxy_and_postgres() else {
+        return;
+    };
+    let pg = e2e_tests::postgres::Postgres::start(&bin);
+    let replicas = e2e_tests::replicas::Replicas::start(2, &pg.url(), &haproxy, |_| {});
+    let said = replicas.gateway_command(
+        0,
+        &[
+            "revoke",
+            "--release-group",
+            "v2.3.0",
+            "--reason",
+            "release pulled",
+        ],
+    );
+    assert!(said.contains("revoked release group v2.3.0"), "{said}");
+    // Through the other replica's host: already revoked, and the first revocation stays.
+    let again = replicas.gateway_command(1, &["revoke", "--release-group", "v2.3.0", "--reason", "another"]);
+    assert!(
+        again.contains("release group v2.3.0 was already revoked"),
+        "{again}"
+    );
+    let listed = replicas.gateway_command(1, &["revocations", "--json"]);
+    let lines: Vec<serde_json::Value> = listed
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON revocation per line"))
+        .collect();
+    assert_eq!(lines.len(), 1, "{listed}");
+    assert_eq!(lines[0]["kind"], "release-group");
+    assert_eq!(lines[0]["releaseGroup"], "v2.3.0");
+    assert_eq!(lines[0]["reason"], "release pulled");
+}
