@@ -25,6 +25,17 @@ fn list_file(
     key: &p256::ecdsa::SigningKey,
     next_update: OffsetDateTime,
 ) -> String {
+    list_file_revoking(dir, cert, key, next_update, Vec::new())
+}
+
+/// [`list_file`] that also names `revoked_certificates` (serials, hex).
+fn list_file_revoking(
+    dir: &std::path::Path,
+    cert: &[u8],
+    key: &p256::ecdsa::SigningKey,
+    next_update: OffsetDateTime,
+    revoked_certificates: Vec<String>,
+) -> String {
     let list = RevocationList {
         version: 1,
         organization: "org".into(),
@@ -41,7 +52,7 @@ fn list_file(
             revoked_by: None,
             signatures: Vec::new(),
         }],
-        revoked_certificates: Vec::new(),
+        revoked_certificates,
     };
     let bytes = serde_json::to_vec(&list).unwrap();
     let signature: p256::ecdsa::Signature = key.sign(&bytes);
@@ -177,4 +188,27 @@ fn an_unreachable_gateway_falls_back_to_the_list_file() {
     let response = verify_signature(&request("c-revoked", &cert, &config)).unwrap();
     assert!(!result(&response).success);
     assert!(result(&response).reason.clone().unwrap().contains("was revoked"));
+}
+
+#[test]
+fn a_chain_holding_a_certificate_the_list_names_revoked_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = ca();
+    let parsed = <x509_cert::Certificate as der::Decode>::from_der(&cert).unwrap();
+    let serial = hex::encode(parsed.tbs_certificate.serial_number.as_bytes());
+    let file = list_file_revoking(
+        dir.path(),
+        &cert,
+        &key,
+        OffsetDateTime::now_utc() + time::Duration::hours(1),
+        vec![serial.to_ascii_uppercase()],
+    );
+    // Not a revoked request, but its chain holds the revoked CA certificate.
+    let response = verify_signature(&request("c-other", &cert, &[(REVOCATION_LIST, &file)])).unwrap();
+    assert!(!result(&response).success);
+    let reason = result(&response).reason.clone().unwrap();
+    assert!(
+        reason.contains(&format!("(serial {serial}) of the signature's chain is revoked")),
+        "{reason}"
+    );
 }
