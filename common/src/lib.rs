@@ -4,6 +4,8 @@
 //! - [`config`]: SignPath's Crypto Provider settings (`CryptoProvidersConfig.json`, `SIGNPATH_*`).
 //! - [`client`]: the gateway client (reqwest + rustls, all I/O on the calling thread).
 //! - [`remote_key`]: a signing policy as a key: sign a digest remotely, verify the answer locally.
+//! - [`revocation_list`]: request revocations, the signed list the gateway publishes, and the rule of what they
+//!   cover.
 //! - [`broken_pipe`]: the command-line programs end quietly when their reader closes stdout.
 //! - [`keys`], [`encoding`], [`pubkey`], [`x509`]: algorithms, DigestInfo and ECDSA encodings, keys, certificates.
 
@@ -19,6 +21,7 @@ pub mod protocol;
 pub mod pubkey;
 pub mod remote_key;
 pub mod retry;
+pub mod revocation_list;
 pub mod secret;
 pub mod tls;
 pub mod x509;

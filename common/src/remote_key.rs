@@ -158,8 +158,24 @@ impl RemoteKey {
         digest: &[u8],
         metadata: Option<Metadata>,
     ) -> Result<Vec<u8>, Error> {
+        self.sign_digest_as(client, scheme, hash, digest, metadata, None)
+    }
+
+    /// [`Self::sign_digest`], the request sent under `idempotency_key` when given (the client's id of the request).
+    pub fn sign_digest_as(
+        &self,
+        client: &GatewayClient,
+        scheme: SignatureScheme,
+        hash: HashAlgorithm,
+        digest: &[u8],
+        metadata: Option<Metadata>,
+        idempotency_key: Option<&str>,
+    ) -> Result<Vec<u8>, Error> {
         let request = self.sign_request(scheme, hash, digest, metadata)?;
-        let response = client.sign_hash(&request)?;
+        let response = match idempotency_key {
+            Some(key) => client.sign_hash_as(&request, key)?,
+            None => client.sign_hash(&request)?,
+        };
         let encoded = response
             .hash_signing_result
             .ok_or_else(|| Error::InvalidResponse("the answer has no hashSigningResult".into()))?

@@ -33,6 +33,12 @@ enum Command {
     DescribeKey,
     /// Sign a payload with a signing policy (the request notation sends for SIGNATURE_GENERATOR.RAW).
     GenerateSignature,
+    /// Sign a Notary payload into a JWS or COSE envelope (SIGNATURE_GENERATOR.ENVELOPE, with pluginConfig
+    /// envelope=true).
+    GenerateEnvelope,
+    /// Check a signature this plugin's envelope names it for: revocation of its signing request, release group or
+    /// policy (SIGNATURE_VERIFIER.REVOCATION_CHECK).
+    VerifySignature,
     /// For people, not notation: check the settings (gateway reachable, TLS CA and name, token, policies, clock,
     /// file modes) and print each problem with its fix; exit code 1 when there is one. Reads no stdin.
     Doctor {
@@ -42,7 +48,8 @@ enum Command {
     },
 }
 
-const COMMANDS: &str = "get-plugin-metadata, describe-key or generate-signature";
+const COMMANDS: &str =
+    "get-plugin-metadata, describe-key, generate-signature, generate-envelope or verify-signature";
 
 /// Runs the plugin for these arguments and returns the exit code.
 pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
@@ -65,6 +72,12 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
         Command::DescribeKey => |input| commands::describe_key(input).and_then(|r| output::json(&r)),
         Command::GenerateSignature => {
             |input| commands::generate_signature(input).and_then(|r| output::json(&r))
+        }
+        Command::GenerateEnvelope => {
+            |input| crate::envelope::generate_envelope(input).and_then(|r| output::json(&r))
+        }
+        Command::VerifySignature => {
+            |input| crate::verify::verify_signature(input).and_then(|r| output::json(&r))
         }
     };
     let input = match output::read_stdin() {

@@ -34,17 +34,29 @@ pub const OCI_TAG_ENV: &str = "SIGNPATH_OCI_TAG";
 
 /// `get-plugin-metadata`: static, no configuration, no network. Empty stdin is taken as `{}`, for people trying
 /// the plugin by hand.
+///
+/// Signing: `SIGNATURE_GENERATOR.RAW` (notation builds the envelope), or with pluginConfig `envelope=true`
+/// `SIGNATURE_GENERATOR.ENVELOPE` instead (the plugin builds it, naming itself as the verification plugin; notation
+/// prefers RAW when both are listed, so only one is). Verification: `SIGNATURE_VERIFIER.REVOCATION_CHECK`, which
+/// notation uses only for envelopes that name this plugin (`verify.rs`).
 pub fn get_plugin_metadata(input: &[u8]) -> Result<MetadataResponse, PluginError> {
+    let mut envelope = false;
     if !input.iter().all(u8::is_ascii_whitespace) {
-        let _: MetadataRequest = parse("get-plugin-metadata", input)?;
+        let request: MetadataRequest = parse("get-plugin-metadata", input)?;
+        envelope = crate::protocol::envelope_requested(request.plugin_config.as_ref());
     }
+    let signer = if envelope {
+        crate::protocol::CAPABILITY_ENVELOPE_GENERATOR
+    } else {
+        CAPABILITY_RAW_SIGNER
+    };
     Ok(MetadataResponse {
         name: PLUGIN_NAME,
         description: env!("CARGO_PKG_DESCRIPTION"),
         version: VERSION,
         url: env!("CARGO_PKG_REPOSITORY"),
         supported_contract_versions: vec![CONTRACT_VERSION],
-        capabilities: vec![CAPABILITY_RAW_SIGNER],
+        capabilities: vec![signer, crate::protocol::CAPABILITY_REVOCATION_CHECK],
     })
 }
 
@@ -156,13 +168,13 @@ pub fn generate_signature(input: &[u8]) -> Result<GenerateSignatureResponse, Plu
 }
 
 /// What a command needs beyond its request: the configuration and a gateway client.
-struct Session {
-    config: Config,
-    client: GatewayClient,
+pub(crate) struct Session {
+    pub(crate) config: Config,
+    pub(crate) client: GatewayClient,
 }
 
 impl Session {
-    fn open(plugin_config: Option<&BTreeMap<String, String>>) -> Result<Self, PluginError> {
+    pub(crate) fn open(plugin_config: Option<&BTreeMap<String, String>>) -> Result<Self, PluginError> {
         let config = settings::load_config(plugin_config)?;
         let client =
             GatewayClient::new(&config, ClientOptions::new("NotationPlugin", VERSION)).map_err(|error| {
@@ -175,7 +187,7 @@ impl Session {
         Ok(Self { config, client })
     }
 
-    fn keys(&self) -> KeySource<'_> {
+    pub(crate) fn keys(&self) -> KeySource<'_> {
         KeySource {
             client: &self.client,
             config: &self.config,
@@ -184,7 +196,7 @@ impl Session {
     }
 }
 
-fn parse<T: DeserializeOwned>(command: &str, input: &[u8]) -> Result<T, PluginError> {
+pub(crate) fn parse<T: DeserializeOwned>(command: &str, input: &[u8]) -> Result<T, PluginError> {
     serde_json::from_slice(input).map_err(|e| {
         PluginError::Request(format!(
             "the {command} request on stdin is not valid JSON ({e}); notation-signpath is run by notation, which \
@@ -193,7 +205,7 @@ fn parse<T: DeserializeOwned>(command: &str, input: &[u8]) -> Result<T, PluginEr
     })
 }
 
-fn required<'a>(
+pub(crate) fn required<'a>(
     command: &str,
     field: &str,
     value: Option<&'a str>,
@@ -207,7 +219,7 @@ fn required<'a>(
     }
 }
 
-fn check_contract_version(command: &str, version: Option<&str>) -> Result<(), PluginError> {
+pub(crate) fn check_contract_version(command: &str, version: Option<&str>) -> Result<(), PluginError> {
     let version = required(command, "contractVersion", version, "\"contractVersion\":\"1.0\"")?;
     if version != CONTRACT_VERSION {
         return Err(PluginError::UnsupportedContractVersion(version.to_owned()));
@@ -215,7 +227,7 @@ fn check_contract_version(command: &str, version: Option<&str>) -> Result<(), Pl
     Ok(())
 }
 
-fn key_id(command: &str, key_id: Option<&str>) -> Result<KeyId, PluginError> {
+pub(crate) fn key_id(command: &str, key_id: Option<&str>) -> Result<KeyId, PluginError> {
     settings::parse_key_id(required(
         command,
         "keyId",
@@ -265,7 +277,7 @@ fn request_hash(spec: KeySpec, value: Option<&str>) -> Result<HashAlgorithm, Plu
 /// The audit metadata sent with the digest: who asks (the command line, secrets removed) and what is signed
 /// (the manifest's digest and media type from the payload; registry, repository and tag when the pipeline names
 /// them in the environment).
-fn audit_metadata(payload: &[u8]) -> Metadata {
+pub(crate) fn audit_metadata(payload: &[u8]) -> Metadata {
     let target = payload::target_artifact(payload);
     let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
     let oci = OciMetadata {

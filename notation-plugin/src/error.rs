@@ -52,6 +52,8 @@ pub enum PluginError {
     #[error("the key of {key_id} changed at the gateway to another key spec since notation-signpath cached it; its cache entry is renewed, run notation sign again")]
     KeyChanged { key_id: String },
 
+    #[error("cannot build the signature envelope: {0}")]
+    Envelope(String),
     #[error("cannot write the response to stdout: {0}")]
     Output(String),
 }
@@ -86,7 +88,7 @@ pub fn error_code(error: &PluginError) -> &'static str {
         | PluginError::UnsupportedKey { .. }
         | PluginError::KeySpecMismatch { .. } => code::VALIDATION_ERROR,
         PluginError::UnsupportedContractVersion(_) => code::UNSUPPORTED_CONTRACT_VERSION,
-        PluginError::KeyChanged { .. } | PluginError::Output(_) => code::ERROR,
+        PluginError::KeyChanged { .. } | PluginError::Envelope(_) | PluginError::Output(_) => code::ERROR,
         PluginError::Gateway(error) => match error {
             // A setting, a file a setting names, or the key id is wrong: the user fixes the request.
             E::Config(_)

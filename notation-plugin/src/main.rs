@@ -2,7 +2,8 @@
 //! through SignPath's hash-signing API, against SignPath itself or our signing gateway.
 //!
 //! - [`cli`]: argv, dispatch, clap errors as error JSON;
-//! - [`commands`]: get-plugin-metadata, describe-key, generate-signature;
+//! - [`commands`]: get-plugin-metadata, describe-key, generate-signature; [`envelope`]: generate-envelope
+//!   (opt-in); [`verify`]: verify-signature, the revocation check;
 //! - [`protocol`]: the plugin contract's JSON; [`error`]: errors and their one mapping to Notation error codes;
 //! - [`settings`]: key id, configuration, log file; [`key`] and [`cache`]: policy keys, cached per user;
 //! - [`chain`]: Notary's certificate-chain rules; [`payload`]: what is signed, for the audit log;
@@ -14,12 +15,14 @@ mod chain;
 mod cli;
 mod commands;
 mod doctor;
+mod envelope;
 mod error;
 mod key;
 mod output;
 mod payload;
 mod protocol;
 mod settings;
+mod verify;
 
 fn main() {
     output::install_panic_hook();

@@ -14,12 +14,27 @@ pub const CONTRACT_VERSION: &str = "1.0";
 /// The one capability we implement: notation builds the envelope, we sign its bytes.
 pub const CAPABILITY_RAW_SIGNER: &str = "SIGNATURE_GENERATOR.RAW";
 
+/// With pluginConfig `envelope=true`: the plugin builds the envelope (`envelope.rs`).
+pub const CAPABILITY_ENVELOPE_GENERATOR: &str = "SIGNATURE_GENERATOR.ENVELOPE";
+
+/// `verify-signature`'s check of request revocations (`verify.rs`).
+pub const CAPABILITY_REVOCATION_CHECK: &str = "SIGNATURE_VERIFIER.REVOCATION_CHECK";
+
+/// The pluginConfig key that asks for envelope generation.
+pub const ENVELOPE_CONFIG: &str = "envelope";
+
+/// Whether pluginConfig asks for envelope generation (`envelope=true`).
+pub fn envelope_requested(plugin_config: Option<&BTreeMap<String, String>>) -> bool {
+    plugin_config
+        .and_then(|c| c.iter().find(|(k, _)| k.eq_ignore_ascii_case(ENVELOPE_CONFIG)))
+        .is_some_and(|(_, v)| v.eq_ignore_ascii_case("true"))
+}
+
 /// `get-plugin-metadata` request (notation sends `{}` from `plugin list`/`install`).
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MetadataRequest {
-    /// Parsed for its shape only: the metadata is static.
-    #[allow(dead_code)]
+    /// Read only for `envelope=true`, which trades the RAW capability for ENVELOPE.
     #[serde(default)]
     pub plugin_config: Option<BTreeMap<String, String>>,
 }

@@ -91,6 +91,7 @@ pub fn sign_layout(
                 signing_time: options.signing_time,
                 expiry: options.expiry,
                 signing_agent: options.signing_agent.clone(),
+                extended: Vec::new(),
             };
             let envelope = notary::sign(signer, &target, &notary_options)?;
             let created = notary::rfc3339(options.signing_time);

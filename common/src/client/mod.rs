@@ -184,7 +184,16 @@ impl GatewayClient {
     /// `POST SigningRequests/SignHash`, waiting (by polling) if the gateway answers 202 because the request needs
     /// approval. The same idempotency key is sent on every retry.
     pub fn sign_hash(&self, request: &SignHashRequest) -> Result<SignHashResponse, Error> {
-        let idempotency_key = uuid::Uuid::new_v4().to_string();
+        self.sign_hash_as(request, &uuid::Uuid::new_v4().to_string())
+    }
+
+    /// [`Self::sign_hash`] under an idempotency key the caller chose: the client's id of the signing request,
+    /// which the gateway records beside its own (a Notary envelope names the request by it).
+    pub fn sign_hash_as(
+        &self,
+        request: &SignHashRequest,
+        idempotency_key: &str,
+    ) -> Result<SignHashResponse, Error> {
         let mut request = request.clone();
         if let Some(group) = &self.release_group {
             request
@@ -201,7 +210,7 @@ impl GatewayClient {
         }
         let body = serde_json::to_vec(&request).map_err(|e| Error::InvalidResponse(e.to_string()))?;
         let url = self.url("SigningRequests/SignHash")?;
-        let response = self.execute(Method::POST, url, Some(body), Some(&idempotency_key))?;
+        let response = self.execute(Method::POST, url, Some(body), Some(idempotency_key))?;
         let parsed: SignHashResponse = parse_json(&response.body)?;
         if response.status == StatusCode::ACCEPTED {
             return self.wait_for_approval(parsed, &response.headers);

@@ -115,21 +115,55 @@ pub enum Command {
     /// Write what one verifier (notation, Ratify, Kyverno, policy-controller, skopeo/podman) needs to trust a
     /// signing policy's signatures, and nothing else (see docs/verify.md).
     VerifyKit(super::verify_kit::Args),
-    /// Revoke a certificate the gateway's own CA issued; it is on that CA's next CRL.
+    /// Revoke a certificate the gateway's own CA issued (it is on that CA's next CRL), or withdraw what one
+    /// signing request, one release group, or a policy after a moment signed, keeping the key (docs/verify.md).
+    #[command(group(clap::ArgGroup::new("what").required(true).args(["policy", "certificate", "request", "release_group"])))]
     Revoke {
         #[arg(long)]
         config: PathBuf,
-        /// The certificate in force for this `Project/Policy`.
-        #[arg(long, conflicts_with = "certificate", required_unless_present = "certificate")]
+        /// The certificate in force for this `Project/Policy`; with --signed-after, what it signed after then.
+        #[arg(long)]
         policy: Option<String>,
         /// A PEM certificate (a policy's earlier one, or the intermediate CA's).
         #[arg(long)]
         certificate: Option<PathBuf>,
-        #[arg(long, value_enum, default_value = "unspecified")]
-        reason: crate::pki::revocations::Reason,
+        /// A signing request's id (the gateway's, or the client's Idempotency-Key): its signatures are revoked.
+        #[arg(long, conflicts_with_all = ["policy", "certificate", "release_group"])]
+        request: Option<String>,
+        /// A release group: the signatures of every request that named it are revoked.
+        #[arg(long, conflicts_with_all = ["policy", "certificate"])]
+        release_group: Option<String>,
+        /// With --policy: revoke what the policy signed after this time (RFC 3339), not its certificate.
+        #[arg(long, requires = "policy", conflicts_with_all = ["certificate", "invalidity_date"])]
+        signed_after: Option<String>,
+        /// For a certificate: unspecified (default), key-compromise, ca-compromise, affiliation-changed,
+        /// superseded, cessation-of-operation. For a request, release group or --signed-after: why, in words
+        /// (required; verifiers see it).
+        #[arg(long)]
+        reason: Option<String>,
         /// Since when the key is known or suspected to be unfit (RFC 3339, e.g. 2026-01-31T12:00:00Z).
         #[arg(long)]
         invalidity_date: Option<String>,
+    },
+    /// Write the request revocation list, signed by the issuing CA, for verifiers offline (it is also served
+    /// beside the CRLs at /revocations).
+    RevocationList {
+        #[arg(long)]
+        config: PathBuf,
+        /// The file to write.
+        #[arg(long)]
+        output: PathBuf,
+        /// How long the list is valid (default: `[pki] crl_validity_seconds`); verifiers refuse it after that.
+        #[arg(long)]
+        valid_for_seconds: Option<u64>,
+    },
+    /// List the revoked signing requests, release groups and policies-after-a-moment, oldest first.
+    Revocations {
+        #[arg(long)]
+        config: PathBuf,
+        /// One JSON object per line, as the revocation list publishes them.
+        #[arg(long)]
+        json: bool,
     },
 }
 

@@ -12,6 +12,7 @@ pub mod migrate;
 pub mod pending;
 pub mod policy;
 pub mod revoke;
+pub mod revoke_requests;
 pub mod terminal;
 pub mod verify_kit;
 
@@ -75,15 +76,29 @@ pub fn run(command: Command) -> CliResult {
             config,
             policy,
             certificate,
+            request,
+            release_group,
+            signed_after,
             reason,
             invalidity_date,
-        } => revoke::run(
+        } => run_revoke(
             &config,
-            policy.as_deref(),
-            certificate.as_deref(),
-            reason,
-            invalidity_date.as_deref(),
+            RevokeArgs {
+                policy,
+                certificate,
+                request,
+                release_group,
+                signed_after,
+                reason,
+                invalidity_date,
+            },
         ),
+        Command::Revocations { config, json } => revoke_requests::list(&config, json),
+        Command::RevocationList {
+            config,
+            output,
+            valid_for_seconds,
+        } => revoke_requests::export(&config, &output, valid_for_seconds),
     }
 }
 
@@ -119,4 +134,51 @@ fn run_policy(command: PolicyCommand) -> CliResult {
             key_spec,
         } => policy::rotate(&config, &project, &slug, key_spec.as_deref()),
     }
+}
+
+/// `revoke`'s flags past the configuration.
+struct RevokeArgs {
+    policy: Option<String>,
+    certificate: Option<std::path::PathBuf>,
+    request: Option<String>,
+    release_group: Option<String>,
+    signed_after: Option<String>,
+    reason: Option<String>,
+    invalidity_date: Option<String>,
+}
+
+/// `revoke`: a certificate (`--policy` alone, `--certificate`) goes on the CRL; a request, a release group or a
+/// policy's signatures after a moment go on the revocation list.
+fn run_revoke(config: &std::path::Path, a: RevokeArgs) -> CliResult {
+    use revoke_requests::Target;
+    let target = match (&a.request, &a.release_group, &a.policy, &a.signed_after) {
+        (Some(id), _, _, _) => Some(Target::Request(id)),
+        (_, Some(group), _, _) => Some(Target::ReleaseGroup(group)),
+        (_, _, Some(policy), Some(after)) => Some(Target::PolicySignedAfter {
+            policy,
+            signed_after: after,
+        }),
+        _ => None,
+    };
+    if let Some(target) = target {
+        let reason = a
+            .reason
+            .as_deref()
+            .ok_or("say why with --reason \"...\": the reason is published with the revocation")?;
+        return revoke_requests::run(config, target, reason);
+    }
+    use crate::pki::revocations::Reason;
+    let reason = match a.reason.as_deref() {
+        None => Reason::Unspecified,
+        Some(r) => <Reason as clap::ValueEnum>::from_str(r, true).map_err(|_| {
+            format!("a certificate's --reason is one of unspecified, key-compromise, ca-compromise, affiliation-changed, superseded, cessation-of-operation, not {r:?}")
+        })?,
+    };
+    revoke::run(
+        config,
+        a.policy.as_deref(),
+        a.certificate.as_deref(),
+        reason,
+        a.invalidity_date.as_deref(),
+    )
 }

@@ -1,5 +1,6 @@
 //! The CRL listener: plain HTTP (notation fetches CRLs over http only, and a CRL is signed, so it needs no TLS),
-//! on `[pki] crl_listen`, serving `GET /crl/{ca}.crl` as `application/pkix-crl` and nothing else. It shares no
+//! on `[pki] crl_listen`, serving `GET /crl/{ca}.crl` as `application/pkix-crl`, and the request revocation list
+//! beside them (`revocation_list.rs`), and nothing else. It shares no
 //! route, token or state with the API beside the HSM pool. It has limits of its own, as the API does (`listener`):
 //! at most `[server] crl_max_connections` open at once (apart from the API's, within the open-file budget), the
 //! header-read timeout (which also closes idle connections) and the request timeout.
@@ -22,10 +23,16 @@ use crate::config::ServerConfig;
 use crate::pki::publisher::Publisher;
 
 /// Serves the CRLs until the process ends.
-pub async fn serve(publisher: Arc<Publisher>, mut listener: CappedListener, limits: ServerConfig) {
+pub async fn serve(
+    publisher: Arc<Publisher>,
+    lists: Arc<crate::signing::revocation_list::ListPublisher>,
+    mut listener: CappedListener,
+    limits: ServerConfig,
+) {
     let router = Router::new()
         .route("/crl/{file}", get(crl))
         .with_state(publisher)
+        .merge(super::revocation_list::routes(lists))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             Duration::from_secs(limits.request_timeout_seconds),

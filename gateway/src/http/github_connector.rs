@@ -14,7 +14,7 @@ use axum::body::Body;
 use axum::extract::{Path, Request};
 use axum::http::{header, HeaderValue};
 use axum::response::Response;
-use common::protocol::{problem_types as pt, PROBLEM_JSON};
+use common::protocol::PROBLEM_JSON;
 use serde_json::{json, Value};
 
 use super::artifacts::{call_of_head, Abandoned};

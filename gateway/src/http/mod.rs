@@ -20,6 +20,7 @@ mod normalize;
 mod reload;
 mod render;
 mod resubmit;
+mod revocation_list;
 mod revocations;
 pub mod serve;
 mod signing_requests;

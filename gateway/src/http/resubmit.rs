@@ -6,7 +6,7 @@
 use axum::extract::{Path, Request};
 use axum::http::header;
 use axum::response::Response;
-use common::protocol::{problem_types as pt, ORIGIN_TOKEN_HEADER};
+use common::protocol::ORIGIN_TOKEN_HEADER;
 
 use super::artifacts::call_of_head;
 use super::call::MAX_BODY;

@@ -75,6 +75,7 @@ pub fn run(config_path: &Path) -> Result<(), ServeError> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let operations = Arc::new(Operations::new(metrics, signer.clone(), stores.clone()));
     let revocations = stores.revocations.clone();
+    let request_revocations = stores.request_revocations.clone();
     let live = Arc::new(LiveCore::new(Core::new(state, stores)));
     if let Some(shared) = revocations {
         super::revocations::refresh(&live, shared.as_ref())?;
@@ -88,8 +89,16 @@ pub fn run(config_path: &Path) -> Result<(), ServeError> {
         crl_listening = Some(crl_listener.local_addr()?);
         let crl_listener = CappedListener::new(crl_listener, budget.crl, "crl");
         let publisher = crate::pki::publisher::Publisher::new(pki.clone(), &base, signer.clone());
+        let lists = crate::signing::revocation_list::ListPublisher::new(
+            pki.clone(),
+            &base,
+            config.organization_id.clone(),
+            signer.clone(),
+            request_revocations,
+        );
         runtime.spawn(super::crl::serve(
             Arc::new(publisher),
+            Arc::new(lists),
             crl_listener,
             config.server.clone(),
         ));

@@ -70,6 +70,11 @@ impl<'a> HsmKey<'a> {
         &self.public.0
     }
 
+    /// The key's kind and the hash [`Self::sign_message`] uses with it, for documents that name their algorithm.
+    pub fn kind_and_hash(&self) -> (KeyKind, HashAlgorithm) {
+        (self.kind, self.hash())
+    }
+
     /// The hash certificates, CSRs and CRLs signed with this key use: the one Notary pairs with the key size.
     fn hash(&self) -> HashAlgorithm {
         match self.kind {

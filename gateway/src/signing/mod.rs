@@ -26,6 +26,7 @@ mod policies;
 mod refusal;
 mod requests;
 mod resubmit;
+pub mod revocation_list;
 pub mod revoked;
 mod sign_hash;
 pub mod state;

@@ -505,6 +505,7 @@ fn an_approved_request_is_completed_only_after_the_record_of_its_signature_is_du
             approvals: f.core.stores.approvals.clone(),
             revocations: None,
             artifacts: None,
+            request_revocations: f.core.stores.request_revocations.clone(),
         },
     );
     let poll_with = |core: &Core| {

@@ -4,6 +4,7 @@
 //! embedded implementation; PostgreSQL (`postgres/`) the shared one that lets replicas act as one gateway, and
 //! the only one with a [`RevocationStore`] (one gateway on SQLite reads revocations from its own gateway.toml) and
 //! with [`artifacts::SharedArtifacts`] (one gateway on SQLite keeps artifacts in its own directory).
+//! Both keep request revocations ([`RequestRevocationStore`]).
 //!
 //! This folder owns persistence only. It must never import `signing/`, `http/` or the HSM: it stores what it is
 //! given and answers what it is asked, and knows nothing of tokens, policies or HTTP.
@@ -13,6 +14,7 @@ mod held;
 mod metered;
 pub mod postgres;
 mod record;
+pub mod request_revocations;
 pub mod rules;
 pub mod sqlite;
 
@@ -26,6 +28,7 @@ use std::time::Duration;
 
 pub use held::{Held, HeldCount, HeldQuery, NewHeld, Stage, Status, VoteError};
 pub use record::{now, Record};
+pub use request_revocations::RequestRevocationStore;
 
 use crate::config::ApprovalConfig;
 
@@ -180,6 +183,8 @@ pub struct Stores {
     /// The artifacts of file-based requests, where the store is shared (PostgreSQL); else in `[artifacts]
     /// directory` (`artifacts::Artifacts` decides).
     pub artifacts: Option<Arc<dyn artifacts::SharedArtifacts>>,
+    /// Revoked signing requests, release groups and policies after a moment.
+    pub request_revocations: Arc<dyn RequestRevocationStore>,
 }
 
 impl std::fmt::Debug for Stores {
@@ -196,6 +201,7 @@ impl Stores {
             approvals: Arc::new(sqlite::SqliteApprovals::open(path)?),
             revocations: None,
             artifacts: None,
+            request_revocations: Arc::new(sqlite::SqliteRequestRevocations::open(path)?),
         })
     }
 
@@ -218,7 +224,8 @@ impl Stores {
             audit: Arc::new(postgres::PgAudit::new(db.clone())),
             approvals: Arc::new(postgres::PgApprovals::new(db.clone())),
             revocations: Some(Arc::new(postgres::PgRevocations::new(db.clone()))),
-            artifacts: Some(Arc::new(postgres::PgArtifacts::new(db))),
+            artifacts: Some(Arc::new(postgres::PgArtifacts::new(db.clone()))),
+            request_revocations: Arc::new(postgres::PgRequestRevocations::new(db)),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The command line: clap definitions (their doc comments are `--help`), dispatch, and one line of output per
 //! result. Errors print as `signpath-oci: error: ...` with exit code 1; usage errors exit 2 (clap).
 
+mod check_revocation;
 mod gateway_signer;
 mod submit;
 
@@ -88,6 +89,19 @@ enum Command {
         #[arg(long)]
         output: Option<PathBuf>,
     },
+    /// Checks signatures against the gateway's request revocation list (`signpath-gateway revocation-list`, or
+    /// GET {crl_url}/revocations): a Notary JWS or COSE envelope, or `cosign download signature` output. Exits 1
+    /// if one is revoked, or if the list is expired or not signed by a trusted CA.
+    CheckRevocation {
+        /// The signatures: an envelope file, or the output of `cosign download signature IMAGE`.
+        signatures: PathBuf,
+        /// The revocation list.
+        #[arg(long)]
+        list: PathBuf,
+        /// The CA that signs the list (the gateway's issuing CA, e.g. DIR/ca/intermediate.pem); repeatable.
+        #[arg(long, required = true)]
+        trusted_ca: Vec<PathBuf>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -110,6 +124,11 @@ pub fn run() -> i32 {
 
 fn execute(command: Command) -> Result<(), String> {
     match command {
+        Command::CheckRevocation {
+            signatures,
+            list,
+            trusted_ca,
+        } => check_revocation::run(&list, &trusted_ca, &signatures)?,
         Command::Strip {
             tarball,
             reference,

@@ -1,7 +1,7 @@
 //! The Notary Project COSE envelope (`signature-envelope-cose.md`): a tagged COSE_Sign1 with the payload attached.
 //! Protected: `alg`, `crit` (the signing scheme, the authentic signing time under `notary.x509.signingAuthority`,
 //! and expiry when set), content type = the Notary payload type, the signing scheme, and the signing time
-//! (`signingTime` or `authenticSigningTime`, as the scheme says) and expiry as CBOR tag 1 epoch seconds.
+//! (`signingTime` or `authenticSigningTime`, as the scheme says) and expiry as CBOR tag 1 epoch seconds; extended attributes as text (critical ones in `crit`).
 //! Unprotected: `x5chain` (label 33, leaf first) and the signing agent. Built with `coset`.
 
 use coset::cbor::Value;
@@ -56,6 +56,12 @@ pub(crate) fn envelope(
         protected = protected
             .add_critical_label(RegisteredLabel::Text(HEADER_EXPIRY.into()))
             .text_value(HEADER_EXPIRY.into(), epoch_time(expiry));
+    }
+    for attribute in &options.extended {
+        if attribute.critical {
+            protected = protected.add_critical_label(RegisteredLabel::Text(attribute.name.clone()));
+        }
+        protected = protected.text_value(attribute.name.clone(), Value::Text(attribute.value.clone()));
     }
     let unprotected = HeaderBuilder::new()
         .value(

@@ -1,7 +1,8 @@
 //! The Notary Project JWS envelope (`signature-envelope-jws.md`): JSON serialization, flattened. The protected
 //! header holds `alg`, `cty` = the Notary payload type, the signing scheme, the signing time (`signingTime`, or
-//! under `notary.x509.signingAuthority` `authenticSigningTime`), the optional expiry, and `crit` naming the scheme
-//! (then the authentic signing time, then expiry, in notation-core-go's order); the unprotected header holds
+//! under `notary.x509.signingAuthority` `authenticSigningTime`), the optional expiry, extended attributes, and `crit` naming
+//! the scheme (then the authentic signing time, then expiry, in notation-core-go's order, then critical extended
+//! attributes); the unprotected header holds
 //! `x5c` (standard base64 DER, leaf first) and the signing agent. Written by hand because it is a few fields of
 //! JSON, which no JOSE crate of ours builds with Notary's private header parameters.
 
@@ -27,6 +28,12 @@ pub(crate) fn protected_header(algorithm: NotaryAlgorithm, options: &NotaryOptio
     if let Some(expiry) = options.expiry {
         crit.push(json!(HEADER_EXPIRY));
         header.insert(HEADER_EXPIRY.into(), json!(rfc3339(expiry)));
+    }
+    for attribute in &options.extended {
+        if attribute.critical {
+            crit.push(json!(attribute.name));
+        }
+        header.insert(attribute.name.clone(), json!(attribute.value));
     }
     header.insert("crit".into(), Value::Array(crit));
     header.insert("cty".into(), json!(PAYLOAD_MEDIA_TYPE));

@@ -106,7 +106,22 @@ pub struct NotaryOptions {
     pub expiry: Option<OffsetDateTime>,
     /// The unsigned `io.cncf.notary.signingAgent` (`signpath-oci/0.1.0`).
     pub signing_agent: String,
+    /// Signed extended attributes (the Notation plugin's `io.cncf.notary.verificationPlugin` and signing request).
+    pub extended: Vec<ExtendedAttribute>,
 }
+
+/// A signed attribute beyond the specification's own: in the protected header, and in `crit` when critical (a
+/// verifier that does not know it must refuse the signature).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtendedAttribute {
+    pub name: String,
+    pub value: String,
+    pub critical: bool,
+}
+
+/// The attribute that names the plugin notation must run to verify a signature (critical: a notation without the
+/// plugin refuses the signature instead of skipping its checks).
+pub const HEADER_VERIFICATION_PLUGIN: &str = "io.cncf.notary.verificationPlugin";
 
 /// A finished envelope and the chain it carries.
 #[derive(Debug, Clone)]
@@ -186,6 +201,30 @@ pub fn sign(signer: &dyn Signer, target: &SigningTarget, options: &NotaryOptions
         bytes,
         certificate_chain: key.chain,
     })
+}
+
+/// Builds an envelope of `options.format` around `payload` (a Notary payload as someone else wrote it, such as
+/// notation's request to an envelope-generating plugin) for a key of `kind` whose chain is `chain`; `sign` signs
+/// the to-be-signed bytes (the JWS signing input, the COSE Sig_structure) with the key's Notary scheme (RSASSA-PSS,
+/// or ECDSA r||s) and hash, which [`signature_scheme`] names.
+pub fn envelope_for_payload(
+    payload: &[u8],
+    kind: KeyKind,
+    chain: &[Vec<u8>],
+    options: &NotaryOptions,
+    sign: impl FnOnce(&[u8]) -> Result<Vec<u8>>,
+) -> Result<Vec<u8>> {
+    let algorithm = NotaryAlgorithm::for_key(kind)?;
+    match options.format {
+        SignatureFormat::Jws => jws::envelope(payload, algorithm, chain, options, sign),
+        SignatureFormat::Cose => cose::envelope(payload, algorithm, chain, options, sign),
+    }
+}
+
+/// The signature scheme and hash Notary pairs with a key of `kind`.
+pub fn signature_scheme(kind: KeyKind) -> Result<(SignatureScheme, HashAlgorithm)> {
+    let algorithm = NotaryAlgorithm::for_key(kind)?;
+    Ok((algorithm.scheme, algorithm.hash))
 }
 
 /// RFC 3339 in whole seconds, UTC (`2025-06-01T12:00:00Z`), as Go's time marshals a truncated time.

@@ -62,6 +62,7 @@ fn options(format: SignatureFormat) -> NotaryOptions {
         signing_time: time::macros::datetime!(2025-06-01 12:00:00 UTC),
         expiry: Some(time::macros::datetime!(2025-07-01 12:00:00 UTC)),
         signing_agent: "signpath-oci/test".into(),
+        extended: Vec::new(),
     }
 }
 
@@ -294,5 +295,66 @@ fn signature_manifest_is_a_referrer_with_the_chain_thumbprints() {
     assert_eq!(
         m["annotations"]["io.cncf.notary.x509chain.thumbprint#S256"],
         format!("[\"{thumbprint}\"]")
+    );
+}
+
+/// The Notation plugin's attributes: `io.cncf.notary.verificationPlugin` critical, the signing request not.
+fn plugin_attributes() -> Vec<ExtendedAttribute> {
+    vec![
+        ExtendedAttribute {
+            name: HEADER_VERIFICATION_PLUGIN.into(),
+            value: "signpath".into(),
+            critical: true,
+        },
+        ExtendedAttribute {
+            name: "io.signpath.signingRequest".into(),
+            value: "c-1".into(),
+            critical: false,
+        },
+    ]
+}
+
+#[test]
+fn extended_attributes_are_signed_and_critical_ones_listed_in_crit() {
+    let signer = LocalSigner::new();
+    let mut jws_options = options(SignatureFormat::Jws);
+    jws_options.extended = plugin_attributes();
+    let header = jws_protected_header(&sign(&signer, &target(), &jws_options).unwrap());
+    assert_eq!(
+        header["crit"],
+        json!([
+            "io.cncf.notary.signingScheme",
+            "io.cncf.notary.expiry",
+            HEADER_VERIFICATION_PLUGIN
+        ])
+    );
+    assert_eq!(header[HEADER_VERIFICATION_PLUGIN], "signpath");
+    assert_eq!(header["io.signpath.signingRequest"], "c-1");
+
+    let mut cose_options = options(SignatureFormat::Cose);
+    cose_options.extended = plugin_attributes();
+    let envelope = sign(&signer, &target(), &cose_options).unwrap();
+    let Value::Tag(18, inner) = ciborium::from_reader(envelope.bytes.as_slice()).unwrap() else {
+        panic!("not a tagged COSE_Sign1")
+    };
+    let Value::Array(parts) = *inner else {
+        panic!("not an array")
+    };
+    let Value::Bytes(protected) = &parts[0] else {
+        panic!("no protected header")
+    };
+    let header: Value = ciborium::from_reader(protected.as_slice()).unwrap();
+    let header = header.as_map().unwrap();
+    assert_eq!(
+        map_get(header, &Value::Integer(2.into())),
+        &Value::Array(vec![
+            Value::Text("io.cncf.notary.signingScheme".into()),
+            Value::Text("io.cncf.notary.expiry".into()),
+            Value::Text(HEADER_VERIFICATION_PLUGIN.into()),
+        ])
+    );
+    assert_eq!(
+        map_get(header, &Value::Text("io.signpath.signingRequest".into())),
+        &Value::Text("c-1".into())
     );
 }

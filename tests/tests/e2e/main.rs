@@ -46,6 +46,7 @@ mod release;
 mod replica_artifacts;
 mod replicas;
 mod replicas_exactly_once;
+mod request_revocation;
 mod schemathesis;
 mod security_approvals;
 mod security_artifacts;

@@ -36,7 +36,10 @@ fn the_package_installs_and_notation_lists_the_plugin() {
         .find(|l| l.starts_with("signpath "))
         .unwrap_or_else(|| panic!("signpath is not listed:\n{list}"));
     assert!(line.contains(env!("CARGO_PKG_VERSION")), "{line}");
-    assert!(line.contains("[SIGNATURE_GENERATOR.RAW]"), "{line}");
+    assert!(
+        line.contains("[SIGNATURE_GENERATOR.RAW SIGNATURE_VERIFIER.REVOCATION_CHECK]"),
+        "{line}"
+    );
     assert!(line.trim_end().ends_with("<nil>"), "{line}");
     let installed = notation.path("libexec").join("plugins").join("signpath");
     let files: Vec<String> = std::fs::read_dir(&installed)

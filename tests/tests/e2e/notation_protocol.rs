@@ -33,7 +33,7 @@ use notation_protocol_support::{
 
 fn metadata_json() -> String {
     format!(
-        r#"{{"name":"signpath","description":"Notation plugin that signs through a SignPath-compatible signing gateway","version":"{VERSION}","url":"https://example.invalid/signpath-container-signing","supportedContractVersions":["1.0"],"capabilities":["SIGNATURE_GENERATOR.RAW"]}}"#
+        r#"{{"name":"signpath","description":"Notation plugin that signs through a SignPath-compatible signing gateway","version":"{VERSION}","url":"https://example.invalid/signpath-container-signing","supportedContractVersions":["1.0"],"capabilities":["SIGNATURE_GENERATOR.RAW","SIGNATURE_VERIFIER.REVOCATION_CHECK"]}}"#
     )
 }
 
@@ -55,8 +55,8 @@ fn get_plugin_metadata_is_static_and_needs_no_configuration() {
     assert!(!VERSION.starts_with('v'));
 }
 
-const USAGE: &str = "notation-signpath takes one command, get-plugin-metadata, describe-key or generate-signature, \
-                     and reads its request as JSON on stdin; notation runs it (notation sign --plugin signpath --id \
+const USAGE: &str = "notation-signpath takes one command, get-plugin-metadata, describe-key, generate-signature, \
+                     generate-envelope or verify-signature, and reads its request as JSON on stdin; notation runs it (notation sign --plugin signpath --id \
                      Project/Policy)";
 
 #[test]

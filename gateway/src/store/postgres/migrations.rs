@@ -37,6 +37,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "artifacts of file-based signing requests",
         include_str!("migrations/0005_artifacts.sql"),
     ),
+    (
+        6,
+        "request revocations",
+        include_str!("migrations/0006_request_revocations.sql"),
+    ),
 ];
 
 /// An arbitrary constant naming the migration lock among the database's advisory locks.

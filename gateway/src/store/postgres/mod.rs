@@ -17,6 +17,7 @@ mod artifacts;
 mod audit;
 mod claims;
 mod migrations;
+mod request_revocations;
 mod revocations;
 
 use std::future::Future;
@@ -31,6 +32,7 @@ pub use approvals::PgApprovals;
 pub use artifacts::PgArtifacts;
 pub use audit::PgAudit;
 pub use migrations::{latest as latest_migration, migrate};
+pub use request_revocations::PgRequestRevocations;
 pub use revocations::PgRevocations;
 
 use super::StoreError;

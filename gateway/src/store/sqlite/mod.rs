@@ -5,6 +5,7 @@
 mod approvals;
 mod audit;
 mod claims;
+mod request_revocations;
 
 use std::path::Path;
 
@@ -12,6 +13,7 @@ use rusqlite::Connection;
 
 pub use approvals::SqliteApprovals;
 pub use audit::SqliteAudit;
+pub use request_revocations::SqliteRequestRevocations;
 
 /// A connection to the database as every part of the gateway opens it: WAL, `synchronous=FULL`, and a busy
 /// timeout for the moments another connection (or `signpath-gateway approve` in another process) writes.
