@@ -94,6 +94,21 @@ fn a_revoked_request_fails_notation_verify_while_the_same_keys_other_signature_p
     verified(&kept.reference, &online);
 
     let request = request_that_signed(gateway, &revoked.digest);
+    // The online answer is served to anyone on plain HTTP: a second query within 30 s gets the answer already
+    // signed, not a new HSM signature (its issue time is the first's).
+    let answer_url = format!("{}/revocations/requests/{request}", revocation_url(gateway));
+    let fetch = || {
+        let response = reqwest::blocking::get(&answer_url).expect("online answer");
+        assert!(
+            response.status().is_success(),
+            "{answer_url}: {}",
+            response.status()
+        );
+        response.bytes().expect("online answer's body")
+    };
+    let first = fetch();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    assert_eq!(first, fetch(), "a second query signed a new answer");
     let said = run_cli(
         &gateway.dir(),
         &["revoke", "--request", &request, "--reason", "build compromised"],
