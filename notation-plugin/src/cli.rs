@@ -36,8 +36,9 @@ enum Command {
     /// Sign a Notary payload into a JWS or COSE envelope (SIGNATURE_GENERATOR.ENVELOPE, with pluginConfig
     /// envelope=true).
     GenerateEnvelope,
-    /// Check a signature this plugin's envelope names it for: revocation of its signing request, release group or
-    /// policy (SIGNATURE_VERIFIER.REVOCATION_CHECK).
+    /// Check a signature this plugin's envelope names it for: the trust policy's trusted identities
+    /// (SIGNATURE_VERIFIER.TRUSTED_IDENTITY) and revocation of its signing request, release group or policy
+    /// (SIGNATURE_VERIFIER.REVOCATION_CHECK).
     VerifySignature,
     /// For people, not notation: check the settings (gateway reachable, TLS CA and name, token, policies, clock,
     /// file modes) and print each problem with its fix; exit code 1 when there is one. Reads no stdin.

@@ -37,8 +37,8 @@ pub const OCI_TAG_ENV: &str = "SIGNPATH_OCI_TAG";
 ///
 /// Signing: `SIGNATURE_GENERATOR.RAW` (notation builds the envelope), or with pluginConfig `envelope=true`
 /// `SIGNATURE_GENERATOR.ENVELOPE` instead (the plugin builds it, naming itself as the verification plugin; notation
-/// prefers RAW when both are listed, so only one is). Verification: `SIGNATURE_VERIFIER.REVOCATION_CHECK`, which
-/// notation uses only for envelopes that name this plugin (`verify.rs`).
+/// prefers RAW when both are listed, so only one is). Verification: `SIGNATURE_VERIFIER.TRUSTED_IDENTITY` and
+/// `SIGNATURE_VERIFIER.REVOCATION_CHECK`, which notation uses only for envelopes that name this plugin (`verify.rs`).
 pub fn get_plugin_metadata(input: &[u8]) -> Result<MetadataResponse, PluginError> {
     let mut envelope = false;
     if !input.iter().all(u8::is_ascii_whitespace) {
@@ -56,7 +56,11 @@ pub fn get_plugin_metadata(input: &[u8]) -> Result<MetadataResponse, PluginError
         version: VERSION,
         url: env!("CARGO_PKG_REPOSITORY"),
         supported_contract_versions: vec![CONTRACT_VERSION],
-        capabilities: vec![signer, crate::protocol::CAPABILITY_REVOCATION_CHECK],
+        capabilities: vec![
+            signer,
+            crate::protocol::CAPABILITY_TRUSTED_IDENTITY,
+            crate::protocol::CAPABILITY_REVOCATION_CHECK,
+        ],
     })
 }
 

@@ -3,7 +3,7 @@
 //!
 //! - [`cli`]: argv, dispatch, clap errors as error JSON;
 //! - [`commands`]: get-plugin-metadata, describe-key, generate-signature; [`envelope`]: generate-envelope
-//!   (opt-in); [`verify`]: verify-signature, the revocation check;
+//!   (opt-in); [`verify`]: verify-signature, the revocation check; [`identity`]: its trusted-identity match;
 //! - [`protocol`]: the plugin contract's JSON; [`error`]: errors and their one mapping to Notation error codes;
 //! - [`settings`]: key id, configuration, log file; [`key`] and [`cache`]: policy keys, cached per user;
 //! - [`chain`]: Notary's certificate-chain rules; [`payload`]: what is signed, for the audit log;
@@ -17,6 +17,7 @@ mod commands;
 mod doctor;
 mod envelope;
 mod error;
+mod identity;
 mod key;
 mod output;
 mod payload;

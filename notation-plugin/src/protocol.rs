@@ -20,6 +20,10 @@ pub const CAPABILITY_ENVELOPE_GENERATOR: &str = "SIGNATURE_GENERATOR.ENVELOPE";
 /// `verify-signature`'s check of request revocations (`verify.rs`).
 pub const CAPABILITY_REVOCATION_CHECK: &str = "SIGNATURE_VERIFIER.REVOCATION_CHECK";
 
+/// `verify-signature`'s match of the signing certificate against the trust policy's `trustedIdentities`
+/// (`identity.rs`); notation then skips its own for these envelopes.
+pub const CAPABILITY_TRUSTED_IDENTITY: &str = "SIGNATURE_VERIFIER.TRUSTED_IDENTITY";
+
 /// The pluginConfig key that asks for envelope generation.
 pub const ENVELOPE_CONFIG: &str = "envelope";
 

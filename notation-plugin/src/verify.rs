@@ -1,7 +1,9 @@
-//! `verify-signature` with `SIGNATURE_VERIFIER.REVOCATION_CHECK`: notation runs it for envelopes this plugin made
-//! (`envelope.rs`; they name it in the critical `io.cncf.notary.verificationPlugin`), after it verified the
-//! signature and its chain against the trust store. The plugin asks whether what signed was revoked: the signing
-//! request, its release group, or its policy after a moment (`common::revocation_list`).
+//! `verify-signature` with `SIGNATURE_VERIFIER.TRUSTED_IDENTITY` and `SIGNATURE_VERIFIER.REVOCATION_CHECK`:
+//! notation runs it for envelopes this plugin made (`envelope.rs`; they name it in the critical
+//! `io.cncf.notary.verificationPlugin`), after it verified the signature and its chain against the trust store.
+//! The trusted-identity check matches the signing certificate's subject against the trust policy's
+//! `trustedIdentities` as notation would (`identity.rs`). For revocation the plugin asks whether what signed was
+//! revoked: the signing request, its release group, or its policy after a moment (`common::revocation_list`).
 //!
 //! Sources, from pluginConfig (`notation verify --plugin-config`):
 //! - `revocation_url=http://HOST:PORT` (the gateway's CRL listener): online, the gateway's signed answer for the
@@ -30,7 +32,7 @@ use time::OffsetDateTime;
 use crate::commands::{check_contract_version, parse};
 use crate::error::PluginError;
 
-pub use crate::protocol::CAPABILITY_REVOCATION_CHECK;
+pub use crate::protocol::{CAPABILITY_REVOCATION_CHECK, CAPABILITY_TRUSTED_IDENTITY};
 
 /// pluginConfig keys.
 pub const REVOCATION_URL: &str = "revocation_url";
@@ -75,6 +77,8 @@ pub struct CriticalAttributes {
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TrustPolicy {
+    #[serde(default)]
+    pub trusted_identities: Option<Vec<String>>,
     #[serde(default)]
     pub signature_verification: Option<Vec<String>>,
 }
@@ -126,11 +130,21 @@ pub fn verify_signature(input: &[u8]) -> Result<VerifySignatureResponse, PluginE
         signed_at: signed_at.as_deref().and_then(|t| parse_time(t).ok()),
         signature_sha256: None,
     };
-    let wanted = request
-        .trust_policy
-        .and_then(|t| t.signature_verification)
-        .unwrap_or_default();
+    let trust_policy = request.trust_policy.unwrap_or_default();
+    let wanted = trust_policy.signature_verification.unwrap_or_default();
     let mut results = BTreeMap::new();
+    if wanted.iter().any(|c| c == CAPABILITY_TRUSTED_IDENTITY) {
+        let trusted = trust_policy.trusted_identities.unwrap_or_default();
+        let result = match crate::identity::check(&trusted, chain.first().map(Vec::as_slice)) {
+            Ok(()) => VerificationResult {
+                success: true,
+                reason: None,
+            },
+            Err(reason) => failed(reason),
+        };
+        tracing::info!(success = result.success, reason = ?result.reason, "verify-signature: trusted identity check");
+        results.insert(CAPABILITY_TRUSTED_IDENTITY.to_owned(), result);
+    }
     if wanted.iter().any(|c| c == CAPABILITY_REVOCATION_CHECK) {
         let config = request.plugin_config.unwrap_or_default();
         let get = |key: &str| {

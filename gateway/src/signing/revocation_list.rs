@@ -12,6 +12,7 @@
 //! it, judged against what the audit log recorded of it (its policy, release group and time), signed the same way
 //! and naming the request, so a verifier checks both forms with one code path and no TLS.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -27,8 +28,14 @@ use crate::hsm::Signer;
 use crate::store::request_revocations::covered;
 use crate::store::RequestRevocationStore;
 
-/// How long a published list is served again unchanged (the revocations themselves are read on every request).
+/// How long a published list, or an online answer, is served again unchanged (the revocations themselves are read
+/// on every request).
 const REUSE: Duration = Duration::from_secs(30);
+
+/// How many requests' online answers are kept for [`REUSE`]. The online answer is served on the plain-HTTP listener
+/// to anyone: without the reuse, each query would cost an HSM signature, and a loop of queries for one public
+/// request id (it is in the signature) would keep the HSM busy. With it, one signature per request id and 30 s.
+const KEPT_ANSWERS: usize = 10_000;
 
 /// What an online answer says.
 #[derive(Debug)]
@@ -47,6 +54,9 @@ pub struct ListPublisher {
     signer: Arc<Signer>,
     store: Arc<dyn RequestRevocationStore>,
     published: Mutex<Option<Published>>,
+    /// Online answers by the id they were asked for. Held while an answer is signed, so queries never sign in
+    /// parallel.
+    answers: Mutex<HashMap<String, Published>>,
 }
 
 struct Published {
@@ -76,6 +86,7 @@ impl ListPublisher {
             signer,
             store,
             published: Mutex::new(None),
+            answers: Mutex::new(HashMap::new()),
         }
     }
 
@@ -139,7 +150,29 @@ impl ListPublisher {
                 }
             }
         }
-        Ok(Answer::Signed(self.sign(covering, Some(id), self.validity())?))
+        let reuse = REUSE.min(self.validity() / 2);
+        let mut answers = self.answers.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(kept) = answers.get(id) {
+            if kept.revocations == covering && kept.at.elapsed() < reuse {
+                return Ok(Answer::Signed(kept.bytes.as_ref().clone()));
+            }
+        }
+        let bytes = Arc::new(self.sign(covering.clone(), Some(id), self.validity())?);
+        if answers.len() >= KEPT_ANSWERS {
+            answers.retain(|_, kept| kept.at.elapsed() < reuse);
+            if answers.len() >= KEPT_ANSWERS {
+                answers.clear();
+            }
+        }
+        answers.insert(
+            id.to_owned(),
+            Published {
+                at: Instant::now(),
+                revocations: covering,
+                bytes: bytes.clone(),
+            },
+        );
+        Ok(Answer::Signed(bytes.as_ref().clone()))
     }
 
     /// The serials of the certificates the gateway's CAs revoked (`[pki] revocations`; `revoke` writes the shared

@@ -37,7 +37,7 @@ fn the_package_installs_and_notation_lists_the_plugin() {
         .unwrap_or_else(|| panic!("signpath is not listed:\n{list}"));
     assert!(line.contains(env!("CARGO_PKG_VERSION")), "{line}");
     assert!(
-        line.contains("[SIGNATURE_GENERATOR.RAW SIGNATURE_VERIFIER.REVOCATION_CHECK]"),
+        line.contains("[SIGNATURE_GENERATOR.RAW SIGNATURE_VERIFIER.TRUSTED_IDENTITY SIGNATURE_VERIFIER.REVOCATION_CHECK]"),
         "{line}"
     );
     assert!(line.trim_end().ends_with("<nil>"), "{line}");

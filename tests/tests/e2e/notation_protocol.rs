@@ -33,7 +33,7 @@ use notation_protocol_support::{
 
 fn metadata_json() -> String {
     format!(
-        r#"{{"name":"signpath","description":"Notation plugin that signs through a SignPath-compatible signing gateway","version":"{VERSION}","url":"https://example.invalid/signpath-container-signing","supportedContractVersions":["1.0"],"capabilities":["SIGNATURE_GENERATOR.RAW","SIGNATURE_VERIFIER.REVOCATION_CHECK"]}}"#
+        r#"{{"name":"signpath","description":"Notation plugin that signs through a SignPath-compatible signing gateway","version":"{VERSION}","url":"https://example.invalid/signpath-container-signing","supportedContractVersions":["1.0"],"capabilities":["SIGNATURE_GENERATOR.RAW","SIGNATURE_VERIFIER.TRUSTED_IDENTITY","SIGNATURE_VERIFIER.REVOCATION_CHECK"]}}"#
     )
 }
 

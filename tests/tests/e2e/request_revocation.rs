@@ -94,6 +94,21 @@ fn a_revoked_request_fails_notation_verify_while_the_same_keys_other_signature_p
     verified(&kept.reference, &online);
 
     let request = request_that_signed(gateway, &revoked.digest);
+    // The online answer is served to anyone on plain HTTP: a second query within 30 s gets the answer already
+    // signed, not a new HSM signature (its issue time is the first's).
+    let answer_url = format!("{}/revocations/requests/{request}", revocation_url(gateway));
+    let fetch = || {
+        let response = reqwest::blocking::get(&answer_url).expect("online answer");
+        assert!(
+            response.status().is_success(),
+            "{answer_url}: {}",
+            response.status()
+        );
+        response.bytes().expect("online answer's body")
+    };
+    let first = fetch();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    assert_eq!(first, fetch(), "a second query signed a new answer");
     let said = run_cli(
         &gateway.dir(),
         &["revoke", "--request", &request, "--reason", "build compromised"],
@@ -287,4 +302,64 @@ fn request_revocations_are_shared_by_replicas_on_postgresql_and_stored_once() {
     assert_eq!(lines[0]["kind"], "release-group");
     assert_eq!(lines[0]["releaseGroup"], "v2.3.0");
     assert_eq!(lines[0]["reason"], "release pulled");
+}
+
+/// The plugin declares `SIGNATURE_VERIFIER.TRUSTED_IDENTITY`, so for its envelopes notation leaves the trust
+/// policy's `trustedIdentities` to it: a policy naming another subject fails `notation verify` with the plugin's
+/// reason, one naming (a subset of) the leaf's subject passes.
+#[test]
+fn the_plugin_matches_the_trust_policys_trusted_identities_for_its_envelopes() {
+    let notation_bin = require_tool!("notation");
+    require_tool!("docker-registry");
+    let gateway = &Gateway::start();
+    let registry = Registry::start();
+    let notation = Notation::new(&notation_bin, gateway_env(gateway));
+    notation.trust(&root_pem(gateway), &["*"]);
+    let image = push(&registry, "demo/identity", "a build");
+    let signed = notation.ok(&[
+        "sign",
+        "--plugin",
+        "signpath",
+        "--id",
+        "demo/ec-256",
+        "--plugin-config",
+        "envelope=true",
+        &image.reference,
+    ]);
+    assert!(signed.contains("Successfully signed"), "{signed}");
+    let online = format!("revocation_url={}", revocation_url(gateway));
+    let verify_trusting = |identity: &str| {
+        let policy = serde_json::json!({
+            "version": "1.0",
+            "trustPolicies": [{
+                "name": "signpath",
+                "registryScopes": ["*"],
+                "signatureVerification": {"level": "strict"},
+                "trustStores": ["ca:signpath"],
+                "trustedIdentities": [identity],
+            }],
+        });
+        let file = notation.path("trustpolicy.json");
+        std::fs::write(&file, policy.to_string()).expect("write the trust policy");
+        notation.ok(&["policy", "import", "--force", &file.display().to_string()]);
+        let output = notation.run(
+            &["verify", "--debug", "--plugin-config", &online, &image.reference],
+            &[],
+        );
+        (output.status.success(), notation_e2e_support::combined(&output))
+    };
+
+    let other = "x509.subject: C=AT, ST=Vienna, O=Someone Else";
+    let (ok, text) = verify_trusting(other);
+    assert!(!ok, "verified trusting {other}:\n{text}");
+    // The plugin's reason, not notation's own check: notation skipped it.
+    assert!(
+        text.contains("the signing certificate's subject CN=demo/ec-256,O=SignPath Gateway Demo,ST=Vienna,C=AT matches none of the trust policy's trusted identities"),
+        "{text}"
+    );
+
+    let leaf = "x509.subject: C=AT, ST=Vienna, O=SignPath Gateway Demo";
+    let (ok, text) = verify_trusting(leaf);
+    assert!(ok, "{text}\nplugin log:\n{}", notation.log());
+    assert!(text.contains("Successfully verified signature"), "{text}");
 }
