@@ -39,6 +39,26 @@ pub fn run_cli(setup: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Adds the approver `alice` to the setup and makes `policy` of its project wait for her approval (one of one), as
+/// the tests of held requests set a gateway up.
+pub fn require_alices_approval(setup: &Path, policy: &str) {
+    run_cli(setup, &["approver", "add", "--name", "alice"]);
+    let path = setup.join("gateway.toml");
+    let text = std::fs::read_to_string(&path).expect("gateway.toml");
+    let mut config: toml::Table = text.parse().expect("gateway.toml parses");
+    let policies = config["projects"].as_array_mut().expect("[[projects]]")[0]["policies"]
+        .as_array_mut()
+        .expect("[[projects.policies]]");
+    let found = policies
+        .iter_mut()
+        .find(|p| p["slug"].as_str() == Some(policy))
+        .and_then(toml::Value::as_table_mut)
+        .unwrap_or_else(|| panic!("the setup has no policy {policy}"));
+    let approval: toml::Value = toml::from_str("approvers = [\"alice\"]\nrequired = 1").expect("approval");
+    found.insert("approval".into(), approval);
+    std::fs::write(&path, toml::to_string(&config).expect("gateway.toml")).expect("write gateway.toml");
+}
+
 /// `signpath-gateway init` into `gw` of a new temporary directory named `prefix…`, its API on port 0 (the port
 /// `serve` gets, see [`serve_listening`]) and its CRL listener on a free port; the directory (removed when
 /// dropped) and the setup's path.

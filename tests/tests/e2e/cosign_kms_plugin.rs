@@ -19,7 +19,7 @@ use base64::Engine as _;
 use serde_json::Value;
 
 use e2e_tests::cosign::{Cosign, StoredSignature};
-use e2e_tests::gateway::{run_cli, Gateway};
+use e2e_tests::gateway::{require_alices_approval, run_cli, Gateway};
 use e2e_tests::registry::Registry;
 use e2e_tests::{require_tool, tools};
 
@@ -337,19 +337,7 @@ fn cosign_as_released_signs_attests_and_verifies_an_image_through_the_plugin() {
 /// A gateway whose demo/ec-384 waits for one approval by alice.
 fn approval_gateway() -> Gateway {
     Gateway::start_with(|setup| {
-        run_cli(setup, &["approver", "add", "--name", "alice"]);
-        let path = setup.join("gateway.toml");
-        let mut config: toml::Table = std::fs::read_to_string(&path).unwrap().parse().unwrap();
-        let policies = config["projects"].as_array_mut().unwrap()[0]["policies"]
-            .as_array_mut()
-            .unwrap();
-        for policy in policies.iter_mut() {
-            if policy["slug"].as_str() == Some("ec-384") {
-                let approval: toml::Value = toml::from_str("approvers = [\"alice\"]\nrequired = 1").unwrap();
-                policy.as_table_mut().unwrap().insert("approval".into(), approval);
-            }
-        }
-        std::fs::write(&path, toml::to_string(&config).unwrap()).unwrap();
+        require_alices_approval(setup, "ec-384");
     })
 }
 

@@ -18,7 +18,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use serde_json::{json, Value};
 
-use e2e_tests::gateway::{run_cli as gw, Gateway};
+use e2e_tests::gateway::{require_alices_approval, run_cli as gw, Gateway};
 use e2e_tests::registry::Registry;
 use e2e_tests::{require_tool, tools};
 use oci_support::{cosign_verify_with_key, notation, submit_fast, LayoutBuilder};
@@ -52,18 +52,12 @@ fn fails(command: &mut Command) -> String {
 /// has the artifact configurations `jws-cosign` (JWS, cosign, each platform) and `cose-cosign` (COSE, cosign).
 fn start_gateway() -> Gateway {
     Gateway::start_with(|setup| {
-        gw(setup, &["approver", "add", "--name", "alice"]);
+        require_alices_approval(setup, "ec-256");
         let path = setup.join("gateway.toml");
         let mut config: toml::Table = std::fs::read_to_string(&path).unwrap().parse().unwrap();
         let project = config["projects"].as_array_mut().unwrap()[0]
             .as_table_mut()
             .unwrap();
-        for policy in project["policies"].as_array_mut().unwrap() {
-            if policy["slug"].as_str() == Some("ec-256") {
-                let approval: toml::Value = toml::from_str("approvers = [\"alice\"]\nrequired = 1").unwrap();
-                policy.as_table_mut().unwrap().insert("approval".into(), approval);
-            }
-        }
         let configurations: toml::Table = toml::from_str(
             "[[artifact_configurations]]\nslug = \"jws-cosign\"\nnotary = \"jws\"\ncosign = true\neach_platform = true\n\
              [[artifact_configurations]]\nslug = \"cose-cosign\"\nnotary = \"cose\"\ncosign = true\n",

@@ -15,7 +15,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use e2e_tests::gateway::run_cli as gw;
+use e2e_tests::gateway::require_alices_approval;
 use e2e_tests::postgres::Postgres;
 use e2e_tests::replicas::{self, Replicas};
 use e2e_tests::{require_tool, tools};
@@ -149,19 +149,7 @@ fn a_file_based_request_submitted_to_one_replica_is_polled_signed_and_downloaded
     };
     let pg = Postgres::start(&bin);
     let replicas = Replicas::start(2, &pg.url(), &haproxy, |setup| {
-        gw(setup, &["approver", "add", "--name", "alice"]);
-        let path = setup.join("gateway.toml");
-        let mut config: toml::Table = std::fs::read_to_string(&path).unwrap().parse().unwrap();
-        let project = config["projects"].as_array_mut().unwrap()[0]
-            .as_table_mut()
-            .unwrap();
-        for policy in project["policies"].as_array_mut().unwrap() {
-            if policy["slug"].as_str() == Some("ec-256") {
-                let approval: toml::Value = toml::from_str("approvers = [\"alice\"]\nrequired = 1").unwrap();
-                policy.as_table_mut().unwrap().insert("approval".into(), approval);
-            }
-        }
-        std::fs::write(&path, toml::to_string(&config).unwrap()).unwrap();
+        require_alices_approval(setup, "ec-256");
     });
     let api = Api::new(&replicas);
     let work = tempfile::tempdir().unwrap();
