@@ -100,6 +100,8 @@ struct Shared {
     connections: AtomicUsize,
     stop: AtomicBool,
     refuse: AtomicBool,
+    /// Set by the accept loop once it has dropped the listening socket.
+    closed: AtomicBool,
     script: Script,
     tls: Arc<rustls::ServerConfig>,
     upstream: reqwest::blocking::Client,
@@ -156,6 +158,7 @@ impl FaultProxy {
             connections: AtomicUsize::new(0),
             stop: AtomicBool::new(false),
             refuse: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
             script: Arc::new(script),
             tls: Arc::new(tls),
             upstream: gateway.https_client(),
@@ -166,13 +169,15 @@ impl FaultProxy {
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 if accept.stop.load(Ordering::SeqCst) || accept.refuse.load(Ordering::SeqCst) {
-                    break; // the listener is dropped here: later connections are refused
+                    break;
                 }
                 let Ok(stream) = stream else { continue };
                 accept.connections.fetch_add(1, Ordering::SeqCst);
                 let connection = accept.clone();
                 std::thread::spawn(move || connection.serve(stream));
             }
+            drop(listener); // later connections are refused
+            accept.closed.store(true, Ordering::SeqCst);
         });
         Self { shared, dir }
     }
@@ -296,10 +301,16 @@ impl Shared {
             }
             Action::PassThenRefuse => {
                 let response = self.forward(&request);
-                write_response(&mut tls, &response);
+                // The listener is closed before the client has the answer: a client that connects again at once
+                // (a busy machine can schedule it before this thread) must be refused, not served.
                 self.refuse.store(true, Ordering::SeqCst);
-                // Wake the accept loop so that it drops the listener now.
+                // Wake the accept loop so that it drops the listener now, and wait until it has.
                 let _ = TcpStream::connect_timeout(&self.addr, Duration::from_millis(200));
+                let deadline = std::time::Instant::now() + Duration::from_secs(5);
+                while !self.closed.load(Ordering::SeqCst) && std::time::Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                write_response(&mut tls, &response);
             }
             Action::ResetMidResponse => {
                 let response = self.forward(&request);
