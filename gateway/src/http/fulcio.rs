@@ -17,7 +17,7 @@ use serde_json::json;
 use super::call::Call;
 use super::render::{problem, Render};
 use super::CurrentCore;
-use crate::signing::keyless::{CertificateRequest, IssuedCertificate};
+use crate::signing::keyless::{CertificateRequest, IssuedCertificate, Possession};
 use crate::signing::{refuse, Core, Reason, Refusal};
 
 /// Fulcio's `CreateSigningCertificateRequest`, in its JSON form.
@@ -80,31 +80,30 @@ pub async fn signing_cert(CurrentCore(core): CurrentCore, call: Call) -> Respons
             .as_ref()
             .map(|c| c.oidc_identity_token.as_str())
             .or(bearer);
-        if request.certificate_signing_request.is_some() {
-            return Err(refuse(
-                Reason::MalformedRequest,
-                "certificateSigningRequest is not taken here; send publicKeyRequest (the public key and the proof \
-                 of possession), as cosign does",
-            ));
-        }
-        let key_request = request.public_key_request.ok_or_else(|| {
-            refuse(
-                Reason::MalformedRequest,
-                "send publicKeyRequest: publicKey {algorithm, content} and proofOfPossession",
-            )
-        })?;
-        let public_key = public_key_der(&key_request.public_key.content)?;
-        let proof_of_possession = BASE64.decode(key_request.proof_of_possession.trim()).map_err(|e| {
-            refuse(
-                Reason::ProofOfPossessionFailed,
-                format!("proofOfPossession is not base64: {e}"),
-            )
-        })?;
+        let possession =
+            match (request.public_key_request, request.certificate_signing_request) {
+                (Some(key_request), None) => Possession::Signed {
+                    public_key: public_key_der(&key_request.public_key.content)?,
+                    proof: BASE64
+                        .decode(key_request.proof_of_possession.trim())
+                        .map_err(|e| {
+                            refuse(
+                                Reason::ProofOfPossessionFailed,
+                                format!("proofOfPossession is not base64: {e}"),
+                            )
+                        })?,
+                },
+                (None, Some(csr)) => Possession::Csr(csr_der(&csr)?),
+                _ => return Err(refuse(
+                    Reason::MalformedRequest,
+                    "send either publicKeyRequest (publicKey {algorithm, content} and proofOfPossession) or \
+                     certificateSigningRequest",
+                )),
+            };
         core.issue_keyless_certificate(
             &CertificateRequest {
                 identity_token,
-                public_key,
-                proof_of_possession,
+                possession,
             },
             record,
         )
@@ -126,6 +125,28 @@ fn public_key_der(content: &str) -> Result<Vec<u8>, Refusal> {
             .decode(content.trim())
             .map_err(|e| malformed(e.to_string()))
     }
+}
+
+/// A `certificateSigningRequest`: bytes in JSON, so base64, of a PEM (`CERTIFICATE REQUEST`) or DER request.
+fn csr_der(field: &str) -> Result<Vec<u8>, Refusal> {
+    let malformed = |e: String| {
+        refuse(
+            Reason::MalformedRequest,
+            format!("certificateSigningRequest: {e}"),
+        )
+    };
+    let bytes = BASE64
+        .decode(field.trim())
+        .map_err(|e| malformed(e.to_string()))?;
+    if !bytes.starts_with(b"-----BEGIN") {
+        return Ok(bytes);
+    }
+    let text = std::str::from_utf8(&bytes).map_err(|e| malformed(e.to_string()))?;
+    let (label, document) = der::Document::from_pem(text).map_err(|e| malformed(e.to_string()))?;
+    if label != "CERTIFICATE REQUEST" && label != "NEW CERTIFICATE REQUEST" {
+        return Err(malformed(format!("a PEM {label}, not a CERTIFICATE REQUEST")));
+    }
+    Ok(document.as_bytes().to_vec())
 }
 
 fn pem_chain(chain: &[Vec<u8>]) -> Vec<String> {

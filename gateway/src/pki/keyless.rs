@@ -229,6 +229,44 @@ where
     Ok(builder.build::<Signature>()?)
 }
 
+/// Why a certificate signing request was not taken.
+#[derive(Debug, thiserror::Error)]
+pub enum CsrError {
+    #[error("certificateSigningRequest is not a PKCS#10 request: {0}")]
+    Malformed(String),
+    #[error("the certificate signing request's signature ({0}) does not verify with the public key it names: the proof of possession fails")]
+    Signature(String),
+}
+
+/// The public key (DER SubjectPublicKeyInfo) of a PKCS#10 request, once its self-signature, the proof that the
+/// requester holds the key, verifies. Its subject and attributes are ignored: the certificate says what the
+/// identity token proves, as Fulcio's does.
+pub fn csr_public_key(der: &[u8]) -> Result<Vec<u8>, CsrError> {
+    let request =
+        x509_cert::request::CertReq::from_der(der).map_err(|e| CsrError::Malformed(e.to_string()))?;
+    let spki = request
+        .info
+        .public_key
+        .to_der()
+        .map_err(|e| CsrError::Malformed(e.to_string()))?;
+    let algorithm = &request.algorithm.oid;
+    let (scheme, hash) = super::check::signature_algorithm(algorithm)
+        .ok_or_else(|| CsrError::Malformed(format!("signature algorithm {algorithm} is not supported")))?;
+    let key =
+        common::pubkey::PublicKey::from_spki_der(&spki).map_err(|e| CsrError::Malformed(e.to_string()))?;
+    let info = request
+        .info
+        .to_der()
+        .map_err(|e| CsrError::Malformed(e.to_string()))?;
+    let signature = request
+        .signature
+        .as_bytes()
+        .ok_or_else(|| CsrError::Malformed("its signature is not a whole number of bytes".into()))?;
+    key.verify_message(scheme, hash, &info, signature)
+        .map_err(|_| CsrError::Signature(algorithm.to_string()))?;
+    Ok(spki)
+}
+
 fn general_name(identity: &Identity) -> Result<GeneralName, PkiError> {
     Ok(match identity {
         Identity::Email(email) => GeneralName::Rfc822Name(Ia5String::new(email)?),

@@ -197,3 +197,26 @@ fn each_extension_has_its_arc() {
         format!("{ARC}.6")
     );
 }
+
+#[test]
+fn a_csrs_key_is_taken_only_when_its_self_signature_verifies() {
+    use x509_cert::builder::RequestBuilder;
+    let key = SigningKey::random(&mut rand_core::OsRng);
+    let builder = RequestBuilder::new(Name::from_str("CN=ignored").unwrap(), &key).unwrap();
+    let request = builder.build::<DerSignature>().unwrap();
+    let der = request.to_der().unwrap();
+    assert_eq!(
+        csr_public_key(&der).unwrap(),
+        key.verifying_key().to_public_key_der().unwrap().as_bytes()
+    );
+
+    // The same request naming another key: its signature no longer proves possession of the key it names.
+    let mut swapped = request.clone();
+    swapped.info.public_key = SubjectPublicKeyInfoOwned::from_der(&client_key()).unwrap();
+    let error = csr_public_key(&swapped.to_der().unwrap()).unwrap_err();
+    assert!(matches!(error, CsrError::Signature(_)), "{error}");
+    assert!(matches!(
+        csr_public_key(b"not a request"),
+        Err(CsrError::Malformed(_))
+    ));
+}

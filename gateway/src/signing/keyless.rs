@@ -21,7 +21,7 @@ use crate::config::{resolve, GatewayConfig, KeylessConfig, KeylessRule};
 use crate::error::BoxError;
 use crate::hsm::Signer;
 use crate::pki::hsm_key::HsmKey;
-use crate::pki::keyless::{FulcioExtension as F, Identity, Request};
+use crate::pki::keyless::{CsrError, FulcioExtension as F, Identity, Request};
 use crate::pki::sigstore_documents::{self, Authority, Services, TransparencyLog};
 use crate::pki::Ca;
 use crate::store::Record;
@@ -126,14 +126,30 @@ fn read_chain(files: &[std::path::PathBuf], base: &Path) -> Result<Vec<Vec<u8>>,
 }
 
 /// A certificate request as Fulcio's `POST /api/v2/signingCert` carries it.
-#[derive(Debug)]
 pub struct CertificateRequest<'a> {
     /// The OIDC identity token (never logged or audited: only its verified claims are).
     pub identity_token: Option<&'a str>,
-    /// The key the certificate is for, as a DER SubjectPublicKeyInfo.
-    pub public_key: Vec<u8>,
-    /// The key's signature over the token's subject (or e-mail address).
-    pub proof_of_possession: Vec<u8>,
+    /// The key the certificate is for, and the proof that the requester holds it.
+    pub possession: Possession,
+}
+
+impl std::fmt::Debug for CertificateRequest<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CertificateRequest")
+            .field("identity_token", &self.identity_token.map(|_| "[REDACTED]"))
+            .field("possession", &self.possession)
+            .finish()
+    }
+}
+
+/// How a request names its key and proves it holds it.
+#[derive(Debug)]
+pub enum Possession {
+    /// Fulcio's `publicKeyRequest`: the key (a DER SubjectPublicKeyInfo) and its signature over the token's subject
+    /// (or e-mail address), what cosign sends.
+    Signed { public_key: Vec<u8>, proof: Vec<u8> },
+    /// Fulcio's `certificateSigningRequest`: a DER PKCS#10 request, whose self-signature is the proof.
+    Csr(Vec<u8>),
 }
 
 /// An issued certificate: the chain to send, leaf first.
@@ -188,10 +204,25 @@ impl Core {
                 ),
             ));
         }
-        let key = PublicKey::from_spki_der(&request.public_key)
-            .map_err(|e| refuse(Reason::UnsupportedAlgorithm, e.to_string()))?;
-        record.algorithm = Some(key.kind().to_string());
-        check_proof_of_possession(&key, &verified, &request.proof_of_possession)?;
+        let public_key = match &request.possession {
+            Possession::Signed { public_key, proof } => {
+                let key = PublicKey::from_spki_der(public_key)
+                    .map_err(|e| refuse(Reason::UnsupportedAlgorithm, e.to_string()))?;
+                record.algorithm = Some(key.kind().to_string());
+                check_proof_of_possession(&key, &verified, proof)?;
+                public_key.clone()
+            }
+            Possession::Csr(der) => {
+                let spki = crate::pki::keyless::csr_public_key(der).map_err(|e| match e {
+                    CsrError::Malformed(_) => refuse(Reason::MalformedRequest, e.to_string()),
+                    CsrError::Signature(_) => refuse(Reason::ProofOfPossessionFailed, e.to_string()),
+                })?;
+                let key = PublicKey::from_spki_der(&spki)
+                    .map_err(|e| refuse(Reason::UnsupportedAlgorithm, e.to_string()))?;
+                record.algorithm = Some(key.kind().to_string());
+                spki
+            }
+        };
         let certificate_request = certificate_request(&verified)?;
         let ca_key = HsmKey::open(&self.state.signer, &keyless.key_label).map_err(|e| {
             tracing::error!(error = %e, "the keyless CA's key is not available");
@@ -209,16 +240,15 @@ impl Core {
             key: ca_key,
             cert: ca_cert,
         };
-        let leaf =
-            crate::pki::keyless::issue(&ca, &request.public_key, &certificate_request, SystemTime::now())
-                .and_then(|cert| Ok(cert.to_der()?))
-                .map_err(|e| {
-                    tracing::error!(error = %e, "keyless certificate not issued");
-                    refuse(
-                        Reason::HsmUnavailable,
-                        "the HSM could not sign the certificate; try again later",
-                    )
-                })?;
+        let leaf = crate::pki::keyless::issue(&ca, &public_key, &certificate_request, SystemTime::now())
+            .and_then(|cert| Ok(cert.to_der()?))
+            .map_err(|e| {
+                tracing::error!(error = %e, "keyless certificate not issued");
+                refuse(
+                    Reason::HsmUnavailable,
+                    "the HSM could not sign the certificate; try again later",
+                )
+            })?;
         record.certificate_sha256 = Some(hex::encode(sha2::Sha256::digest(&leaf)));
         record.metadata = Some(
             serde_json::json!({
