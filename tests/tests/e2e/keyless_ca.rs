@@ -1,9 +1,9 @@
 //! The gateway as a Fulcio-compatible CA (docs/keyless.md), with the stand-in OIDC issuer of `oidc.rs`: a token,
 //! a key and a proof of possession get a ten-minute code-signing certificate whose chain OpenSSL verifies to the
 //! organization's root and whose extensions are Fulcio's; the refusals (an issuer or a repository the rules do not
-//! admit, a proof of possession that fails) with their exact status and problem type, each audited; and stock
-//! cosign v2.6.1 (`cosign-release`) signing a blob keyless against the gateway with the signing config and trusted
-//! root the gateway serves, and verifying it.
+//! admit, a proof of possession or a CSR signature that fails) with their exact status and problem type, each
+//! audited; and stock cosign v2.6.1 (`cosign-release`) signing a blob keyless against the gateway with the signing
+//! config and trusted root the gateway serves, and verifying it.
 
 #![allow(clippy::unwrap_used)] // test code: a failure should stop the test loudly
 
@@ -300,6 +300,51 @@ fn tokens_the_rules_do_not_admit_and_failed_proofs_are_refused_and_audited() {
     );
     assert!(body["detail"].as_str().unwrap().starts_with("the proof of possession is not the public key's signature of the token's subject \"repo:acme/app:ref:refs/tags/v1.0.0\" (EC-256"), "{body}");
 
+    // A certificate signing request is its own proof: a good one gets a certificate, one whose signature is not by
+    // the key it names is refused as a failed proof of possession.
+    let csr = |swap_key: bool| {
+        let builder =
+            x509_cert::builder::RequestBuilder::new(x509_cert::name::Name::default(), &key).unwrap();
+        let mut request = x509_cert::builder::Builder::build::<p256::ecdsa::DerSignature>(builder).unwrap();
+        if swap_key {
+            let (_, other_pem) = key_pair();
+            request.info.public_key =
+                x509_cert::spki::SubjectPublicKeyInfoOwned::from_pem(other_pem.as_bytes()).unwrap();
+        }
+        let der = x509_cert::der::Encode::to_der(&request).unwrap();
+        let pem = x509_cert::der::pem::encode_string(
+            "CERTIFICATE REQUEST",
+            x509_cert::der::pem::LineEnding::LF,
+            &der,
+        )
+        .unwrap();
+        let response = gateway
+            .https_client()
+            .post(format!("{}/api/v2/signingCert", gateway.api_url()))
+            .json(&json!({
+                "credentials": {"oidcIdentityToken": token},
+                "certificateSigningRequest": BASE64.encode(pem),
+            }))
+            .send()
+            .unwrap();
+        (response.status().as_u16(), response.json::<Value>().unwrap())
+    };
+    let (status, body) = csr(false);
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = csr(true);
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        body["type"],
+        "urn:signpath-gateway:problem:invalid-proof-of-possession"
+    );
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("the proof of possession fails"),
+        "{body}"
+    );
+
     let wrong_audience = issuer.token("https://somewhere.example", &job_claims("acme/app"));
     let (status, body) = request_certificate(
         &gateway,
@@ -334,12 +379,19 @@ fn tokens_the_rules_do_not_admit_and_failed_proofs_are_refused_and_audited() {
             ("refused", 403, "origin-rejected"),
             ("refused", 403, "origin-rejected"),
             ("refused", 400, "invalid-proof-of-possession"),
+            ("allowed", 200, ""),
+            ("refused", 400, "invalid-proof-of-possession"),
             ("refused", 403, "origin-rejected"),
         ]
     );
-    assert!(
-        records.iter().all(|r| r["certificate_sha256"].is_null()),
-        "no certificate was issued"
+    let issued: Vec<bool> = records
+        .iter()
+        .map(|r| r["certificate_sha256"].is_string())
+        .collect();
+    assert_eq!(
+        issued,
+        [false, false, false, true, false, false],
+        "only the good CSR got a certificate"
     );
 }
 
@@ -401,7 +453,7 @@ fn cosign_as_released_signs_a_blob_keyless_with_the_gateways_signing_config_and_
     assert!(!text.contains(&token), "the token reached cosign's output");
 
     let identity = "https://ci.example/acme/app/.github/workflows/release.yml@refs/tags/v1.0.0";
-    let verify = |identity: &str| {
+    let verify_with = |identity: &str, sct_flag: &[&str]| {
         cosign(&binary, home.path(), &gateway)
             .args([
                 "verify-blob",
@@ -418,15 +470,21 @@ fn cosign_as_released_signs_a_blob_keyless_with_the_gateways_signing_config_and_
             ])
             // No transparency log on this branch, no CT log at all: the signed timestamp of the gateway's TSA
             // is the time the certificate is checked at.
-            .args([
-                "--insecure-ignore-tlog",
-                "--insecure-ignore-sct",
-                "--use-signed-timestamps",
-            ])
+            .args(["--insecure-ignore-tlog", "--use-signed-timestamps"])
+            .args(sct_flag)
             .arg("artifact.txt")
             .output()
             .unwrap()
     };
+    let verify = |identity: &str| verify_with(identity, &["--insecure-ignore-sct"]);
+    // cosign asks for an SCT of every certificate unless told not to; the gateway's certificates have none.
+    let without_sct = verify_with(identity, &[]);
+    assert!(!without_sct.status.success());
+    assert!(
+        tools::output_text(&without_sct).contains("SCT"),
+        "{}",
+        tools::output_text(&without_sct)
+    );
     let verified = verify(identity);
     assert!(
         verified.status.success(),
