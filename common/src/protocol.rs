@@ -309,6 +309,7 @@ pub mod problem_types {
         ARTIFACT_NOT_AVAILABLE = "artifact-not-available";
         CERTIFICATE_REVOKED = "signing-certificate-revoked";
         REQUEST_TIMEOUT = "request-timeout";
+        INVALID_PROOF_OF_POSSESSION = "invalid-proof-of-possession";
     }
 
     /// The short name after the prefix, for messages.

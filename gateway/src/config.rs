@@ -53,6 +53,9 @@ pub struct GatewayConfig {
     /// SignPath's GitHub connector (`connector-url` = this gateway): off when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub github: Option<GithubConfig>,
+    /// The gateway as a Fulcio-compatible CA for keyless signing (docs/keyless.md): off when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keyless: Option<KeylessConfig>,
 }
 
 /// `[timestamping]`: the gateway as a time-stamping authority (docs/timestamps.md).
@@ -527,10 +530,12 @@ impl ArtifactConfigurationConfig {
 
 mod edit;
 mod github;
+mod keyless;
 mod validate;
 mod values;
 
 pub use github::GithubConfig;
+pub use keyless::{KeylessConfig, KeylessRule};
 pub use validate::REPOSITORY_CLAIMS;
 
 #[cfg(test)]

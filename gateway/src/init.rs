@@ -8,8 +8,8 @@ use common::keys::KeySpec;
 
 use crate::cli::access::new_token_config;
 use crate::config::{
-    ArtifactConfigurationConfig, CaConfig, GatewayConfig, HsmConfig, PkiConfig, PolicyConfig, ProjectConfig,
-    TlsConfig,
+    ArtifactConfigurationConfig, CaConfig, GatewayConfig, HsmConfig, KeylessConfig, PkiConfig, PolicyConfig,
+    ProjectConfig, TlsConfig,
 };
 use crate::fsutil::{random_token, write_private, write_public};
 use crate::pki::hsm_key::HsmKey;
@@ -20,6 +20,8 @@ pub type InitError = crate::error::BoxError;
 pub const DEFAULT_SOFTHSM_MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
 pub const TOKEN_LABEL: &str = "signpath-gateway";
 pub const PROJECT: &str = "demo";
+/// CKA_LABEL of the keyless intermediate's key.
+pub const KEYLESS_KEY_LABEL: &str = "ca/keyless";
 
 /// The CRL port for `--port` and `--crl-port`: the one given, else the HTTPS port + 1. Never 0: the certificates
 /// name the CRL URL, so its port must be known before anything listens.
@@ -113,6 +115,7 @@ pub fn run(dir: &Path, port: u16, crl_port: u16, module: &Path) -> Result<(), In
         &dir.join("ca/intermediate.pem"),
         pki::pem(&intermediate.cert)?.as_bytes(),
     )?;
+    let keyless = keyless_intermediate(&dir, &signer, &root, &pki_config)?;
 
     let (token_config, token) = new_token_config("demo");
     let mut policies = Vec::new();
@@ -178,6 +181,7 @@ pub fn run(dir: &Path, port: u16, crl_port: u16, module: &Path) -> Result<(), In
         timestamping: Some(timestamping),
         artifacts: Default::default(),
         github: None,
+        keyless: Some(keyless),
     };
     config.save(&dir.join("gateway.toml"))?;
     let env = format!(
@@ -204,6 +208,29 @@ pub fn run(dir: &Path, port: u16, crl_port: u16, module: &Path) -> Result<(), In
         dir.display()
     );
     Ok(())
+}
+
+/// The keyless CA (docs/keyless.md): an intermediate under the root, its P-384 key in the HSM like the other CAs'.
+/// It admits no token until the operator adds `[[keyless.rules]]`. `keyless init` makes it for an older setup.
+pub fn keyless_intermediate(
+    dir: &Path,
+    signer: &hsm::Signer,
+    root: &pki::Ca<'_>,
+    pki_config: &PkiConfig,
+) -> Result<KeylessConfig, InitError> {
+    signer.generate_key(KeySpec::Ec384, KEYLESS_KEY_LABEL)?;
+    let keyless = pki::intermediate(
+        "SignPath Gateway Demo Keyless",
+        HsmKey::open(signer, KEYLESS_KEY_LABEL)?,
+        root,
+        &pki_config.crl_url_of("root"),
+    )?;
+    write_public(&dir.join("ca/keyless.pem"), pki::pem(&keyless.cert)?.as_bytes())?;
+    Ok(KeylessConfig {
+        key_label: KEYLESS_KEY_LABEL.to_owned(),
+        certificate_chain: vec!["ca/keyless.pem".into(), "ca/root.pem".into()],
+        rules: Vec::new(),
+    })
 }
 
 /// The artifact configurations of the demo project, named as docs/oci.md uses them: `jws` first (the default, a

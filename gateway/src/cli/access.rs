@@ -191,6 +191,7 @@ mod tests {
             timestamping: None,
             artifacts: Default::default(),
             github: None,
+            keyless: None,
         }
     }
 

@@ -107,6 +107,11 @@ pub enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// The keyless CA (Fulcio's API, docs/keyless.md).
+    Keyless {
+        #[command(subcommand)]
+        command: KeylessCommand,
+    },
     /// A signing policy's key and certificate: create, request, import, rotate (see docs/pki.md).
     Policy {
         #[command(subcommand)]
@@ -259,6 +264,16 @@ pub enum ApproverCommand {
         config: PathBuf,
         #[arg(long)]
         name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeylessCommand {
+    /// Makes the keyless intermediate of a setup `init` made before it had one: a key in the HSM, its certificate
+    /// under the root of `[pki]`, and `[keyless]` in gateway.toml without rules (restart `serve` to take it).
+    Init {
+        #[arg(long)]
+        config: PathBuf,
     },
 }
 

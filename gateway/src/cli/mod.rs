@@ -1,13 +1,14 @@
 //! The command line's own commands beside `serve`: `args.rs` defines every command (clap), [`run`] runs each but
 //! `serve`; `access.rs` holds who may do what (tokens, approvers), `approvals.rs` and `pending.rs` the votes,
-//! `audit.rs` the audit log, `doctor/` the checks of a setup. They open the stores directly; they never import
-//! `http/`.
+//! `audit.rs` the audit log, `doctor/` the checks of a setup, `keyless.rs` the keyless CA of an older setup. They
+//! open the stores directly; they never import `http/`.
 
 pub mod access;
 pub mod approvals;
 pub mod args;
 pub mod audit;
 pub mod doctor;
+pub mod keyless;
 pub mod migrate;
 pub mod pending;
 pub mod policy;
@@ -16,7 +17,7 @@ pub mod revoke_requests;
 pub mod terminal;
 pub mod verify_kit;
 
-use args::{ApproverCommand, CertificateCommand, Command, PolicyCommand, TokenCommand};
+use args::{ApproverCommand, CertificateCommand, Command, KeylessCommand, PolicyCommand, TokenCommand};
 
 pub type CliResult = Result<(), crate::error::BoxError>;
 
@@ -70,6 +71,9 @@ pub fn run(command: Command) -> CliResult {
             command: TokenCommand::Revoke { config, token },
         } => access::revoke_token(&config, &token),
         Command::Migrate { config } => migrate::run(&config),
+        Command::Keyless {
+            command: KeylessCommand::Init { config },
+        } => keyless::init(&config),
         Command::Policy { command } => run_policy(command),
         Command::VerifyKit(args) => verify_kit::run(&args),
         Command::Revoke {

@@ -2,7 +2,7 @@
 //! low-level arguments into high-level ones once): an approval's k of n and the approvers it names, the trusted
 //! issuer an origin rule names and whether the rule binds a repository, a policy's certificate chain and hash
 //! algorithms, an artifact configuration's signing scheme, a trusted issuer's JWKS source, the GitHub connector's
-//! API.
+//! API, and the keyless CA's rules (`[keyless]`).
 //!
 //! `GatewayConfig::load` applies them, and `serve`, the reload and every command that only reads the file call it;
 //! `doctor` reports every finding of the same pass ([`findings`]) with the same words, so it cannot pass a
@@ -11,7 +11,7 @@
 
 use signpath_oci::notary::SigningScheme;
 
-use super::{GatewayConfig, GithubConfig, IssuerConfig, NotaryEnvelope, OriginConfig};
+use super::{GatewayConfig, GithubConfig, IssuerConfig, KeylessConfig, NotaryEnvelope, OriginConfig};
 
 /// The claims that name a repository: GitHub's `repository` and immutable `repository_id`, GitLab's
 /// `project_path` and immutable `project_id`. A rule must bind one of them, or any repository on the CI could
@@ -83,6 +83,18 @@ pub enum Invalid {
     GithubNoRepositoryHost,
     #[error("[github] timeout_seconds must be at least 1")]
     GithubNoTimeout,
+    #[error("[keyless] certificate_chain is empty: list the keyless intermediate's certificate, then its CAs up to the root")]
+    KeylessNoCertificate,
+    #[error("[keyless] rule {rule}: there is no trusted issuer {issuer:?}: add it to [[trusted_issuers]] or correct the rule's issuer")]
+    KeylessUnknownIssuer { rule: usize, issuer: String },
+    #[error("[keyless] rule {rule} (issuer {issuer}) binds no repository: list the repositories it admits (`acme/app`, `acme/*`)")]
+    KeylessBindsNoRepository { rule: usize, issuer: String },
+    #[error("[keyless] rule {rule}: {list} pattern {pattern:?}: `*` stands for a whole path segment (`refs/tags/*`, `acme/*`), not part of one")]
+    KeylessPartialSegment {
+        rule: usize,
+        list: &'static str,
+        pattern: String,
+    },
 }
 
 /// The first rule `config` breaks: what `serve`, the reload and the commands refuse the file with.
@@ -99,6 +111,9 @@ pub fn findings(config: &GatewayConfig) -> Vec<Invalid> {
     }
     if let Some(github) = &config.github {
         found.extend(github_connector(github));
+    }
+    if let Some(keyless) = &config.keyless {
+        found.extend(keyless_rules(keyless, &config.trusted_issuers));
     }
     for project in &config.projects {
         for policy in &project.policies {
@@ -158,17 +173,68 @@ pub fn findings(config: &GatewayConfig) -> Vec<Invalid> {
     found
 }
 
+/// Whether `pattern` uses `*` inside a segment (`acme-*`), which `glob_matches` would take literally.
+fn partial_segment(pattern: &str) -> bool {
+    pattern
+        .split('/')
+        .any(|segment| segment.contains('*') && segment != "*")
+}
+
+/// Whether a repository pattern names at least its first segment (an owner or group), so that not every
+/// repository of the CI can match.
+fn binds_repository(pattern: &str) -> bool {
+    pattern
+        .split('/')
+        .next()
+        .is_some_and(|first| !first.is_empty() && first != "*")
+}
+
+/// The keyless CA has a chain, and each rule names a trusted issuer, binds repositories and uses `*` only as whole
+/// segments: rule numbers count from 1, in the file's order.
+fn keyless_rules(keyless: &KeylessConfig, issuers: &[IssuerConfig]) -> Vec<Invalid> {
+    let mut found = Vec::new();
+    if keyless.certificate_chain.is_empty() {
+        found.push(Invalid::KeylessNoCertificate);
+    }
+    for (i, rule) in keyless.rules.iter().enumerate() {
+        let number = i + 1;
+        if !issuers.iter().any(|issuer| issuer.name == rule.issuer) {
+            found.push(Invalid::KeylessUnknownIssuer {
+                rule: number,
+                issuer: rule.issuer.clone(),
+            });
+        }
+        if rule.repositories.is_empty() || !rule.repositories.iter().all(|p| binds_repository(p)) {
+            found.push(Invalid::KeylessBindsNoRepository {
+                rule: number,
+                issuer: rule.issuer.clone(),
+            });
+        }
+        let lists = [
+            ("repositories", &rule.repositories),
+            ("refs", &rule.refs),
+            ("workflows", &rule.workflows),
+        ];
+        for (list, patterns) in lists {
+            for pattern in patterns.iter().filter(|p| partial_segment(p)) {
+                found.push(Invalid::KeylessPartialSegment {
+                    rule: number,
+                    list,
+                    pattern: pattern.clone(),
+                });
+            }
+        }
+    }
+    found
+}
+
 /// An origin rule binds a repository, and its patterns use `*` only as whole path segments (see
 /// `signing::origin::glob_matches`).
 fn origin_rule(rule: &OriginConfig, project: &str, policy: &str) -> Vec<Invalid> {
     let mut found: Vec<Invalid> = rule
         .conditions
         .iter()
-        .filter(|(_, pattern)| {
-            pattern
-                .split('/')
-                .any(|segment| segment.contains('*') && segment != "*")
-        })
+        .filter(|(_, pattern)| partial_segment(pattern))
         .map(|(claim, pattern)| Invalid::PartialSegment {
             project: project.to_owned(),
             policy: policy.to_owned(),
@@ -177,12 +243,9 @@ fn origin_rule(rule: &OriginConfig, project: &str, policy: &str) -> Vec<Invalid>
         })
         .collect();
     let binds = REPOSITORY_CLAIMS.iter().any(|claim| {
-        rule.conditions.get(*claim).is_some_and(|pattern| {
-            pattern
-                .split('/')
-                .next()
-                .is_some_and(|first| !first.is_empty() && first != "*")
-        })
+        rule.conditions
+            .get(*claim)
+            .is_some_and(|pattern| binds_repository(pattern))
     });
     if !binds {
         found.push(Invalid::BindsNoRepository {

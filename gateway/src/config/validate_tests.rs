@@ -51,6 +51,7 @@ fn config() -> GatewayConfig {
         timestamping: None,
         artifacts: Default::default(),
         github: None,
+        keyless: None,
     }
 }
 
@@ -346,5 +347,38 @@ fn each_finding_says_what_is_wrong_in_the_files_words() {
     assert_eq!(
         error.to_string(),
         "/etc/signpath/gateway.toml is not a valid gateway configuration: trusted issuer ci: set jwks_file or jwks_url"
+    );
+}
+
+#[test]
+fn keyless_rules_name_a_trusted_issuer_bind_repositories_and_glob_whole_segments() {
+    let mut c = config();
+    let rule = |issuer: &str, repositories: &[&str], refs: &[&str]| crate::config::KeylessRule {
+        issuer: issuer.into(),
+        repositories: repositories.iter().map(|r| (*r).to_owned()).collect(),
+        refs: refs.iter().map(|r| (*r).to_owned()).collect(),
+        workflows: Vec::new(),
+        approval: false,
+    };
+    c.keyless = Some(crate::config::KeylessConfig {
+        key_label: "ca/keyless".into(),
+        certificate_chain: Vec::new(),
+        rules: vec![
+            rule("ci", &["acme/*"], &["refs/tags/*"]),
+            rule("gitlab", &["acme/app"], &[]),
+            rule("ci", &[], &[]),
+            rule("ci", &["*/app"], &["refs/tags/v*"]),
+        ],
+    });
+    let found: Vec<String> = findings(&c).iter().map(ToString::to_string).collect();
+    assert_eq!(
+        found,
+        [
+            "[keyless] certificate_chain is empty: list the keyless intermediate's certificate, then its CAs up to the root",
+            "[keyless] rule 2: there is no trusted issuer \"gitlab\": add it to [[trusted_issuers]] or correct the rule's issuer",
+            "[keyless] rule 3 (issuer ci) binds no repository: list the repositories it admits (`acme/app`, `acme/*`)",
+            "[keyless] rule 4 (issuer ci) binds no repository: list the repositories it admits (`acme/app`, `acme/*`)",
+            "[keyless] rule 4: refs pattern \"refs/tags/v*\": `*` stands for a whole path segment (`refs/tags/*`, `acme/*`), not part of one",
+        ]
     );
 }

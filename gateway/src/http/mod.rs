@@ -13,6 +13,7 @@ mod call;
 mod crl;
 mod cryptoki;
 mod failed_auth;
+mod fulcio;
 mod github_connector;
 mod health;
 mod listener;
@@ -146,6 +147,12 @@ fn router(live: Arc<LiveCore>, limits: &ServerConfig, operations: Arc<Operations
                 timestamp::limit,
             )),
         )
+        // Fulcio's API (`/api` is folded off) and the Sigstore documents: the keyless CA (docs/keyless.md).
+        .route("/v2/signingCert", post(fulcio::signing_cert))
+        .route("/v2/trustBundle", get(fulcio::trust_bundle))
+        .route("/v2/configuration", get(fulcio::configuration))
+        .route("/sigstore/trusted_root.json", get(fulcio::trusted_root))
+        .route("/sigstore/signing_config.json", get(fulcio::signing_config))
         .merge(web::routes())
         .merge(health::routes())
         .fallback(not_found)

@@ -238,15 +238,8 @@ fn is_ca(cert: &Certificate) -> bool {
 /// Whether `cert`'s signature verifies with `issuer`'s public key; why not otherwise.
 pub fn signed_by(cert: &Certificate, issuer: &Certificate) -> Result<(), String> {
     let algorithm = &cert.signature_algorithm.oid;
-    let (scheme, hash) = match *algorithm {
-        rfc5912::ECDSA_WITH_SHA_256 => (SignatureScheme::EcdsaAsn1, HashAlgorithm::Sha256),
-        rfc5912::ECDSA_WITH_SHA_384 => (SignatureScheme::EcdsaAsn1, HashAlgorithm::Sha384),
-        rfc5912::ECDSA_WITH_SHA_512 => (SignatureScheme::EcdsaAsn1, HashAlgorithm::Sha512),
-        rfc5912::SHA_256_WITH_RSA_ENCRYPTION => (SignatureScheme::RsaPkcs1, HashAlgorithm::Sha256),
-        rfc5912::SHA_384_WITH_RSA_ENCRYPTION => (SignatureScheme::RsaPkcs1, HashAlgorithm::Sha384),
-        rfc5912::SHA_512_WITH_RSA_ENCRYPTION => (SignatureScheme::RsaPkcs1, HashAlgorithm::Sha512),
-        _ => return Err(format!("signature algorithm {algorithm} is not supported")),
-    };
+    let (scheme, hash) = signature_algorithm(algorithm)
+        .ok_or_else(|| format!("signature algorithm {algorithm} is not supported"))?;
     let issuer_der = issuer.to_der().map_err(|e| e.to_string())?;
     let key = ParsedCertificate::from_der(&issuer_der)
         .and_then(|c| c.public_key())
@@ -258,6 +251,19 @@ pub fn signed_by(cert: &Certificate, issuer: &Certificate) -> Result<(), String>
         .ok_or_else(|| "the signature is not a whole number of bytes".to_owned())?;
     key.verify_message(scheme, hash, &tbs, signature)
         .map_err(|e| e.to_string())
+}
+
+/// The scheme and hash of an X.509 signature algorithm (certificates, CRLs, CSRs) the gateway verifies.
+pub fn signature_algorithm(oid: &const_oid::ObjectIdentifier) -> Option<(SignatureScheme, HashAlgorithm)> {
+    Some(match *oid {
+        rfc5912::ECDSA_WITH_SHA_256 => (SignatureScheme::EcdsaAsn1, HashAlgorithm::Sha256),
+        rfc5912::ECDSA_WITH_SHA_384 => (SignatureScheme::EcdsaAsn1, HashAlgorithm::Sha384),
+        rfc5912::ECDSA_WITH_SHA_512 => (SignatureScheme::EcdsaAsn1, HashAlgorithm::Sha512),
+        rfc5912::SHA_256_WITH_RSA_ENCRYPTION => (SignatureScheme::RsaPkcs1, HashAlgorithm::Sha256),
+        rfc5912::SHA_384_WITH_RSA_ENCRYPTION => (SignatureScheme::RsaPkcs1, HashAlgorithm::Sha384),
+        rfc5912::SHA_512_WITH_RSA_ENCRYPTION => (SignatureScheme::RsaPkcs1, HashAlgorithm::Sha512),
+        _ => return None,
+    })
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ mod github_api;
 pub mod github_artifact;
 mod github_origin;
 mod idempotency;
+pub mod keyless;
 mod oci_artifact;
 pub mod origin;
 mod origin_check;

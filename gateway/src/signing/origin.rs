@@ -51,6 +51,8 @@ pub enum OriginError {
     },
     #[error("the gateway cannot check identity tokens of {issuer}: {reason}")]
     Keys { issuer: String, reason: String },
+    #[error("identity tokens of {iss} are not admitted here: no rule names a trusted issuer with that iss")]
+    NotAdmitted { iss: String },
 }
 
 /// An issuer's keys are fetched again at most this often, however many unknown key ids arrive.
@@ -145,6 +147,13 @@ impl Origins {
             .map(|issuer| issuer.repository_host.as_str())
     }
 
+    /// The `iss` and the audience of the trusted issuer `name`, as clients must mint its tokens.
+    pub fn issuer_and_audience(&self, name: &str) -> Option<(&str, &str)> {
+        self.issuers
+            .get(name)
+            .map(|i| (i.config.issuer.as_str(), i.audience.as_str()))
+    }
+
     /// Verifies `token` for a policy's origin rule; the audited claims as JSON.
     pub fn verify(&self, rule: &OriginConfig, token: Option<&str>) -> Result<String, OriginError> {
         let issuer = self.issuers.get(&rule.issuer).ok_or_else(|| OriginError::Keys {
@@ -155,6 +164,96 @@ impl Origins {
             issuer: issuer.config.issuer.clone(),
             audience: issuer.audience.clone(),
         })?;
+        let claims = issuer.verified_claims(token)?;
+        for (claim, expected) in &rule.conditions {
+            let actual = claim_text(&claims, claim).unwrap_or_default();
+            if !glob_matches(expected, &actual) {
+                return Err(OriginError::Condition {
+                    claim: claim.clone(),
+                    expected: expected.clone(),
+                    actual,
+                });
+            }
+        }
+        Ok(audited(&claims))
+    }
+
+    /// Verifies `token` as a token of the trusted issuer among `names` whose `iss` it names (the keyless CA's
+    /// rules name several): its signature, audience and times, as [`Origins::verify`] checks them. Which issuer
+    /// is read from the token before it is verified, only to pick the keys that verify it.
+    pub fn verify_any(&self, names: &[&str], token: &str) -> Result<VerifiedToken, OriginError> {
+        let iss = unverified_issuer(token)?;
+        let (name, issuer) = names
+            .iter()
+            .filter_map(|name| self.issuers.get_key_value(*name))
+            .find(|(_, issuer)| issuer.config.issuer == iss)
+            .ok_or(OriginError::NotAdmitted { iss })?;
+        let claims = issuer.verified_claims(token)?;
+        Ok(VerifiedToken {
+            issuer_name: name.clone(),
+            repository_host: issuer.repository_host.clone(),
+            claims,
+        })
+    }
+}
+
+/// An identity token that passed: the trusted issuer that verified it and its claims.
+#[derive(Debug)]
+pub struct VerifiedToken {
+    /// The [`IssuerConfig`] name.
+    pub issuer_name: String,
+    /// The host of the issuer's repositories (`github.com` for GitHub Actions).
+    pub repository_host: String,
+    pub claims: BTreeMap<String, Value>,
+}
+
+impl VerifiedToken {
+    /// The claim as text: a string as it is, another value as JSON; None when absent.
+    pub fn claim(&self, name: &str) -> Option<String> {
+        claim_text(&self.claims, name)
+    }
+
+    /// The claims the audit record keeps, as JSON.
+    pub fn audited(&self) -> String {
+        audited(&self.claims)
+    }
+}
+
+fn claim_text(claims: &BTreeMap<String, Value>, name: &str) -> Option<String> {
+    match claims.get(name)? {
+        Value::String(s) => Some(s.clone()),
+        other => Some(other.to_string()),
+    }
+}
+
+/// The claims of [`AUDITED_CLAIMS`] present in `claims`, as JSON.
+fn audited(claims: &BTreeMap<String, Value>) -> String {
+    let audited: BTreeMap<&str, &Value> = AUDITED_CLAIMS
+        .iter()
+        .filter_map(|c| claims.get(*c).map(|v| (*c, v)))
+        .collect();
+    serde_json::to_string(&audited).unwrap_or_default()
+}
+
+/// The `iss` a token names, read without verifying it.
+fn unverified_issuer(token: &str) -> Result<String, OriginError> {
+    use base64::Engine as _;
+    let invalid = || OriginError::Invalid("it is not a JWT (header.payload.signature)".into());
+    let payload = token.split('.').nth(1).ok_or_else(invalid)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .map_err(|_| invalid())?;
+    let claims: BTreeMap<String, Value> = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
+    match claims.get("iss") {
+        Some(Value::String(iss)) => Ok(iss.clone()),
+        _ => Err(OriginError::Invalid("it names no issuer (iss)".into())),
+    }
+}
+
+impl Issuer {
+    /// Verifies `token` with this issuer's keys (fetched again for an unknown key id, within limits): its
+    /// signature, issuer, audience and times; its claims.
+    fn verified_claims(&self, token: &str) -> Result<BTreeMap<String, Value>, OriginError> {
         let header = decode_header(token).map_err(|e| OriginError::Invalid(e.to_string()))?;
         let kid = header
             .kid
@@ -162,23 +261,23 @@ impl Origins {
             .ok_or_else(|| OriginError::Invalid("its header names no key (kid)".into()))?;
         let key = {
             let find = |set: &JwkSet| set.find(&kid).map(DecodingKey::from_jwk);
-            let found = find(&issuer.keys.read().unwrap_or_else(|p| p.into_inner()));
+            let found = find(&self.keys.read().unwrap_or_else(|p| p.into_inner()));
             match found {
                 Some(k) => k,
                 // An unknown key id: the issuer may have rotated its keys; fetch them again, at most once a minute
                 // and not for a key id already found missing, so a stream of made-up key ids costs no fetches.
-                None => match &issuer.config.jwks_url {
-                    Some(url) if issuer.may_fetch_for(&kid) => {
+                None => match &self.config.jwks_url {
+                    Some(url) if self.may_fetch_for(&kid) => {
                         let fresh = fetch_jwks(url).map_err(|reason| OriginError::Keys {
-                            issuer: issuer.config.issuer.clone(),
+                            issuer: self.config.issuer.clone(),
                             reason,
                         })?;
                         let k = find(&fresh);
-                        *issuer.keys.write().unwrap_or_else(|p| p.into_inner()) = fresh;
+                        *self.keys.write().unwrap_or_else(|p| p.into_inner()) = fresh;
                         match k {
                             Some(k) => k,
                             None => {
-                                issuer.remember_unknown(&kid);
+                                self.remember_unknown(&kid);
                                 return Err(OriginError::Invalid(format!("the issuer has no key {kid}")));
                             }
                         }
@@ -189,8 +288,8 @@ impl Origins {
         }
         .map_err(|e| OriginError::Invalid(e.to_string()))?;
         let mut validation = Validation::new(header.alg);
-        validation.set_issuer(&[&issuer.config.issuer]);
-        validation.set_audience(&[&issuer.audience]);
+        validation.set_issuer(&[&self.config.issuer]);
+        validation.set_audience(&[&self.audience]);
         validation.set_required_spec_claims(&["exp", "iss", "aud"]);
         validation.leeway = LEEWAY;
         validation.validate_nbf = true;
@@ -198,29 +297,9 @@ impl Origins {
             .map_err(|e| OriginError::Invalid(e.to_string()))?
             .claims;
         check_issued_at(&claims)?;
-        for (claim, expected) in &rule.conditions {
-            let actual = match claims.get(claim) {
-                Some(Value::String(s)) => s.clone(),
-                Some(other) => other.to_string(),
-                None => String::new(),
-            };
-            if !glob_matches(expected, &actual) {
-                return Err(OriginError::Condition {
-                    claim: claim.clone(),
-                    expected: expected.clone(),
-                    actual,
-                });
-            }
-        }
-        let audited: BTreeMap<&str, &Value> = AUDITED_CLAIMS
-            .iter()
-            .filter_map(|c| claims.get(*c).map(|v| (*c, v)))
-            .collect();
-        Ok(serde_json::to_string(&audited).unwrap_or_default())
+        Ok(claims)
     }
-}
 
-impl Issuer {
     /// Whether an unknown `kid` may trigger a fetch now: not within a minute of the last fetch, and not for a
     /// key id the last fetches did not have.
     fn may_fetch_for(&self, kid: &str) -> bool {

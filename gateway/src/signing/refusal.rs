@@ -58,6 +58,10 @@ reasons! {
     CertificateRevoked => 403, CERTIFICATE_REVOKED;
     /// The policy verifies origin and the identity token is missing or invalid, or the claimed origin disagrees.
     OriginRejected => 403, ORIGIN_REJECTED;
+    /// A verified identity token that no `[keyless]` rule admits (its issuer, repository, ref or workflow).
+    IdentityNotAllowed => 403, ORIGIN_REJECTED;
+    /// A `[keyless]` rule that requires a person's approval: certificate requests are not held for approval.
+    ApprovalRequired => 403, FORBIDDEN;
     /// The approver is not (or no longer) an approver of the request's policy or of this gateway.
     NotAnApprover => 403, FORBIDDEN;
     /// The approver owns the token that submitted the request.
@@ -74,6 +78,8 @@ reasons! {
     BodyTooLarge => 413, MALFORMED_REQUEST;
     /// A hash that is not base64, or not as long as its algorithm's digests.
     InvalidHash => 400, INVALID_HASH;
+    /// A keyless certificate request whose proof of possession is not the key's signature over the token's subject.
+    ProofOfPossessionFailed => 400, INVALID_PROOF_OF_POSSESSION;
     /// A signature algorithm, format or hash the key cannot sign with, or that the gateway does not know.
     UnsupportedAlgorithm => 400, UNSUPPORTED_ALGORITHM;
     /// A hash algorithm the policy does not sign (SHA-1 unless the policy lists it).
@@ -96,6 +102,8 @@ reasons! {
     NotATimestampAuthority => 404, NOT_FOUND;
     /// A GitHub connector request to a gateway without `[github]`.
     GithubConnectorOff => 404, NOT_FOUND;
+    /// A keyless certificate request to a gateway without `[keyless]`.
+    KeylessOff => 404, NOT_FOUND;
     /// No signing request of that id (of this token, or waiting for this approver).
     UnknownSigningRequest => 404, SIGNING_REQUEST_NOT_FOUND;
     /// A vote on a request that is already decided, or a second vote of the same approver.
@@ -227,6 +235,10 @@ mod tests {
             MethodNotAllowed => (405, "method-not-allowed"),
             NotATimestampAuthority => (404, "not-found"),
             GithubConnectorOff => (404, "not-found"),
+            KeylessOff => (404, "not-found"),
+            IdentityNotAllowed => (403, "origin-rejected"),
+            ApprovalRequired => (403, "forbidden"),
+            ProofOfPossessionFailed => (400, "invalid-proof-of-possession"),
             UnknownSigningRequest => (404, "signing-request-not-found"),
             AlreadyDecided => (409, "signing-request-denied"),
             ArtifactDeleted => (404, "artifact-not-available"),

@@ -63,6 +63,8 @@ pub struct State {
     pub revocations_file: Option<std::path::PathBuf>,
     /// SignPath's GitHub connector, when `[github]` is configured.
     pub github: Option<crate::config::GithubConfig>,
+    /// The keyless CA, when `[keyless]` is configured.
+    pub keyless: Option<super::keyless::Keyless>,
 }
 
 impl State {
@@ -147,6 +149,17 @@ impl State {
             Some(tsa) => Some(super::timestamp::Timestamping::load(tsa, base, &signer)?),
             None => None,
         };
+        let keyless = match &config.keyless {
+            // The transparency log's entries in the documents come from the log's side where it runs; none here.
+            Some(keyless) => Some(super::keyless::Keyless::load(
+                config,
+                keyless,
+                base,
+                &signer,
+                Vec::new(),
+            )?),
+            None => None,
+        };
         let artifact_configurations = config
             .projects
             .iter()
@@ -162,6 +175,7 @@ impl State {
             artifacts: ArtifactStore::new(base, &config.artifacts),
             artifact_configurations,
             github: config.github.clone(),
+            keyless,
             approvers,
             token_owners,
             approver_owners,
