@@ -8,6 +8,7 @@ pub mod approvals;
 pub mod args;
 pub mod audit;
 pub mod doctor;
+pub mod log;
 pub mod migrate;
 pub mod pending;
 pub mod policy;
@@ -16,7 +17,7 @@ pub mod revoke_requests;
 pub mod terminal;
 pub mod verify_kit;
 
-use args::{ApproverCommand, CertificateCommand, Command, PolicyCommand, TokenCommand};
+use args::{ApproverCommand, CertificateCommand, Command, LogCommand, PolicyCommand, TokenCommand};
 
 pub type CliResult = Result<(), crate::error::BoxError>;
 
@@ -70,6 +71,11 @@ pub fn run(command: Command) -> CliResult {
             command: TokenCommand::Revoke { config, token },
         } => access::revoke_token(&config, &token),
         Command::Migrate { config } => migrate::run(&config),
+        Command::Log { command } => match command {
+            LogCommand::Verify { config, since } => log::verify(&config, since.as_deref()),
+            LogCommand::Key { config } => log::key(&config),
+            LogCommand::Checkpoint { config } => log::checkpoint(&config),
+        },
         Command::Policy { command } => run_policy(command),
         Command::VerifyKit(args) => verify_kit::run(&args),
         Command::Revoke {

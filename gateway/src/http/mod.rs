@@ -25,6 +25,7 @@ mod revocations;
 pub mod serve;
 mod signing_requests;
 mod timestamp;
+mod transparency_log;
 mod web;
 
 use std::collections::HashMap;
@@ -148,7 +149,9 @@ fn router(live: Arc<LiveCore>, limits: &ServerConfig, operations: Arc<Operations
         )
         .merge(web::routes())
         .merge(health::routes())
+        .merge(transparency_log::routes())
         .fallback(not_found)
+        .layer(Extension(operations.log.clone()))
         .layer(Extension(Arc::new(web::Sessions::default())))
         .layer(Extension(operations))
         .layer(DefaultBodyLimit::max(MAX_BODY))

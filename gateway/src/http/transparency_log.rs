@@ -1,0 +1,148 @@
+//! The transparency log over HTTP (c2sp.org/tlog-tiles at the gateway's public URL, as Rekor v2 serves its log):
+//! `GET /checkpoint` (the newest signed checkpoint), `GET /tile/<L>/<N>[.p/<W>]` (hash tiles), `GET
+//! /tile/entries/<N>[.p/<W>]` (entry bundles), and `GET /log/entries/{requestId}` (a signature's leaf with its
+//! inclusion proof and the checkpoint it is proven against). Everything here is public, as a log is: no token,
+//! and no audit record (a monitor polls the checkpoint every few seconds; reading signs nothing).
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::Path;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::Response;
+use axum::routing::get;
+use axum::{Extension, Router};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use serde::Serialize;
+
+use super::render::problem;
+use crate::signing::{refuse, Reason};
+use crate::tlog::tiles::TilePath;
+use crate::tlog::{tree, Sequencer, TlogError};
+
+/// The log's read routes; the log itself comes in as an extension (`serve` adds it).
+pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
+    Router::new()
+        .route("/checkpoint", get(checkpoint))
+        .route("/tile/{*path}", get(tile))
+        .route("/log/entries/{request_id}", get(entry))
+}
+
+/// Handles the `GET /checkpoint` route: the newest checkpoint, a signed note.
+async fn checkpoint(Extension(log): Extension<Arc<Sequencer>>) -> Response {
+    let read = tokio::task::spawn_blocking(move || log.store().checkpoint()).await;
+    match read {
+        Ok(Ok(Some((_, note)))) => bytes(note.into_bytes(), "text/plain; charset=utf-8", "no-store"),
+        Ok(Ok(None)) => refused(
+            Reason::NoSuchRoute,
+            "the log has no checkpoint yet; try again in a moment".into(),
+        ),
+        Ok(Err(e)) => failed(&TlogError::from(e)),
+        Err(_) => failed(&TlogError::Store("the read was cut short".into())),
+    }
+}
+
+/// Handles the `GET /tile/{*path}` route: a hash tile or an entry bundle, if the tree has it.
+async fn tile(Extension(log): Extension<Arc<Sequencer>>, Path(path): Path<String>) -> Response {
+    let path = format!("tile/{path}");
+    let Some(tile) = TilePath::parse(&path) else {
+        return refused(
+            Reason::NoSuchRoute,
+            format!("{path} is not a tile of this log (c2sp.org/tlog-tiles)"),
+        );
+    };
+    let read = tokio::task::spawn_blocking(move || {
+        let size = log.store().checkpoint()?.map_or(0, |(size, _)| size);
+        tile.read(log.store(), size)
+    })
+    .await;
+    match read {
+        // A full tile never changes; a partial one grows into the next.
+        Ok(Ok(Some(data))) if tile.is_full() => bytes(
+            data,
+            "application/octet-stream",
+            "public, max-age=31536000, immutable",
+        ),
+        Ok(Ok(Some(data))) => bytes(data, "application/octet-stream", "no-store"),
+        Ok(Ok(None)) => refused(Reason::NoSuchRoute, format!("the log has no {path} yet")),
+        Ok(Err(e)) => failed(&e),
+        Err(_) => failed(&TlogError::Store("the read was cut short".into())),
+    }
+}
+
+/// A signature's place in the log, as `GET /log/entries/{requestId}` answers it.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EntryProof {
+    pub log_index: u64,
+    /// The leaf (base64): the canonical JSON of the signature record's signing facts, or a Rekor entry.
+    pub body: String,
+    pub tree_size: u64,
+    /// The tree's root at `tree_size` (base64).
+    pub root_hash: String,
+    /// The RFC 6962 audit path from the leaf to the root, leaf side first (base64 each).
+    pub hashes: Vec<String>,
+    /// The checkpoint of `tree_size` leaves, which signs `root_hash`.
+    pub checkpoint: String,
+}
+
+/// Handles the `GET /log/entries/{requestId}` route.
+async fn entry(Extension(log): Extension<Arc<Sequencer>>, Path(request_id): Path<String>) -> Response {
+    let read = tokio::task::spawn_blocking(move || -> Result<Option<EntryProof>, TlogError> {
+        let store = log.store();
+        let Some(leaf) = store.leaf(&request_id)? else {
+            return Ok(None);
+        };
+        let Some(index) = leaf.index else { return Ok(None) };
+        let Some((size, checkpoint)) = store.checkpoint()? else {
+            return Ok(None);
+        };
+        let proof = tree::inclusion(store, size, index)?;
+        let root = tree::root(store, size)?;
+        Ok(Some(EntryProof {
+            log_index: index,
+            body: STANDARD.encode(&leaf.body),
+            tree_size: size,
+            root_hash: STANDARD.encode(root.0),
+            hashes: proof.iter().map(|h| STANDARD.encode(h.0)).collect(),
+            checkpoint,
+        }))
+    })
+    .await;
+    match read {
+        Ok(Ok(Some(proof))) => match serde_json::to_vec(&proof) {
+            Ok(body) => bytes(body, "application/json", "no-store"),
+            Err(e) => failed(&TlogError::Tree(e.to_string())),
+        },
+        Ok(Ok(None)) => refused(
+            Reason::NoSuchRoute,
+            "the log has no sequenced entry of this request (not a signature, or not sequenced yet: try again in a moment)".into(),
+        ),
+        Ok(Err(e)) => failed(&e),
+        Err(_) => failed(&TlogError::Store("the read was cut short".into())),
+    }
+}
+
+fn bytes(body: Vec<u8>, content_type: &'static str, cache: &'static str) -> Response {
+    let mut response = Response::new(Body::from(body));
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    response
+}
+
+fn refused(reason: Reason, detail: String) -> Response {
+    problem(&refuse(reason, detail), &uuid::Uuid::new_v4().to_string())
+}
+
+/// The log could not be read: logged in full, answered as the store's unavailability.
+fn failed(e: &TlogError) -> Response {
+    tracing::error!(error = %e, "the transparency log could not be read");
+    let mut response = refused(
+        Reason::StoreUnavailable,
+        "the transparency log cannot be read now; try again".into(),
+    );
+    *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+    response
+}
