@@ -1,0 +1,198 @@
+//! The transparency log end to end: a signature made through the hash API becomes a leaf of the log, which a
+//! verifier we did not write (tlog-verify: Go's golang.org/x/mod/sumdb/tlog and sumdb/note, pinned in
+//! scripts/tools/tlog-verify) proves included in a checkpoint signed by the log's key in the HSM, reading only the
+//! tiles and the checkpoint the gateway serves; `signpath-gateway log verify` holds the log and the audit log to
+//! each other and fails on a leaf changed in the database.
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use e2e_tests::gateway::{run_cli, sign_ec256, Gateway};
+use e2e_tests::require_tool;
+use sha2::{Digest, Sha256};
+
+/// `GET /log/entries/{request_id}` once the sequencer has taken the entry in.
+fn entry_of(gw: &Gateway, request_id: &str) -> serde_json::Value {
+    let http = gw.https_client();
+    let until = Instant::now() + Duration::from_secs(15);
+    loop {
+        let response = http
+            .get(format!("{}/log/entries/{request_id}", gw.api_url()))
+            .send()
+            .expect("GET entry");
+        if response.status() == 200 {
+            return response.json().expect("entry JSON");
+        }
+        assert_eq!(response.status(), 404, "{:?}", response.text());
+        assert!(
+            Instant::now() < until,
+            "the entry of {request_id} was never sequenced"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn tlog_verify(verifier: &Path, gw: &Gateway, key: &Path, since: Option<&Path>) -> Output {
+    let mut command = Command::new(verifier);
+    command
+        .arg("-url")
+        .arg(gw.api_url())
+        .arg("-key")
+        .arg(key)
+        .arg("-cacert")
+        .arg(gw.tls_ca());
+    if let Some(old) = since {
+        command.arg("-since").arg(old);
+    }
+    command.output().expect("run tlog-verify")
+}
+
+fn log_verify(gw: &Gateway, extra: &[&str]) -> Output {
+    Command::new(Gateway::binary())
+        .args(["log", "verify", "--config"])
+        .arg(gw.config())
+        .args(extra)
+        .output()
+        .expect("run log verify")
+}
+
+fn sign(gw: &Gateway, text: &str) -> (String, Vec<u8>) {
+    let digest = Sha256::digest(text.as_bytes()).to_vec();
+    let answer = sign_ec256(&gw.https_client(), &gw.api_base(), gw.api_token(), &digest)
+        .expect("SignHash answered 200");
+    let request_id = answer["signingRequestId"]
+        .as_str()
+        .expect("signingRequestId")
+        .to_owned();
+    (request_id, digest)
+}
+
+#[test]
+fn a_hash_signature_is_proven_included_by_an_independent_verifier() {
+    let verifier = require_tool!("tlog-verify");
+    let gw = Gateway::start();
+    let (request_id, digest) = sign(&gw, "logged");
+    let entry = entry_of(&gw, &request_id);
+    // The leaf is the record's signing facts, as canonical JSON.
+    let body = STANDARD
+        .decode(entry["body"].as_str().expect("body"))
+        .expect("base64");
+    let facts: serde_json::Value = serde_json::from_slice(&body).expect("leaf JSON");
+    assert_eq!(facts["requestId"], request_id.as_str());
+    assert_eq!(facts["digest"], hex::encode(&digest));
+    assert_eq!(facts["kind"], "signpath-gateway/signature/v1");
+    assert!(entry["checkpoint"]
+        .as_str()
+        .expect("checkpoint")
+        .starts_with(&format!(
+            "{}\n{}\n",
+            gw.api_url().trim_start_matches("https://"),
+            entry["treeSize"]
+        )));
+
+    let key = gw.dir().join("log-key.pem");
+    std::fs::write(&key, run_cli(&gw.dir(), &["log", "key"])).expect("write key");
+    let checked = tlog_verify(&verifier, &gw, &key, None);
+    let printed = String::from_utf8_lossy(&checked.stdout);
+    assert!(
+        checked.status.success(),
+        "tlog-verify: {}",
+        String::from_utf8_lossy(&checked.stderr)
+    );
+    let index = entry["logIndex"].as_u64().expect("logIndex");
+    let line = printed
+        .lines()
+        .find(|l| l.starts_with(&format!("{index} ")))
+        .unwrap_or_else(|| panic!("tlog-verify did not prove leaf {index}: {printed}"));
+    assert_eq!(
+        line.split_once(' ').map(|(_, b)| b.as_bytes()),
+        Some(body.as_slice())
+    );
+
+    // The same log against another key: the checkpoint does not verify, so nothing is proven.
+    let other = gw.dir().join("other-key.pem");
+    let made = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "openssl ecparam -name prime256v1 -genkey -noout | openssl ec -pubout -out {}",
+            other.display()
+        ))
+        .output()
+        .expect("openssl");
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let refused = tlog_verify(&verifier, &gw, &other, None);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("the checkpoint: "),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    assert!(refused.stdout.is_empty());
+}
+
+#[test]
+fn the_log_grows_consistently_and_log_verify_agrees_with_the_audit_log() {
+    let verifier = require_tool!("tlog-verify");
+    let gw = Gateway::start();
+    let (first, _) = sign(&gw, "first");
+    entry_of(&gw, &first);
+    let old = gw.dir().join("old-checkpoint");
+    std::fs::write(&old, run_cli(&gw.dir(), &["log", "checkpoint"])).expect("write checkpoint");
+    let mut ids = Vec::new();
+    for n in 0..5 {
+        ids.push(sign(&gw, &format!("more {n}")).0);
+    }
+    entry_of(&gw, ids.last().expect("ids"));
+
+    let key = gw.dir().join("log-key.pem");
+    std::fs::write(&key, run_cli(&gw.dir(), &["log", "key"])).expect("write key");
+    let checked = tlog_verify(&verifier, &gw, &key, Some(&old));
+    assert!(
+        checked.status.success(),
+        "tlog-verify -since: {}",
+        String::from_utf8_lossy(&checked.stderr)
+    );
+
+    let verified = log_verify(&gw, &["--since", old.to_str().expect("path")]);
+    let said = String::from_utf8_lossy(&verified.stdout);
+    assert!(
+        verified.status.success(),
+        "log verify: {}",
+        String::from_utf8_lossy(&verified.stderr)
+    );
+    assert!(said.contains("(6 signatures)"), "{said}");
+    assert!(said.contains("consistent with the older checkpoint"), "{said}");
+
+    // A leaf changed in the database: `log verify` names it and fails.
+    let database = gw.dir().join("audit.db");
+    let changed = Command::new("sqlite3")
+        .arg(&database)
+        .arg(format!(
+            "UPDATE tlog_leaves SET body = CAST('{{\"forged\":true}}' AS BLOB) WHERE request_id = '{}'",
+            ids[2]
+        ))
+        .output()
+        .expect("sqlite3");
+    assert!(
+        changed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&changed.stderr)
+    );
+    let failed = log_verify(&gw, &[]);
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert!(!failed.status.success(), "log verify passed a changed leaf");
+    assert!(
+        stderr.contains(&format!(
+            "the leaf of {} is not its audit record's signing facts",
+            ids[2]
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("is not the hash of the leaves below it"),
+        "{stderr}"
+    );
+}
