@@ -149,6 +149,7 @@ fn router(live: Arc<LiveCore>, limits: &ServerConfig, operations: Arc<Operations
         )
         .merge(web::routes())
         .merge(health::routes())
+        .route("/v2/log/entries", transparency_log::upload_route())
         .merge(transparency_log::routes())
         .fallback(not_found)
         .layer(Extension(operations.log.clone()))

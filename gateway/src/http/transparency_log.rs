@@ -1,8 +1,10 @@
 //! The transparency log over HTTP (c2sp.org/tlog-tiles at the gateway's public URL, as Rekor v2 serves its log):
 //! `GET /checkpoint` (the newest signed checkpoint), `GET /tile/<L>/<N>[.p/<W>]` (hash tiles), `GET
 //! /tile/entries/<N>[.p/<W>]` (entry bundles), and `GET /log/entries/{requestId}` (a signature's leaf with its
-//! inclusion proof and the checkpoint it is proven against). Everything here is public, as a log is: no token,
-//! and no audit record (a monitor polls the checkpoint every few seconds; reading signs nothing).
+//! inclusion proof and the checkpoint it is proven against). Everything here is public, as a log is: no token.
+//! The reads write no audit record (a monitor polls the checkpoint every few seconds; reading signs nothing);
+//! Rekor v2's upload, `POST /api/v2/log/entries` (`/api` folded off by `normalize`), writes one, as every API
+//! request does, and answers only once its entry is in a signed checkpoint.
 
 use std::sync::Arc;
 
@@ -16,10 +18,17 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use serde::Serialize;
 
+use super::call::Call;
 use super::render::problem;
-use crate::signing::{refuse, Reason};
+use super::CurrentCore;
+use crate::signing::{refuse, Answer, Reason, Refusal};
+use crate::store::log::KIND_REKOR;
+use crate::tlog::rekor::{self, RekorError};
 use crate::tlog::tiles::TilePath;
 use crate::tlog::{tree, Sequencer, TlogError};
+
+/// How long an upload waits for its entry to be sequenced (a few of the sequencer's turns).
+const INTEGRATION_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The log's read routes; the log itself comes in as an extension (`serve` adds it).
 pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
@@ -27,6 +36,69 @@ pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
         .route("/checkpoint", get(checkpoint))
         .route("/tile/{*path}", get(tile))
         .route("/log/entries/{request_id}", get(entry))
+}
+
+/// The upload route; it runs through the core's call (body limit, audit record), so it needs its state.
+pub fn upload_route() -> axum::routing::MethodRouter<Arc<crate::signing::LiveCore>> {
+    axum::routing::post(add_entry)
+}
+
+/// Handles the `POST /api/v2/log/entries` route (Rekor v2): a `hashedRekordRequestV002` checked and logged, answered
+/// 201 with its `TransparencyLogEntry` (inclusion proof and checkpoint) once sequenced.
+async fn add_entry(
+    CurrentCore(core): CurrentCore,
+    Extension(log): Extension<Arc<Sequencer>>,
+    call: Call,
+) -> Response {
+    call.run(&core, move |_, incoming, record| -> Result<Answer, Refusal> {
+        let media_type = incoming.header("content-type").and_then(|v| v.split(';').next());
+        if media_type.map(str::trim) != Some("application/json") {
+            return Err(refuse(
+                Reason::UnsupportedMediaType,
+                "a Rekor v2 upload is a CreateEntryRequest as application/json",
+            ));
+        }
+        let entry = rekor::hashed_rekord(&incoming.body).map_err(|e| match e {
+            RekorError::Unsupported(_) => refuse(Reason::UnsupportedAlgorithm, e.to_string()),
+            RekorError::Malformed(_) | RekorError::BadSignature => {
+                refuse(Reason::MalformedRequest, e.to_string())
+            }
+        })?;
+        record.hash_algorithm = Some("SHA-256".into());
+        record.digest = Some(hex::encode(&entry.digest));
+        let unavailable = |e: TlogError| {
+            tracing::error!(error = %e, "a Rekor upload could not be logged");
+            refuse(
+                Reason::StoreUnavailable,
+                "the transparency log cannot take the entry now; try again",
+            )
+        };
+        log.store()
+            .add(&record.request_id, KIND_REKOR, &entry.body)
+            .map_err(|e| unavailable(e.into()))?;
+        let integrated = log
+            .integrated(&record.request_id, INTEGRATION_WAIT)
+            .map_err(unavailable)?
+            .ok_or_else(|| unavailable(TlogError::Tree("the entry was not sequenced in time".into())))?;
+        let store = log.store();
+        let proof = tree::inclusion(store, integrated.size, integrated.index).map_err(unavailable)?;
+        let root = tree::root(store, integrated.size).map_err(unavailable)?;
+        let proof: Vec<[u8; 32]> = proof.iter().map(|h| h.0).collect();
+        record.metadata = Some(serde_json::json!({"logIndex": integrated.index}).to_string());
+        let body = rekor::transparency_log_entry(
+            log.key(),
+            &entry.body,
+            integrated.index,
+            integrated.size,
+            &root.0,
+            &proof,
+            &integrated.checkpoint,
+        );
+        let mut answer = Answer::done(body.to_string());
+        answer.created = Some(format!("/log/entries/{}", record.request_id));
+        Ok(answer)
+    })
+    .await
 }
 
 /// Handles the `GET /checkpoint` route: the newest checkpoint, a signed note.

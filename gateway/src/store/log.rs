@@ -8,6 +8,8 @@ use super::StoreError;
 
 /// The kind of a leaf that logs a signature the gateway made.
 pub const KIND_SIGNATURE: &str = "signature";
+/// The kind of a leaf a client uploaded (Rekor v2's `POST /api/v2/log/entries`).
+pub const KIND_REKOR: &str = "rekor";
 
 /// A leaf written but not yet in the tree.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,6 +46,9 @@ pub struct Growth {
 
 /// The transparency log's tables.
 pub trait LogStore: Send + Sync {
+    /// Writes a leaf of its own (a Rekor upload, under its request's id), pending until sequenced.
+    fn add(&self, request_id: &str, kind: &str, body: &[u8]) -> Result<(), StoreError>;
+
     /// The oldest `limit` leaves not yet in the tree.
     fn pending(&self, limit: usize) -> Result<Vec<PendingLeaf>, StoreError>;
 

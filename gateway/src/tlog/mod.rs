@@ -11,6 +11,7 @@
 //! `http/` or `signing/`.
 
 pub mod checkpoint;
+pub mod rekor;
 pub mod sequencer;
 pub mod tiles;
 pub mod tree;
@@ -44,9 +45,31 @@ impl From<crate::store::StoreError> for TlogError {
     }
 }
 
-/// The log's origin (its checkpoints' first line and key name): the gateway's public URL without its scheme, as
-/// a Rekor v2 log's origin is its base URL's.
+/// The log's origin (its checkpoints' first line and key name): the host name of the gateway's public URL, without
+/// scheme, port or path. Sigstore's clients name a Rekor v2 log's note key by its base URL's host name
+/// (sigstore-go's `url.Hostname()`), so no other origin verifies there.
 pub fn origin(public_url: &str) -> String {
     let url = public_url.trim_end_matches('/');
-    url.split_once("://").map_or(url, |(_, rest)| rest).to_owned()
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split('/').next().unwrap_or(rest);
+    match authority.strip_prefix('[') {
+        // An IPv6 literal: its brackets go, as Go's Hostname() drops them.
+        Some(v6) => v6.split(']').next().unwrap_or(v6).to_owned(),
+        None => authority.split(':').next().unwrap_or(authority).to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_origin_is_the_public_urls_host_name() {
+        for (url, origin) in [
+            ("https://127.0.0.1:8443", "127.0.0.1"),
+            ("https://signing.example.com/", "signing.example.com"),
+            ("https://signing.example.com:443/Api", "signing.example.com"),
+            ("https://[::1]:8443", "::1"),
+        ] {
+            assert_eq!(super::origin(url), origin, "{url}");
+        }
+    }
 }

@@ -4,7 +4,7 @@
 //! sequencing at once one wins and the other's batch is dropped and taken again, whole, on its next turn.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::checkpoint::{self, LogKey};
 use super::tree::{self, StoredHashes};
@@ -17,6 +17,14 @@ use crate::store::log::{Growth, LogStore};
 const MAX_BATCH: usize = 1024;
 /// How often the pending leaves are sequenced.
 pub const INTERVAL: Duration = Duration::from_millis(200);
+
+/// A leaf as a client sees it once sequenced: where it is and a checkpoint that holds it.
+#[derive(Debug, Clone)]
+pub struct Integrated {
+    pub index: u64,
+    pub size: u64,
+    pub checkpoint: String,
+}
 
 /// The log of one gateway: its store, its key in the HSM.
 pub struct Sequencer {
@@ -51,6 +59,32 @@ impl Sequencer {
             signer,
             key: LogKey { origin, spki },
         })
+    }
+
+    pub fn key(&self) -> &LogKey {
+        &self.key
+    }
+
+    /// Waits (up to `timeout`) until the leaf of `request_id` is in the tree: where, and the newest checkpoint.
+    pub fn integrated(&self, request_id: &str, timeout: Duration) -> Result<Option<Integrated>, TlogError> {
+        let until = Instant::now() + timeout;
+        loop {
+            if let Some(index) = self.store.leaf(request_id)?.and_then(|leaf| leaf.index) {
+                if let Some((size, checkpoint)) = self.store.checkpoint()? {
+                    if index < size {
+                        return Ok(Some(Integrated {
+                            index,
+                            size,
+                            checkpoint,
+                        }));
+                    }
+                }
+            }
+            if Instant::now() >= until {
+                return Ok(None);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     pub fn store(&self) -> &dyn LogStore {

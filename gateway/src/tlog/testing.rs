@@ -29,21 +29,6 @@ impl MemoryLog {
             .expect("add");
     }
 
-    pub fn add(&self, request_id: &str, kind: &str, body: &[u8]) -> Result<(), StoreError> {
-        let mut inner = self.inner.lock().expect("lock");
-        let seq = inner.leaves.len() as i64 + 1;
-        inner.leaves.push((
-            seq,
-            LogLeaf {
-                index: None,
-                request_id: request_id.into(),
-                kind: kind.into(),
-                body: body.to_vec(),
-            },
-        ));
-        Ok(())
-    }
-
     /// Changes a stored leaf's body, as an attacker with the database would.
     pub fn tamper_leaf(&self, index: usize, body: &[u8]) {
         self.inner.lock().expect("lock").leaves[index].1.body = body.to_vec();
@@ -80,6 +65,21 @@ pub fn sequence(store: &MemoryLog) -> (u64, String) {
 }
 
 impl LogStore for MemoryLog {
+    fn add(&self, request_id: &str, kind: &str, body: &[u8]) -> Result<(), StoreError> {
+        let mut inner = self.inner.lock().expect("lock");
+        let seq = inner.leaves.len() as i64 + 1;
+        inner.leaves.push((
+            seq,
+            LogLeaf {
+                index: None,
+                request_id: request_id.into(),
+                kind: kind.into(),
+                body: body.to_vec(),
+            },
+        ));
+        Ok(())
+    }
+
     fn pending(&self, limit: usize) -> Result<Vec<PendingLeaf>, StoreError> {
         let inner = self.inner.lock().expect("lock");
         Ok(inner

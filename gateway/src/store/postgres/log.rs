@@ -30,6 +30,19 @@ fn to_leaf(row: &sqlx::postgres::PgRow) -> Result<LogLeaf, sqlx::Error> {
 }
 
 impl LogStore for PgLog {
+    fn add(&self, request_id: &str, kind: &str, body: &[u8]) -> Result<(), StoreError> {
+        let (request_id, kind, body) = (request_id.to_owned(), kind.to_owned(), body.to_vec());
+        self.db.run(|pool| async move {
+            sqlx::query("INSERT INTO tlog_leaves (request_id, kind, body) VALUES ($1, $2, $3)")
+                .bind(request_id)
+                .bind(kind)
+                .bind(body)
+                .execute(&pool)
+                .await
+                .map(drop)
+        })
+    }
+
     fn pending(&self, limit: usize) -> Result<Vec<PendingLeaf>, StoreError> {
         self.db.run(move |pool| async move {
             let rows = sqlx::query(

@@ -59,6 +59,10 @@ fn to_leaf(row: &rusqlite::Row<'_>) -> rusqlite::Result<LogLeaf> {
 }
 
 impl LogStore for SqliteLog {
+    fn add(&self, request_id: &str, kind: &str, body: &[u8]) -> Result<(), StoreError> {
+        Ok(insert_leaf(&self.conn(), request_id, kind, body)?)
+    }
+
     fn pending(&self, limit: usize) -> Result<Vec<PendingLeaf>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(
