@@ -24,6 +24,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	neturl "net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -55,7 +56,12 @@ func run(url, keyFile, caFile, since string) error {
 		return err
 	}
 	url = strings.TrimSuffix(url, "/")
-	origin := url[strings.Index(url, "://")+3:]
+	parsed, err := neturl.Parse(url)
+	if err != nil {
+		return err
+	}
+	// The log's origin is its URL's host name, as Sigstore's clients name a Rekor v2 log's key.
+	origin := parsed.Hostname()
 	verifier, err := loadVerifier(keyFile, origin)
 	if err != nil {
 		return err
