@@ -87,11 +87,7 @@ fn a_hash_signature_is_proven_included_by_an_independent_verifier() {
     assert!(entry["checkpoint"]
         .as_str()
         .expect("checkpoint")
-        .starts_with(&format!(
-            "{}\n{}\n",
-            gw.api_url().trim_start_matches("https://"),
-            entry["treeSize"]
-        )));
+        .starts_with(&format!("127.0.0.1\n{}\n", entry["treeSize"])));
 
     let key = gw.dir().join("log-key.pem");
     std::fs::write(&key, run_cli(&gw.dir(), &["log", "key"])).expect("write key");
@@ -195,4 +191,197 @@ fn the_log_grows_consistently_and_log_verify_agrees_with_the_audit_log() {
         stderr.contains("is not the hash of the leaves below it"),
         "{stderr}"
     );
+}
+
+/// A Sigstore trusted root naming only this gateway's log (Rekor v2) with `log_key` (PEM) as its key.
+fn trusted_root(gw: &Gateway, log_key: &str) -> serde_json::Value {
+    let der = STANDARD
+        .decode(
+            log_key
+                .lines()
+                .filter(|l| !l.starts_with("-----"))
+                .collect::<String>(),
+        )
+        .expect("PEM body");
+    serde_json::json!({
+        "mediaType": "application/vnd.dev.sigstore.trustedroot+json;version=0.1",
+        "tlogs": [{
+            "baseUrl": gw.api_url(),
+            "hashAlgorithm": "SHA2_256",
+            "publicKey": {"rawBytes": STANDARD.encode(&der), "keyDetails": "PKIX_ECDSA_P256_SHA_256",
+                "validFor": {"start": "2020-01-01T00:00:00Z"}},
+            "logId": {"keyId": STANDARD.encode(Sha256::digest(&der))},
+        }],
+        "certificateAuthorities": [], "ctlogs": [], "timestampAuthorities": [],
+    })
+}
+
+#[test]
+fn stock_cosign_uploads_to_the_log_and_verifies_inclusion_against_its_key_only() {
+    let cosign = require_tool!("cosign-release");
+    let gw = Gateway::start();
+    let work = gw.dir().join("cosign");
+    std::fs::create_dir_all(&work).expect("mkdir");
+    let run = |args: &[&str]| {
+        Command::new(&cosign)
+            .args(args)
+            .current_dir(&work)
+            .env("COSIGN_PASSWORD", "blob signer")
+            .env("SSL_CERT_FILE", gw.tls_ca())
+            .output()
+            .expect("run cosign")
+    };
+    let write_json = |name: &str, value: &serde_json::Value| {
+        std::fs::write(work.join(name), value.to_string()).expect("write");
+    };
+    let made = run(&["generate-key-pair"]);
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    std::fs::write(work.join("blob"), b"release 1.0\n").expect("blob");
+    let log_key = run_cli(&gw.dir(), &["log", "key"]);
+    write_json("trusted_root.json", &trusted_root(&gw, &log_key));
+    // Only our log, as Rekor v2; no CA, no TSA: the signature is made with the local key.
+    write_json(
+        "signing_config.json",
+        &serde_json::json!({
+            "mediaType": "application/vnd.dev.sigstore.signingconfig.v0.2+json",
+            "caUrls": [], "oidcUrls": [], "tsaUrls": [], "tsaConfig": {"selector": "ANY"},
+            "rekorTlogUrls": [{"url": gw.api_url(), "majorApiVersion": 2, "operator": "signpath-gateway",
+                "validFor": {"start": "2020-01-01T00:00:00Z"}}],
+            "rekorTlogConfig": {"selector": "ANY"},
+        }),
+    );
+
+    let signed = run(&[
+        "sign-blob",
+        "--yes",
+        "--key",
+        "cosign.key",
+        "--signing-config",
+        "signing_config.json",
+        "--trusted-root",
+        "trusted_root.json",
+        "--bundle",
+        "blob.bundle",
+        "blob",
+    ]);
+    assert!(
+        signed.status.success(),
+        "cosign sign-blob: {}",
+        String::from_utf8_lossy(&signed.stderr)
+    );
+    let bundle: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(work.join("blob.bundle")).expect("bundle"))
+            .expect("bundle JSON");
+    let logged = &bundle["verificationMaterial"]["tlogEntries"][0];
+    assert_eq!(
+        logged["kindVersion"],
+        serde_json::json!({"kind": "hashedrekord", "version": "0.0.2"})
+    );
+    assert!(logged["inclusionProof"]["checkpoint"]["envelope"]
+        .as_str()
+        .is_some_and(|c| c.starts_with("127.0.0.1\n")));
+
+    let verified = run(&[
+        "verify-blob",
+        "--key",
+        "cosign.pub",
+        "--bundle",
+        "blob.bundle",
+        "--trusted-root",
+        "trusted_root.json",
+        "blob",
+    ]);
+    assert!(
+        verified.status.success(),
+        "cosign verify-blob: {}",
+        String::from_utf8_lossy(&verified.stderr)
+    );
+    assert!(String::from_utf8_lossy(&verified.stderr).contains("Verified OK"));
+
+    // The upload is an audit record and a leaf of the log, which still verifies.
+    let audit = gw.audit_json();
+    assert!(
+        audit
+            .iter()
+            .any(|r| r["route"] == "/api/v2/log/entries" && r["outcome"] == "allowed"),
+        "{audit:?}"
+    );
+    let verified_log = log_verify(&gw, &[]);
+    assert!(
+        verified_log.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verified_log.stderr)
+    );
+
+    // Against a trusted root with another log key, cosign finds no verifiable checkpoint.
+    let other = work.join("other.pub");
+    let made = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "openssl ecparam -name prime256v1 -genkey -noout | openssl ec -pubout -out {}",
+            other.display()
+        ))
+        .output()
+        .expect("openssl");
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let other_key = std::fs::read_to_string(&other).expect("other key");
+    write_json("other_root.json", &trusted_root(&gw, &other_key));
+    let refused = run(&[
+        "verify-blob",
+        "--key",
+        "cosign.pub",
+        "--bundle",
+        "blob.bundle",
+        "--trusted-root",
+        "other_root.json",
+        "blob",
+    ]);
+    assert!(
+        !refused.status.success(),
+        "verify-blob passed under another log key"
+    );
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("failed to verify log inclusion"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+}
+
+#[test]
+fn bad_uploads_get_problem_documents() {
+    let gw = Gateway::start();
+    let http = gw.https_client();
+    let post = |content_type: &str, body: &str| {
+        let response = http
+            .post(format!("{}/api/v2/log/entries", gw.api_url()))
+            .header("Content-Type", content_type)
+            .body(body.to_owned())
+            .send()
+            .expect("POST");
+        let status = response.status().as_u16();
+        let problem: serde_json::Value = response.json().expect("problem JSON");
+        (
+            status,
+            problem["type"].as_str().unwrap_or_default().to_owned(),
+            problem["detail"].to_string(),
+        )
+    };
+    let (status, kind, detail) = post("application/json", "{\"dsseRequestV002\": {}}");
+    assert_eq!(status, 400, "{detail}");
+    assert!(kind.ends_with("unsupported-algorithm"), "{kind}");
+    let (status, kind, detail) = post("application/json", "[1, 2");
+    assert_eq!(status, 400, "{detail}");
+    assert!(
+        kind.ends_with("malformed-request") && detail.contains("CreateEntryRequest"),
+        "{kind} {detail}"
+    );
+    let (status, _, _) = post("text/plain", "{}");
+    assert_eq!(status, 415);
+    let (status, _, detail) = post("application/json", &"x".repeat(200 * 1024));
+    assert_eq!(status, 413, "{detail}");
+    let missing = http
+        .get(format!("{}/tile/0/000", gw.api_url()))
+        .send()
+        .expect("GET tile");
+    assert_eq!(missing.status(), 404);
 }
