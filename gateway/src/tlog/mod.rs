@@ -18,6 +18,8 @@ pub mod tree;
 pub mod verify;
 
 #[cfg(test)]
+mod store_tests;
+#[cfg(test)]
 mod testing;
 
 pub use checkpoint::LogKey;

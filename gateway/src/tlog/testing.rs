@@ -53,7 +53,7 @@ pub fn key() -> (p256::ecdsa::SigningKey, LogKey) {
 }
 
 /// One sequencer turn with the test key: the new size and checkpoint.
-pub fn sequence(store: &MemoryLog) -> (u64, String) {
+pub fn sequence(store: &dyn LogStore) -> (u64, String) {
     let (secret, log) = key();
     let size = super::sequencer::grow_once(store, &log, &|m| {
         let sig: p256::ecdsa::DerSignature = secret.sign(m);
