@@ -148,6 +148,14 @@ pub fn hashed_rekord(request: &[u8]) -> Result<HashedRekord, RekorError> {
         }},
     });
     let body = serde_json::to_vec(&body).map_err(|e| RekorError::Malformed(e.to_string()))?;
+    // An entry bundle prefixes each leaf with its length as a uint16 (c2sp.org/tlog-tiles).
+    if body.len() > usize::from(u16::MAX) {
+        return Err(RekorError::Malformed(format!(
+            "the entry would be {} bytes; a leaf of this log is at most {}",
+            body.len(),
+            u16::MAX
+        )));
+    }
     Ok(HashedRekord { body, digest })
 }
 
