@@ -4,7 +4,8 @@
 //! `normalize`, before routing. Handlers only parse, call the signing core, and render: every answer, a 404 or a
 //! 405 included, is a JSON problem document (or a page) with an audit record.
 //!
-//! This folder owns HTTP. It may import `signing/` (the core) and `store/` (record types); nothing below it may
+//! This folder owns HTTP. It may import `signing/` (the core), `store/` (record types) and `tlog/` (the transparency
+//! log its routes serve, `transparency_log.rs`); nothing below it may
 //! import this folder.
 
 mod artifact_upload;
