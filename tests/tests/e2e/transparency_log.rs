@@ -385,3 +385,74 @@ fn bad_uploads_get_problem_documents() {
         .expect("GET tile");
     assert_eq!(missing.status(), 404);
 }
+
+#[test]
+fn replicas_on_postgresql_grow_one_log() {
+    let Some((haproxy, bin)) = e2e_tests::replicas::haproxy_and_postgres() else {
+        return;
+    };
+    let verifier = require_tool!("tlog-verify");
+    let pg = e2e_tests::postgres::Postgres::start(&bin);
+    let replicas = e2e_tests::replicas::Replicas::start(2, &pg.url(), &haproxy, |_| {});
+    let organization = replicas.env("SIGNPATH_ORGANIZATION_ID");
+    let token = replicas.env("SIGNPATH_API_TOKEN");
+    // Both replicas sign at once, each sequencing the shared log.
+    let signers: Vec<_> = (0..2)
+        .map(|i| {
+            let (http, base, token) = (
+                replicas.https_client(),
+                format!("{}/v1/{organization}", replicas.replica_url(i)),
+                token.clone(),
+            );
+            std::thread::spawn(move || {
+                (0..8)
+                    .map(|n| {
+                        let digest = Sha256::digest(format!("replica {i} signature {n}").as_bytes());
+                        let answer = sign_ec256(&http, &base, &token, &digest).expect("signed");
+                        answer["signingRequestId"].as_str().expect("id").to_owned()
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let ids: Vec<String> = signers
+        .into_iter()
+        .flat_map(|s| s.join().expect("signer"))
+        .collect();
+    let http = replicas.https_client();
+    for id in &ids {
+        let until = Instant::now() + Duration::from_secs(15);
+        while http
+            .get(format!("{}/log/entries/{id}", replicas.api_url()))
+            .send()
+            .expect("GET entry")
+            .status()
+            != 200
+        {
+            assert!(Instant::now() < until, "{id} was never sequenced");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    let said = replicas.gateway_command(1, &["log", "verify"]);
+    assert!(said.contains("16 leaves (16 signatures)"), "{said}");
+    let key = replicas.setup().join("log-key.pem");
+    std::fs::write(&key, replicas.gateway_command(0, &["log", "key"])).expect("write key");
+    let checked = Command::new(&verifier)
+        .arg("-url")
+        .arg(replicas.api_url())
+        .arg("-key")
+        .arg(&key)
+        .arg("-cacert")
+        .arg(replicas.setup().join("tls-ca.pem"))
+        .output()
+        .expect("tlog-verify");
+    assert!(
+        checked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&checked.stderr)
+    );
+    let printed = String::from_utf8_lossy(&checked.stdout);
+    for id in &ids {
+        assert!(printed.contains(id.as_str()), "{id} not proven: {printed}");
+    }
+}
