@@ -456,3 +456,24 @@ fn replicas_on_postgresql_grow_one_log() {
         assert!(printed.contains(id.as_str()), "{id} not proven: {printed}");
     }
 }
+
+#[test]
+fn the_log_survives_a_restart_and_grows_consistently_from_its_last_checkpoint() {
+    let mut gw = Gateway::start();
+    let (first, _) = sign(&gw, "before the restart");
+    entry_of(&gw, &first);
+    let old = gw.dir().join("before-restart");
+    std::fs::write(&old, run_cli(&gw.dir(), &["log", "checkpoint"])).expect("write checkpoint");
+    // SIGKILL, as a crash would, then the same database and HSM again.
+    gw.restart();
+    let (second, _) = sign(&gw, "after the restart");
+    assert_eq!(entry_of(&gw, &second)["logIndex"], 1);
+    assert_eq!(entry_of(&gw, &first)["logIndex"], 0);
+    let verified = log_verify(&gw, &["--since", old.to_str().expect("path")]);
+    assert!(
+        verified.status.success(),
+        "log verify: {}",
+        String::from_utf8_lossy(&verified.stderr)
+    );
+    assert!(String::from_utf8_lossy(&verified.stdout).contains("2 leaves (2 signatures)"));
+}
