@@ -103,6 +103,8 @@ pub fn run(dir: &Path, port: u16, crl_port: u16, module: &Path) -> Result<(), In
     for ca in &pki_config.cas {
         signer.generate_key(KeySpec::Ec384, &ca.key_label)?;
     }
+    // The transparency log's checkpoint key (`serve` makes it too, for a setup made before the log).
+    signer.generate_key(KeySpec::Ec256, crate::tlog::KEY_LABEL)?;
     let root = pki::root("SignPath Gateway Demo Root", HsmKey::open(&signer, "ca/root")?)?;
     let intermediate = pki::intermediate(
         "SignPath Gateway Demo Intermediate",

@@ -18,6 +18,7 @@ mod open_files;
 mod pki;
 mod signing;
 mod store;
+mod tlog;
 
 use std::process::ExitCode;
 

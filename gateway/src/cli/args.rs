@@ -102,6 +102,12 @@ pub enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// The transparency log of every signature: check it against the audit log, print its key or checkpoint (see
+    /// docs/transparency-log.md).
+    Log {
+        #[command(subcommand)]
+        command: LogCommand,
+    },
     /// Applies the database's missing schema migrations (`serve` applies them on start too).
     Migrate {
         #[arg(long)]
@@ -298,5 +304,30 @@ pub enum TokenCommand {
         config: PathBuf,
         /// The token's name or id.
         token: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LogCommand {
+    /// Recompute the log from its stored leaves and check its hashes (every tile), its newest checkpoint
+    /// (signature and root) and the audit log (every signature record has its leaf and every leaf its record);
+    /// exits non-zero naming each disagreement.
+    Verify {
+        #[arg(long)]
+        config: PathBuf,
+        /// An older checkpoint (a file as `GET /checkpoint` or `log checkpoint` gave it): also check that the
+        /// newest checkpoint is consistent with it (the log only grew).
+        #[arg(long)]
+        since: Option<PathBuf>,
+    },
+    /// Print the log's public key (PEM), the key a verifier trusts: in a Sigstore trusted root, the log's key.
+    Key {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Print the newest checkpoint (a signed note), to keep for a later `log verify --since`.
+    Checkpoint {
+        #[arg(long)]
+        config: PathBuf,
     },
 }

@@ -9,6 +9,7 @@ pub mod args;
 pub mod audit;
 pub mod doctor;
 pub mod keyless;
+pub mod log;
 pub mod migrate;
 pub mod pending;
 pub mod policy;
@@ -17,7 +18,9 @@ pub mod revoke_requests;
 pub mod terminal;
 pub mod verify_kit;
 
-use args::{ApproverCommand, CertificateCommand, Command, KeylessCommand, PolicyCommand, TokenCommand};
+use args::{
+    ApproverCommand, CertificateCommand, Command, KeylessCommand, LogCommand, PolicyCommand, TokenCommand,
+};
 
 pub type CliResult = Result<(), crate::error::BoxError>;
 
@@ -74,6 +77,11 @@ pub fn run(command: Command) -> CliResult {
         Command::Keyless {
             command: KeylessCommand::Init { config },
         } => keyless::init(&config),
+        Command::Log { command } => match command {
+            LogCommand::Verify { config, since } => log::verify(&config, since.as_deref()),
+            LogCommand::Key { config } => log::key(&config),
+            LogCommand::Checkpoint { config } => log::checkpoint(&config),
+        },
         Command::Policy { command } => run_policy(command),
         Command::VerifyKit(args) => verify_kit::run(&args),
         Command::Revoke {

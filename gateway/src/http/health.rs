@@ -19,23 +19,27 @@ use crate::hsm::Signer;
 use crate::metrics::Metrics;
 use crate::signing::LiveCore;
 use crate::store::{HeldQuery, Stage, Stores};
+use crate::tlog::Sequencer;
 
-/// What the operator routes look at: the metrics, the HSM and the stores, and whether the server drains.
+/// What the operator routes look at: the metrics, the HSM and the stores, and whether the server drains; and the
+/// transparency log, which its own routes (`transparency_log.rs`) read.
 #[derive(Debug)]
 pub struct Operations {
     pub metrics: Arc<Metrics>,
     signer: Arc<Signer>,
     stores: Stores,
     draining: AtomicBool,
+    pub log: Arc<Sequencer>,
 }
 
 impl Operations {
-    pub fn new(metrics: Arc<Metrics>, signer: Arc<Signer>, stores: Stores) -> Self {
+    pub fn new(metrics: Arc<Metrics>, signer: Arc<Signer>, stores: Stores, log: Arc<Sequencer>) -> Self {
         Self {
             metrics,
             signer,
             stores,
             draining: AtomicBool::new(false),
+            log,
         }
     }
 

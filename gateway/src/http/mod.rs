@@ -4,7 +4,8 @@
 //! `normalize`, before routing. Handlers only parse, call the signing core, and render: every answer, a 404 or a
 //! 405 included, is a JSON problem document (or a page) with an audit record.
 //!
-//! This folder owns HTTP. It may import `signing/` (the core) and `store/` (record types); nothing below it may
+//! This folder owns HTTP. It may import `signing/` (the core), `store/` (record types) and `tlog/` (the transparency
+//! log its routes serve, `transparency_log.rs`); nothing below it may
 //! import this folder.
 
 mod artifact_upload;
@@ -26,6 +27,7 @@ mod revocations;
 pub mod serve;
 mod signing_requests;
 mod timestamp;
+mod transparency_log;
 mod web;
 
 use std::collections::HashMap;
@@ -155,7 +157,10 @@ fn router(live: Arc<LiveCore>, limits: &ServerConfig, operations: Arc<Operations
         .route("/sigstore/signing_config.json", get(fulcio::signing_config))
         .merge(web::routes())
         .merge(health::routes())
+        .route("/v2/log/entries", transparency_log::upload_route())
+        .merge(transparency_log::routes())
         .fallback(not_found)
+        .layer(Extension(operations.log.clone()))
         .layer(Extension(Arc::new(web::Sessions::default())))
         .layer(Extension(operations))
         .layer(DefaultBodyLimit::max(MAX_BODY))

@@ -73,7 +73,14 @@ pub fn run(config_path: &Path) -> Result<(), ServeError> {
         &resolve(&base, &config.tls.key),
     )?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let operations = Arc::new(Operations::new(metrics, signer.clone(), stores.clone()));
+    let log = Arc::new(crate::tlog::Sequencer::open(
+        stores.log.clone(),
+        signer.clone(),
+        crate::tlog::origin(&config.public_url),
+    )?);
+    log.step()?;
+    log.clone().spawn()?;
+    let operations = Arc::new(Operations::new(metrics, signer.clone(), stores.clone(), log));
     let revocations = stores.revocations.clone();
     let request_revocations = stores.request_revocations.clone();
     let live = Arc::new(LiveCore::new(Core::new(state, stores)));

@@ -506,6 +506,7 @@ fn an_approved_request_is_completed_only_after_the_record_of_its_signature_is_du
             revocations: None,
             artifacts: None,
             request_revocations: f.core.stores.request_revocations.clone(),
+            log: f.core.stores.log.clone(),
         },
     );
     let poll_with = |core: &Core| {

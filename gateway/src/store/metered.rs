@@ -29,6 +29,7 @@ impl Stores {
             revocations: self.revocations,
             artifacts: self.artifacts,
             request_revocations: self.request_revocations,
+            log: self.log,
         }
     }
 }

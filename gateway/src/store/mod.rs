@@ -11,6 +11,7 @@
 
 pub mod artifacts;
 mod held;
+pub mod log;
 mod metered;
 pub mod postgres;
 mod record;
@@ -185,6 +186,8 @@ pub struct Stores {
     pub artifacts: Option<Arc<dyn artifacts::SharedArtifacts>>,
     /// Revoked signing requests, release groups and policies after a moment.
     pub request_revocations: Arc<dyn RequestRevocationStore>,
+    /// The transparency log, whose leaves the audit store writes with their records.
+    pub log: Arc<dyn log::LogStore>,
 }
 
 impl std::fmt::Debug for Stores {
@@ -202,6 +205,7 @@ impl Stores {
             revocations: None,
             artifacts: None,
             request_revocations: Arc::new(sqlite::SqliteRequestRevocations::open(path)?),
+            log: Arc::new(sqlite::SqliteLog::open(path)?),
         })
     }
 
@@ -225,7 +229,8 @@ impl Stores {
             approvals: Arc::new(postgres::PgApprovals::new(db.clone())),
             revocations: Some(Arc::new(postgres::PgRevocations::new(db.clone()))),
             artifacts: Some(Arc::new(postgres::PgArtifacts::new(db.clone()))),
-            request_revocations: Arc::new(postgres::PgRequestRevocations::new(db)),
+            request_revocations: Arc::new(postgres::PgRequestRevocations::new(db.clone())),
+            log: Arc::new(postgres::PgLog::new(db)),
         }
     }
 }

@@ -119,6 +119,54 @@ impl Record {
     }
 }
 
+impl Record {
+    /// Whether the record is of a signature the gateway made (a hash, an artifact, a keyless certificate, a
+    /// timestamp): allowed, and naming what was signed or certified. Exactly these records get a transparency log
+    /// leaf, in the record's own transaction; `log verify` holds the log to the same rule.
+    pub fn is_signature(&self) -> bool {
+        self.outcome == "allowed" && (self.signature_sha256.is_some() || self.certificate_sha256.is_some())
+    }
+
+    /// The transparency log leaf of a signature record ([`Record::is_signature`]): the record's signing facts as
+    /// canonical JSON (these keys in this order, no white space), so anyone holding the record can recompute the
+    /// leaf and its hash. None for a record that is not a signature. Computed from the record as stored
+    /// ([`Record::bounded`]).
+    pub fn log_entry(&self) -> Option<Vec<u8>> {
+        #[derive(Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Entry<'a> {
+            kind: &'static str,
+            request_id: &'a str,
+            time: &'a str,
+            organization: &'a str,
+            project: Option<&'a str>,
+            policy: Option<&'a str>,
+            route: &'a str,
+            hash_algorithm: Option<&'a str>,
+            digest: Option<&'a str>,
+            signature_sha256: Option<&'a str>,
+            certificate_sha256: Option<&'a str>,
+        }
+        if !self.is_signature() {
+            return None;
+        }
+        serde_json::to_vec(&Entry {
+            kind: "signpath-gateway/signature/v1",
+            request_id: &self.request_id,
+            time: &self.completed,
+            organization: &self.organization,
+            project: self.project.as_deref(),
+            policy: self.policy.as_deref(),
+            route: &self.route,
+            hash_algorithm: self.hash_algorithm.as_deref(),
+            digest: self.digest.as_deref(),
+            signature_sha256: self.signature_sha256.as_deref(),
+            certificate_sha256: self.certificate_sha256.as_deref(),
+        })
+        .ok()
+    }
+}
+
 /// The current time as the audit log writes it (RFC 3339, UTC).
 pub fn now() -> String {
     time::OffsetDateTime::now_utc()

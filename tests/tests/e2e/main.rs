@@ -57,6 +57,7 @@ mod security_listeners;
 mod server_limits;
 mod signing_authority;
 mod timestamps;
+mod transparency_log;
 mod unreachable_gateway;
 mod verifiers;
 mod verify_kit;

@@ -13,6 +13,7 @@ use sqlx::postgres::PgRow;
 use sqlx::Row;
 
 use super::{unix_now, Database};
+use crate::store::log::KIND_SIGNATURE;
 use crate::store::{AuditStore, IdempotentAnswer, Record, StoreError, StoredAnswer};
 
 #[derive(Debug)]
@@ -69,6 +70,15 @@ impl AuditStore for PgAudit {
             .bind(&r.approval)
             .execute(&mut *tx)
             .await?;
+            // A signature's leaf commits with its record or not at all.
+            if let Some(entry) = r.log_entry() {
+                sqlx::query("INSERT INTO tlog_leaves (request_id, kind, body) VALUES ($1, $2, $3)")
+                    .bind(&r.request_id)
+                    .bind(KIND_SIGNATURE)
+                    .bind(entry)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             if let Some(i) = answer {
                 let now = unix_now();
                 // An expired answer under the key is replaced; a fresh one from another request is not.

@@ -42,6 +42,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "request revocations",
         include_str!("migrations/0006_request_revocations.sql"),
     ),
+    (
+        7,
+        "transparency log",
+        include_str!("migrations/0007_transparency_log.sql"),
+    ),
 ];
 
 /// An arbitrary constant naming the migration lock among the database's advisory locks.

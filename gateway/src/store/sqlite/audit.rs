@@ -14,6 +14,7 @@ use std::time::Duration;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::connect;
+use crate::store::log::KIND_SIGNATURE;
 use crate::store::{AuditStore, IdempotentAnswer, Record, StoreError, StoredAnswer};
 
 pub struct SqliteAudit {
@@ -58,8 +59,10 @@ impl SqliteAudit {
              CREATE TABLE IF NOT EXISTS idempotency (token_id TEXT NOT NULL, key TEXT NOT NULL,
                  request_id TEXT NOT NULL, body_sha256 TEXT NOT NULL, response TEXT NOT NULL,
                  created INTEGER NOT NULL, PRIMARY KEY (token_id, key));
-             CREATE INDEX IF NOT EXISTS idempotency_request ON idempotency (request_id);",
-            COLUMNS.split(", ").map(|c| format!("{c} {}", if c == "status" { "INTEGER" } else { "TEXT" })).collect::<Vec<_>>().join(", ")
+             CREATE INDEX IF NOT EXISTS idempotency_request ON idempotency (request_id);
+             {}",
+            COLUMNS.split(", ").map(|c| format!("{c} {}", if c == "status" { "INTEGER" } else { "TEXT" })).collect::<Vec<_>>().join(", "),
+            super::log::SCHEMA
         ))?;
         for column in ADDED_COLUMNS {
             let present: bool = conn.query_row(
@@ -263,7 +266,13 @@ fn commit_batch(conn: &mut Connection, batch: &[Job]) -> Vec<Result<(), StoreErr
 /// for every record was about a tenth of the writer's time under load.
 fn write_in_savepoint(conn: &Connection, job: &Job) -> rusqlite::Result<rusqlite::Result<()>> {
     conn.prepare_cached("SAVEPOINT audit_record")?.execute([])?;
-    let written = insert(conn, &job.record).and_then(|()| match &job.idempotency {
+    let written = insert(conn, &job.record)
+        .and_then(|()| match job.record.log_entry() {
+            // A signature's leaf commits with its record or not at all.
+            Some(entry) => super::log::insert_leaf(conn, &job.record.request_id, KIND_SIGNATURE, &entry),
+            None => Ok(()),
+        })
+        .and_then(|()| match &job.idempotency {
         Some(i) => conn
             .prepare_cached(
                 "INSERT OR REPLACE INTO idempotency (token_id, key, request_id, body_sha256, response, created) \

@@ -1,10 +1,11 @@
 //! The embedded stores: one SQLite database file (WAL, `synchronous=FULL`) holds the audit log, the idempotency
-//! records, held signing requests, votes and release-group uses; the claims on idempotency keys are the serving
+//! records, held signing requests, votes and release-group uses, and the transparency log (`log.rs`); the claims on idempotency keys are the serving
 //! process's own (`claims.rs`). `init` + `serve` on one machine need no setup; one gateway process serves a file.
 
 mod approvals;
 mod audit;
 mod claims;
+mod log;
 mod request_revocations;
 
 use std::path::Path;
@@ -13,6 +14,7 @@ use rusqlite::Connection;
 
 pub use approvals::SqliteApprovals;
 pub use audit::SqliteAudit;
+pub use log::SqliteLog;
 pub use request_revocations::SqliteRequestRevocations;
 
 /// A connection to the database as every part of the gateway opens it: WAL, `synchronous=FULL`, and a busy

@@ -1,0 +1,270 @@
+//! Rekor v2's upload (`POST /api/v2/log/entries`), as stock cosign and sigstore-go send it: a `CreateEntryRequest`
+//! in protobuf JSON, of which the `hashedRekordRequestV002` kind is taken (a digest, its signature and the public
+//! key or certificate that verifies it), checked, and turned into the entry body Rekor v2 logs; and the
+//! `TransparencyLogEntry` that answers it, with the inclusion proof and the checkpoint that holds it.
+//!
+//! The types are serde types of our own: the `sigstore_protobuf_specs` crate has no Rekor v2 request or entry
+//! messages (they live in rekor-tiles' own protos), and the few fields here are simpler to state than to adapt.
+//! Only ECDSA P-256 with SHA-256 is taken (what `cosign generate-key-pair` and Fulcio-style keyless keys use); a
+//! DSSE upload or another key type is refused with a reason.
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use p256::ecdsa::signature::hazmat::PrehashVerifier as _;
+use p256::pkcs8::DecodePublicKey as _;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::LogKey;
+
+/// The one key type taken, as Sigstore's `PublicKeyDetails` names it.
+pub const KEY_DETAILS: &str = "PKIX_ECDSA_P256_SHA_256";
+
+/// What is wrong with an upload, in the client's terms.
+#[derive(Debug, thiserror::Error)]
+pub enum RekorError {
+    #[error("the body is not a Rekor v2 CreateEntryRequest: {0}")]
+    Malformed(String),
+    #[error("{0}")]
+    Unsupported(String),
+    #[error("the signature does not verify with the given key over the given digest")]
+    BadSignature,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct CreateEntryRequest {
+    hashed_rekord_request_v002: Option<HashedRekordRequest>,
+    dsse_request_v002: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct HashedRekordRequest {
+    digest: String,
+    signature: Signature,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Signature {
+    content: String,
+    verifier: Verifier,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Verifier {
+    public_key: Option<RawBytes>,
+    x509_certificate: Option<RawBytes>,
+    key_details: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawBytes {
+    raw_bytes: String,
+}
+
+/// A checked upload: the entry body to log (canonical JSON, RFC 8785: sorted keys, no white space) and the digest.
+#[derive(Debug, Clone)]
+pub struct HashedRekord {
+    pub body: Vec<u8>,
+    pub digest: Vec<u8>,
+}
+
+fn base64_field(name: &str, value: &str) -> Result<Vec<u8>, RekorError> {
+    STANDARD
+        .decode(value)
+        .map_err(|e| RekorError::Malformed(format!("{name} is not base64: {e}")))
+}
+
+/// Checks a `CreateEntryRequest` and makes its entry body.
+pub fn hashed_rekord(request: &[u8]) -> Result<HashedRekord, RekorError> {
+    let request: CreateEntryRequest =
+        serde_json::from_slice(request).map_err(|e| RekorError::Malformed(e.to_string()))?;
+    let hashed = match (request.hashed_rekord_request_v002, request.dsse_request_v002) {
+        (Some(hashed), None) => hashed,
+        (None, Some(_)) => {
+            return Err(RekorError::Unsupported(
+                "this log takes hashedRekordRequestV002 entries only, not DSSE".into(),
+            ))
+        }
+        _ => {
+            return Err(RekorError::Malformed(
+                "exactly one of hashedRekordRequestV002 and dsseRequestV002 is needed".into(),
+            ))
+        }
+    };
+    let digest = base64_field("digest", &hashed.digest)?;
+    if digest.len() != 32 {
+        return Err(RekorError::Malformed(format!(
+            "the digest is {} bytes; a SHA-256 digest is 32",
+            digest.len()
+        )));
+    }
+    let signature = base64_field("signature.content", &hashed.signature.content)?;
+    let verifier = &hashed.signature.verifier;
+    if verifier.key_details != KEY_DETAILS {
+        return Err(RekorError::Unsupported(format!(
+            "keyDetails {}: this log takes {KEY_DETAILS} keys only",
+            verifier.key_details
+        )));
+    }
+    let (spki, verifier_json) = match (&verifier.public_key, &verifier.x509_certificate) {
+        (Some(key), None) => {
+            let der = base64_field("publicKey.rawBytes", &key.raw_bytes)?;
+            (
+                der,
+                json!({"publicKey": {"rawBytes": key.raw_bytes}, "keyDetails": KEY_DETAILS}),
+            )
+        }
+        (None, Some(certificate)) => {
+            let der = base64_field("x509Certificate.rawBytes", &certificate.raw_bytes)?;
+            (
+                spki_of_certificate(&der)?,
+                json!({"x509Certificate": {"rawBytes": certificate.raw_bytes}, "keyDetails": KEY_DETAILS}),
+            )
+        }
+        _ => {
+            return Err(RekorError::Malformed(
+                "the verifier needs exactly one of publicKey and x509Certificate".into(),
+            ))
+        }
+    };
+    let key = p256::ecdsa::VerifyingKey::from_public_key_der(&spki)
+        .map_err(|e| RekorError::Unsupported(format!("the key is not an ECDSA P-256 public key: {e}")))?;
+    let parsed = p256::ecdsa::DerSignature::from_bytes(&signature)
+        .map_err(|_| RekorError::Malformed("the signature is not an ASN.1 DER ECDSA signature".into()))?;
+    key.verify_prehash(&digest, &parsed)
+        .map_err(|_| RekorError::BadSignature)?;
+    // serde_json's maps are ordered by key, so this is already RFC 8785's order; every value is ASCII.
+    let body = json!({
+        "apiVersion": "0.0.2",
+        "kind": "hashedrekord",
+        "spec": {"hashedRekordV002": {
+            "data": {"algorithm": "SHA2_256", "digest": hashed.digest},
+            "signature": {"content": hashed.signature.content, "verifier": verifier_json},
+        }},
+    });
+    let body = serde_json::to_vec(&body).map_err(|e| RekorError::Malformed(e.to_string()))?;
+    // An entry bundle prefixes each leaf with its length as a uint16 (c2sp.org/tlog-tiles).
+    if body.len() > usize::from(u16::MAX) {
+        return Err(RekorError::Malformed(format!(
+            "the entry would be {} bytes; a leaf of this log is at most {}",
+            body.len(),
+            u16::MAX
+        )));
+    }
+    Ok(HashedRekord { body, digest })
+}
+
+fn spki_of_certificate(der: &[u8]) -> Result<Vec<u8>, RekorError> {
+    use der::{Decode as _, Encode as _};
+    let certificate = x509_cert::Certificate::from_der(der)
+        .map_err(|e| RekorError::Malformed(format!("x509Certificate is not a DER certificate: {e}")))?;
+    certificate
+        .tbs_certificate
+        .subject_public_key_info
+        .to_der()
+        .map_err(|e| RekorError::Malformed(e.to_string()))
+}
+
+/// The `TransparencyLogEntry` (protobuf JSON, as sigstore-go reads it) of an integrated entry.
+pub fn transparency_log_entry(
+    key: &LogKey,
+    body: &[u8],
+    index: u64,
+    size: u64,
+    root: &[u8; 32],
+    proof: &[[u8; 32]],
+    checkpoint: &str,
+) -> serde_json::Value {
+    json!({
+        "logIndex": index.to_string(),
+        "logId": {"keyId": STANDARD.encode(key.log_id())},
+        "kindVersion": {"kind": "hashedrekord", "version": "0.0.2"},
+        "inclusionProof": {
+            "logIndex": index.to_string(),
+            "rootHash": STANDARD.encode(root),
+            "treeSize": size.to_string(),
+            "hashes": proof.iter().map(|h| STANDARD.encode(h)).collect::<Vec<_>>(),
+            "checkpoint": {"envelope": checkpoint},
+        },
+        "canonicalizedBody": STANDARD.encode(body),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use p256::ecdsa::signature::hazmat::PrehashSigner as _;
+    use p256::pkcs8::EncodePublicKey as _;
+    use sha2::Digest as _;
+
+    fn request(digest: &[u8], signature: &[u8], spki: &[u8], details: &str) -> Vec<u8> {
+        serde_json::to_vec(&json!({"hashedRekordRequestV002": {
+            "digest": STANDARD.encode(digest),
+            "signature": {"content": STANDARD.encode(signature),
+                "verifier": {"publicKey": {"rawBytes": STANDARD.encode(spki)}, "keyDetails": details}}}}))
+        .expect("json")
+    }
+
+    fn signed() -> (Vec<u8>, Vec<u8>, Vec<u8>) {
+        let secret = p256::ecdsa::SigningKey::from_slice(&[3; 32]).expect("key");
+        let digest = sha2::Sha256::digest(b"artifact").to_vec();
+        let signature: p256::ecdsa::Signature = secret.sign_prehash(&digest).expect("sign");
+        let spki = secret
+            .verifying_key()
+            .to_public_key_der()
+            .expect("spki")
+            .into_vec();
+        (digest, signature.to_der().as_bytes().to_vec(), spki)
+    }
+
+    #[test]
+    fn a_signed_digest_becomes_a_canonical_hashedrekord_entry() {
+        let (digest, signature, spki) = signed();
+        let entry = hashed_rekord(&request(&digest, &signature, &spki, KEY_DETAILS)).expect("taken");
+        let text = String::from_utf8(entry.body).expect("utf-8");
+        assert!(text.starts_with(r#"{"apiVersion":"0.0.2","kind":"hashedrekord","spec":{"hashedRekordV002":{"data":{"algorithm":"SHA2_256","digest":""#), "{text}");
+        assert!(
+            text.contains(r#""verifier":{"keyDetails":"PKIX_ECDSA_P256_SHA_256","publicKey":{"rawBytes":""#),
+            "{text}"
+        );
+        assert_eq!(entry.digest, digest);
+    }
+
+    #[test]
+    fn bad_uploads_are_refused_with_their_reason() {
+        let (digest, signature, spki) = signed();
+        let mut other = digest.clone();
+        other[0] ^= 1;
+        let cases: Vec<(Vec<u8>, &str)> = vec![
+            (b"not json".to_vec(), "not a Rekor v2 CreateEntryRequest"),
+            (br#"{"dsseRequestV002": {}}"#.to_vec(), "not DSSE"),
+            (br#"{"somethingElse": 1}"#.to_vec(), "unknown field"),
+            (request(&other, &signature, &spki, KEY_DETAILS), "does not verify"),
+            (
+                request(&digest[..20], &signature, &spki, KEY_DETAILS),
+                "a SHA-256 digest is 32",
+            ),
+            (
+                request(&digest, &signature, &spki, "PKIX_ED25519"),
+                "PKIX_ECDSA_P256_SHA_256 keys only",
+            ),
+            (
+                request(&digest, b"junk", &spki, KEY_DETAILS),
+                "not an ASN.1 DER ECDSA signature",
+            ),
+            (
+                request(&digest, &signature, b"junk", KEY_DETAILS),
+                "not an ECDSA P-256 public key",
+            ),
+        ];
+        for (body, reason) in cases {
+            let refused = hashed_rekord(&body).unwrap_err().to_string();
+            assert!(refused.contains(reason), "{reason}: {refused}");
+        }
+    }
+}
