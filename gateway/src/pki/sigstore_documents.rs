@@ -28,8 +28,6 @@ pub struct TransparencyLog {
     pub key_details: String,
     /// The log id clients match entries with (Rekor v2: the checkpoint key id).
     pub log_id: Vec<u8>,
-    /// Since when it is valid, RFC 3339.
-    pub valid_from: String,
 }
 
 /// A CA or TSA: its URL and its chain, DER, leaf (or intermediate) first, root last.
@@ -55,6 +53,7 @@ pub fn trusted_root(services: &Services<'_>) -> Result<String, PkiError> {
     if let Some(tsa) = &services.tsa {
         tsas.push(certificate_authority(tsa)?);
     }
+    let log_start = root_valid_from(&services.ca)?;
     let tlogs: Vec<Value> = services
         .logs
         .iter()
@@ -65,7 +64,7 @@ pub fn trusted_root(services: &Services<'_>) -> Result<String, PkiError> {
                 "publicKey": {
                     "rawBytes": BASE64.encode(&log.public_key),
                     "keyDetails": log.key_details,
-                    "validFor": {"start": log.valid_from},
+                    "validFor": {"start": log_start},
                 },
                 "logId": {"keyId": BASE64.encode(&log.log_id)},
             })
@@ -92,6 +91,7 @@ pub fn signing_config(services: &Services<'_>) -> Result<String, PkiError> {
         })
     };
     let ca_start = valid_from(&services.ca)?;
+    let log_start = root_valid_from(&services.ca)?;
     let mut tsas = Vec::new();
     if let Some(tsa) = &services.tsa {
         tsas.push(service(&tsa.url, 1, &valid_from(tsa)?));
@@ -99,7 +99,7 @@ pub fn signing_config(services: &Services<'_>) -> Result<String, PkiError> {
     let logs: Vec<Value> = services
         .logs
         .iter()
-        .map(|log| service(&log.base_url, log.api_version, &log.valid_from))
+        .map(|log| service(&log.base_url, log.api_version, &log_start))
         .collect();
     let document = json!({
         "mediaType": SIGNING_CONFIG_MEDIA_TYPE,
@@ -136,7 +136,18 @@ fn certificate_authority(authority: &Authority<'_>) -> Result<Value, PkiError> {
 
 /// The notBefore of the chain's first certificate, RFC 3339.
 fn valid_from(authority: &Authority<'_>) -> Result<String, PkiError> {
-    let first = Certificate::from_der(authority.chain.first().ok_or("an empty certificate chain")?)?;
+    not_before(authority.chain.first())
+}
+
+/// Since when the logs are valid: the notBefore of the CA chain's root. The log's key is made with the
+/// organization's CAs (or later), and an entry the log holds from before the keyless CA (a key-based upload, a
+/// signature the gateway made) must still verify.
+fn root_valid_from(ca: &Authority<'_>) -> Result<String, PkiError> {
+    not_before(ca.chain.last())
+}
+
+fn not_before(certificate: Option<&Vec<u8>>) -> Result<String, PkiError> {
+    let first = Certificate::from_der(certificate.ok_or("an empty certificate chain")?)?;
     let seconds = first
         .tbs_certificate
         .validity

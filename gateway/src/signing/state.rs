@@ -150,13 +150,12 @@ impl State {
             None => None,
         };
         let keyless = match &config.keyless {
-            // The transparency log's entries in the documents come from the log's side where it runs; none here.
             Some(keyless) => Some(super::keyless::Keyless::load(
                 config,
                 keyless,
                 base,
                 &signer,
-                Vec::new(),
+                vec![transparency_log(config, &signer)?],
             )?),
             None => None,
         };
@@ -229,4 +228,20 @@ fn find_hashed(entries: &[(String, [u8; 32])], token: &str) -> Option<String> {
         }
     }
     found
+}
+
+/// The gateway's transparency log as the Sigstore documents name it: a Rekor v2 log at the gateway's URL, its
+/// checkpoint key from the HSM.
+fn transparency_log(
+    config: &GatewayConfig,
+    signer: &Signer,
+) -> Result<crate::pki::sigstore_documents::TransparencyLog, StateError> {
+    let key = crate::tlog::sequencer::log_key(signer, crate::tlog::origin(&config.public_url))?;
+    Ok(crate::pki::sigstore_documents::TransparencyLog {
+        base_url: common::protocol::identity_token_audience_of(&config.public_url),
+        api_version: 2,
+        key_details: "PKIX_ECDSA_P256_SHA_256".into(),
+        log_id: key.log_id().to_vec(),
+        public_key: key.spki,
+    })
 }

@@ -26,6 +26,21 @@ pub struct Integrated {
     pub checkpoint: String,
 }
 
+/// The log's checkpoint key in the HSM, named `origin`; made there first if the setup predates the log, as `init`
+/// makes it.
+pub fn log_key(signer: &Signer, origin: String) -> Result<LogKey, TlogError> {
+    let spki = match signer.public_key(KEY_LABEL) {
+        Ok(spki) => spki,
+        Err(_) => {
+            tracing::info!("no checkpoint key in the HSM yet; making one ({KEY_LABEL}, ECDSA P-256)");
+            signer
+                .generate_key(common::keys::KeySpec::Ec256, KEY_LABEL)
+                .map_err(|e| TlogError::Hsm(e.to_string()))?
+        }
+    };
+    Ok(LogKey { origin, spki })
+}
+
 /// The log of one gateway: its store, its key in the HSM.
 pub struct Sequencer {
     store: Arc<dyn LogStore>,
@@ -45,20 +60,8 @@ impl Sequencer {
     /// The log named `origin`, its checkpoint key taken from the HSM (made there first if the setup predates the
     /// log, as `init` makes it).
     pub fn open(store: Arc<dyn LogStore>, signer: Arc<Signer>, origin: String) -> Result<Self, TlogError> {
-        let spki = match signer.public_key(KEY_LABEL) {
-            Ok(spki) => spki,
-            Err(_) => {
-                tracing::info!("no checkpoint key in the HSM yet; making one ({KEY_LABEL}, ECDSA P-256)");
-                signer
-                    .generate_key(common::keys::KeySpec::Ec256, KEY_LABEL)
-                    .map_err(|e| TlogError::Hsm(e.to_string()))?
-            }
-        };
-        Ok(Self {
-            store,
-            signer,
-            key: LogKey { origin, spki },
-        })
+        let key = log_key(&signer, origin)?;
+        Ok(Self { store, signer, key })
     }
 
     pub fn key(&self) -> &LogKey {
