@@ -58,7 +58,7 @@ async fn add_entry(
                 "a Rekor v2 upload is a CreateEntryRequest as application/json",
             ));
         }
-        let entry = rekor::hashed_rekord(&incoming.body).map_err(|e| match e {
+        let entry = rekor::checked_entry(&incoming.body).map_err(|e| match e {
             RekorError::Unsupported(_) => refuse(Reason::UnsupportedAlgorithm, e.to_string()),
             RekorError::Malformed(_) | RekorError::BadSignature => {
                 refuse(Reason::MalformedRequest, e.to_string())

@@ -11,6 +11,7 @@
 //! `http/` or `signing/`.
 
 pub mod checkpoint;
+pub mod dsse;
 pub mod rekor;
 pub mod sequencer;
 pub mod tiles;

@@ -1,12 +1,13 @@
 //! Rekor v2's upload (`POST /api/v2/log/entries`), as stock cosign and sigstore-go send it: a `CreateEntryRequest`
-//! in protobuf JSON, of which the `hashedRekordRequestV002` kind is taken (a digest, its signature and the public
-//! key or certificate that verifies it), checked, and turned into the entry body Rekor v2 logs; and the
+//! in protobuf JSON, either a `hashedRekordRequestV002` (a digest, its signature and the public key or certificate
+//! that verifies it; cosign's blobs) or a `dsseRequestV002` (`dsse.rs`: a DSSE envelope and its verifiers; cosign's
+//! images and attestations), checked, and turned into the entry body Rekor v2 logs; and the
 //! `TransparencyLogEntry` that answers it, with the inclusion proof and the checkpoint that holds it.
 //!
 //! The types are serde types of our own: the `sigstore_protobuf_specs` crate has no Rekor v2 request or entry
 //! messages (they live in rekor-tiles' own protos), and the few fields here are simpler to state than to adapt.
-//! Only ECDSA P-256 with SHA-256 is taken (what `cosign generate-key-pair` and Fulcio-style keyless keys use); a
-//! DSSE upload or another key type is refused with a reason.
+//! Only ECDSA P-256 with SHA-256 is taken (what `cosign generate-key-pair` and Fulcio-style keyless keys use);
+//! another key type is refused with a reason.
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
@@ -27,7 +28,7 @@ pub enum RekorError {
     Malformed(String),
     #[error("{0}")]
     Unsupported(String),
-    #[error("the signature does not verify with the given key over the given digest")]
+    #[error("the signature does not verify with the given key over what it signs")]
     BadSignature,
 }
 
@@ -35,7 +36,7 @@ pub enum RekorError {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct CreateEntryRequest {
     hashed_rekord_request_v002: Option<HashedRekordRequest>,
-    dsse_request_v002: Option<serde_json::Value>,
+    dsse_request_v002: Option<super::dsse::DsseRequest>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -54,7 +55,7 @@ struct Signature {
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct Verifier {
+pub(super) struct Verifier {
     public_key: Option<RawBytes>,
     x509_certificate: Option<RawBytes>,
     key_details: String,
@@ -66,30 +67,27 @@ struct RawBytes {
     raw_bytes: String,
 }
 
-/// A checked upload: the entry body to log (canonical JSON, RFC 8785: sorted keys, no white space) and the digest.
+/// A checked upload: the entry body to log (canonical JSON, RFC 8785: sorted keys, no white space) and the digest
+/// it is of (a DSSE entry's: its payload's SHA-256).
 #[derive(Debug, Clone)]
-pub struct HashedRekord {
+pub struct CheckedEntry {
     pub body: Vec<u8>,
     pub digest: Vec<u8>,
 }
 
-fn base64_field(name: &str, value: &str) -> Result<Vec<u8>, RekorError> {
+pub(super) fn base64_field(name: &str, value: &str) -> Result<Vec<u8>, RekorError> {
     STANDARD
         .decode(value)
         .map_err(|e| RekorError::Malformed(format!("{name} is not base64: {e}")))
 }
 
 /// Checks a `CreateEntryRequest` and makes its entry body.
-pub fn hashed_rekord(request: &[u8]) -> Result<HashedRekord, RekorError> {
+pub fn checked_entry(request: &[u8]) -> Result<CheckedEntry, RekorError> {
     let request: CreateEntryRequest =
         serde_json::from_slice(request).map_err(|e| RekorError::Malformed(e.to_string()))?;
     let hashed = match (request.hashed_rekord_request_v002, request.dsse_request_v002) {
         (Some(hashed), None) => hashed,
-        (None, Some(_)) => {
-            return Err(RekorError::Unsupported(
-                "this log takes hashedRekordRequestV002 entries only, not DSSE".into(),
-            ))
-        }
+        (None, Some(dsse)) => return super::dsse::checked_entry(dsse),
         _ => {
             return Err(RekorError::Malformed(
                 "exactly one of hashedRekordRequestV002 and dsseRequestV002 is needed".into(),
@@ -104,7 +102,45 @@ pub fn hashed_rekord(request: &[u8]) -> Result<HashedRekord, RekorError> {
         )));
     }
     let signature = base64_field("signature.content", &hashed.signature.content)?;
-    let verifier = &hashed.signature.verifier;
+    let (key, verifier_json) = verifier_key(&hashed.signature.verifier)?;
+    let parsed = p256::ecdsa::DerSignature::from_bytes(&signature)
+        .map_err(|_| RekorError::Malformed("the signature is not an ASN.1 DER ECDSA signature".into()))?;
+    key.verify_prehash(&digest, &parsed)
+        .map_err(|_| RekorError::BadSignature)?;
+    // serde_json's maps are ordered by key, so this is already RFC 8785's order; every value is ASCII.
+    let body = json!({
+        "apiVersion": "0.0.2",
+        "kind": "hashedrekord",
+        "spec": {"hashedRekordV002": {
+            "data": {"algorithm": "SHA2_256", "digest": hashed.digest},
+            "signature": {"content": hashed.signature.content, "verifier": verifier_json},
+        }},
+    });
+    Ok(CheckedEntry {
+        body: leaf_body(&body)?,
+        digest,
+    })
+}
+
+/// An entry body as the log's leaf: its canonical JSON, within the size a leaf may have.
+pub(super) fn leaf_body(body: &serde_json::Value) -> Result<Vec<u8>, RekorError> {
+    let body = serde_json::to_vec(body).map_err(|e| RekorError::Malformed(e.to_string()))?;
+    // An entry bundle prefixes each leaf with its length as a uint16 (c2sp.org/tlog-tiles).
+    if body.len() > usize::from(u16::MAX) {
+        return Err(RekorError::Malformed(format!(
+            "the entry would be {} bytes; a leaf of this log is at most {}",
+            body.len(),
+            u16::MAX
+        )));
+    }
+    Ok(body)
+}
+
+/// The ECDSA P-256 key of a verifier (its public key, or its certificate's), and the verifier as the entry body
+/// states it.
+pub(super) fn verifier_key(
+    verifier: &Verifier,
+) -> Result<(p256::ecdsa::VerifyingKey, serde_json::Value), RekorError> {
     if verifier.key_details != KEY_DETAILS {
         return Err(RekorError::Unsupported(format!(
             "keyDetails {}: this log takes {KEY_DETAILS} keys only",
@@ -134,29 +170,7 @@ pub fn hashed_rekord(request: &[u8]) -> Result<HashedRekord, RekorError> {
     };
     let key = p256::ecdsa::VerifyingKey::from_public_key_der(&spki)
         .map_err(|e| RekorError::Unsupported(format!("the key is not an ECDSA P-256 public key: {e}")))?;
-    let parsed = p256::ecdsa::DerSignature::from_bytes(&signature)
-        .map_err(|_| RekorError::Malformed("the signature is not an ASN.1 DER ECDSA signature".into()))?;
-    key.verify_prehash(&digest, &parsed)
-        .map_err(|_| RekorError::BadSignature)?;
-    // serde_json's maps are ordered by key, so this is already RFC 8785's order; every value is ASCII.
-    let body = json!({
-        "apiVersion": "0.0.2",
-        "kind": "hashedrekord",
-        "spec": {"hashedRekordV002": {
-            "data": {"algorithm": "SHA2_256", "digest": hashed.digest},
-            "signature": {"content": hashed.signature.content, "verifier": verifier_json},
-        }},
-    });
-    let body = serde_json::to_vec(&body).map_err(|e| RekorError::Malformed(e.to_string()))?;
-    // An entry bundle prefixes each leaf with its length as a uint16 (c2sp.org/tlog-tiles).
-    if body.len() > usize::from(u16::MAX) {
-        return Err(RekorError::Malformed(format!(
-            "the entry would be {} bytes; a leaf of this log is at most {}",
-            body.len(),
-            u16::MAX
-        )));
-    }
-    Ok(HashedRekord { body, digest })
+    Ok((key, verifier_json))
 }
 
 fn spki_of_certificate(der: &[u8]) -> Result<Vec<u8>, RekorError> {
@@ -183,7 +197,7 @@ pub fn transparency_log_entry(
     json!({
         "logIndex": index.to_string(),
         "logId": {"keyId": STANDARD.encode(key.log_id())},
-        "kindVersion": {"kind": "hashedrekord", "version": "0.0.2"},
+        "kindVersion": {"kind": kind_of(body), "version": "0.0.2"},
         "inclusionProof": {
             "logIndex": index.to_string(),
             "rootHash": STANDARD.encode(root),
@@ -193,6 +207,14 @@ pub fn transparency_log_entry(
         },
         "canonicalizedBody": STANDARD.encode(body),
     })
+}
+
+/// The kind an entry body names (`hashedrekord`, `dsse`).
+fn kind_of(body: &[u8]) -> String {
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|b| b["kind"].as_str().map(str::to_owned))
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -225,7 +247,7 @@ mod tests {
     #[test]
     fn a_signed_digest_becomes_a_canonical_hashedrekord_entry() {
         let (digest, signature, spki) = signed();
-        let entry = hashed_rekord(&request(&digest, &signature, &spki, KEY_DETAILS)).expect("taken");
+        let entry = checked_entry(&request(&digest, &signature, &spki, KEY_DETAILS)).expect("taken");
         let text = String::from_utf8(entry.body).expect("utf-8");
         assert!(text.starts_with(r#"{"apiVersion":"0.0.2","kind":"hashedrekord","spec":{"hashedRekordV002":{"data":{"algorithm":"SHA2_256","digest":""#), "{text}");
         assert!(
@@ -242,7 +264,7 @@ mod tests {
         other[0] ^= 1;
         let cases: Vec<(Vec<u8>, &str)> = vec![
             (b"not json".to_vec(), "not a Rekor v2 CreateEntryRequest"),
-            (br#"{"dsseRequestV002": {}}"#.to_vec(), "not DSSE"),
+            (br#"{"dsseRequestV002": {}}"#.to_vec(), "missing field `envelope`"),
             (br#"{"somethingElse": 1}"#.to_vec(), "unknown field"),
             (request(&other, &signature, &spki, KEY_DETAILS), "does not verify"),
             (
@@ -263,7 +285,7 @@ mod tests {
             ),
         ];
         for (body, reason) in cases {
-            let refused = hashed_rekord(&body).unwrap_err().to_string();
+            let refused = checked_entry(&body).unwrap_err().to_string();
             assert!(refused.contains(reason), "{reason}: {refused}");
         }
     }
