@@ -2,12 +2,10 @@
 //! a key and a proof of possession get a ten-minute code-signing certificate whose chain OpenSSL verifies to the
 //! organization's root and whose extensions are Fulcio's; the refusals (an issuer or a repository the rules do not
 //! admit, a proof of possession or a CSR signature that fails) with their exact status and problem type, each
-//! audited; and stock cosign v2.6.1 (`cosign-release`) signing a blob keyless against the gateway with the signing
-//! config and trusted root the gateway serves, and verifying it.
+//! audited. Stock cosign signing keyless against the gateway is `keyless_cosign.rs`.
 
 #![allow(clippy::unwrap_used)] // test code: a failure should stop the test loudly
 
-use std::path::Path;
 use std::process::Command;
 
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -20,15 +18,15 @@ use x509_cert::der::{Decode, DecodePem};
 
 use e2e_tests::gateway::Gateway;
 use e2e_tests::oidc::{Issuer, ISSUER};
-use e2e_tests::{require_tool, tools};
+use e2e_tests::tools;
 
 /// The audience cosign's tokens are minted for in the public Sigstore, which the trusted issuer here names.
-const AUDIENCE: &str = "sigstore";
+pub(crate) const AUDIENCE: &str = "sigstore";
 /// An issuer the gateway trusts (for origin checks, say) that no keyless rule admits.
 const OTHER_ISSUER: &str = "https://other-ci.example";
 
 /// A gateway whose keyless CA admits tokens of the stand-in issuer for `acme/app` on tags.
-fn start(issuer: &Issuer) -> Gateway {
+pub(crate) fn start(issuer: &Issuer) -> Gateway {
     let jwks = issuer.jwks().to_string();
     Gateway::start_with(move |setup| {
         std::fs::write(setup.join("ci-jwks.json"), jwks).unwrap();
@@ -44,7 +42,7 @@ fn start(issuer: &Issuer) -> Gateway {
 }
 
 /// The claims of a GitHub Actions release job of acme/app.
-fn job_claims(repository: &str) -> Value {
+pub(crate) fn job_claims(repository: &str) -> Value {
     json!({
         "sub": format!("repo:{repository}:ref:refs/tags/v1.0.0"),
         "repository": repository,
@@ -392,114 +390,5 @@ fn tokens_the_rules_do_not_admit_and_failed_proofs_are_refused_and_audited() {
         issued,
         [false, false, false, true, false, false],
         "only the good CSR got a certificate"
-    );
-}
-
-/// Runs stock cosign with the gateway's TLS CA as the system's, kept off the public Sigstore (no TUF, no proxy
-/// for anything that is not loopback).
-fn cosign(binary: &Path, home: &Path, gateway: &Gateway) -> Command {
-    let mut command = Command::new(binary);
-    command
-        .current_dir(home)
-        .env("HOME", home)
-        .env("SSL_CERT_FILE", gateway.tls_ca())
-        .env("HTTPS_PROXY", "http://127.0.0.1:9")
-        .env("HTTP_PROXY", "http://127.0.0.1:9")
-        .env("TUF_ROOT", home.join("tuf"));
-    command
-}
-
-#[test]
-fn cosign_as_released_signs_a_blob_keyless_with_the_gateways_signing_config_and_verifies_it() {
-    let binary = require_tool!("cosign-release");
-    let issuer = Issuer::new();
-    let gateway = start(&issuer);
-    let home = tempfile::tempdir().unwrap();
-    let fetch = |path: &str, file: &str| {
-        let text = gateway
-            .https_client()
-            .get(format!("{}{path}", gateway.api_url()))
-            .send()
-            .unwrap()
-            .text()
-            .unwrap();
-        std::fs::write(home.path().join(file), text).unwrap();
-    };
-    fetch("/sigstore/signing_config.json", "signing_config.json");
-    fetch("/sigstore/trusted_root.json", "trusted_root.json");
-    std::fs::write(
-        home.path().join("artifact.txt"),
-        b"a blob signed keyless through the gateway",
-    )
-    .unwrap();
-    // A file, not the token itself: cosign takes either, but a token on the command line is in every process
-    // listing (and cosign v2.6.1 first tries a value this long as a path, which fails with ENAMETOOLONG).
-    let token = issuer.token(AUDIENCE, &job_claims("acme/app"));
-    std::fs::write(home.path().join("id-token"), &token).unwrap();
-
-    let sign = cosign(&binary, home.path(), &gateway)
-        .args(["sign-blob", "--yes", "--identity-token", "id-token"])
-        .args([
-            "--signing-config",
-            "signing_config.json",
-            "--trusted-root",
-            "trusted_root.json",
-        ])
-        .args(["--bundle", "artifact.sigstore.json", "artifact.txt"])
-        .output()
-        .unwrap();
-    let text = tools::output_text(&sign);
-    assert!(sign.status.success(), "cosign sign-blob: {text}");
-    assert!(!text.contains(&token), "the token reached cosign's output");
-
-    let identity = "https://ci.example/acme/app/.github/workflows/release.yml@refs/tags/v1.0.0";
-    let verify_with = |identity: &str, sct_flag: &[&str]| {
-        cosign(&binary, home.path(), &gateway)
-            .args([
-                "verify-blob",
-                "--bundle",
-                "artifact.sigstore.json",
-                "--trusted-root",
-                "trusted_root.json",
-            ])
-            .args([
-                "--certificate-identity",
-                identity,
-                "--certificate-oidc-issuer",
-                ISSUER,
-            ])
-            // No transparency log on this branch, no CT log at all: the signed timestamp of the gateway's TSA
-            // is the time the certificate is checked at.
-            .args(["--insecure-ignore-tlog", "--use-signed-timestamps"])
-            .args(sct_flag)
-            .arg("artifact.txt")
-            .output()
-            .unwrap()
-    };
-    let verify = |identity: &str| verify_with(identity, &["--insecure-ignore-sct"]);
-    // cosign asks for an SCT of every certificate unless told not to; the gateway's certificates have none.
-    let without_sct = verify_with(identity, &[]);
-    assert!(!without_sct.status.success());
-    assert!(
-        tools::output_text(&without_sct).contains("SCT"),
-        "{}",
-        tools::output_text(&without_sct)
-    );
-    let verified = verify(identity);
-    assert!(
-        verified.status.success(),
-        "cosign verify-blob: {}",
-        tools::output_text(&verified)
-    );
-    let wrong = verify("https://ci.example/evil/app/.github/workflows/release.yml@refs/tags/v1.0.0");
-    assert!(!wrong.status.success(), "another identity must not verify");
-
-    let bundle: Value =
-        serde_json::from_slice(&std::fs::read(home.path().join("artifact.sigstore.json")).unwrap()).unwrap();
-    assert!(
-        bundle["verificationMaterial"]["timestampVerificationData"]["rfc3161Timestamps"][0]
-            ["signedTimestamp"]
-            .is_string(),
-        "the bundle carries the gateway's RFC 3161 timestamp: {bundle}"
     );
 }

@@ -32,6 +32,7 @@ mod github_connector;
 mod governance_e2e;
 mod gpg_e2e;
 mod keyless_ca;
+mod keyless_cosign;
 mod notation_doctor;
 mod notation_e2e;
 mod notation_protocol;
