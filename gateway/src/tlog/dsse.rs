@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::json;
 use sha2::{Digest as _, Sha256};
 
-use super::rekor::{base64_field, leaf_body, verifier_key, CheckedEntry, RekorError, Verifier};
+use super::entry_body::{base64_field, leaf_body, verifier_key, CheckedEntry, RekorError, Verifier};
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -94,22 +94,28 @@ pub fn checked_entry(request: DsseRequest) -> Result<CheckedEntry, RekorError> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::rekor::{checked_entry as upload, KEY_DETAILS};
+    use super::super::entry_body::KEY_DETAILS;
     use super::*;
+
+    fn upload(request: &[u8]) -> Result<CheckedEntry, RekorError> {
+        let request: DsseRequest =
+            serde_json::from_slice(request).map_err(|e| RekorError::Malformed(e.to_string()))?;
+        checked_entry(request)
+    }
     use p256::ecdsa::signature::Signer as _;
     use p256::pkcs8::EncodePublicKey as _;
 
     const PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
 
     fn request(payload: &[u8], signatures: &[Vec<u8>], spki: &[u8]) -> Vec<u8> {
-        serde_json::to_vec(&json!({"dsseRequestV002": {
+        serde_json::to_vec(&json!({
             "envelope": {
                 "payload": STANDARD.encode(payload),
                 "payloadType": PAYLOAD_TYPE,
                 "signatures": signatures.iter().map(|s| json!({"sig": STANDARD.encode(s), "keyid": ""})).collect::<Vec<_>>(),
             },
             "verifiers": [{"publicKey": {"rawBytes": STANDARD.encode(spki)}, "keyDetails": KEY_DETAILS}],
-        }}))
+        }))
         .expect("json")
     }
 

@@ -12,6 +12,7 @@
 
 pub mod checkpoint;
 pub mod dsse;
+pub mod entry_body;
 pub mod rekor;
 pub mod sequencer;
 pub mod tiles;

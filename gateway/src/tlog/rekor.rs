@@ -2,7 +2,8 @@
 //! in protobuf JSON, either a `hashedRekordRequestV002` (a digest, its signature and the public key or certificate
 //! that verifies it; cosign's blobs) or a `dsseRequestV002` (`dsse.rs`: a DSSE envelope and its verifiers; cosign's
 //! images and attestations), checked, and turned into the entry body Rekor v2 logs; and the
-//! `TransparencyLogEntry` that answers it, with the inclusion proof and the checkpoint that holds it.
+//! `TransparencyLogEntry` that answers it, with the inclusion proof and the checkpoint that holds it. What both
+//! kinds share (the verifier, the error, the leaf) is `entry_body.rs`.
 //!
 //! The types are serde types of our own: the `sigstore_protobuf_specs` crate has no Rekor v2 request or entry
 //! messages (they live in rekor-tiles' own protos), and the few fields here are simpler to state than to adapt.
@@ -12,25 +13,12 @@
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use p256::ecdsa::signature::hazmat::PrehashVerifier as _;
-use p256::pkcs8::DecodePublicKey as _;
 use serde::Deserialize;
 use serde_json::json;
 
+use super::entry_body::{base64_field, leaf_body, verifier_key, Verifier};
+pub use super::entry_body::{CheckedEntry, RekorError};
 use super::LogKey;
-
-/// The one key type taken, as Sigstore's `PublicKeyDetails` names it.
-pub const KEY_DETAILS: &str = "PKIX_ECDSA_P256_SHA_256";
-
-/// What is wrong with an upload, in the client's terms.
-#[derive(Debug, thiserror::Error)]
-pub enum RekorError {
-    #[error("the body is not a Rekor v2 CreateEntryRequest: {0}")]
-    Malformed(String),
-    #[error("{0}")]
-    Unsupported(String),
-    #[error("the signature does not verify with the given key over what it signs")]
-    BadSignature,
-}
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -51,34 +39,6 @@ struct HashedRekordRequest {
 struct Signature {
     content: String,
     verifier: Verifier,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub(super) struct Verifier {
-    public_key: Option<RawBytes>,
-    x509_certificate: Option<RawBytes>,
-    key_details: String,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct RawBytes {
-    raw_bytes: String,
-}
-
-/// A checked upload: the entry body to log (canonical JSON, RFC 8785: sorted keys, no white space) and the digest
-/// it is of (a DSSE entry's: its payload's SHA-256).
-#[derive(Debug, Clone)]
-pub struct CheckedEntry {
-    pub body: Vec<u8>,
-    pub digest: Vec<u8>,
-}
-
-pub(super) fn base64_field(name: &str, value: &str) -> Result<Vec<u8>, RekorError> {
-    STANDARD
-        .decode(value)
-        .map_err(|e| RekorError::Malformed(format!("{name} is not base64: {e}")))
 }
 
 /// Checks a `CreateEntryRequest` and makes its entry body.
@@ -122,68 +82,6 @@ pub fn checked_entry(request: &[u8]) -> Result<CheckedEntry, RekorError> {
     })
 }
 
-/// An entry body as the log's leaf: its canonical JSON, within the size a leaf may have.
-pub(super) fn leaf_body(body: &serde_json::Value) -> Result<Vec<u8>, RekorError> {
-    let body = serde_json::to_vec(body).map_err(|e| RekorError::Malformed(e.to_string()))?;
-    // An entry bundle prefixes each leaf with its length as a uint16 (c2sp.org/tlog-tiles).
-    if body.len() > usize::from(u16::MAX) {
-        return Err(RekorError::Malformed(format!(
-            "the entry would be {} bytes; a leaf of this log is at most {}",
-            body.len(),
-            u16::MAX
-        )));
-    }
-    Ok(body)
-}
-
-/// The ECDSA P-256 key of a verifier (its public key, or its certificate's), and the verifier as the entry body
-/// states it.
-pub(super) fn verifier_key(
-    verifier: &Verifier,
-) -> Result<(p256::ecdsa::VerifyingKey, serde_json::Value), RekorError> {
-    if verifier.key_details != KEY_DETAILS {
-        return Err(RekorError::Unsupported(format!(
-            "keyDetails {}: this log takes {KEY_DETAILS} keys only",
-            verifier.key_details
-        )));
-    }
-    let (spki, verifier_json) = match (&verifier.public_key, &verifier.x509_certificate) {
-        (Some(key), None) => {
-            let der = base64_field("publicKey.rawBytes", &key.raw_bytes)?;
-            (
-                der,
-                json!({"publicKey": {"rawBytes": key.raw_bytes}, "keyDetails": KEY_DETAILS}),
-            )
-        }
-        (None, Some(certificate)) => {
-            let der = base64_field("x509Certificate.rawBytes", &certificate.raw_bytes)?;
-            (
-                spki_of_certificate(&der)?,
-                json!({"x509Certificate": {"rawBytes": certificate.raw_bytes}, "keyDetails": KEY_DETAILS}),
-            )
-        }
-        _ => {
-            return Err(RekorError::Malformed(
-                "the verifier needs exactly one of publicKey and x509Certificate".into(),
-            ))
-        }
-    };
-    let key = p256::ecdsa::VerifyingKey::from_public_key_der(&spki)
-        .map_err(|e| RekorError::Unsupported(format!("the key is not an ECDSA P-256 public key: {e}")))?;
-    Ok((key, verifier_json))
-}
-
-fn spki_of_certificate(der: &[u8]) -> Result<Vec<u8>, RekorError> {
-    use der::{Decode as _, Encode as _};
-    let certificate = x509_cert::Certificate::from_der(der)
-        .map_err(|e| RekorError::Malformed(format!("x509Certificate is not a DER certificate: {e}")))?;
-    certificate
-        .tbs_certificate
-        .subject_public_key_info
-        .to_der()
-        .map_err(|e| RekorError::Malformed(e.to_string()))
-}
-
 /// The `TransparencyLogEntry` (protobuf JSON, as sigstore-go reads it) of an integrated entry.
 pub fn transparency_log_entry(
     key: &LogKey,
@@ -219,6 +117,7 @@ fn kind_of(body: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::super::entry_body::KEY_DETAILS;
     use super::*;
     use p256::ecdsa::signature::hazmat::PrehashSigner as _;
     use p256::pkcs8::EncodePublicKey as _;
