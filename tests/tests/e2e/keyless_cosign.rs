@@ -71,8 +71,7 @@ impl Job {
         command
     }
 
-    /// `cosign verify-blob` of `artifact` with `bundle` against `trusted_root`, for `identity`. The gateway's
-    /// certificates carry no SCT (there is no CT log), which cosign must be told; nothing else is relaxed.
+    /// `cosign verify-blob` of `artifact` with `bundle` against `trusted_root`, for `identity`.
     fn verify_blob(
         &self,
         gateway: &Gateway,
@@ -83,17 +82,25 @@ impl Job {
     ) -> Output {
         self.cosign(gateway)
             .args(["verify-blob", "--bundle", bundle, "--trusted-root", trusted_root])
-            .args([
-                "--certificate-identity",
-                identity,
-                "--certificate-oidc-issuer",
-                ISSUER,
-            ])
-            .args(["--insecure-ignore-sct", "--use-signed-timestamps"])
+            .args(verification(identity))
             .arg(artifact)
             .output()
             .unwrap()
     }
+}
+
+/// What `cosign verify` and `verify-blob` are told of a keyless signature from the gateway: the identity and
+/// issuer its certificate must name, that its certificates carry no SCT (there is no CT log), and that the TSA's
+/// timestamp is the time they are checked at. Nothing else is relaxed: log inclusion is checked.
+fn verification(identity: &str) -> [&str; 6] {
+    [
+        "--certificate-identity",
+        identity,
+        "--certificate-oidc-issuer",
+        ISSUER,
+        "--insecure-ignore-sct",
+        "--use-signed-timestamps",
+    ]
 }
 
 fn refused(output: &Output, what: &str) -> String {
@@ -285,13 +292,7 @@ fn cosign_as_released_signs_an_image_keyless_and_verifies_it_from_the_registry()
                 "--trusted-root",
                 "trusted_root.json",
             ])
-            .args([
-                "--certificate-identity",
-                identity,
-                "--certificate-oidc-issuer",
-                ISSUER,
-            ])
-            .args(["--insecure-ignore-sct", "--use-signed-timestamps"])
+            .args(verification(identity))
             .args(["--allow-http-registry", &image.reference])
             .output()
             .unwrap()
