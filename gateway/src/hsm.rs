@@ -262,6 +262,25 @@ impl Signer {
         hash: HashAlgorithm,
         digest: &[u8],
     ) -> Result<Vec<u8>, HsmError> {
+        let signature = self.sign_unmetered(key, kind, scheme, hash, digest)?;
+        if let Some(metrics) = self.metrics.get() {
+            metrics.hsm_signature();
+        }
+        Ok(signature)
+    }
+
+    /// Signs as [`Signer::sign`] does, without counting the signature in `signpath_gateway_hsm_signatures_total`:
+    /// for the gateway's own housekeeping signatures that no request asked for and that come at times of their
+    /// own (the transparency log's checkpoints), which would make the count of signatures made for requests
+    /// unreadable.
+    pub fn sign_unmetered(
+        &self,
+        key: ObjectHandle,
+        kind: KeyKind,
+        scheme: SignatureScheme,
+        hash: HashAlgorithm,
+        digest: &[u8],
+    ) -> Result<Vec<u8>, HsmError> {
         let session = self.session()?;
         let result = match scheme {
             SignatureScheme::EcdsaIeee | SignatureScheme::EcdsaAsn1 => {
@@ -288,9 +307,6 @@ impl Signer {
         // A session whose call failed may be in a bad state; drop it rather than pool it.
         let signature = result?;
         self.give_back(session);
-        if let Some(metrics) = self.metrics.get() {
-            metrics.hsm_signature();
-        }
         match (scheme, kind) {
             (SignatureScheme::EcdsaAsn1, KeyKind::Ec(curve)) => {
                 ecdsa_raw_to_der(curve, &signature).map_err(|e| HsmError::PublicKey(e.to_string()))

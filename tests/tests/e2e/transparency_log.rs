@@ -366,9 +366,19 @@ fn bad_uploads_get_problem_documents() {
             problem["detail"].to_string(),
         )
     };
+    // A DSSE upload whose verifier is an Ed25519 key: the log takes ECDSA P-256 only.
+    let ed25519 = r#"{"dsseRequestV002": {"envelope": {"payload": "e30=", "payloadType": "application/vnd.in-toto+json",
+        "signatures": [{"sig": "AAAA", "keyid": ""}]},
+        "verifiers": [{"publicKey": {"rawBytes": "AAAA"}, "keyDetails": "PKIX_ED25519"}]}}"#;
+    let (status, kind, detail) = post("application/json", ed25519);
+    assert_eq!(status, 400, "{detail}");
+    assert!(kind.ends_with("unsupported-algorithm"), "{kind} {detail}");
     let (status, kind, detail) = post("application/json", "{\"dsseRequestV002\": {}}");
     assert_eq!(status, 400, "{detail}");
-    assert!(kind.ends_with("unsupported-algorithm"), "{kind}");
+    assert!(
+        kind.ends_with("malformed-request") && detail.contains("envelope"),
+        "{kind} {detail}"
+    );
     let (status, kind, detail) = post("application/json", "[1, 2");
     assert_eq!(status, 400, "{detail}");
     assert!(
