@@ -339,6 +339,37 @@ pub enum ConfigError {
 }
 
 impl GatewayConfig {
+    /// The approval of the held requests of `project/policy` as this configuration says: a policy's `[approval]`,
+    /// or, for project [`KEYLESS_PROJECT`], the approval of the `[keyless]` rules of issuer `policy`.
+    pub fn approval(&self, project: &str, policy: &str) -> Option<&ApprovalConfig> {
+        if project == KEYLESS_PROJECT {
+            return self.keyless.as_ref()?.approval(policy);
+        }
+        self.projects
+            .iter()
+            .filter(|p| p.slug == project)
+            .flat_map(|p| &p.policies)
+            .find(|p| p.slug == policy)?
+            .approval
+            .as_ref()
+    }
+
+    /// Every approval this configuration asks for, as `(project, policy, approval)`: each policy's, then each
+    /// `[keyless]` rule's (project [`KEYLESS_PROJECT`], policy the rule's issuer).
+    pub fn approvals(&self) -> Vec<(&str, &str, &ApprovalConfig)> {
+        let policies = self.projects.iter().flat_map(|p| {
+            p.policies
+                .iter()
+                .filter_map(move |s| Some((p.slug.as_str(), s.slug.as_str(), s.approval.as_ref()?)))
+        });
+        let keyless = self.keyless.iter().flat_map(|k| {
+            k.rules
+                .iter()
+                .filter_map(|r| Some((KEYLESS_PROJECT, r.issuer.as_str(), r.approval.as_ref()?)))
+        });
+        policies.chain(keyless).collect()
+    }
+
     /// The configuration as served by a process whose API listener got `listening`: a `public_url` with port 0
     /// names that port instead, so links and the origin check name the address clients reach.
     pub fn listening_on(mut self, listening: std::net::SocketAddr) -> Self {
@@ -535,7 +566,7 @@ mod validate;
 mod values;
 
 pub use github::GithubConfig;
-pub use keyless::{KeylessConfig, KeylessRule};
+pub use keyless::{rule_approval, KeylessConfig, KeylessRule, KEYLESS_PROJECT};
 pub use validate::REPOSITORY_CLAIMS;
 
 #[cfg(test)]

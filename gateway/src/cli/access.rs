@@ -115,10 +115,10 @@ pub fn revoke_token(config_path: &Path, name_or_id: &str) -> CliResult {
     Ok(())
 }
 
-/// Removes an approver; policies that still name them must be changed first. A running gateway ends their web
-/// sessions and stops counting their votes as soon as it reads the change (and as soon as they are out of a
-/// policy, for that policy). With a shared (PostgreSQL) store the removal is written there first, by their
-/// token's SHA-256, for the replicas whose gateway.toml still names them.
+/// Removes an approver; policies (and `[keyless]` rules, named `keyless/<issuer>`) that still name them must be
+/// changed first. A running gateway ends their web sessions and stops counting their votes as soon as it reads the
+/// change (and as soon as they are out of a policy, for that policy). With a shared (PostgreSQL) store the removal
+/// is written there first, by their token's SHA-256, for the replicas whose gateway.toml still names them.
 pub fn remove_approver(config_path: &Path, name: &str) -> CliResult {
     let (mut config, base) = GatewayConfig::read(config_path)?;
     let Some(sha256) = config
@@ -129,17 +129,14 @@ pub fn remove_approver(config_path: &Path, name: &str) -> CliResult {
     else {
         return Err(format!("there is no approver {name:?}").into());
     };
-    let policies: Vec<String> = config
-        .projects
-        .iter()
-        .flat_map(|p| p.policies.iter().map(move |s| (p, s)))
-        .filter(|(_, s)| {
-            s.approval
-                .as_ref()
-                .is_some_and(|a| a.approvers.iter().any(|n| n == name))
-        })
-        .map(|(p, s)| format!("{}/{}", p.slug, s.slug))
+    let mut policies: Vec<String> = config
+        .approvals()
+        .into_iter()
+        .filter(|(_, _, a)| a.approvers.iter().any(|n| n == name))
+        .map(|(project, policy, _)| format!("{project}/{policy}"))
         .collect();
+    policies.sort();
+    policies.dedup();
     if !policies.is_empty() {
         return Err(format!(
             "{name} approves {}; take them out of those policies' approvers first",

@@ -95,14 +95,7 @@ fn approval_in_force(
     project: &str,
     policy: &str,
 ) -> Result<Option<ApprovalConfig>, crate::store::StoreError> {
-    let Some(mut approval) = config
-        .projects
-        .iter()
-        .filter(|p| p.slug == project)
-        .flat_map(|p| &p.policies)
-        .find(|p| p.slug == policy)
-        .and_then(|p| p.approval.clone())
-    else {
+    let Some(mut approval) = config.approval(project, policy).cloned() else {
         return Ok(None);
     };
     let revoked = match &stores.revocations {

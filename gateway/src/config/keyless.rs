@@ -2,11 +2,19 @@
 //! sends an OIDC identity token, a public key and a proof that it holds the key; the gateway answers a code-signing
 //! certificate valid for ten minutes, issued by the keyless intermediate whose key is in the HSM. Which tokens may
 //! get one is said here, by rules over the token's verified claims; the rules between these values and the rest of
-//! gateway.toml are checked in `validate.rs`.
+//! gateway.toml are checked in `validate.rs`. A rule with `approval` names approvers, as a policy's `[approval]`
+//! does: a CI run it admits gets certificates once they approved the run, through the same held requests and votes
+//! as a policy's signing requests (project [`KEYLESS_PROJECT`], policy the rule's issuer).
 
 use std::path::PathBuf;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
+
+use super::ApprovalConfig;
+
+/// The project of the held requests of keyless CI runs (their policy is the rule's issuer name), so that votes,
+/// the approvers' page and `pending` treat them as a policy's requests. No `[[projects]]` may take this slug.
+pub const KEYLESS_PROJECT: &str = "keyless";
 
 /// `[keyless]`: the keyless intermediate and who may get a certificate from it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -37,8 +45,51 @@ pub struct KeylessRule {
     /// The workflow that runs (`job_workflow_ref` on GitHub, `ci_config_ref_uri` on GitLab); any when empty.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub workflows: Vec<String>,
-    /// A person must approve first: certificates are not issued for this rule's tokens (docs/keyless.md says why a
-    /// certificate request is not held for approval), so that a rule can be kept but closed.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub approval: bool,
+    /// A person approves each CI run first (`approval = { approvers = ["alice"], required = 1 }`, k of n as a
+    /// policy's): the run's first certificate request is held, and the run gets certificates once approved.
+    /// `approval = false` is no approval; `approval = true`, which named no approvers, is refused.
+    #[serde(
+        default,
+        deserialize_with = "approval",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub approval: Option<ApprovalConfig>,
+}
+
+impl KeylessConfig {
+    /// The approval of the runs of `issuer`'s rules (the policy of their held requests): the approval its rules
+    /// name (`validate.rs` makes the rules of one issuer name the same one). None if none of them asks for one.
+    pub fn approval(&self, issuer: &str) -> Option<&ApprovalConfig> {
+        rule_approval(&self.rules, issuer)
+    }
+}
+
+/// [`KeylessConfig::approval`] over the rules alone, for the signing core, which keeps only the rules.
+pub fn rule_approval<'r>(rules: &'r [KeylessRule], issuer: &str) -> Option<&'r ApprovalConfig> {
+    rules
+        .iter()
+        .filter(|rule| rule.issuer == issuer)
+        .find_map(|rule| rule.approval.as_ref())
+}
+
+/// `approval = false`, or the approvers' table; `approval = true` named no one, so it is refused with what to write.
+fn approval<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<ApprovalConfig>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Approval {
+        Flag(bool),
+        Approvers(ApprovalConfig),
+    }
+    match Approval::deserialize(deserializer) {
+        Ok(Approval::Flag(false)) => Ok(None),
+        Ok(Approval::Flag(true)) => Err(serde::de::Error::custom(
+            "approval = true names no approvers: name who approves a CI run, as a policy's approval does \
+             (approval = { approvers = [\"alice\"], required = 1 })",
+        )),
+        Ok(Approval::Approvers(approval)) => Ok(Some(approval)),
+        Err(_) => Err(serde::de::Error::custom(
+            "approval is false or a table of approvers and required \
+             (approval = { approvers = [\"alice\"], required = 1 })",
+        )),
+    }
 }

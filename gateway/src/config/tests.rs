@@ -282,3 +282,34 @@ fn typed_values_are_written_as_the_file_spells_them() {
     assert!(written.contains("hash_algorithms = [\"Sha512\"]"), "{written}");
     assert!(written.contains("notary = \"none\""), "{written}");
 }
+
+#[test]
+fn a_keyless_rules_approval_names_approvers_and_approval_true_is_refused_saying_what_to_write() {
+    let rules = |approval: &str| {
+        toml::from_str::<KeylessConfig>(&format!(
+            "key_label = \"k\"\ncertificate_chain = []\n[[rules]]\nissuer = \"ci\"\nrepositories = [\"acme/app\"]\n{approval}"
+        ))
+        .map(|k| k.rules[0].approval.clone())
+        .map_err(|e| e.to_string())
+    };
+    let named = rules("approval = { approvers = [\"alice\", \"bob\"], required = 1 }")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (named.approvers, named.required),
+        (vec!["alice".to_owned(), "bob".to_owned()], 1)
+    );
+    assert!(rules("approval = false").unwrap().is_none());
+    assert!(rules("").unwrap().is_none());
+    let error = rules("approval = true").unwrap_err();
+    assert!(
+        error.contains("approval = true names no approvers")
+            && error.contains("approval = { approvers = [\"alice\"], required = 1 }"),
+        "{error}"
+    );
+    let error = rules("approval = { approvers = [\"alice\"], requierd = 1 }").unwrap_err();
+    assert!(
+        error.contains("approval is false or a table of approvers and required"),
+        "{error}"
+    );
+}

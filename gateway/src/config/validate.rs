@@ -11,7 +11,10 @@
 
 use signpath_oci::notary::SigningScheme;
 
-use super::{GatewayConfig, GithubConfig, IssuerConfig, KeylessConfig, NotaryEnvelope, OriginConfig};
+use super::{
+    ApprovalConfig, GatewayConfig, GithubConfig, IssuerConfig, KeylessConfig, NotaryEnvelope, OriginConfig,
+    KEYLESS_PROJECT,
+};
 
 /// The claims that name a repository: GitHub's `repository` and immutable `repository_id`, GitLab's
 /// `project_path` and immutable `project_id`. A rule must bind one of them, or any repository on the CI could
@@ -95,6 +98,20 @@ pub enum Invalid {
         list: &'static str,
         pattern: String,
     },
+    #[error("[keyless] rule {rule}: approval requires {required} of {approvers} approvers: required is at least 1 and at most the number of approvers")]
+    KeylessApprovalCount {
+        rule: usize,
+        required: u32,
+        approvers: usize,
+    },
+    #[error("[keyless] rule {rule}: there is no approver {approver:?}: add them (`signpath-gateway approver add`) or take them out of the rule's approvers")]
+    KeylessUnknownApprover { rule: usize, approver: String },
+    #[error("[keyless] rule {rule}: approval has a release_group: a keyless approval is of one CI run, which gets certificates while it runs; take release_group out")]
+    KeylessReleaseGroup { rule: usize },
+    #[error("[keyless] the rules of issuer {issuer} name different approvals: a CI run is approved as keyless/{issuer}, so the rules of one issuer that ask for approval name the same approvers and required")]
+    KeylessApprovalsDiffer { issuer: String },
+    #[error("project {KEYLESS_PROJECT}: the slug is the keyless CA's (its held CI runs are keyless/<issuer>): name the project otherwise")]
+    KeylessReservedProject,
 }
 
 /// The first rule `config` breaks: what `serve`, the reload and the commands refuse the file with.
@@ -113,7 +130,10 @@ pub fn findings(config: &GatewayConfig) -> Vec<Invalid> {
         found.extend(github_connector(github));
     }
     if let Some(keyless) = &config.keyless {
-        found.extend(keyless_rules(keyless, &config.trusted_issuers));
+        found.extend(keyless_rules(keyless, config));
+        if config.projects.iter().any(|p| p.slug == KEYLESS_PROJECT) {
+            found.push(Invalid::KeylessReservedProject);
+        }
     }
     for project in &config.projects {
         for policy in &project.policies {
@@ -131,7 +151,7 @@ pub fn findings(config: &GatewayConfig) -> Vec<Invalid> {
                 });
             }
             if let Some(approval) = &policy.approval {
-                if approval.required == 0 || approval.required as usize > approval.approvers.len() {
+                if !count_fits(approval) {
                     found.push(Invalid::ApprovalCount {
                         project: p.clone(),
                         policy: s.clone(),
@@ -139,14 +159,12 @@ pub fn findings(config: &GatewayConfig) -> Vec<Invalid> {
                         approvers: approval.approvers.len(),
                     });
                 }
-                for approver in &approval.approvers {
-                    if !config.approvers.iter().any(|a| &a.name == approver) {
-                        found.push(Invalid::UnknownApprover {
-                            project: p.clone(),
-                            policy: s.clone(),
-                            approver: approver.clone(),
-                        });
-                    }
+                for approver in unknown_approvers(approval, config) {
+                    found.push(Invalid::UnknownApprover {
+                        project: p.clone(),
+                        policy: s.clone(),
+                        approver: approver.clone(),
+                    });
                 }
             }
             if let Some(origin) = &policy.origin {
@@ -173,6 +191,20 @@ pub fn findings(config: &GatewayConfig) -> Vec<Invalid> {
     found
 }
 
+/// An approval's k of n: at least one approval, and no more than it names approvers.
+fn count_fits(approval: &ApprovalConfig) -> bool {
+    approval.required >= 1 && approval.required as usize <= approval.approvers.len()
+}
+
+/// The approvers `approval` names that `[[approvers]]` does not.
+fn unknown_approvers<'a>(approval: &'a ApprovalConfig, config: &GatewayConfig) -> Vec<&'a String> {
+    approval
+        .approvers
+        .iter()
+        .filter(|name| !config.approvers.iter().any(|a| &a.name == *name))
+        .collect()
+}
+
 /// Whether `pattern` uses `*` inside a segment (`acme-*`), which `glob_matches` would take literally.
 fn partial_segment(pattern: &str) -> bool {
     pattern
@@ -190,8 +222,11 @@ fn binds_repository(pattern: &str) -> bool {
 }
 
 /// The keyless CA has a chain, and each rule names a trusted issuer, binds repositories and uses `*` only as whole
-/// segments: rule numbers count from 1, in the file's order.
-fn keyless_rules(keyless: &KeylessConfig, issuers: &[IssuerConfig]) -> Vec<Invalid> {
+/// segments; an approval is a policy's k of n of approvers that exist, without a release group, and the rules of one
+/// issuer name the same one (its runs are held as `keyless/<issuer>`): rule numbers count from 1, in the file's
+/// order.
+fn keyless_rules(keyless: &KeylessConfig, config: &GatewayConfig) -> Vec<Invalid> {
+    let issuers = &config.trusted_issuers;
     let mut found = Vec::new();
     if keyless.certificate_chain.is_empty() {
         found.push(Invalid::KeylessNoCertificate);
@@ -207,6 +242,37 @@ fn keyless_rules(keyless: &KeylessConfig, issuers: &[IssuerConfig]) -> Vec<Inval
         if rule.repositories.is_empty() || !rule.repositories.iter().all(|p| binds_repository(p)) {
             found.push(Invalid::KeylessBindsNoRepository {
                 rule: number,
+                issuer: rule.issuer.clone(),
+            });
+        }
+        if let Some(approval) = &rule.approval {
+            if !count_fits(approval) {
+                found.push(Invalid::KeylessApprovalCount {
+                    rule: number,
+                    required: approval.required,
+                    approvers: approval.approvers.len(),
+                });
+            }
+            for approver in unknown_approvers(approval, config) {
+                found.push(Invalid::KeylessUnknownApprover {
+                    rule: number,
+                    approver: approver.clone(),
+                });
+            }
+            if approval.release_group.is_some() {
+                found.push(Invalid::KeylessReleaseGroup { rule: number });
+            }
+        }
+        let approval =
+            |r: &super::KeylessRule| r.approval.as_ref().map(|a| (a.approvers.clone(), a.required));
+        let differs = |other: &super::KeylessRule| {
+            other.issuer == rule.issuer && approval(other).is_some() && approval(other) != approval(rule)
+        };
+        let first = !keyless.rules[..i]
+            .iter()
+            .any(|r| r.issuer == rule.issuer && r.approval.is_some());
+        if rule.approval.is_some() && first && keyless.rules[i..].iter().any(differs) {
+            found.push(Invalid::KeylessApprovalsDiffer {
                 issuer: rule.issuer.clone(),
             });
         }

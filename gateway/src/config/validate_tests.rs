@@ -358,7 +358,7 @@ fn keyless_rules_name_a_trusted_issuer_bind_repositories_and_glob_whole_segments
         repositories: repositories.iter().map(|r| (*r).to_owned()).collect(),
         refs: refs.iter().map(|r| (*r).to_owned()).collect(),
         workflows: Vec::new(),
-        approval: false,
+        approval: None,
     };
     c.keyless = Some(crate::config::KeylessConfig {
         key_label: "ca/keyless".into(),
@@ -379,6 +379,62 @@ fn keyless_rules_name_a_trusted_issuer_bind_repositories_and_glob_whole_segments
             "[keyless] rule 3 (issuer ci) binds no repository: list the repositories it admits (`acme/app`, `acme/*`)",
             "[keyless] rule 4 (issuer ci) binds no repository: list the repositories it admits (`acme/app`, `acme/*`)",
             "[keyless] rule 4: refs pattern \"refs/tags/v*\": `*` stands for a whole path segment (`refs/tags/*`, `acme/*`), not part of one",
+        ]
+    );
+}
+
+#[test]
+fn a_keyless_rules_approval_is_a_policys_k_of_n_one_per_issuer_and_the_keyless_project_is_reserved() {
+    let approval = |approvers: &[&str], required| ApprovalConfig {
+        approvers: approvers.iter().map(|a| (*a).to_owned()).collect(),
+        required,
+        release_group: None,
+    };
+    let rule = |repository: &str, approval| crate::config::KeylessRule {
+        issuer: "ci".into(),
+        repositories: vec![repository.to_owned()],
+        refs: Vec::new(),
+        workflows: Vec::new(),
+        approval,
+    };
+    let keyless = |rules| {
+        Some(crate::config::KeylessConfig {
+            key_label: "ca/keyless".into(),
+            certificate_chain: vec!["keyless.pem".into()],
+            rules,
+        })
+    };
+    let mut c = config();
+    c.keyless = keyless(vec![
+        rule("acme/app", Some(approval(&["alice"], 1))),
+        rule("acme/lib", None),
+        rule("acme/tool", Some(approval(&["alice"], 1))),
+    ]);
+    assert_eq!(findings(&c), []);
+    assert_eq!(
+        c.approval("keyless", "ci").map(|a| a.approvers.clone()),
+        Some(vec!["alice".to_owned()])
+    );
+
+    let mut grouped = approval(&["alice", "mallory"], 3);
+    grouped.release_group = Some(crate::config::ReleaseGroupConfig {
+        max_signatures: 2,
+        window_seconds: 60,
+    });
+    c.keyless = keyless(vec![
+        rule("acme/app", Some(grouped)),
+        rule("acme/tool", Some(approval(&["alice"], 1))),
+    ]);
+    c.projects[0].slug = "keyless".into();
+    let found: Vec<String> = findings(&c).iter().map(ToString::to_string).collect();
+    assert_eq!(
+        found,
+        [
+            "[keyless] rule 1: approval requires 3 of 2 approvers: required is at least 1 and at most the number of approvers",
+            "[keyless] rule 1: there is no approver \"mallory\": add them (`signpath-gateway approver add`) or take them out of the rule's approvers",
+            "[keyless] rule 1: approval has a release_group: a keyless approval is of one CI run, which gets certificates while it runs; take release_group out",
+            "[keyless] the rules of issuer ci name different approvals: a CI run is approved as keyless/ci, so the rules of one issuer that ask for approval name the same approvers and required",
+            "project keyless: the slug is the keyless CA's (its held CI runs are keyless/<issuer>): name the project otherwise",
         ]
     );
 }

@@ -1,9 +1,10 @@
 //! The keyless CA's decision (docs/keyless.md): may this identity token get a certificate for this key, and what
 //! does the certificate say. The token is verified as origin verification verifies it (`origin.rs`, the trusted
 //! issuers and their keys), then matched against `[keyless]`'s rules; the proof of possession (a signature over
-//! the token's subject, or its e-mail address, with the key) is checked; the certificate is issued by the keyless
-//! intermediate in the HSM (`pki::keyless` encodes it) and audited through `conclude` like a signature. The Fulcio
-//! JSON is parsed and written in `http/fulcio.rs`.
+//! the token's subject, or its e-mail address, with the key) is checked; a rule with approval then needs the CI run
+//! approved (`keyless_run.rs`); the certificate is issued by the keyless intermediate in the HSM (`pki::keyless`
+//! encodes it) and audited through `conclude` like a signature. The Fulcio JSON is parsed and written in
+//! `http/fulcio.rs`.
 
 use std::path::Path;
 use std::time::SystemTime;
@@ -17,7 +18,7 @@ use x509_cert::Certificate;
 
 use super::origin::{glob_matches, OriginError, VerifiedToken};
 use super::{refuse, Audited, Core, Reason, Refusal};
-use crate::config::{resolve, GatewayConfig, KeylessConfig, KeylessRule};
+use crate::config::{resolve, rule_approval, ApprovalConfig, GatewayConfig, KeylessConfig, KeylessRule};
 use crate::error::BoxError;
 use crate::hsm::Signer;
 use crate::pki::hsm_key::HsmKey;
@@ -109,6 +110,22 @@ impl Keyless {
         issuers
     }
 
+    /// The approval of the CI runs of `issuer`'s rules, as configured.
+    pub fn approval(&self, issuer: &str) -> Option<&ApprovalConfig> {
+        rule_approval(&self.rules, issuer)
+    }
+
+    /// The issuers whose rules ask for approval, each once.
+    pub fn approved_issuers(&self) -> Vec<&str> {
+        let mut issuers: Vec<&str> = Vec::new();
+        for rule in self.rules.iter().filter(|r| r.approval.is_some()) {
+            if !issuers.contains(&rule.issuer.as_str()) {
+                issuers.push(&rule.issuer);
+            }
+        }
+        issuers
+    }
+
     /// The CA chain, DER, the keyless intermediate first and the root last.
     pub fn chain(&self) -> &[Vec<u8>] {
         &self.chain
@@ -194,16 +211,6 @@ impl Core {
             })?;
         record.origin = Some(verified.audited());
         let rule = admitting_rule(&keyless.rules, &verified)?;
-        if rule.approval {
-            return Err(refuse(
-                Reason::ApprovalRequired,
-                format!(
-                    "the [keyless] rule for issuer {} requires a person's approval, and certificate requests are not \
-                     held for approval: sign through a signing policy with approval instead (docs/keyless.md)",
-                    rule.issuer
-                ),
-            ));
-        }
         let public_key = match &request.possession {
             Possession::Signed { public_key, proof } => {
                 let key = PublicKey::from_spki_der(public_key)
@@ -223,6 +230,10 @@ impl Core {
                 spki
             }
         };
+        // After the proof of possession: a request that fails it holds no run.
+        if rule.approval.is_some() {
+            self.keyless_run_approved(&rule.issuer, &verified, record)?;
+        }
         let certificate_request = certificate_request(&verified)?;
         let ca_key = HsmKey::open(&self.state.signer, &keyless.key_label).map_err(|e| {
             tracing::error!(error = %e, "the keyless CA's key is not available");

@@ -53,7 +53,7 @@ fn rule(issuer: &str, repositories: &[&str], refs: &[&str], workflows: &[&str]) 
         repositories: list(repositories),
         refs: list(refs),
         workflows: list(workflows),
-        approval: false,
+        approval: None,
     }
 }
 

@@ -19,6 +19,7 @@ pub mod github_artifact;
 mod github_origin;
 mod idempotency;
 pub mod keyless;
+mod keyless_run;
 mod oci_artifact;
 pub mod origin;
 mod origin_check;

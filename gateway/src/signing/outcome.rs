@@ -100,7 +100,7 @@ pub enum AuditOutcome {
     Allowed,
     /// A lookup, a poll or a download that signed nothing (`Record::only_read`).
     Read,
-    /// Held for approval (202).
+    /// Held for approval (202; a keyless certificate request of a CI run that waits for approval, 403).
     Pending,
     /// Refused (4xx), or answered with a refusal in the answer's own format (a timestamp reply with a failure
     /// status, which is 200 on the wire).
@@ -127,6 +127,8 @@ impl AuditOutcome {
     pub fn of_refusal(refusal: &Refusal) -> Self {
         if refusal.status() >= 500 {
             Self::Error
+        } else if refusal.reason == Reason::ApprovalRequired {
+            Self::Pending
         } else {
             Self::Refused
         }

@@ -60,8 +60,11 @@ reasons! {
     OriginRejected => 403, ORIGIN_REJECTED;
     /// A verified identity token that no `[keyless]` rule admits (its issuer, repository, ref or workflow).
     IdentityNotAllowed => 403, ORIGIN_REJECTED;
-    /// A `[keyless]` rule that requires a person's approval: certificate requests are not held for approval.
+    /// A keyless certificate request of a CI run that waits for the approval its `[keyless]` rule requires (audited
+    /// as pending, as a held signing request is).
     ApprovalRequired => 403, FORBIDDEN;
+    /// A keyless certificate request of a CI run an approver denied.
+    RunDenied => 403, REQUEST_DENIED;
     /// The approver is not (or no longer) an approver of the request's policy or of this gateway.
     NotAnApprover => 403, FORBIDDEN;
     /// The approver owns the token that submitted the request.
@@ -238,6 +241,7 @@ mod tests {
             KeylessOff => (404, "not-found"),
             IdentityNotAllowed => (403, "origin-rejected"),
             ApprovalRequired => (403, "forbidden"),
+            RunDenied => (403, "signing-request-denied"),
             ProofOfPossessionFailed => (400, "invalid-proof-of-possession"),
             UnknownSigningRequest => (404, "signing-request-not-found"),
             AlreadyDecided => (409, "signing-request-denied"),

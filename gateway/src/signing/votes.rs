@@ -5,7 +5,7 @@
 
 use super::refusal::{refuse, store_failure, store_unavailable, Reason, Refusal};
 use super::Core;
-use crate::config::ApprovalConfig;
+use crate::config::{ApprovalConfig, KEYLESS_PROJECT};
 use crate::store::{rules, Held, Record, VoteError};
 
 impl Core {
@@ -66,17 +66,40 @@ impl Core {
     }
 
     /// The approval of policy `project/policy` in force now: as configured, less the approvers removed through
-    /// another replica. None if the policy does not (or no longer) exist or require approval.
+    /// another replica. None if the policy does not (or no longer) exist or require approval. The CI runs of
+    /// `[keyless]` rules are held as project [`KEYLESS_PROJECT`], policy the rule's issuer.
     pub fn approval_in_force(&self, project: &str, policy: &str) -> Option<ApprovalConfig> {
-        let mut approval = self
+        let mut approval = if project == KEYLESS_PROJECT {
+            self.state.keyless.as_ref()?.approval(policy)?.clone()
+        } else {
+            self.state
+                .policies
+                .iter()
+                .find(|p| p.project == project && p.slug == policy)?
+                .approval
+                .clone()?
+        };
+        approval.approvers.retain(|a| self.is_approver_in_force(a));
+        Some(approval)
+    }
+
+    /// Every `(project, policy)` whose requests wait for approval under this configuration: the policies with an
+    /// approval, then `keyless/<issuer>` for the `[keyless]` rules with one.
+    pub fn approval_scopes(&self) -> Vec<(String, String)> {
+        let policies = self
             .state
             .policies
             .iter()
-            .find(|p| p.project == project && p.slug == policy)?
-            .approval
-            .clone()?;
-        approval.approvers.retain(|a| self.is_approver_in_force(a));
-        Some(approval)
+            .filter(|p| p.approval.is_some())
+            .map(|p| (p.project.clone(), p.slug.clone()));
+        let mut scopes: Vec<(String, String)> = policies.collect();
+        for issuer in self.state.keyless.iter().flat_map(|k| k.approved_issuers()) {
+            let scope = (KEYLESS_PROJECT.to_owned(), issuer.to_owned());
+            if !scopes.contains(&scope) {
+                scopes.push(scope);
+            }
+        }
+        scopes
     }
 
     /// Whether an approved request's approvals still meet its policy's approval in force. If they do not (an

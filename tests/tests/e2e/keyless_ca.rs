@@ -61,7 +61,12 @@ pub(crate) fn job_claims(repository: &str) -> Value {
 }
 
 /// `POST /api/v2/signingCert` as sigstore-go sends it: the token as a bearer, the key as PEM, the proof in base64.
-fn request_certificate(gateway: &Gateway, token: &str, public_key_pem: &str, proof: &[u8]) -> (u16, Value) {
+pub(crate) fn request_certificate(
+    gateway: &Gateway,
+    token: &str,
+    public_key_pem: &str,
+    proof: &[u8],
+) -> (u16, Value) {
     let response = gateway
         .https_client()
         .post(format!("{}/api/v2/signingCert", gateway.api_url()))
@@ -78,7 +83,7 @@ fn request_certificate(gateway: &Gateway, token: &str, public_key_pem: &str, pro
     (status, response.json().unwrap())
 }
 
-fn key_pair() -> (p256::ecdsa::SigningKey, String) {
+pub(crate) fn key_pair() -> (p256::ecdsa::SigningKey, String) {
     let key = p256::ecdsa::SigningKey::random(&mut rand_core::OsRng);
     let pem = key
         .verifying_key()
@@ -87,7 +92,7 @@ fn key_pair() -> (p256::ecdsa::SigningKey, String) {
     (key, pem)
 }
 
-fn proof(key: &p256::ecdsa::SigningKey, challenge: &str) -> Vec<u8> {
+pub(crate) fn proof(key: &p256::ecdsa::SigningKey, challenge: &str) -> Vec<u8> {
     let signature: p256::ecdsa::DerSignature = key.sign(challenge.as_bytes());
     signature.as_bytes().to_vec()
 }

@@ -31,6 +31,7 @@ mod github_action;
 mod github_connector;
 mod governance_e2e;
 mod gpg_e2e;
+mod keyless_approval;
 mod keyless_ca;
 mod keyless_cosign;
 mod notation_doctor;

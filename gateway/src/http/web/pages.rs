@@ -119,16 +119,14 @@ fn row(core: &Core, h: &Held) -> String {
     )
 }
 
-/// The policies `approver` decides on now, as (project, policy).
+/// The policies `approver` decides on now, as (project, policy), `keyless/<issuer>` for `[keyless]` rules' CI runs.
 fn approved_policies(core: &Core, approver: &str) -> Vec<(String, String)> {
-    core.state
-        .policies
-        .iter()
-        .filter(|p| {
-            core.approval_in_force(&p.project, &p.slug)
+    core.approval_scopes()
+        .into_iter()
+        .filter(|(project, policy)| {
+            core.approval_in_force(project, policy)
                 .is_some_and(|a| a.approvers.iter().any(|n| n == approver))
         })
-        .map(|p| (p.project.clone(), p.slug.clone()))
         .collect()
 }
 
