@@ -9,7 +9,9 @@ use std::process::Command;
 
 use serde_json::{json, Value};
 
-use crate::keyless_ca::{job_claims, key_pair, proof, request_certificate, AUDIENCE};
+use crate::keyless_ca::{
+    assert_openssl_verifies_to_the_root, job_claims, key_pair, proof, request_certificate, AUDIENCE,
+};
 use e2e_tests::gateway::{run_cli, Gateway};
 use e2e_tests::oidc::{Issuer, ISSUER};
 use e2e_tests::tools;
@@ -141,24 +143,7 @@ fn a_run_is_held_until_approved_then_gets_certificates_and_other_runs_are_held_a
         let chain = body["signedCertificateEmbeddedSct"]["chain"]["certificates"]
             .as_array()
             .unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("leaf.pem"), chain[0].as_str().unwrap()).unwrap();
-        std::fs::write(dir.path().join("intermediate.pem"), chain[1].as_str().unwrap()).unwrap();
-        let verify = Command::new(tools::tool("openssl"))
-            .arg("verify")
-            .arg("-CAfile")
-            .arg(gateway.root_ca_pem())
-            .arg("-untrusted")
-            .arg(dir.path().join("intermediate.pem"))
-            .args(["-purpose", "any"])
-            .arg(dir.path().join("leaf.pem"))
-            .output()
-            .unwrap();
-        assert!(
-            verify.status.success(),
-            "openssl verify: {}",
-            tools::output_text(&verify)
-        );
+        assert_openssl_verifies_to_the_root(&gateway, chain[0].as_str().unwrap(), chain[1].as_str().unwrap());
     }
     let issued = gateway
         .audit_json()

@@ -60,6 +60,28 @@ pub(crate) fn job_claims(repository: &str) -> Value {
     })
 }
 
+/// OpenSSL verifies `leaf` (PEM) through the keyless `intermediate` (PEM) to the organization's root.
+pub(crate) fn assert_openssl_verifies_to_the_root(gateway: &Gateway, leaf: &str, intermediate: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("leaf.pem"), leaf).unwrap();
+    std::fs::write(dir.path().join("intermediate.pem"), intermediate).unwrap();
+    let verify = Command::new(tools::tool("openssl"))
+        .arg("verify")
+        .arg("-CAfile")
+        .arg(gateway.root_ca_pem())
+        .arg("-untrusted")
+        .arg(dir.path().join("intermediate.pem"))
+        .args(["-purpose", "any"])
+        .arg(dir.path().join("leaf.pem"))
+        .output()
+        .unwrap();
+    assert!(
+        verify.status.success(),
+        "openssl verify: {}",
+        tools::output_text(&verify)
+    );
+}
+
 /// `POST /api/v2/signingCert` as sigstore-go sends it: the token as a bearer, the key as PEM, the proof in base64.
 pub(crate) fn request_certificate(
     gateway: &Gateway,
@@ -137,24 +159,7 @@ fn a_token_key_and_proof_get_a_ten_minute_code_signing_certificate_chaining_to_t
     assert_eq!(chain.len(), 3, "leaf, keyless intermediate, root");
 
     // OpenSSL: the leaf chains through the keyless intermediate to the organization's root, for code signing.
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("leaf.pem"), &chain[0]).unwrap();
-    std::fs::write(dir.path().join("intermediate.pem"), &chain[1]).unwrap();
-    let verify = Command::new(tools::tool("openssl"))
-        .arg("verify")
-        .arg("-CAfile")
-        .arg(gateway.root_ca_pem())
-        .arg("-untrusted")
-        .arg(dir.path().join("intermediate.pem"))
-        .args(["-purpose", "any"])
-        .arg(dir.path().join("leaf.pem"))
-        .output()
-        .unwrap();
-    assert!(
-        verify.status.success(),
-        "openssl verify: {}",
-        tools::output_text(&verify)
-    );
+    assert_openssl_verifies_to_the_root(&gateway, &chain[0], &chain[1]);
     assert_eq!(
         std::fs::read_to_string(gateway.root_ca_pem()).unwrap().trim(),
         chain[2].trim(),
