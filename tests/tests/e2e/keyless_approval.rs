@@ -5,8 +5,6 @@
 
 #![allow(clippy::unwrap_used)] // test code: a failure should stop the test loudly
 
-use std::process::Command;
-
 use serde_json::{json, Value};
 
 use crate::keyless_ca::{
@@ -14,7 +12,6 @@ use crate::keyless_ca::{
 };
 use e2e_tests::gateway::{run_cli, Gateway};
 use e2e_tests::oidc::{Issuer, ISSUER};
-use e2e_tests::tools;
 
 const CHALLENGE: &str = "repo:acme/app:ref:refs/tags/v1.0.0";
 

@@ -171,6 +171,8 @@ fn a_token_key_and_proof_get_a_ten_minute_code_signing_certificate_chaining_to_t
     let validity = tbs.validity.not_after.to_unix_duration() - tbs.validity.not_before.to_unix_duration();
     assert_eq!(validity.as_secs(), 600);
     assert!(tbs.subject.0.is_empty());
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("leaf.pem"), &chain[0]).unwrap();
     let text = Command::new(tools::tool("openssl"))
         .arg("x509")
         .arg("-in")
