@@ -50,6 +50,19 @@ fn tlog_verify(verifier: &Path, gw: &Gateway, key: &Path, since: Option<&Path>) 
     command.output().expect("run tlog-verify")
 }
 
+/// Writes the PEM public key of a P-256 key that is not the log's, made by OpenSSL, to `path`.
+fn write_other_log_key(path: &Path) {
+    let made = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "openssl ecparam -name prime256v1 -genkey -noout | openssl ec -pubout -out {}",
+            path.display()
+        ))
+        .output()
+        .expect("openssl");
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+}
+
 fn log_verify(gw: &Gateway, extra: &[&str]) -> Output {
     Command::new(Gateway::binary())
         .args(["log", "verify", "--config"])
@@ -110,15 +123,7 @@ fn a_hash_signature_is_proven_included_by_an_independent_verifier() {
 
     // The same log against another key: the checkpoint does not verify, so nothing is proven.
     let other = gw.dir().join("other-key.pem");
-    let made = Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "openssl ecparam -name prime256v1 -genkey -noout | openssl ec -pubout -out {}",
-            other.display()
-        ))
-        .output()
-        .expect("openssl");
-    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    write_other_log_key(&other);
     let refused = tlog_verify(&verifier, &gw, &other, None);
     assert!(!refused.status.success());
     assert!(
@@ -315,15 +320,7 @@ fn stock_cosign_uploads_to_the_log_and_verifies_inclusion_against_its_key_only()
 
     // Against a trusted root with another log key, cosign finds no verifiable checkpoint.
     let other = work.join("other.pub");
-    let made = Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "openssl ecparam -name prime256v1 -genkey -noout | openssl ec -pubout -out {}",
-            other.display()
-        ))
-        .output()
-        .expect("openssl");
-    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    write_other_log_key(&other);
     let other_key = std::fs::read_to_string(&other).expect("other key");
     write_json("other_root.json", &trusted_root(&gw, &other_key));
     let refused = run(&[
