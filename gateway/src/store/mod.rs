@@ -199,13 +199,15 @@ impl std::fmt::Debug for Stores {
 impl Stores {
     /// The SQLite stores in one database file.
     pub fn sqlite(path: &Path) -> Result<Self, StoreError> {
+        let audit = sqlite::SqliteAudit::open(path)?;
+        let log = sqlite::SqliteLog::open(path, audit.writer())?;
         Ok(Self {
-            audit: Arc::new(sqlite::SqliteAudit::open(path)?),
+            audit: Arc::new(audit),
             approvals: Arc::new(sqlite::SqliteApprovals::open(path)?),
             revocations: None,
             artifacts: None,
             request_revocations: Arc::new(sqlite::SqliteRequestRevocations::open(path)?),
-            log: Arc::new(sqlite::SqliteLog::open(path)?),
+            log: Arc::new(log),
         })
     }
 

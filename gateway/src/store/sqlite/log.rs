@@ -1,6 +1,7 @@
-//! The transparency log's tables in SQLite. The leaves of signature records are inserted by the audit writer in
-//! the record's own savepoint (`audit.rs` calls [`insert_leaf`]); the tree grows here, in one transaction that
-//! first checks the tree is still the size the growth was computed from.
+//! The transparency log's tables in SQLite. Every write goes through the database's one writer (`writer.rs`): the
+//! leaves of signature records in the record's own savepoint, uploaded leaves, and the tree's growth, which
+//! first checks the tree is still the size the growth was computed from ([`apply_growth`]). Reads use a
+//! connection of their own.
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -8,6 +9,7 @@ use std::sync::Mutex;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::connect;
+use super::writer::{Work, Writer};
 use crate::store::log::{Growth, LogLeaf, LogStore, PendingLeaf};
 use crate::store::StoreError;
 
@@ -23,23 +25,54 @@ pub const SCHEMA: &str = "
     INSERT OR IGNORE INTO tlog_head (id, tree_size) VALUES (1, 0);";
 
 /// Writes the leaf of an audit record (in the caller's transaction).
-pub fn insert_leaf(conn: &Connection, request_id: &str, kind: &str, body: &[u8]) -> rusqlite::Result<()> {
+pub(super) fn insert_leaf(
+    conn: &Connection,
+    request_id: &str,
+    kind: &str,
+    body: &[u8],
+) -> rusqlite::Result<()> {
     conn.prepare_cached("INSERT INTO tlog_leaves (request_id, kind, body) VALUES (?1, ?2, ?3)")?
         .execute(params![request_id, kind, body])
         .map(drop)
 }
 
+/// Applies a growth in the writer's transaction: false (and the caller rolls back) if the tree is no longer
+/// `growth.from` leaves large.
+pub(super) fn apply_growth(conn: &Connection, growth: &Growth) -> rusqlite::Result<bool> {
+    let moved = conn
+        .prepare_cached("UPDATE tlog_head SET tree_size = ?1 WHERE id = 1 AND tree_size = ?2")?
+        .execute(params![growth.to as i64, growth.from as i64])?;
+    if moved != 1 {
+        return Ok(false);
+    }
+    for (seq, index) in &growth.leaves {
+        conn.prepare_cached("UPDATE tlog_leaves SET leaf_index = ?1 WHERE seq = ?2 AND leaf_index IS NULL")?
+            .execute(params![*index as i64, seq])?;
+    }
+    for (index, hash) in &growth.hashes {
+        conn.prepare_cached("INSERT INTO tlog_hashes (hash_index, hash) VALUES (?1, ?2)")?
+            .execute(params![*index as i64, hash.as_slice()])?;
+    }
+    conn.prepare_cached("INSERT OR REPLACE INTO tlog_checkpoints (tree_size, note) VALUES (?1, ?2)")?
+        .execute(params![growth.to as i64, growth.checkpoint])?;
+    Ok(true)
+}
+
 #[derive(Debug)]
 pub struct SqliteLog {
+    /// For reads only.
     conn: Mutex<Connection>,
+    writer: Writer,
 }
 
 impl SqliteLog {
-    pub fn open(path: &Path) -> rusqlite::Result<Self> {
+    /// The log in the database at `path`, written through that database's `writer`. Its tables were made with the
+    /// audit table ([`SCHEMA`]), by the store that started the writer.
+    pub fn open(path: &Path, writer: Writer) -> rusqlite::Result<Self> {
         let conn = connect(path)?;
-        conn.execute_batch(SCHEMA)?;
         Ok(Self {
             conn: Mutex::new(conn),
+            writer,
         })
     }
 
@@ -60,7 +93,13 @@ fn to_leaf(row: &rusqlite::Row<'_>) -> rusqlite::Result<LogLeaf> {
 
 impl LogStore for SqliteLog {
     fn add(&self, request_id: &str, kind: &str, body: &[u8]) -> Result<(), StoreError> {
-        Ok(insert_leaf(&self.conn(), request_id, kind, body)?)
+        self.writer
+            .write(Work::Leaf {
+                request_id: request_id.to_owned(),
+                kind: kind.to_owned(),
+                body: body.to_vec(),
+            })
+            .map(drop)
     }
 
     fn pending(&self, limit: usize) -> Result<Vec<PendingLeaf>, StoreError> {
@@ -91,31 +130,7 @@ impl LogStore for SqliteLog {
     }
 
     fn grow(&self, growth: &Growth) -> Result<bool, StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        let moved = tx.execute(
-            "UPDATE tlog_head SET tree_size = ?1 WHERE id = 1 AND tree_size = ?2",
-            params![growth.to as i64, growth.from as i64],
-        )?;
-        if moved != 1 {
-            return Ok(false);
-        }
-        for (seq, index) in &growth.leaves {
-            tx.prepare_cached(
-                "UPDATE tlog_leaves SET leaf_index = ?1 WHERE seq = ?2 AND leaf_index IS NULL",
-            )?
-            .execute(params![*index as i64, seq])?;
-        }
-        for (index, hash) in &growth.hashes {
-            tx.prepare_cached("INSERT INTO tlog_hashes (hash_index, hash) VALUES (?1, ?2)")?
-                .execute(params![*index as i64, hash.as_slice()])?;
-        }
-        tx.execute(
-            "INSERT OR REPLACE INTO tlog_checkpoints (tree_size, note) VALUES (?1, ?2)",
-            params![growth.to as i64, growth.checkpoint],
-        )?;
-        tx.commit()?;
-        Ok(true)
+        self.writer.write(Work::Grow(growth.clone()))
     }
 
     fn checkpoint(&self) -> Result<Option<(u64, String)>, StoreError> {

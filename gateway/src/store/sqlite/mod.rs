@@ -1,12 +1,14 @@
 //! The embedded stores: one SQLite database file (WAL, `synchronous=FULL`) holds the audit log, the idempotency
 //! records, held signing requests, votes and release-group uses, and the transparency log (`log.rs`); the claims on idempotency keys are the serving
-//! process's own (`claims.rs`). `init` + `serve` on one machine need no setup; one gateway process serves a file.
+//! process's own (`claims.rs`). The audit records, their log leaves and the log's tree are written by one thread on
+//! one connection (`writer.rs`). `init` + `serve` on one machine need no setup; one gateway process serves a file.
 
 mod approvals;
 mod audit;
 mod claims;
 mod log;
 mod request_revocations;
+mod writer;
 
 use std::path::Path;
 

@@ -1,0 +1,156 @@
+use super::*;
+use crate::store::sqlite::SqliteAudit;
+use crate::store::AuditStore;
+
+fn append(request_id: &str, key: Option<&str>) -> Work {
+    Work::Append {
+        record: Box::new(Record {
+            request_id: request_id.into(),
+            ..Record::default()
+        }),
+        idempotency: key.map(|k| IdempotentAnswer {
+            token_id: "t".into(),
+            key: k.into(),
+            body_sha256: "b".into(),
+            response: format!("answer of {request_id}"),
+        }),
+    }
+}
+
+fn ids_in(path: &Path) -> Vec<String> {
+    let conn = connect(path).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT request_id FROM audit ORDER BY request_id")
+        .unwrap();
+    let ids = stmt.query_map([], |row| row.get(0)).unwrap();
+    ids.collect::<rusqlite::Result<_>>().unwrap()
+}
+
+#[test]
+fn concurrent_appends_are_each_answered_after_their_own_record_is_committed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.db");
+    let audit = SqliteAudit::open(&path).unwrap();
+    let start = std::sync::Barrier::new(32);
+    std::thread::scope(|s| {
+        for i in 0..32 {
+            let (audit, start, path) = (&audit, &start, &path);
+            s.spawn(move || {
+                let record = Record {
+                    request_id: format!("r{i:02}"),
+                    ..Record::default()
+                };
+                start.wait();
+                audit.append(&record, None).unwrap();
+                // Answered: the record is committed, as another connection (another process) sees it.
+                assert!(
+                    ids_in(path).contains(&record.request_id),
+                    "r{i:02} answered before its commit"
+                );
+            });
+        }
+    });
+    let expected: Vec<String> = (0..32).map(|i| format!("r{i:02}")).collect();
+    assert_eq!(ids_in(&path), expected);
+}
+
+#[test]
+fn a_failed_commit_fails_every_request_of_its_batch_and_keeps_none_of_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.db");
+    let _audit = SqliteAudit::open(&path).unwrap();
+    let mut conn = connect(&path).unwrap();
+    // Every record passes its own savepoint; the deferred foreign key its trigger breaks fails the COMMIT.
+    conn.execute_batch(
+        "PRAGMA foreign_keys = ON;
+         CREATE TABLE parent (id INTEGER PRIMARY KEY);
+         CREATE TABLE child (parent INTEGER REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED);
+         CREATE TRIGGER audit_breaks_commit AFTER INSERT ON audit BEGIN INSERT INTO child VALUES (NEW.seq); END;",
+    )
+    .unwrap();
+    let batch: Vec<Work> = ["r1", "r2", "r3"]
+        .into_iter()
+        .map(|id| append(id, Some(id)))
+        .collect();
+    let work: Vec<&Work> = batch.iter().collect();
+    let outcomes = commit_batch(&mut conn, &work);
+    assert!(outcomes.iter().all(Result::is_err), "{outcomes:?}");
+    assert!(ids_in(&path).is_empty(), "a record of the failed commit was kept");
+    // The connection is usable again for the next batch: the failed transaction was rolled back.
+    conn.execute_batch("DROP TRIGGER audit_breaks_commit").unwrap();
+    let outcomes = commit_batch(&mut conn, &work);
+    assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
+    assert_eq!(ids_in(&path), ["r1", "r2", "r3"]);
+}
+
+#[test]
+fn a_failing_record_fails_alone_in_its_batch_and_takes_its_idempotency_record_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.db");
+    let audit = SqliteAudit::open(&path).unwrap();
+    let mut conn = connect(&path).unwrap();
+    let batch: Vec<Work> = [("r1", Some("k1")), ("r1", Some("k2")), ("r3", Some("k3"))]
+        .into_iter()
+        .map(|(id, key)| append(id, key))
+        .collect();
+    let work: Vec<&Work> = batch.iter().collect();
+    // Twice through the same connection: the second batch runs on cached statements.
+    for round in 0..2 {
+        let outcomes = commit_batch(&mut conn, &work);
+        let ok: Vec<bool> = outcomes.iter().map(Result::is_ok).collect();
+        let expected = if round == 0 {
+            [true, false, true]
+        } else {
+            [false, false, false]
+        };
+        assert_eq!(ok, expected, "round {round}");
+    }
+    let ids: Vec<String> = audit
+        .records(None)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.request_id)
+        .collect();
+    assert_eq!(ids, ["r1", "r3"]);
+    assert!(audit.idempotent("t", "k1").unwrap().is_some());
+    assert!(
+        audit.idempotent("t", "k2").unwrap().is_none(),
+        "the failed record's answer was kept"
+    );
+    assert!(audit.idempotent("t", "k3").unwrap().is_some());
+}
+
+/// A growth computed from a tree size the log has left is refused in its own savepoint, and the records
+/// committed in the same batch are kept.
+#[test]
+fn a_stale_growth_writes_nothing_and_leaves_the_records_of_its_batch_committed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.db");
+    let _audit = SqliteAudit::open(&path).unwrap();
+    let mut conn = connect(&path).unwrap();
+    let growth = |from: u64| {
+        Work::Grow(Growth {
+            from,
+            to: from + 1,
+            leaves: vec![],
+            hashes: vec![(from, [7; 32])],
+            checkpoint: format!("note at {}", from + 1),
+        })
+    };
+    let batch = [append("r1", None), growth(0), growth(0), append("r2", None)];
+    let work: Vec<&Work> = batch.iter().collect();
+    let outcomes: Vec<bool> = commit_batch(&mut conn, &work)
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(outcomes, [true, true, false, true]);
+    assert_eq!(ids_in(&path), ["r1", "r2"]);
+    let (size, hashes): (i64, i64) = conn
+        .query_row(
+            "SELECT (SELECT tree_size FROM tlog_head), (SELECT COUNT(*) FROM tlog_hashes)",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((size, hashes), (1, 1), "the stale growth wrote its hash");
+}
