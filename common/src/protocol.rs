@@ -324,6 +324,17 @@ pub const ORIGIN_TOKEN_HEADER: &str = "X-SignPath-Origin-Token";
 /// The header that makes a retried `SignHash` return the first result instead of signing twice.
 pub const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
 
+/// A new signing request id (the gateway's) or idempotency key (a client's): a UUID, as SignPath's are, of
+/// version 7, whose first 48 bits are the time in milliseconds and the other 74 random. The gateway indexes every
+/// audit record, log leaf and stored answer by these; ids that grow with time add each to the end of its index,
+/// where random ones dirtied a page anywhere in it, so one audit commit wrote 27-42% fewer WAL bytes at 8 to 32
+/// clients (docs/performance.md). Nothing relies on the id being unguessable: the routes that give out a request's
+/// data authenticate their caller, and the revocation answer for an id tells no more than the signatures that
+/// carry it.
+pub fn new_request_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
 /// The SignPath parameter (`Parameters.ImageReference` of a file-based signing request) that names the repository
 /// of images an OCI layout tarball names only by a tag (`ref.name` = `1.0`, as skopeo and oras write it).
 pub const IMAGE_REFERENCE_PARAMETER: &str = "ImageReference";
@@ -331,6 +342,20 @@ pub const IMAGE_REFERENCE_PARAMETER: &str = "ImageReference";
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn new_request_ids_are_version_7_uuids_that_sort_by_time() {
+        let first = new_request_id();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let second = new_request_id();
+        for id in [&first, &second] {
+            let uuid = uuid::Uuid::parse_str(id).expect("a UUID");
+            assert_eq!(uuid.get_version_num(), 7, "{id}");
+            assert_eq!(id.len(), 36, "{id}: not the hyphenated form");
+        }
+        // As text, the order the indexes keep.
+        assert!(first < second, "{first} sorts after {second}");
+    }
 
     #[test]
     fn the_default_audience_is_the_gateway_url_in_one_form() {

@@ -110,7 +110,7 @@ pub fn generate_envelope(input: &[u8]) -> Result<GenerateEnvelopeResponse, Plugi
         key_id: key_id.to_string(),
         kind,
     })?;
-    let request_id = uuid::Uuid::new_v4().to_string();
+    let request_id = common::protocol::new_request_id();
     let now = OffsetDateTime::now_utc()
         .replace_nanosecond(0)
         .unwrap_or(OffsetDateTime::now_utc());

@@ -184,7 +184,7 @@ impl GatewayClient {
     /// `POST SigningRequests/SignHash`, waiting (by polling) if the gateway answers 202 because the request needs
     /// approval. The same idempotency key is sent on every retry.
     pub fn sign_hash(&self, request: &SignHashRequest) -> Result<SignHashResponse, Error> {
-        self.sign_hash_as(request, &uuid::Uuid::new_v4().to_string())
+        self.sign_hash_as(request, &crate::protocol::new_request_id())
     }
 
     /// [`Self::sign_hash`] under an idempotency key the caller chose: the client's id of the signing request,

@@ -18,7 +18,7 @@ pub fn vote(config_path: &Path, id: &str, approver: &str, approve: bool, reason:
     }
     let stores = Stores::open(&base, &config.audit_db)?;
     let mut record = Record {
-        request_id: uuid::Uuid::new_v4().to_string(),
+        request_id: common::protocol::new_request_id(),
         received: now(),
         organization: config.organization_id.clone(),
         token_id: Some(format!("approver:{approver}")),

@@ -87,7 +87,7 @@ pub fn run(config_path: &Path, target: Target<'_>, reason: &str) -> CliResult {
     let new = store.revoke(&revocation)?;
     let covered = covered(&scope, store.candidates(&scope)?).len();
     let mut record = Record {
-        request_id: uuid::Uuid::new_v4().to_string(),
+        request_id: common::protocol::new_request_id(),
         received: now(),
         completed: now(),
         organization: config.organization_id.clone(),

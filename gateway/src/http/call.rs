@@ -100,7 +100,7 @@ impl<S: Send + Sync> FromRequest<S> for Call {
                 .map(str::to_owned)
         });
         let record = Record {
-            request_id: uuid::Uuid::new_v4().to_string(),
+            request_id: common::protocol::new_request_id(),
             received,
             organization,
             client_address: peer.unwrap_or_default(),

@@ -264,7 +264,7 @@ fn blocked() -> Refusal {
 /// The record of a block: who and what; the core fills in the outcome from the refusal.
 fn record(peer: SocketAddr, method: &str, route: &str) -> Record {
     Record {
-        request_id: uuid::Uuid::new_v4().to_string(),
+        request_id: common::protocol::new_request_id(),
         received: now(),
         client_address: peer.to_string(),
         method: method.to_owned(),
