@@ -170,14 +170,7 @@ pub fn run(args: &Args) -> Result<()> {
     Ok(())
 }
 
-/// This process's user + system CPU time (fields 14 and 15 of /proc/self/stat, in clock ticks of 1/100 s, the
-/// value Linux has used on every architecture we build for).
+/// This process's user + system CPU time.
 fn process_cpu_seconds() -> Result<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat")?;
-    // The command name (field 2) may hold spaces; the fields after it start past its closing parenthesis.
-    let after_name = stat.rsplit_once(')').ok_or("malformed /proc/self/stat")?.1;
-    let fields: Vec<&str> = after_name.split_whitespace().collect();
-    let ticks =
-        |i: usize| -> Result<f64> { Ok(fields.get(i).ok_or("short /proc/self/stat")?.parse::<f64>()?) };
-    Ok((ticks(11)? + ticks(12)?) / 100.0)
+    crate::procs::cpu_seconds("self")
 }

@@ -276,11 +276,17 @@ fn gateway_load(
     let target = bench.load_target("ec-256")?;
     for clients in [1usize, 8, 32] {
         eprintln!("signpath-bench: gateway load, {clients} clients");
+        // The gateway's own cost per signature, steadier than its rate on a machine whose cores the load
+        // generator shares: its CPU time, and what it wrote (the audit database's WAL, the log lines).
+        let pid = bench.gateway_pid();
+        let (cpu, written) = (procs::cpu_seconds(&pid.to_string())?, procs::written_bytes(pid)?);
         let o = load::closed_loop(&target, clients, args.seconds)?;
+        let cpu_ms = (procs::cpu_seconds(&pid.to_string())? - cpu) * 1000.0 / o.signs.max(1) as f64;
+        let written_kib = (procs::written_bytes(pid)? - written) as f64 / 1024.0 / o.signs.max(1) as f64;
         let reference = direct_rates.iter().find(|(t, _)| *t == clients).map(|(_, r)| *r);
         rows.push(row(
-            format!("4. Gateway EC-256, {clients} client{} (closed loop, TLS): signs/s, p50/p99 vs SoftHSM2 C_Sign at {clients} thread{}", if clients == 1 { "" } else { "s" }, if clients == 1 { "" } else { "s" }),
-            format!("{:.0} signs/s, p50 {:.2} ms, p99 {:.2} ms, {} errors", o.rate(), o.p50_ms, o.p99_ms, o.errors),
+            format!("4. Gateway EC-256, {clients} client{} (closed loop, TLS): signs/s, p50/p99, gateway CPU and bytes written per signature vs SoftHSM2 C_Sign at {clients} thread{}", if clients == 1 { "" } else { "s" }, if clients == 1 { "" } else { "s" }),
+            format!("{:.0} signs/s, p50 {:.2} ms, p99 {:.2} ms, {} errors; {cpu_ms:.2} ms CPU, {written_kib:.1} KiB written", o.rate(), o.p50_ms, o.p99_ms, o.errors),
             reference.map_or("–".into(), |r| format!("{r:.0} signs/s")),
             reference.map_or("–".into(), |r| format!("{:.2}×", o.rate() / r)),
             "–",

@@ -150,3 +150,27 @@ pub fn proc_status_mib(pid: u32, field: &str) -> Option<f64> {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
         .map(|kib| kib / 1024.0)
 }
+
+/// A process's user + system CPU time (fields 14 and 15 of /proc/{pid}/stat, in clock ticks of 1/100 s, the value
+/// Linux has used on every architecture we build for); `pid` may be "self".
+pub fn cpu_seconds(pid: &str) -> Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // The command name (field 2) may hold spaces; the fields after it start past its closing parenthesis.
+    let after_name = stat.rsplit_once(')').ok_or("malformed /proc/PID/stat")?.1;
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks =
+        |i: usize| -> Result<f64> { Ok(fields.get(i).ok_or("short /proc/PID/stat")?.parse::<f64>()?) };
+    Ok((ticks(11)? + ticks(12)?) / 100.0)
+}
+
+/// The bytes a process has passed to write-like system calls (`wchar` of /proc/{pid}/io): for the gateway, its
+/// audit database's WAL frames, whatever later reaches the disk.
+pub fn written_bytes(pid: u32) -> Result<u64> {
+    let io = std::fs::read_to_string(format!("/proc/{pid}/io"))?;
+    Ok(io
+        .lines()
+        .find_map(|l| l.strip_prefix("wchar:"))
+        .ok_or("no wchar in /proc/PID/io")?
+        .trim()
+        .parse()?)
+}
