@@ -13,6 +13,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::connect;
 use super::writer::{Work, Writer};
+use crate::store::log::KIND_SIGNATURE;
 use crate::store::{AuditStore, IdempotentAnswer, Record, StoreError, StoredAnswer};
 
 pub struct SqliteAudit {
@@ -80,12 +81,7 @@ impl SqliteAudit {
 
 impl AuditStore for SqliteAudit {
     fn append(&self, record: &Record, answer: Option<IdempotentAnswer>) -> Result<(), StoreError> {
-        self.writer
-            .write(Work::Append {
-                record: Box::new(record.bounded()),
-                idempotency: answer,
-            })
-            .map(drop)
+        self.writer.write(append_work(record.bounded(), answer)).map(drop)
     }
 
     fn idempotent(&self, token_id: &str, key: &str) -> Result<Option<StoredAnswer>, StoreError> {
@@ -168,6 +164,25 @@ impl AuditStore for SqliteAudit {
     }
 }
 
+/// A record (already [`Record::bounded`]), its log leaf if it records a signature (a signature's leaf commits with
+/// its record or not at all), and the answer kept under its idempotency key, as one job of the writer.
+pub(super) fn append_work(record: Record, idempotency: Option<IdempotentAnswer>) -> Work {
+    Box::new(move |conn| {
+        insert(conn, &record)?;
+        if let Some(entry) = record.log_entry() {
+            super::log::insert_leaf(conn, &record.request_id, KIND_SIGNATURE, &entry)?;
+        }
+        if let Some(i) = &idempotency {
+            conn.prepare_cached(
+                "INSERT OR REPLACE INTO idempotency (token_id, key, request_id, body_sha256, response, created) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, strftime('%s','now'))",
+            )?
+            .execute(params![i.token_id, i.key, record.request_id, i.body_sha256, i.response])?;
+        }
+        Ok(true)
+    })
+}
+
 /// The audit INSERT, built once from [`COLUMNS`] so the statement cache finds it by the same text every time.
 static INSERT_AUDIT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
@@ -176,7 +191,7 @@ static INSERT_AUDIT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     )
 });
 
-pub(super) fn insert(conn: &Connection, r: &Record) -> rusqlite::Result<()> {
+fn insert(conn: &Connection, r: &Record) -> rusqlite::Result<()> {
     conn.prepare_cached(&INSERT_AUDIT)?.execute(params![
         r.request_id,
         r.received,

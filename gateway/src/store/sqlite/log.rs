@@ -93,13 +93,9 @@ fn to_leaf(row: &rusqlite::Row<'_>) -> rusqlite::Result<LogLeaf> {
 
 impl LogStore for SqliteLog {
     fn add(&self, request_id: &str, kind: &str, body: &[u8]) -> Result<(), StoreError> {
-        self.writer
-            .write(Work::Leaf {
-                request_id: request_id.to_owned(),
-                kind: kind.to_owned(),
-                body: body.to_vec(),
-            })
-            .map(drop)
+        let (request_id, kind, body) = (request_id.to_owned(), kind.to_owned(), body.to_vec());
+        let work: Work = Box::new(move |conn| insert_leaf(conn, &request_id, &kind, &body).map(|()| true));
+        self.writer.write(work).map(drop)
     }
 
     fn pending(&self, limit: usize) -> Result<Vec<PendingLeaf>, StoreError> {
@@ -130,7 +126,9 @@ impl LogStore for SqliteLog {
     }
 
     fn grow(&self, growth: &Growth) -> Result<bool, StoreError> {
-        self.writer.write(Work::Grow(growth.clone()))
+        let growth = growth.clone();
+        self.writer
+            .write(Box::new(move |conn| apply_growth(conn, &growth)))
     }
 
     fn checkpoint(&self) -> Result<Option<(u64, String)>, StoreError> {

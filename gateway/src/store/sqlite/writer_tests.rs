@@ -1,20 +1,22 @@
 use super::*;
+use crate::store::log::Growth;
+use crate::store::sqlite::audit::append_work;
+use crate::store::sqlite::log::apply_growth;
 use crate::store::sqlite::SqliteAudit;
-use crate::store::AuditStore;
+use crate::store::{AuditStore, IdempotentAnswer, Record};
 
 fn append(request_id: &str, key: Option<&str>) -> Work {
-    Work::Append {
-        record: Box::new(Record {
-            request_id: request_id.into(),
-            ..Record::default()
-        }),
-        idempotency: key.map(|k| IdempotentAnswer {
-            token_id: "t".into(),
-            key: k.into(),
-            body_sha256: "b".into(),
-            response: format!("answer of {request_id}"),
-        }),
-    }
+    let record = Record {
+        request_id: request_id.into(),
+        ..Record::default()
+    };
+    let idempotency = key.map(|k| IdempotentAnswer {
+        token_id: "t".into(),
+        key: k.into(),
+        body_sha256: "b".into(),
+        response: format!("answer of {request_id}"),
+    });
+    append_work(record, idempotency)
 }
 
 fn ids_in(path: &Path) -> Vec<String> {
@@ -128,14 +130,15 @@ fn a_stale_growth_writes_nothing_and_leaves_the_records_of_its_batch_committed()
     let path = dir.path().join("audit.db");
     let _audit = SqliteAudit::open(&path).unwrap();
     let mut conn = connect(&path).unwrap();
-    let growth = |from: u64| {
-        Work::Grow(Growth {
+    let growth = |from: u64| -> Work {
+        let growth = Growth {
             from,
             to: from + 1,
             leaves: vec![],
             hashes: vec![(from, [7; 32])],
             checkpoint: format!("note at {}", from + 1),
-        })
+        };
+        Box::new(move |conn| apply_growth(conn, &growth))
     };
     let batch = [append("r1", None), growth(0), growth(0), append("r2", None)];
     let work: Vec<&Work> = batch.iter().collect();
@@ -153,4 +156,54 @@ fn a_stale_growth_writes_nothing_and_leaves_the_records_of_its_batch_committed()
         )
         .unwrap();
     assert_eq!((size, hashes), (1, 1), "the stale growth wrote its hash");
+}
+
+/// Under writes that never pause, the checkpointer still lets the WAL start over: its file stops growing, where
+/// it grew by every record before (a PASSIVE checkpoint cannot finish while the writer appends).
+#[test]
+fn the_wal_starts_over_under_writes_that_never_pause() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.db");
+    let audit = SqliteAudit::open(&path).unwrap();
+    let wal = dir.path().join("audit.db-wal");
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let written = std::sync::atomic::AtomicUsize::new(0);
+    let sizes = std::thread::scope(|s| {
+        for t in 0..4 {
+            let (audit, stop, written) = (&audit, &stop, &written);
+            s.spawn(move || {
+                let mut i = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let record = Record {
+                        request_id: format!("{t}-{i:08}"),
+                        metadata: Some("m".repeat(500)),
+                        ..Record::default()
+                    };
+                    audit.append(&record, None).unwrap();
+                    written.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    i += 1;
+                }
+            });
+        }
+        let size_after = |seconds: f64| {
+            std::thread::sleep(Duration::from_secs_f64(seconds));
+            (
+                std::fs::metadata(&wal).unwrap().len(),
+                written.load(std::sync::atomic::Ordering::Relaxed),
+            )
+        };
+        // Past two checkpoints, then as long again.
+        let sizes = [size_after(2.5), size_after(2.5)];
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        sizes
+    });
+    let [(first, records_first), (second, records_second)] = sizes;
+    assert!(
+        records_second > records_first * 3 / 2,
+        "the writes paused: {sizes:?}"
+    );
+    assert!(
+        second < first + first / 2,
+        "the WAL kept growing with the records: {first} bytes after {records_first} records, {second} after {records_second}"
+    );
 }
