@@ -73,22 +73,7 @@ impl Bench {
             .map(PathBuf::from)
             .find(|p| p.is_file())
             .ok_or("libsofthsm2.so not found; install softhsm2")?;
-        // Figure 7's queries all come from this one address, as fast as the gateway answers: the per-address
-        // limit on timestamp queries (20 a second as `init` writes it) would measure the limit, not the TSA.
-        let gateway = Gateway::start_with(|dir| {
-            let path = dir.join("gateway.toml");
-            let config = std::fs::read_to_string(&path).expect("gateway.toml");
-            let limit = "max_timestamps_per_address_per_second = 20";
-            assert!(
-                config.contains(limit),
-                "init's gateway.toml no longer has `{limit}`"
-            );
-            std::fs::write(
-                &path,
-                config.replace(limit, "max_timestamps_per_address_per_second = 0"),
-            )
-            .expect("gateway.toml");
-        });
+        let gateway = Gateway::start_with(crate::tsa::without_the_query_limit);
         let registry = Registry::start();
         let image = registry.push_small_image("bench/app", "v1");
         let hsm_pin = std::fs::read_to_string(gateway.dir().join("hsm-pin"))?

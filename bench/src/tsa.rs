@@ -39,3 +39,20 @@ pub fn figures(sign_hash: &Target, args: &RunArgs, rows: &mut Vec<Row>) -> Resul
     }
     Ok(())
 }
+
+/// Sets the gateway in `dir` to take any number of timestamp queries from one address: figure 7's all come from
+/// this one, as fast as the gateway answers, and the limit `init` writes (20 a second) would be what it measured.
+pub fn without_the_query_limit(dir: &std::path::Path) {
+    let path = dir.join("gateway.toml");
+    let config = std::fs::read_to_string(&path).expect("gateway.toml");
+    let limit = "max_timestamps_per_address_per_second = 20";
+    assert!(
+        config.contains(limit),
+        "init's gateway.toml no longer has `{limit}`"
+    );
+    std::fs::write(
+        &path,
+        config.replace(limit, "max_timestamps_per_address_per_second = 0"),
+    )
+    .expect("gateway.toml");
+}
