@@ -6,9 +6,9 @@
 //! nothing else. Their sum is the floor; our time per signature at one thread is set against it. The three are
 //! measured in the same rounds, alternating, so the machine's load hits them alike.
 //!
-//! (b) The module checks every signature the gateway returns. For ECDSA P-256 over a digest: RustCrypto's
-//! arithmetic (what the module used) against the check the module now makes (`common::pubkey` with AWS-LC),
-//! CPU time of this thread per verification, alternating rounds.
+//! (b) The module checks every signature the gateway returns. For ECDSA P-256 and RSA-3072 PKCS#1 v1.5 over a
+//! digest: RustCrypto's arithmetic (what the module used) against the check the module now makes
+//! (`common::pubkey` with AWS-LC), CPU time of this thread per verification, alternating rounds.
 //!
 //! With `SIGNPATH_BENCH_BASELINE_MODULE` set to another build of the module, its CPU per signature (the signing
 //! process's) at one thread, and its rate and CPU at 8 threads, are measured in the same rounds beside this
@@ -39,7 +39,8 @@ pub fn figures(bench: &Bench, args: &RunArgs, rows: &mut Vec<Row>) -> Result<()>
     if let Some(baseline) = std::env::var_os(BASELINE_MODULE) {
         module_at_8_threads(bench, args, &PathBuf::from(baseline), rows)?;
     }
-    verification(args, rows)
+    verification(args, rows)?;
+    rsa_verification(args, rows)
 }
 
 /// This build of the module against the baseline at 8 threads, alternating per round: the rate and the signing
@@ -194,6 +195,36 @@ fn verification(args: &RunArgs, rows: &mut Vec<Row>) -> Result<()> {
     }
     rows.push(row(
         "10. The module's check of an ECDSA P-256 signature over a digest, CPU per verification: AWS-LC (the module's) vs RustCrypto",
+        module.show("µs", 0),
+        rust_crypto.show("µs", 0),
+        ratio(&module, &rust_crypto),
+        "–",
+    ));
+    Ok(())
+}
+
+fn rsa_verification(args: &RunArgs, rows: &mut Vec<Row>) -> Result<()> {
+    use rsa::{Pkcs1v15Sign, RsaPrivateKey};
+    eprintln!("signpath-bench: RSA-3072 PKCS#1 v1.5 verification over a digest");
+    let private = RsaPrivateKey::new(&mut rand_core::OsRng, 3072)?;
+    let public = private.to_public_key();
+    let digest = HashAlgorithm::Sha256.digest(b"bench");
+    let signature = private.sign(Pkcs1v15Sign::new::<sha2::Sha256>(), &digest)?;
+    let key = PublicKey::Rsa(public.clone());
+    let (mut rust_crypto, mut module) = (Samples::default(), Samples::default());
+    for _ in 0..args.rounds.max(3) {
+        rust_crypto.push(cpu_us_per(VERIFIES / 4, || {
+            public
+                .verify(Pkcs1v15Sign::new::<sha2::Sha256>(), &digest, &signature)
+                .is_ok()
+        })?);
+        module.push(cpu_us_per(VERIFIES / 4, || {
+            key.verify_digest(SignatureScheme::RsaPkcs1, HashAlgorithm::Sha256, &digest, &signature)
+                .is_ok()
+        })?);
+    }
+    rows.push(row(
+        "10. The module's check of an RSA-3072 PKCS#1 v1.5 signature over a digest, CPU per verification: AWS-LC (the module's) vs RustCrypto",
         module.show("µs", 0),
         rust_crypto.show("µs", 0),
         ratio(&module, &rust_crypto),

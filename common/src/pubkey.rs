@@ -12,6 +12,9 @@ use spki::SubjectPublicKeyInfoRef;
 use crate::encoding::{ecdsa_raw_to_der, EncodingError};
 use crate::keys::{Curve, HashAlgorithm, KeyKind, SignatureScheme};
 
+// The module's fast path: AWS-LC's verdict on a signature over a digest (feature `aws-lc`).
+mod aws_lc;
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum KeyError {
     #[error("the public key is not a valid SubjectPublicKeyInfo: {0}")]
@@ -220,7 +223,7 @@ impl PublicKey {
                 actual: signature.len(),
             });
         }
-        if self.verify_digest_with_aws_lc(scheme, digest, signature) == Some(true) {
+        if self.verify_digest_with_aws_lc(scheme, hash, digest, signature) == Some(true) {
             return Ok(());
         }
         // ECDSA takes the digest as an integer; RustCrypto refuses digests shorter than half the field (SHA-256 on
@@ -288,40 +291,6 @@ impl PublicKey {
         } else {
             Err(VerifyError::Invalid)
         }
-    }
-}
-
-impl PublicKey {
-    /// AWS-LC's verdict on an ECDSA signature over a digest (feature `aws-lc`), or None where this build has no
-    /// AWS-LC or AWS-LC has no algorithm for this curve and digest length. Only a yes counts: anything AWS-LC
-    /// refuses gets RustCrypto's verdict in [`Self::verify_digest`], so a build with the feature accepts no
-    /// signature a build without it refuses (the same rule as ring's path in [`Self::verify_message`]).
-    #[cfg(feature = "aws-lc")]
-    fn verify_digest_with_aws_lc(
-        &self,
-        scheme: SignatureScheme,
-        digest: &[u8],
-        signature: &[u8],
-    ) -> Option<bool> {
-        use aws_lc_rs::{digest as d, signature as s};
-        use SignatureScheme::{EcdsaAsn1, EcdsaIeee};
-        // ECDSA signs the digest as an integer, whatever hash made it: the algorithm follows the digest's length.
-        let (algorithm, digest_algorithm): (&'static dyn s::VerificationAlgorithm, _) =
-            match (self, scheme, digest.len()) {
-                (Self::P256(_), EcdsaAsn1, 32) => (&s::ECDSA_P256_SHA256_ASN1, &d::SHA256),
-                (Self::P256(_), EcdsaIeee, 32) => (&s::ECDSA_P256_SHA256_FIXED, &d::SHA256),
-                (Self::P384(_), EcdsaAsn1, 48) => (&s::ECDSA_P384_SHA384_ASN1, &d::SHA384),
-                (Self::P384(_), EcdsaIeee, 48) => (&s::ECDSA_P384_SHA384_FIXED, &d::SHA384),
-                _ => return None,
-            };
-        let digest = d::Digest::import_less_safe(digest, digest_algorithm).ok()?;
-        let key = s::UnparsedPublicKey::new(algorithm, self.ec_point()?);
-        Some(key.verify_digest(&digest, signature).is_ok())
-    }
-
-    #[cfg(not(feature = "aws-lc"))]
-    fn verify_digest_with_aws_lc(&self, _: SignatureScheme, _: &[u8], _: &[u8]) -> Option<bool> {
-        None
     }
 }
 
@@ -421,80 +390,6 @@ mod tests {
             HashAlgorithm::Sha512,
             message,
             &raw.to_vec(),
-        );
-    }
-
-    /// With the `aws-lc` feature (the PKCS#11 module's build), AWS-LC says yes to the digests RustCrypto accepts
-    /// and no to a tampered digest or signature, in both encodings, on P-256 and P-384.
-    #[cfg(feature = "aws-lc")]
-    #[test]
-    fn aws_lc_and_rustcrypto_agree_on_ecdsa_digests() {
-        use signature::hazmat::PrehashSigner;
-        let digest256 = [7u8; 32];
-        let k256 = p256::ecdsa::SigningKey::random(&mut rand_core::OsRng);
-        let pub256 = PublicKey::P256(*k256.verifying_key());
-        let raw: p256::ecdsa::Signature = k256.sign_prehash(&digest256).unwrap();
-        let digest384 = [8u8; 48];
-        let k384 = p384::ecdsa::SigningKey::random(&mut rand_core::OsRng);
-        let pub384 = PublicKey::P384(*k384.verifying_key());
-        let raw384: p384::ecdsa::Signature = k384.sign_prehash(&digest384).unwrap();
-        let cases = [
-            (
-                &pub256,
-                SignatureScheme::EcdsaIeee,
-                HashAlgorithm::Sha256,
-                &digest256[..],
-                raw.to_vec(),
-            ),
-            (
-                &pub256,
-                SignatureScheme::EcdsaAsn1,
-                HashAlgorithm::Sha256,
-                &digest256[..],
-                raw.to_der().to_vec(),
-            ),
-            (
-                &pub384,
-                SignatureScheme::EcdsaIeee,
-                HashAlgorithm::Sha384,
-                &digest384[..],
-                raw384.to_vec(),
-            ),
-            (
-                &pub384,
-                SignatureScheme::EcdsaAsn1,
-                HashAlgorithm::Sha384,
-                &digest384[..],
-                raw384.to_der().to_vec(),
-            ),
-        ];
-        for (key, scheme, hash, digest, signature) in cases {
-            assert_eq!(
-                key.verify_digest_with_aws_lc(scheme, digest, &signature),
-                Some(true),
-                "{scheme:?}"
-            );
-            assert_eq!(key.verify_digest(scheme, hash, digest, &signature), Ok(()));
-            let mut other = digest.to_vec();
-            other[0] ^= 1;
-            assert_eq!(
-                key.verify_digest_with_aws_lc(scheme, &other, &signature),
-                Some(false)
-            );
-            assert_eq!(
-                key.verify_digest(scheme, hash, &other, &signature),
-                Err(VerifyError::Invalid)
-            );
-            let mut bad = signature.clone();
-            let last = bad.len() - 1;
-            bad[last] ^= 1;
-            assert_eq!(key.verify_digest_with_aws_lc(scheme, digest, &bad), Some(false));
-            assert!(key.verify_digest(scheme, hash, digest, &bad).is_err());
-        }
-        // A SHA-256 digest on P-384 has no AWS-LC algorithm here: RustCrypto alone decides.
-        assert_eq!(
-            pub384.verify_digest_with_aws_lc(SignatureScheme::EcdsaIeee, &digest256, &raw384.to_vec()),
-            None
         );
     }
 
