@@ -219,8 +219,13 @@ fn rsa_verification(args: &RunArgs, rows: &mut Vec<Row>) -> Result<()> {
                 .is_ok()
         })?);
         module.push(cpu_us_per(VERIFIES / 4, || {
-            key.verify_digest(SignatureScheme::RsaPkcs1, HashAlgorithm::Sha256, &digest, &signature)
-                .is_ok()
+            key.verify_digest(
+                SignatureScheme::RsaPkcs1,
+                HashAlgorithm::Sha256,
+                &digest,
+                &signature,
+            )
+            .is_ok()
         })?);
     }
     rows.push(row(

@@ -16,7 +16,8 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use cmpv2::status::PkiStatus;
 use common::protocol::{
-    EcdsaOptions, EcdsaSignatureFormat, HashSigningData, SignHashRequest, SignatureAlgorithm,
+    new_request_id, EcdsaOptions, EcdsaSignatureFormat, HashSigningData, SignHashRequest, SignatureAlgorithm,
+    IDEMPOTENCY_KEY,
 };
 use der::asn1::{Int, OctetString};
 use der::{Decode, Encode};
@@ -205,6 +206,9 @@ impl Shared {
             .client
             .post(&self.url)
             .bearer_auth(&self.token)
+            // As the module and the plugin send every SignHash: the gateway looks the key up and stores the answer
+            // under it with the audit record.
+            .header(IDEMPOTENCY_KEY, new_request_id())
             .json(&request)
             .send()
             .await

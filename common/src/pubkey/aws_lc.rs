@@ -91,7 +91,11 @@ mod tests {
             Some(true),
             "{case}"
         );
-        assert_eq!(key.verify_digest(scheme, hash, digest, signature), Ok(()), "{case}");
+        assert_eq!(
+            key.verify_digest(scheme, hash, digest, signature),
+            Ok(()),
+            "{case}"
+        );
         let mut other = digest.to_vec();
         other[0] ^= 1;
         assert_eq!(
@@ -127,9 +131,21 @@ mod tests {
         let raw384: p384::ecdsa::Signature = k384.sign_prehash(&digest384).unwrap();
         let (ieee, asn1) = (SignatureScheme::EcdsaIeee, SignatureScheme::EcdsaAsn1);
         agree(&pub256, ieee, HashAlgorithm::Sha256, &digest256, &raw.to_vec());
-        agree(&pub256, asn1, HashAlgorithm::Sha256, &digest256, &raw.to_der().to_vec());
+        agree(
+            &pub256,
+            asn1,
+            HashAlgorithm::Sha256,
+            &digest256,
+            &raw.to_der().to_vec(),
+        );
         agree(&pub384, ieee, HashAlgorithm::Sha384, &digest384, &raw384.to_vec());
-        agree(&pub384, asn1, HashAlgorithm::Sha384, &digest384, &raw384.to_der().to_vec());
+        agree(
+            &pub384,
+            asn1,
+            HashAlgorithm::Sha384,
+            &digest384,
+            &raw384.to_der().to_vec(),
+        );
         // A SHA-256 digest on P-384 has no AWS-LC algorithm here: RustCrypto alone decides.
         assert_eq!(
             pub384.verify_digest_with_aws_lc(ieee, HashAlgorithm::Sha256, &digest256, &raw384.to_vec()),
@@ -170,7 +186,10 @@ mod tests {
         );
         // AWS-LC has no PSS with SHA-1, and no keys under 2048 bits: RustCrypto alone decides those.
         let p1 = sign_pss(Pss::new::<sha1::Sha1>(), &d1, &mut rng);
-        assert_eq!(key.verify_digest_with_aws_lc(pss, HashAlgorithm::Sha1, &d1, &p1), None);
+        assert_eq!(
+            key.verify_digest_with_aws_lc(pss, HashAlgorithm::Sha1, &d1, &p1),
+            None
+        );
         assert_eq!(key.verify_digest(pss, HashAlgorithm::Sha1, &d1, &p1), Ok(()));
         let small = rsa::RsaPrivateKey::new(&mut rand_core::OsRng, 1024).unwrap();
         let small_key = PublicKey::Rsa(small.to_public_key());
@@ -179,6 +198,9 @@ mod tests {
             small_key.verify_digest_with_aws_lc(pkcs1, HashAlgorithm::Sha256, &d256, &small_sig),
             None
         );
-        assert_eq!(small_key.verify_digest(pkcs1, HashAlgorithm::Sha256, &d256, &small_sig), Ok(()));
+        assert_eq!(
+            small_key.verify_digest(pkcs1, HashAlgorithm::Sha256, &d256, &small_sig),
+            Ok(())
+        );
     }
 }

@@ -85,10 +85,14 @@ impl AuditStore for SqliteAudit {
     }
 
     fn idempotent(&self, token_id: &str, key: &str) -> Result<Option<StoredAnswer>, StoreError> {
+        // Every SignHash from the module carries an Idempotency-Key, so this runs once per signature: the
+        // statement comes from the connection's cache rather than SQLite's parser.
         Ok(self
             .conn()
-            .query_row(
+            .prepare_cached(
                 "SELECT body_sha256, response FROM idempotency WHERE token_id = ?1 AND key = ?2 AND created > strftime('%s','now') - 86400",
+            )?
+            .query_row(
                 params![token_id, key],
                 |row| {
                     Ok(StoredAnswer {
