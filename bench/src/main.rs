@@ -6,6 +6,7 @@
 //! range. The setup is the end-to-end tests' own: the real gateway (`signpath-gateway init` + `serve`, keys in
 //! SoftHSM2), a real docker-registry on loopback, the real notation and cosign.
 
+mod cost;
 mod csign;
 mod floor;
 mod load;
@@ -58,7 +59,8 @@ struct RunArgs {
     /// separated; default all).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
-    /// Also profile the gateway (perf record, cpu-clock) during the fixed-rate load.
+    /// Also profile: the gateway (perf record, cpu-clock) during the fixed-rate load, and every process during one
+    /// more C_Sign run of each path, for where a signature's CPU goes.
     #[arg(long)]
     profile: bool,
 }
@@ -111,6 +113,9 @@ fn run(args: &RunArgs) -> Result<()> {
     let mut direct_rates = Vec::new();
     if on("csign") {
         direct_rates = csign_throughput(&bench, args, &mut rows)?;
+        if args.profile {
+            notes.push(cost::note(&bench, args)?);
+        }
     }
     if on("load") {
         gateway_load(&bench, args, &direct_rates, &mut rows, &mut notes)?;
