@@ -3,7 +3,8 @@
 //! AWS-LC's 0.09 ms; RSA-3072: its `num-bigint-dig` Montgomery loop, about 0.5 ms). ring verifies messages only;
 //! AWS-LC (`aws-lc-rs`) verifies a digest as it is. Only the module (feature `aws-lc`) builds it.
 //!
-//! Owns nothing but that verdict; imports only `super` (the key) and `crate::keys`.
+//! Owns nothing but that verdict. Imports only `super` (the key) and `crate::keys`; it must never import the
+//! client, the protocol or anything that talks to a gateway.
 
 use super::PublicKey;
 #[cfg(feature = "aws-lc")]
