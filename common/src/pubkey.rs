@@ -184,7 +184,7 @@ impl PublicKey {
         use ring::signature as r;
         use HashAlgorithm::{Sha256, Sha384, Sha512};
         use SignatureScheme::{EcdsaAsn1, EcdsaIeee, RsaPkcs1, RsaPss};
-        let rsa_in_range = matches!(self.kind(), KeyKind::Rsa { bits } if (2048..=8192).contains(&bits));
+        let rsa_in_range = self.rsa_2048_to_8192();
         let algorithm: Option<&'static dyn r::VerificationAlgorithm> = match (self, scheme, hash) {
             (Self::P256(_), EcdsaAsn1, Sha256) => Some(&r::ECDSA_P256_SHA256_ASN1),
             (Self::P256(_), EcdsaAsn1, Sha384) => Some(&r::ECDSA_P256_SHA384_ASN1),
@@ -291,6 +291,14 @@ impl PublicKey {
         } else {
             Err(VerifyError::Invalid)
         }
+    }
+}
+
+impl PublicKey {
+    /// Whether this is an RSA key of 2048 to 8192 bits: the sizes ring's and AWS-LC's RSA algorithms take (the
+    /// fast paths fall back to RustCrypto outside them).
+    fn rsa_2048_to_8192(&self) -> bool {
+        matches!(self.kind(), KeyKind::Rsa { bits } if (2048..=8192).contains(&bits))
     }
 }
 

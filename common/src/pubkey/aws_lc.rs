@@ -7,8 +7,6 @@
 //! client, the protocol or anything that talks to a gateway.
 
 use super::PublicKey;
-#[cfg(feature = "aws-lc")]
-use crate::keys::KeyKind;
 use crate::keys::{HashAlgorithm, SignatureScheme};
 
 impl PublicKey {
@@ -27,7 +25,7 @@ impl PublicKey {
         use aws_lc_rs::{digest as d, signature as s};
         use HashAlgorithm::{Sha1, Sha256, Sha384, Sha512};
         use SignatureScheme::{EcdsaAsn1, EcdsaIeee, RsaPkcs1, RsaPss};
-        let rsa_in_range = matches!(self.kind(), KeyKind::Rsa { bits } if (2048..=8192).contains(&bits));
+        let rsa_in_range = self.rsa_2048_to_8192();
         let (algorithm, digest_algorithm): (&'static dyn s::VerificationAlgorithm, _) = match (self, scheme) {
             // ECDSA signs the digest as an integer, whatever hash made it: the algorithm follows its length.
             (Self::P256(_), EcdsaAsn1) if digest.len() == 32 => (&s::ECDSA_P256_SHA256_ASN1, &d::SHA256),
