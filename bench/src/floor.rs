@@ -183,23 +183,16 @@ fn verification(args: &RunArgs, rows: &mut Vec<Row>) -> Result<()> {
     let signature: p256::ecdsa::Signature = signing.sign_prehash(&digest)?;
     let raw = signature.to_bytes();
     let key = PublicKey::P256(verifying);
-    let (mut rust_crypto, mut module) = (Samples::default(), Samples::default());
-    for _ in 0..args.rounds.max(3) {
-        rust_crypto.push(cpu_us_per(VERIFIES, || {
-            verifying.verify_prehash(&digest, &signature).is_ok()
-        })?);
-        module.push(cpu_us_per(VERIFIES, || {
+    rows.push(module_against_rust_crypto(
+        "an ECDSA P-256",
+        args,
+        VERIFIES,
+        || {
             key.verify_digest(SignatureScheme::EcdsaIeee, HashAlgorithm::Sha256, &digest, &raw)
                 .is_ok()
-        })?);
-    }
-    rows.push(row(
-        "10. The module's check of an ECDSA P-256 signature over a digest, CPU per verification: AWS-LC (the module's) vs RustCrypto",
-        module.show("µs", 0),
-        rust_crypto.show("µs", 0),
-        ratio(&module, &rust_crypto),
-        "–",
-    ));
+        },
+        || verifying.verify_prehash(&digest, &signature).is_ok(),
+    )?);
     Ok(())
 }
 
@@ -211,14 +204,11 @@ fn rsa_verification(args: &RunArgs, rows: &mut Vec<Row>) -> Result<()> {
     let digest = HashAlgorithm::Sha256.digest(b"bench");
     let signature = private.sign(Pkcs1v15Sign::new::<sha2::Sha256>(), &digest)?;
     let key = PublicKey::Rsa(public.clone());
-    let (mut rust_crypto, mut module) = (Samples::default(), Samples::default());
-    for _ in 0..args.rounds.max(3) {
-        rust_crypto.push(cpu_us_per(VERIFIES / 4, || {
-            public
-                .verify(Pkcs1v15Sign::new::<sha2::Sha256>(), &digest, &signature)
-                .is_ok()
-        })?);
-        module.push(cpu_us_per(VERIFIES / 4, || {
+    rows.push(module_against_rust_crypto(
+        "an RSA-3072 PKCS#1 v1.5",
+        args,
+        VERIFIES / 4,
+        || {
             key.verify_digest(
                 SignatureScheme::RsaPkcs1,
                 HashAlgorithm::Sha256,
@@ -226,16 +216,37 @@ fn rsa_verification(args: &RunArgs, rows: &mut Vec<Row>) -> Result<()> {
                 &signature,
             )
             .is_ok()
-        })?);
-    }
-    rows.push(row(
-        "10. The module's check of an RSA-3072 PKCS#1 v1.5 signature over a digest, CPU per verification: AWS-LC (the module's) vs RustCrypto",
-        module.show("µs", 0),
-        rust_crypto.show("µs", 0),
-        ratio(&module, &rust_crypto),
-        "–",
-    ));
+        },
+        || {
+            public
+                .verify(Pkcs1v15Sign::new::<sha2::Sha256>(), &digest, &signature)
+                .is_ok()
+        },
+    )?);
     Ok(())
+}
+
+/// The module's check (`module`) against RustCrypto's (`rust_crypto`) of `what` signature, `n` verifications each
+/// per round, alternating: the row of figure 10(b).
+fn module_against_rust_crypto(
+    what: &str,
+    args: &RunArgs,
+    n: usize,
+    module: impl Fn() -> bool,
+    rust_crypto: impl Fn() -> bool,
+) -> Result<Row> {
+    let (mut theirs, mut ours) = (Samples::default(), Samples::default());
+    for _ in 0..args.rounds.max(3) {
+        theirs.push(cpu_us_per(n, &rust_crypto)?);
+        ours.push(cpu_us_per(n, &module)?);
+    }
+    Ok(row(
+        format!("10. The module's check of {what} signature over a digest, CPU per verification: AWS-LC (the module's) vs RustCrypto"),
+        ours.show("µs", 0),
+        theirs.show("µs", 0),
+        ratio(&ours, &theirs),
+        "–",
+    ))
 }
 
 /// This thread's CPU time per call of `verify`, in µs, over `n` calls, each of which must succeed.
