@@ -21,7 +21,7 @@ const HZ: f64 = 999.0;
 /// The parts of a signature's path, in the order the note shows them.
 const PARTS: [&str; 10] = [
     "HSM: SoftHSM2 and its OpenSSL",
-    "Durable audit record: the audit writer and checkpoint threads (SQLite, write, fsync)",
+    "Durable audit record: SQLite, and the kernel writing and syncing its WAL, on whichever thread commits; the checkpointer",
     "Kernel workers (block I/O completion, deferred network work)",
     "The module's check of the signature (AWS-LC)",
     "Kernel on the signing path's threads: system calls, loopback TCP or unix socket, wake-ups",
@@ -122,7 +122,7 @@ fn part(comm: &str, dso: &str, sym: &str) -> Option<&'static str> {
         return None;
     } else if ["libsofthsm2.so", "libcrypto.so.3"].contains(&dso) || dso.starts_with("libstdc++") {
         0
-    } else if comm.starts_with("audit-") {
+    } else if comm.starts_with("audit-") || (on_path && is_audit_write(dso, sym)) {
         1
     } else if comm.starts_with("kworker") || comm.starts_with("ksoftirq") {
         2
@@ -150,6 +150,59 @@ fn part(comm: &str, dso: &str, sym: &str) -> Option<&'static str> {
         9
     };
     Some(PARTS[index])
+}
+
+/// SQLite's code (bundled into the gateway, its functions keep their C names) and the kernel's work of writing a
+/// file and syncing it to the disk. Since a request that finds the audit writer idle commits its record on its own
+/// thread, the thread's name no longer tells the audit record's CPU from the request's.
+fn is_audit_write(dso: &str, sym: &str) -> bool {
+    let sym = sym.trim_start_matches("[k] ").trim_start_matches("[.] ");
+    let prefixes: &[&str] = if dso.contains("kernel") {
+        &[
+            "iowrite",
+            "ext4_",
+            "mark_buffer_dirty",
+            "copy_folio_from_iter",
+            "filemap_",
+            "__filemap",
+            "block_",
+            "__block",
+            "blk_",
+            "virtblk",
+            "virtqueue",
+            "vring_",
+            "folio",
+            "__folio",
+            "jbd2",
+            "generic_perform_write",
+            "file_write",
+            "submit_bio",
+            "bio_",
+        ]
+    } else if dso == "signpath-gateway" {
+        &[
+            "sqlite3",
+            "rusqlite",
+            "wal",
+            "pager",
+            "pcache",
+            "btree",
+            "vdbe",
+            "yy_",
+            "balance",
+            "moveTo",
+            "releaseMem",
+            "unix",
+            "fillInCell",
+            "insertCell",
+            "allocateSpace",
+            "getAndInitPage",
+            "accessPayload",
+        ]
+    } else {
+        &[]
+    };
+    prefixes.iter().any(|p| sym.starts_with(p))
 }
 
 fn render(columns: &[Column]) -> String {
@@ -204,5 +257,41 @@ impl Recording {
         run(Command::new("kill").args(["-INT", &self.0.id().to_string()]))?;
         self.0.wait()?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_audit_commit_is_counted_as_the_audit_record_on_whichever_thread_runs_it() {
+        let kernel = "[kernel.kallsyms]";
+        let request = "tokio-rt-worker";
+        assert_eq!(
+            part(request, "signpath-gateway", "[.] sqlite3VdbeExec"),
+            Some(PARTS[1])
+        );
+        assert_eq!(
+            part(request, "signpath-gateway", "[.] walChecksumBytes"),
+            Some(PARTS[1])
+        );
+        assert_eq!(part(request, kernel, "[k] iowrite16"), Some(PARTS[1]));
+        assert_eq!(part("audit-writer", "libc.so.6", "[.] malloc"), Some(PARTS[1]));
+        // The request's own work stays the request's.
+        assert_eq!(
+            part(
+                request,
+                "signpath-gateway",
+                "[.] hyper::proto::h1::dispatch::Dispatcher::poll_write"
+            ),
+            Some(PARTS[8])
+        );
+        assert_eq!(
+            part(request, kernel, "[k] finish_task_switch.isra.0"),
+            Some(PARTS[4])
+        );
+        assert_eq!(part(request, "libc.so.6", "[.] malloc"), Some(PARTS[5]));
+        assert_eq!(part("swapper", kernel, "[k] default_idle"), None);
     }
 }

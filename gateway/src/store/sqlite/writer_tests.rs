@@ -215,3 +215,60 @@ fn the_wal_starts_over_under_writes_that_never_pause() {
         "the WAL grew with every commit, it never started over: (size, records) every 100 ms: {samples:?}"
     );
 }
+
+/// A caller that finds the writer idle commits its work on its own thread (no hand-off to the writer thread and
+/// back), and is answered after its commit like any other.
+#[test]
+fn a_caller_alone_commits_its_work_on_its_own_thread() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.db");
+    let _audit = SqliteAudit::open(&path).unwrap();
+    let writer = Writer::start(&path).unwrap();
+    let ran_on = Arc::new(Mutex::new(None));
+    let seen = ran_on.clone();
+    let record = append("alone", None);
+    let work: Work = Box::new(move |conn| {
+        *lock(&seen) = Some(std::thread::current().id());
+        record(conn)
+    });
+    assert!(writer.write(work).unwrap());
+    assert_eq!(*lock(&ran_on), Some(std::thread::current().id()));
+    assert_eq!(ids_in(&path), ["alone"]);
+}
+
+/// Work that panics fails its own write with an error, commits nothing, and leaves the writer to the next caller,
+/// on the caller's thread as on the writer's.
+#[test]
+fn work_that_panics_fails_its_write_and_the_writer_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.db");
+    let _audit = SqliteAudit::open(&path).unwrap();
+    let writer = Writer::start(&path).unwrap();
+    let record = append("before the panic", None);
+    let panics: Work = Box::new(move |conn| {
+        record(conn)?;
+        panic!("a bug in the audit work")
+    });
+    assert!(writer.write(panics).is_err());
+    assert!(ids_in(&path).is_empty(), "the panicking work's record was kept");
+    assert!(writer.write(append("after", None)).unwrap());
+    // Many callers at once, so that the writer thread commits some batches: one panicking work among them fails
+    // alone or with its batch, and every write after it succeeds.
+    std::thread::scope(|s| {
+        for i in 0..16 {
+            let writer = &writer;
+            s.spawn(move || {
+                let work: Work = if i == 7 {
+                    Box::new(|_| panic!("a bug in the audit work"))
+                } else {
+                    append(&format!("c{i:02}"), None)
+                };
+                let _ = writer.write(work);
+                assert!(writer.write(append(&format!("d{i:02}"), None)).unwrap());
+            });
+        }
+    });
+    let ids = ids_in(&path);
+    assert!(ids.contains(&"after".to_owned()));
+    assert_eq!(ids.iter().filter(|id| id.starts_with('d')).count(), 16, "{ids:?}");
+}
