@@ -192,12 +192,12 @@ fn write_loop(shared: &Shared) {
 }
 
 /// Commits `batch` in one transaction, holding the writer's turn. Each job has a savepoint of its own, so one bad
-/// record fails alone. A job that panics fails its whole batch (the transaction rolls back as it unwinds) and
-/// leaves the writer to the next caller: the queue's state never depends on work finishing.
+/// record (or one that panics) fails alone; a panic anywhere else fails the batch (the transaction rolls back as it
+/// unwinds) and leaves the writer to the next batch: the queue's state never depends on work finishing.
 fn commit_guarded(turn: &Mutex<Connection>, work: &[&Work]) -> Vec<Result<bool, StoreError>> {
     let mut conn = lock(turn);
     catch_unwind(AssertUnwindSafe(|| commit_batch(&mut conn, work))).unwrap_or_else(|_| {
-        tracing::error!("audit work panicked; its batch is not committed");
+        tracing::error!("the audit commit panicked; its batch is not committed");
         work.iter()
             .map(|_| Err(StoreError("the audit write failed inside the gateway".into())))
             .collect()
@@ -259,7 +259,15 @@ fn commit_batch(conn: &mut Connection, batch: &[&Work]) -> Vec<Result<bool, Stor
 /// of the writer's time under load.
 fn in_savepoint(conn: &Connection, work: &Work) -> rusqlite::Result<rusqlite::Result<bool>> {
     conn.prepare_cached("SAVEPOINT audit_record")?.execute([])?;
-    let written = work(conn);
+    // Work that panics fails alone, like work that fails: its statements are dropped as it unwinds and its
+    // savepoint rolled back below.
+    let written = catch_unwind(AssertUnwindSafe(|| work(conn))).unwrap_or_else(|_| {
+        tracing::error!("audit work panicked; its writes are rolled back");
+        Err(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ABORT),
+            Some("the audit work panicked".into()),
+        ))
+    });
     if !matches!(written, Ok(true)) {
         conn.prepare_cached("ROLLBACK TO audit_record")?.execute([])?;
     }

@@ -236,39 +236,46 @@ fn a_caller_alone_commits_its_work_on_its_own_thread() {
     assert_eq!(ids_in(&path), ["alone"]);
 }
 
-/// Work that panics fails its own write with an error, commits nothing, and leaves the writer to the next caller,
-/// on the caller's thread as on the writer's.
+/// Work that panics fails its own write with an error and commits nothing of its own; the work committed beside it
+/// and every write after it succeed, on the caller's thread as on the writer's.
 #[test]
-fn work_that_panics_fails_its_write_and_the_writer_goes_on() {
+fn work_that_panics_fails_alone_and_the_writer_goes_on() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.db");
     let _audit = SqliteAudit::open(&path).unwrap();
     let writer = Writer::start(&path).unwrap();
-    let record = append("before the panic", None);
-    let panics: Work = Box::new(move |conn| {
-        record(conn)?;
-        panic!("a bug in the audit work")
-    });
-    assert!(writer.write(panics).is_err());
+    let panics = || -> Work {
+        let record = append("panicked", None);
+        Box::new(move |conn| {
+            record(conn)?;
+            panic!("a bug in the audit work")
+        })
+    };
+    assert!(writer.write(panics()).is_err());
     assert!(ids_in(&path).is_empty(), "the panicking work's record was kept");
     assert!(writer.write(append("after", None)).unwrap());
-    // Many callers at once, so that the writer thread commits some batches: one panicking work among them fails
-    // alone or with its batch, and every write after it succeeds.
+    // In one batch: the panicking work fails alone.
+    let mut conn = connect(&path).unwrap();
+    let batch = [append("b1", None), panics(), append("b2", None)];
+    let work: Vec<&Work> = batch.iter().collect();
+    let ok: Vec<bool> = commit_batch(&mut conn, &work).iter().map(Result::is_ok).collect();
+    assert_eq!(ok, [true, false, true]);
+    // Many callers at once, so that the writer thread commits batches too.
     std::thread::scope(|s| {
         for i in 0..16 {
-            let writer = &writer;
+            let (writer, panics) = (&writer, &panics);
             s.spawn(move || {
-                let work: Work = if i == 7 {
-                    Box::new(|_| panic!("a bug in the audit work"))
-                } else {
-                    append(&format!("c{i:02}"), None)
-                };
-                let _ = writer.write(work);
-                assert!(writer.write(append(&format!("d{i:02}"), None)).unwrap());
+                if i == 7 {
+                    assert!(writer.write(panics()).is_err());
+                }
+                assert!(writer.write(append(&format!("c{i:02}"), None)).unwrap());
             });
         }
     });
     let ids = ids_in(&path);
-    assert!(ids.contains(&"after".to_owned()));
-    assert_eq!(ids.iter().filter(|id| id.starts_with('d')).count(), 16, "{ids:?}");
+    assert!(!ids.contains(&"panicked".to_owned()), "{ids:?}");
+    assert_eq!(ids.iter().filter(|id| id.starts_with('c')).count(), 16, "{ids:?}");
+    assert!(
+        ids.contains(&"after".to_owned()) && ids.contains(&"b1".to_owned()) && ids.contains(&"b2".to_owned())
+    );
 }
