@@ -1,10 +1,11 @@
 //! The embedded stores: one SQLite database file (WAL, `synchronous=FULL`) holds the audit log, the idempotency
 //! records, held signing requests, votes and release-group uses, and the transparency log (`log.rs`); the claims on idempotency keys are the serving
-//! process's own (`claims.rs`). The audit records, their log leaves and the log's tree are written by one thread on
-//! one connection (`writer.rs`). `init` + `serve` on one machine need no setup; one gateway process serves a file.
+//! process's own (`claims.rs`). The audit records, their log leaves and the log's tree are written on one
+//! connection (`writer.rs`). `init` + `serve` on one machine need no setup; one gateway process serves a file.
 
 mod approvals;
 mod audit;
+mod busy;
 mod claims;
 mod log;
 mod request_revocations;
@@ -19,8 +20,8 @@ pub use audit::SqliteAudit;
 pub use log::SqliteLog;
 pub use request_revocations::SqliteRequestRevocations;
 
-/// A connection to the database as every part of the gateway opens it: WAL, `synchronous=FULL`, and a busy
-/// timeout for the moments another connection (or `signpath-gateway approve` in another process) writes.
+/// A connection to the database as every part of the gateway opens it: WAL, `synchronous=FULL`, and a wait in short
+/// steps (`busy.rs`) for the moments another connection (or `signpath-gateway approve` in another process) writes.
 ///
 /// The file is created 0600 before SQLite opens it: it holds request metadata and identity-token claims. SQLite
 /// gives its `-wal` and `-shm` files the mode of the database file, so they are 0600 too. A file (or directory)
@@ -38,7 +39,7 @@ pub fn connect(path: &Path) -> rusqlite::Result<Connection> {
     let conn = Connection::open(path)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
-    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.busy_handler(Some(busy::wait_a_step))?;
     Ok(conn)
 }
 
