@@ -19,6 +19,14 @@ fn append(request_id: &str, key: Option<&str>) -> Work {
     append_work(record, idempotency)
 }
 
+/// A fresh audit database with its tables, in a directory removed when the first value drops.
+fn fresh_database() -> (tempfile::TempDir, std::path::PathBuf, SqliteAudit) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.db");
+    let audit = SqliteAudit::open(&path).unwrap();
+    (dir, path, audit)
+}
+
 fn ids_in(path: &Path) -> Vec<String> {
     let conn = connect(path).unwrap();
     let mut stmt = conn
@@ -30,9 +38,7 @@ fn ids_in(path: &Path) -> Vec<String> {
 
 #[test]
 fn concurrent_appends_are_each_answered_after_their_own_record_is_committed() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("audit.db");
-    let audit = SqliteAudit::open(&path).unwrap();
+    let (_dir, path, audit) = fresh_database();
     let start = std::sync::Barrier::new(32);
     std::thread::scope(|s| {
         for i in 0..32 {
@@ -58,9 +64,7 @@ fn concurrent_appends_are_each_answered_after_their_own_record_is_committed() {
 
 #[test]
 fn a_failed_commit_fails_every_request_of_its_batch_and_keeps_none_of_them() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("audit.db");
-    let _audit = SqliteAudit::open(&path).unwrap();
+    let (_dir, path, _audit) = fresh_database();
     let mut conn = connect(&path).unwrap();
     // Every record passes its own savepoint; the deferred foreign key its trigger breaks fails the COMMIT.
     conn.execute_batch(
@@ -87,9 +91,7 @@ fn a_failed_commit_fails_every_request_of_its_batch_and_keeps_none_of_them() {
 
 #[test]
 fn a_failing_record_fails_alone_in_its_batch_and_takes_its_idempotency_record_with_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("audit.db");
-    let audit = SqliteAudit::open(&path).unwrap();
+    let (_dir, path, audit) = fresh_database();
     let mut conn = connect(&path).unwrap();
     let batch: Vec<Work> = [("r1", Some("k1")), ("r1", Some("k2")), ("r3", Some("k3"))]
         .into_iter()
@@ -126,9 +128,7 @@ fn a_failing_record_fails_alone_in_its_batch_and_takes_its_idempotency_record_wi
 /// committed in the same batch are kept.
 #[test]
 fn a_stale_growth_writes_nothing_and_leaves_the_records_of_its_batch_committed() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("audit.db");
-    let _audit = SqliteAudit::open(&path).unwrap();
+    let (_dir, path, _audit) = fresh_database();
     let mut conn = connect(&path).unwrap();
     let growth = |from: u64| -> Work {
         let growth = Growth {
@@ -168,9 +168,7 @@ fn a_stale_growth_writes_nothing_and_leaves_the_records_of_its_batch_committed()
 #[test]
 fn the_wal_starts_over_under_writes_that_never_pause() {
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("audit.db");
-    let audit = SqliteAudit::open(&path).unwrap();
+    let (dir, _path, audit) = fresh_database();
     let wal = dir.path().join("audit.db-wal");
     let (stop, written) = (AtomicBool::new(false), AtomicUsize::new(0));
     let samples = std::thread::scope(|s| {
@@ -220,9 +218,7 @@ fn the_wal_starts_over_under_writes_that_never_pause() {
 /// back), and is answered after its commit like any other.
 #[test]
 fn a_caller_alone_commits_its_work_on_its_own_thread() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("audit.db");
-    let _audit = SqliteAudit::open(&path).unwrap();
+    let (_dir, path, _audit) = fresh_database();
     let writer = Writer::start(&path).unwrap();
     let ran_on = Arc::new(Mutex::new(None));
     let seen = ran_on.clone();
@@ -240,9 +236,7 @@ fn a_caller_alone_commits_its_work_on_its_own_thread() {
 /// and every write after it succeed, on the caller's thread as on the writer's.
 #[test]
 fn work_that_panics_fails_alone_and_the_writer_goes_on() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("audit.db");
-    let _audit = SqliteAudit::open(&path).unwrap();
+    let (_dir, path, _audit) = fresh_database();
     let writer = Writer::start(&path).unwrap();
     let panics = || -> Work {
         let record = append("panicked", None);
