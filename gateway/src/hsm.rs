@@ -4,6 +4,7 @@
 
 use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Instant;
 
 use common::encoding::{ecdsa_raw_to_der, encode_digest_info};
 use common::keys::{Curve, HashAlgorithm, KeyKind, KeySpec, SignatureScheme};
@@ -262,9 +263,10 @@ impl Signer {
         hash: HashAlgorithm,
         digest: &[u8],
     ) -> Result<Vec<u8>, HsmError> {
+        let started = Instant::now();
         let signature = self.sign_unmetered(key, kind, scheme, hash, digest)?;
         if let Some(metrics) = self.metrics.get() {
-            metrics.hsm_signature();
+            metrics.hsm_signature(started.elapsed());
         }
         Ok(signature)
     }

@@ -66,6 +66,7 @@ pub struct Metrics {
     approvals_waiting: Gauge,
     hsm_errors: Counter,
     hsm_signatures: Counter,
+    hsm_signature_duration: Histogram,
     database_errors: Counter,
     audit_commit: Histogram,
 }
@@ -111,6 +112,13 @@ impl Metrics {
              returns one, whether or not its answer was handed out",
             hsm_signatures.clone(),
         );
+        let hsm_signature_duration = latency_histogram();
+        registry.register(
+            "hsm_signature_duration_seconds",
+            "Time the HSM took for each signature counted in hsm_signatures (C_SignInit and C_Sign on a pooled \
+             session)",
+            hsm_signature_duration.clone(),
+        );
         let database_errors = Counter::default();
         registry.register(
             "database_errors",
@@ -130,6 +138,7 @@ impl Metrics {
             approvals_waiting,
             hsm_errors,
             hsm_signatures,
+            hsm_signature_duration,
             database_errors,
             audit_commit,
         }
@@ -165,8 +174,10 @@ impl Metrics {
         self.hsm_errors.inc();
     }
 
-    pub fn hsm_signature(&self) {
+    /// Counts one signature the HSM made, and the time it took.
+    pub fn hsm_signature(&self, elapsed: Duration) {
         self.hsm_signatures.inc();
+        self.hsm_signature_duration.observe(elapsed.as_secs_f64());
     }
 
     pub fn database_error(&self) {

@@ -158,6 +158,10 @@ fn health_metrics_and_the_json_log_after_real_signatures() {
         Some(3.0)
     );
     assert_eq!(
+        sample(&scrape, "signpath_gateway_hsm_signature_duration_seconds", &[]),
+        Some(3.0)
+    );
+    assert_eq!(
         sample(&scrape, "signpath_gateway_database_errors_total", &[]),
         Some(0.0)
     );
