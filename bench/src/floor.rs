@@ -10,6 +10,10 @@
 //! digest: RustCrypto's arithmetic (what the module used) against the check the module now makes
 //! (`common::pubkey` with AWS-LC), CPU time of this thread per verification, alternating rounds.
 //!
+//! Around our run at one thread, two scrapes of the gateway's `/metrics` split its time per signature: the audit
+//! record's durable commit (set against the floor's write + `fdatasync`), the HSM's signature (against p11-kit's
+//! whole C_Sign), the rest of the gateway's handling, and what is outside it (the module, TLS, loopback, wake-ups).
+//!
 //! With `SIGNPATH_BENCH_BASELINE_MODULE` set to another build of the module, its CPU per signature (the signing
 //! process's) at one thread, and its rate and CPU at 8 threads, are measured in the same rounds beside this
 //! build's.
@@ -90,6 +94,12 @@ fn single_thread_floor(bench: &Bench, args: &RunArgs, rows: &mut Vec<Row>) -> Re
         Samples::default(),
     );
     let (mut ours_cpu, mut baseline_cpu) = (Samples::default(), Samples::default());
+    let (mut hsm, mut commit, mut handling, mut outside) = (
+        Samples::default(),
+        Samples::default(),
+        Samples::default(),
+        Samples::default(),
+    );
     for round in 0..args.rounds {
         eprintln!("signpath-bench: single-thread floor, round {}", round + 1);
         let fsync_ms = durable_append_ms(&bench.gateway_dir())?;
@@ -97,7 +107,13 @@ fn single_thread_floor(bench: &Bench, args: &RunArgs, rows: &mut Vec<Row>) -> Re
             / bench
                 .csign_p11kit(&p11kit, "ec", "ec-256", 1, args.seconds)?
                 .rate();
+        let before = bench.gateway_metrics()?;
         let signed = bench.csign_module("ec", "ec-256", 1, args.seconds)?;
+        let inside = Inside::between(&before, &bench.gateway_metrics()?)?;
+        hsm.push(inside.hsm_ms);
+        commit.push(inside.commit_ms);
+        handling.push(inside.handling_ms - inside.hsm_ms - inside.commit_ms);
+        outside.push(1000.0 / signed.rate() - inside.handling_ms);
         append.push(fsync_ms);
         remote.push(remote_ms);
         floor.push(fsync_ms + remote_ms);
@@ -129,6 +145,37 @@ fn single_thread_floor(bench: &Bench, args: &RunArgs, rows: &mut Vec<Row>) -> Re
         ratio(&ours, &floor),
         "≤ 1.5",
     ));
+    let part = |what: &str| format!("10. C_Sign EC-256, 1 thread, where the time per signature goes: {what}");
+    rows.push(row(
+        part(
+            "the audit record's durable commit (the gateway's metric) vs the floor's small write + fdatasync",
+        ),
+        commit.show("ms", 3),
+        append.show("ms", 3),
+        ratio(&commit, &append),
+        "–",
+    ));
+    rows.push(row(
+        part("the HSM's signature in the gateway (its metric) vs p11-kit's whole C_Sign"),
+        hsm.show("ms", 3),
+        remote.show("ms", 3),
+        ratio(&hsm, &remote),
+        "–",
+    ));
+    rows.push(row(
+        part("the rest of the gateway's handling, headers to audited answer (authorization, idempotency, the blocking pool, JSON)"),
+        handling.show("ms", 3),
+        "–".into(),
+        "–".into(),
+        "–",
+    ));
+    rows.push(row(
+        part("outside the gateway's handling (the module and its check, HTTP and TLS both ends, loopback, wake-ups)"),
+        outside.show("ms", 3),
+        "–".into(),
+        "–".into(),
+        "–",
+    ));
     let (reference, vs) = match &baseline {
         Some(module) => (baseline_cpu.show("ms", 3), format!("vs {}", module.display())),
         None => ("–".into(), format!("(set {BASELINE_MODULE} for an A/B)")),
@@ -147,6 +194,46 @@ fn single_thread_floor(bench: &Bench, args: &RunArgs, rows: &mut Vec<Row>) -> Re
         "–",
     ));
     Ok(())
+}
+
+/// What the gateway's own metrics say one SignHash cost inside it, between two scrapes of `/metrics` around a run
+/// of C_Sign (nothing else is sent to the gateway meanwhile): means over the run, in ms.
+#[derive(Debug)]
+struct Inside {
+    /// `request_duration_seconds` of the SignHash route: from the request's headers to its audited answer.
+    handling_ms: f64,
+    /// `hsm_signature_duration_seconds`: the HSM's C_SignInit and C_Sign.
+    hsm_ms: f64,
+    /// `audit_commit_duration_seconds`: the audit record's durable commit.
+    commit_ms: f64,
+}
+
+impl Inside {
+    fn between(before: &str, after: &str) -> Result<Self> {
+        let mean_ms = |histogram: &str, labels: &str| -> Result<f64> {
+            // A labelled series appears with its first observation: absent is zero.
+            let value = |text: &str, suffix: &str| -> Result<f64> {
+                let name = format!("signpath_gateway_{histogram}_{suffix}{labels} ");
+                match text.lines().find_map(|line| line.strip_prefix(name.as_str())) {
+                    None => Ok(0.0),
+                    Some(v) => Ok(v.trim().parse::<f64>().map_err(|e| format!("{name}{v}: {e}"))?),
+                }
+            };
+            let count = value(after, "count")? - value(before, "count")?;
+            if count < 1.0 {
+                return Err(format!("the gateway observed no {histogram}{labels} during the run").into());
+            }
+            Ok((value(after, "sum")? - value(before, "sum")?) * 1000.0 / count)
+        };
+        Ok(Self {
+            handling_ms: mean_ms(
+                "request_duration_seconds",
+                "{route=\"/v1/{org}/signingrequests/signhash\"}",
+            )?,
+            hsm_ms: mean_ms("hsm_signature_duration_seconds", "")?,
+            commit_ms: mean_ms("audit_commit_duration_seconds", "")?,
+        })
+    }
 }
 
 /// The mean time of one small write and `fdatasync` to a file beside the audit database. The file is written

@@ -110,6 +110,18 @@ impl Bench {
         self.gateway.dir()
     }
 
+    /// The gateway's `/metrics`, as text.
+    pub fn gateway_metrics(&self) -> Result<String> {
+        let url = format!("{}/metrics", self.gateway.api_url());
+        Ok(self
+            .gateway
+            .https_client()
+            .get(url)
+            .send()?
+            .error_for_status()?
+            .text()?)
+    }
+
     /// The gateway's client settings (URL, organization, token, TLS CA).
     pub fn gateway_env(&self) -> Vec<(String, String)> {
         self.gateway.env_vars()
