@@ -103,6 +103,68 @@ fn the_sqlite_store_keeps_the_log() {
     let dir = tempfile::tempdir().expect("tempdir");
     let stores = Stores::sqlite(&dir.path().join("audit.db")).expect("open");
     the_log_keeps_its_leaves_with_their_records(&stores);
+    // A new database's records rewrite no `sqlite_sequence` row (no AUTOINCREMENT): a page fewer per commit.
+    let sequences: i64 = rusqlite::Connection::open(dir.path().join("audit.db"))
+        .and_then(|c| {
+            c.query_row(
+                "SELECT count(*) FROM sqlite_sequence WHERE name IN ('audit', 'tlog_leaves')",
+                [],
+                |r| r.get(0),
+            )
+        })
+        .expect("sqlite_sequence");
+    assert_eq!(sequences, 0);
+}
+
+/// The tables as the gateway made them before they were laid out for fewer pages per record (`AUTOINCREMENT`, a
+/// rowid table of idempotency answers, `leaf_index INTEGER UNIQUE`), and before the audit table's three later
+/// columns.
+const EARLIER_SCHEMA: &str = "
+    CREATE TABLE audit (seq INTEGER PRIMARY KEY AUTOINCREMENT, request_id TEXT, received TEXT, completed TEXT,
+        organization TEXT, project TEXT, policy TEXT, token_id TEXT, client_address TEXT, user_agent TEXT,
+        method TEXT, route TEXT, algorithm TEXT, hash_algorithm TEXT, digest TEXT, signature_sha256 TEXT,
+        certificate_sha256 TEXT, metadata TEXT, idempotency_key TEXT, outcome TEXT, status INTEGER,
+        error_type TEXT, error_detail TEXT, UNIQUE(request_id));
+    CREATE TABLE idempotency (token_id TEXT NOT NULL, key TEXT NOT NULL, request_id TEXT NOT NULL,
+        body_sha256 TEXT NOT NULL, response TEXT NOT NULL, created INTEGER NOT NULL, PRIMARY KEY (token_id, key));
+    CREATE INDEX idempotency_request ON idempotency (request_id);
+    CREATE TABLE tlog_leaves (seq INTEGER PRIMARY KEY AUTOINCREMENT, request_id TEXT NOT NULL UNIQUE,
+        kind TEXT NOT NULL, body BLOB NOT NULL, leaf_index INTEGER UNIQUE);
+    CREATE INDEX tlog_leaves_pending ON tlog_leaves (seq) WHERE leaf_index IS NULL;";
+
+#[test]
+fn a_database_made_with_the_earlier_tables_keeps_the_log_and_the_answers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("audit.db");
+    rusqlite::Connection::open(&path)
+        .and_then(|c| c.execute_batch(EARLIER_SCHEMA))
+        .expect("the earlier tables");
+    let stores = Stores::sqlite(&path).expect("open");
+    the_log_keeps_its_leaves_with_their_records(&stores);
+    let answer = crate::store::IdempotentAnswer {
+        token_id: "token".into(),
+        key: "key-1".into(),
+        body_sha256: "ab".into(),
+        response: "{}".into(),
+    };
+    let record = Record {
+        request_id: "request-answered".into(),
+        ..signature(20)
+    };
+    stores.audit.append(&record, Some(answer)).expect("append");
+    let stored = stores
+        .audit
+        .idempotent("token", "key-1")
+        .expect("lookup")
+        .expect("stored");
+    assert_eq!(
+        (stored.body_sha256.as_str(), stored.response.as_str()),
+        ("ab", "{}")
+    );
+    let autoincrement: i64 = rusqlite::Connection::open(&path)
+        .and_then(|c| c.query_row("SELECT count(*) FROM sqlite_sequence", [], |r| r.get(0)))
+        .expect("sqlite_sequence");
+    assert_eq!(autoincrement, 2, "the earlier tables were kept as they were");
 }
 
 #[test]

@@ -14,10 +14,13 @@ use crate::store::log::{Growth, LogLeaf, LogStore, PendingLeaf};
 use crate::store::StoreError;
 
 /// The log's tables, made with the audit table (`SqliteAudit::open`). `tlog_head` is one row, the tree size,
-/// which a growth compares and sets.
+/// which a growth compares and sets. A leaf's index is unique once it has one: the unique index holds only
+/// sequenced leaves, so a record's new leaf touches no page of it (a database made before has `leaf_index
+/// INTEGER UNIQUE`, which also indexes the NULLs; both refuse a second leaf at one index).
 pub const SCHEMA: &str = "
-    CREATE TABLE IF NOT EXISTS tlog_leaves (seq INTEGER PRIMARY KEY AUTOINCREMENT, request_id TEXT NOT NULL UNIQUE,
-        kind TEXT NOT NULL, body BLOB NOT NULL, leaf_index INTEGER UNIQUE);
+    CREATE TABLE IF NOT EXISTS tlog_leaves (seq INTEGER PRIMARY KEY, request_id TEXT NOT NULL UNIQUE,
+        kind TEXT NOT NULL, body BLOB NOT NULL, leaf_index INTEGER);
+    CREATE UNIQUE INDEX IF NOT EXISTS tlog_leaves_index ON tlog_leaves (leaf_index) WHERE leaf_index IS NOT NULL;
     CREATE INDEX IF NOT EXISTS tlog_leaves_pending ON tlog_leaves (seq) WHERE leaf_index IS NULL;
     CREATE TABLE IF NOT EXISTS tlog_hashes (hash_index INTEGER PRIMARY KEY, hash BLOB NOT NULL);
     CREATE TABLE IF NOT EXISTS tlog_checkpoints (tree_size INTEGER PRIMARY KEY, note TEXT NOT NULL);
