@@ -72,7 +72,10 @@ pub fn run(config_path: &Path) -> Result<(), ServeError> {
         &resolve(&base, &config.tls.certificate),
         &resolve(&base, &config.tls.key),
     )?;
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(async_workers())
+        .enable_all()
+        .build()?;
     let log = Arc::new(crate::tlog::Sequencer::open(
         stores.log.clone(),
         signer.clone(),
@@ -128,6 +131,14 @@ pub fn run(config_path: &Path) -> Result<(), ServeError> {
         tls,
         operations,
     ))
+}
+
+/// Threads for the async side: half the cores, at least one. A request's own work (the HSM, the audit commit)
+/// runs on the blocking pool, so the workers only carry TLS and HTTP, about a third of a request's CPU. A worker
+/// per core was no faster under load and cost a request alone two wake-ups of an idle worker for nothing (Tokio
+/// wakes a parked worker whenever another finds work): docs/performance.md, the levers.
+fn async_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
 }
 
 fn tls_config(cert: &Path, key: &Path) -> Result<rustls::ServerConfig, ServeError> {
