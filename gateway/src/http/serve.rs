@@ -136,7 +136,7 @@ pub fn run(config_path: &Path) -> Result<(), ServeError> {
 /// Threads for the async side: half the cores, at least one. A request's own work (the HSM, the audit commit)
 /// runs on the blocking pool, so the workers only carry TLS and HTTP, about a third of a request's CPU. A worker
 /// per core was no faster under load and cost a request alone two wake-ups of an idle worker for nothing (Tokio
-/// wakes a parked worker whenever another finds work): docs/performance.md, the levers.
+/// wakes a parked worker whenever another finds work): docs/performance-levers.md.
 fn async_workers() -> usize {
     std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
 }
