@@ -4,7 +4,8 @@
 //! SQLite's own busy handler (what `busy_timeout` installs) sleeps 1, 2, 5, 10, 15, 20, 25… ms between tries.
 //! The audit writer commits in about 0.2 ms, and a vote or a revocation written on its own connection as fast, so
 //! the connection that waits for either slept a whole millisecond (SQLite's first step) for a lock held a fifth of
-//! that, holding every request of its batch with it. These steps start at 50 µs and never exceed 2 ms, and the wait still gives up after [`GIVE_UP_AFTER`].
+//! that, holding every request of its batch with it. These steps start at 50 µs and never exceed 2 ms, and the
+//! wait still gives up after [`GIVE_UP_AFTER`].
 
 use std::time::Duration;
 

@@ -1,7 +1,8 @@
 //! The embedded stores: one SQLite database file (WAL, `synchronous=FULL`) holds the audit log, the idempotency
-//! records, held signing requests, votes and release-group uses, and the transparency log (`log.rs`); the claims on idempotency keys are the serving
-//! process's own (`claims.rs`). The audit records, their log leaves and the log's tree are written on one
-//! connection (`writer.rs`). `init` + `serve` on one machine need no setup; one gateway process serves a file.
+//! records, held signing requests, votes and release-group uses, and the transparency log (`log.rs`); the claims
+//! on idempotency keys are the serving process's own (`claims.rs`). The audit records, their log leaves and the
+//! log's tree are written on one connection (`writer.rs`). `init` + `serve` on one machine need no setup; one
+//! gateway process serves a file.
 
 mod approvals;
 mod audit;
